@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: ISC */
+/* placeholder: being written */
+int main(void) { return 0; }
