@@ -1,2 +1,631 @@
 /* SPDX-License-Identifier: ISC */
-/* placeholder: being written */
+/* The kernel channel: pipelined PF_KEY requests matched by (pid, seq), events, dumps, loss detection. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "svc/kernel.h"
+#include "svc/kernel_backend.h"
+#include "svc/log.h"
+
+#define DEFAULT_RCVBUF (32 * 1024 * 1024)
+#define DEFAULT_WINDOW 512
+#define DEFAULT_TIMEOUT_MS 2000
+/* Messages read per poll callback before yielding to the loop. */
+#define READ_BUDGET 4096
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+struct kern_req {
+	struct kern_req *prev, *next; /* queue (unsent) or in-flight list, oldest first */
+	struct kern_req *hnext;       /* seq hash chain (in flight only) */
+	uint32_t seq;
+	uint8_t type;
+	bool is_dump;
+	uint64_t deadline;
+	uint8_t *wire; /* encoded message until sent; may hold keys */
+	size_t wire_len;
+	int err; /* deferred completion */
+	kern_reply_cb cb;
+	kern_dump_msg_cb dump_each;
+	kern_dump_done_cb dump_done;
+	void *arg;
+};
+
+struct req_list {
+	struct kern_req *head, *tail;
+	unsigned n;
+};
+
+struct kern {
+	uv_loop_t *loop;
+	uv_poll_t poll;
+	uv_timer_t timer;    /* oldest in-flight deadline */
+	uv_timer_t deferred; /* completions that must not run inside kern_request */
+	int fd;
+	int closing_handles;
+	bool closing;
+	uint32_t pid;
+	uint32_t next_seq;
+	struct kern_opts opts;
+
+	struct req_list queue;    /* encoded, waiting for window space */
+	struct req_list inflight; /* sent, waiting for a reply */
+	struct req_list done;     /* completed, callback pending */
+	struct req_list dumps;    /* dumps waiting for the active one to finish */
+	struct kern_req *active_dump;
+	unsigned long dump_n;
+
+	struct kern_req **hash;
+	size_t hash_size;
+
+	uint8_t *rbuf; /* one received datagram; wiped after each */
+	struct kern_stats stats;
+	unsigned long loss_count;
+};
+
+static unsigned instance_count;
+
+static void poll_cb(uv_poll_t *handle, int status, int events);
+static void timer_cb(uv_timer_t *t);
+static void deferred_cb(uv_timer_t *t);
+
+static void list_push(struct req_list *l, struct kern_req *r)
+{
+	r->next = NULL;
+	r->prev = l->tail;
+	if (l->tail)
+		l->tail->next = r;
+	else
+		l->head = r;
+	l->tail = r;
+	l->n++;
+}
+
+static void list_push_front(struct req_list *l, struct kern_req *r)
+{
+	r->prev = NULL;
+	r->next = l->head;
+	if (l->head)
+		l->head->prev = r;
+	else
+		l->tail = r;
+	l->head = r;
+	l->n++;
+}
+
+static void list_remove(struct req_list *l, struct kern_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		l->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		l->tail = r->prev;
+	r->prev = r->next = NULL;
+	l->n--;
+}
+
+static struct kern_req **hash_slot(struct kern *k, uint32_t seq)
+{
+	return &k->hash[seq & (k->hash_size - 1)];
+}
+
+static void hash_insert(struct kern *k, struct kern_req *r)
+{
+	struct kern_req **slot = hash_slot(k, r->seq);
+
+	r->hnext = *slot;
+	*slot = r;
+}
+
+static struct kern_req *hash_take(struct kern *k, uint32_t seq, uint8_t type)
+{
+	for (struct kern_req **p = hash_slot(k, seq); *p; p = &(*p)->hnext) {
+		struct kern_req *r = *p;
+
+		if (r->seq == seq && r->type == type) {
+			*p = r->hnext;
+			r->hnext = NULL;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static void wipe_wire(struct kern_req *r)
+{
+	if (r->wire) {
+		pfkey_cleanse(r->wire, r->wire_len);
+		free(r->wire);
+		r->wire = NULL;
+	}
+}
+
+static void req_free(struct kern_req *r)
+{
+	wipe_wire(r);
+	free(r);
+}
+
+static uint32_t fresh_seq(struct kern *k)
+{
+	/* seq 0 marks the last message of a dump (af_key.c: dump_sa). */
+	if (++k->next_seq == 0)
+		k->next_seq = 1;
+	return k->next_seq;
+}
+
+static void arm_timer(struct kern *k)
+{
+	uint64_t now = uv_now(k->loop);
+	uint64_t deadline = UINT64_MAX;
+
+	if (k->inflight.head)
+		deadline = k->inflight.head->deadline;
+	if (k->active_dump && k->active_dump->deadline < deadline)
+		deadline = k->active_dump->deadline;
+	if (deadline == UINT64_MAX) {
+		uv_timer_stop(&k->timer);
+		return;
+	}
+	uv_timer_start(&k->timer, timer_cb, deadline > now ? deadline - now : 0, 0);
+}
+
+static void defer_done(struct kern *k, struct kern_req *r, int err)
+{
+	r->err = err;
+	list_push(&k->done, r);
+	if (!uv_is_active((uv_handle_t *)&k->deferred))
+		uv_timer_start(&k->deferred, deferred_cb, 0, 0);
+}
+
+static void note_loss(struct kern *k, const char *why)
+{
+	k->loss_count++;
+	log_warn("kernel message lost (%s); %lu so far: resync needed", why, k->loss_count);
+	if (k->opts.on_loss)
+		k->opts.on_loss(k, k->loss_count, k->opts.arg);
+}
+
+static void finish_dump(struct kern *k, int err);
+static void start_next_dump(struct kern *k);
+
+/* Send queued requests while the window has room. */
+static void pump(struct kern *k)
+{
+	while (k->queue.head && k->inflight.n < k->opts.window) {
+		struct kern_req *r = k->queue.head;
+		ssize_t n;
+
+		n = send(k->fd, r->wire, r->wire_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+			uv_poll_start(&k->poll, UV_READABLE | UV_WRITABLE, poll_cb);
+			return;
+		}
+		list_remove(&k->queue, r);
+		wipe_wire(r);
+		if (n < 0) {
+			/*
+			 * af_key.c: pfkey_sendmsg — base header errors fail send()
+			 * itself and queue no reply.
+			 */
+			int err = -errno;
+
+			log_warn("send %s seq %u: %s", pfkey_type_name(r->type), r->seq,
+				 strerror(errno));
+			if (r->is_dump) {
+				k->active_dump = r;
+				finish_dump(k, err);
+			} else {
+				defer_done(k, r, err);
+			}
+			continue;
+		}
+		k->stats.sent++;
+		r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
+		if (r->is_dump)
+			continue; /* active_dump already points at it */
+		list_push(&k->inflight, r);
+		hash_insert(k, r);
+	}
+	if (!k->closing)
+		uv_poll_start(&k->poll, UV_READABLE, poll_cb);
+	arm_timer(k);
+}
+
+static int enqueue(struct kern *k, struct kern_req *r, struct pfkey_msg *m)
+{
+	uint8_t *buf;
+	ssize_t len;
+
+	m->seq = r->seq = fresh_seq(k);
+	m->pid = k->pid;
+	r->type = m->type;
+	buf = malloc(PFKEY_MSG_MAX);
+	if (!buf)
+		return -ENOMEM;
+	len = pfkey_encode(m, buf, PFKEY_MSG_MAX);
+	if (len < 0) {
+		pfkey_cleanse(buf, PFKEY_MSG_MAX);
+		free(buf);
+		return (int)len;
+	}
+	r->wire = realloc(buf, (size_t)len);
+	if (!r->wire) {
+		pfkey_cleanse(buf, (size_t)len);
+		free(buf);
+		return -ENOMEM;
+	}
+	r->wire_len = (size_t)len;
+	return 0;
+}
+
+int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *arg)
+{
+	struct kern_req *r;
+	int ret;
+
+	assert(k && m && cb);
+	if (k->closing)
+		return -ECANCELED;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	ret = enqueue(k, r, m);
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	r->cb = cb;
+	r->arg = arg;
+	list_push(&k->queue, r);
+	if (k->queue.n > k->stats.queued_max)
+		k->stats.queued_max = k->queue.n;
+	pump(k);
+	return 0;
+}
+
+static void start_next_dump(struct kern *k)
+{
+	struct kern_req *r;
+
+	if (k->active_dump || !k->dumps.head || k->closing)
+		return;
+	r = k->dumps.head;
+	list_remove(&k->dumps, r);
+	k->active_dump = r;
+	k->dump_n = 0;
+	k->stats.dumps++;
+	/* First in line, so a resync is not stuck behind a long queue. */
+	list_push_front(&k->queue, r);
+	pump(k);
+}
+
+int kern_dump(struct kern *k, uint8_t type, uint8_t satype, kern_dump_msg_cb each,
+	      kern_dump_done_cb done, void *arg)
+{
+	struct pfkey_msg m;
+	struct kern_req *r;
+	int ret;
+
+	assert(k && each && done);
+	if (type != SADB_DUMP && type != SADB_X_SPDDUMP)
+		return -EINVAL;
+	if (k->closing)
+		return -ECANCELED;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	pfkey_msg_init(&m, type, satype, 0, 0);
+	ret = enqueue(k, r, &m);
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	r->is_dump = true;
+	r->dump_each = each;
+	r->dump_done = done;
+	r->arg = arg;
+	list_push(&k->dumps, r);
+	start_next_dump(k);
+	return 0;
+}
+
+static void finish_dump(struct kern *k, int err)
+{
+	struct kern_req *r = k->active_dump;
+	unsigned long n = k->dump_n;
+
+	k->active_dump = NULL;
+	k->dump_n = 0;
+	if (!r)
+		return;
+	r->dump_done(k, err, n, r->arg);
+	req_free(r);
+	start_next_dump(k);
+	arm_timer(k);
+}
+
+static void complete(struct kern *k, struct kern_req *r, int err, const struct pfkey_msg *reply)
+{
+	r->cb(k, err, reply, r->arg);
+	req_free(r);
+}
+
+static void dispatch(struct kern *k, const struct pfkey_msg *m)
+{
+	struct kern_req *r;
+
+	if (k->active_dump && m->pid == k->pid && m->type == k->active_dump->type) {
+		/*
+		 * af_key.c: pfkey_do_dump — the replies carry seq 1, 2, ... and the
+		 * last one seq 0; an empty table is one reply with ENOENT.
+		 */
+		if (m->errno_val) {
+			finish_dump(k, m->errno_val == ENOENT ? 0 : -(int)m->errno_val);
+			return;
+		}
+		k->dump_n++;
+		k->active_dump->deadline = uv_now(k->loop) + k->opts.timeout_ms;
+		k->active_dump->dump_each(k, m, k->active_dump->arg);
+		if (m->seq == 0)
+			finish_dump(k, 0);
+		return;
+	}
+	if (m->pid == k->pid && m->seq != 0 && (r = hash_take(k, m->seq, m->type))) {
+		list_remove(&k->inflight, r);
+		k->stats.replies++;
+		complete(k, r, m->errno_val ? -(int)m->errno_val : 0, m);
+		pump(k);
+		return;
+	}
+	k->stats.events++;
+	if (k->opts.on_event)
+		k->opts.on_event(k, m, m->pid == k->pid, k->opts.arg);
+}
+
+static void on_readable(struct kern *k)
+{
+	for (int budget = READ_BUDGET; budget > 0 && !k->closing; budget--) {
+		struct pfkey_msg m;
+		const char *why = NULL;
+		ssize_t n;
+
+		n = recv(k->fd, k->rbuf, PFKEY_MSG_MAX, MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_err("recv: %s", strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			/* A seqpacket peer (the simulated SADB) went away. */
+			if (k->opts.backend == KERN_BACKEND_FD) {
+				log_err("kernel channel closed by peer");
+				uv_poll_stop(&k->poll);
+				return;
+			}
+			continue;
+		}
+		if ((size_t)n > PFKEY_MSG_MAX) {
+			k->stats.truncated++;
+			pfkey_cleanse(k->rbuf, PFKEY_MSG_MAX);
+			note_loss(k, "truncated message");
+			continue;
+		}
+		if (pfkey_decode(k->rbuf, (size_t)n, &m, &why)) {
+			k->stats.malformed++;
+			log_warn("dropped malformed message (%zd bytes): %s", n, why ? why : "?");
+		} else {
+			dispatch(k, &m);
+		}
+		/* Broadcasts carry the keys of every SA (af_key.c: key_notify_sa). */
+		pfkey_cleanse(k->rbuf, (size_t)n);
+	}
+}
+
+static void poll_cb(uv_poll_t *handle, int status, int events)
+{
+	struct kern *k = container_of(handle, struct kern, poll);
+
+	if (status < 0) {
+		log_err("poll: %s", uv_strerror(status));
+		return;
+	}
+	if (events & UV_READABLE)
+		on_readable(k);
+	if (events & UV_WRITABLE)
+		pump(k);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct kern *k = container_of(t, struct kern, timer);
+	uint64_t now = uv_now(k->loop);
+	unsigned long lost = 0;
+
+	/* Read first: a reply may be waiting behind a busy loop turn. */
+	on_readable(k);
+	while (k->inflight.head && k->inflight.head->deadline <= now) {
+		struct kern_req *r = k->inflight.head;
+
+		list_remove(&k->inflight, r);
+		hash_take(k, r->seq, r->type);
+		k->stats.timeouts++;
+		lost++;
+		complete(k, r, -ETIMEDOUT, NULL);
+	}
+	if (k->active_dump && k->active_dump->deadline <= now) {
+		k->stats.timeouts++;
+		lost++;
+		finish_dump(k, -ETIMEDOUT);
+	}
+	if (lost)
+		note_loss(k, "reply timed out");
+	pump(k);
+}
+
+static void deferred_cb(uv_timer_t *t)
+{
+	struct kern *k = container_of(t, struct kern, deferred);
+
+	while (k->done.head) {
+		struct kern_req *r = k->done.head;
+
+		list_remove(&k->done, r);
+		complete(k, r, r->err, NULL);
+	}
+}
+
+int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
+{
+	struct kern *k = NULL;
+	int ret, fd = -1;
+
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	k->opts = *opts;
+	if (!k->opts.rcvbuf)
+		k->opts.rcvbuf = DEFAULT_RCVBUF;
+	if (!k->opts.window)
+		k->opts.window = DEFAULT_WINDOW;
+	if (!k->opts.timeout_ms)
+		k->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
+	k->hash_size = 1;
+	while (k->hash_size < 2 * (size_t)k->opts.window)
+		k->hash_size <<= 1;
+	k->hash = calloc(k->hash_size, sizeof(*k->hash));
+	k->rbuf = malloc(PFKEY_MSG_MAX);
+	if (!k->hash || !k->rbuf) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	switch (opts->backend) {
+	case KERN_BACKEND_PFKEY:
+		ret = kern_pfkey_open(&k->opts, &fd);
+		break;
+	case KERN_BACKEND_FD:
+		fd = opts->fd;
+		ret = fd >= 0 ? 0 : -EBADF;
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	if (ret)
+		goto cleanup;
+	k->fd = fd;
+	/*
+	 * Each channel stamps its own pid so two channels of one process never
+	 * take each other's replies: the kernel echoes pid verbatim and delivers
+	 * ADD/DELETE replies to every socket (af_key.c: pfkey_broadcast, BROADCAST_ALL).
+	 */
+	k->pid = (uint32_t)getpid() + ((uint32_t)instance_count++ << 22);
+	k->loop = loop;
+	uv_timer_init(loop, &k->timer);
+	uv_timer_init(loop, &k->deferred);
+	ret = uv_poll_init(loop, &k->poll, fd);
+	if (ret) {
+		log_err("uv_poll_init: %s", uv_strerror(ret));
+		uv_close((uv_handle_t *)&k->timer, NULL);
+		uv_close((uv_handle_t *)&k->deferred, NULL);
+		/* The handles are embedded: let the loop release them before freeing. */
+		uv_run(loop, UV_RUN_NOWAIT);
+		goto cleanup;
+	}
+	uv_poll_start(&k->poll, UV_READABLE, poll_cb);
+	if (k->opts.promisc) {
+		struct pfkey_msg m;
+
+		pfkey_msg_init(&m, SADB_X_PROMISC, 1, 0, k->pid);
+		uint8_t buf[16];
+		if (pfkey_encode(&m, buf, sizeof(buf)) == 16 && send(fd, buf, 16, 0) != 16)
+			log_warn("X_PROMISC: %s", strerror(errno));
+	}
+	*out = k;
+	return 0;
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	if (k) {
+		free(k->hash);
+		free(k->rbuf);
+		free(k);
+	}
+	return ret;
+}
+
+static void close_cb(uv_handle_t *h)
+{
+	struct kern *k = h->data;
+
+	if (--k->closing_handles > 0)
+		return;
+	close(k->fd);
+	pfkey_cleanse(k->rbuf, PFKEY_MSG_MAX);
+	free(k->rbuf);
+	free(k->hash);
+	free(k);
+}
+
+void kern_close(struct kern *k)
+{
+	struct kern_req *r;
+
+	if (!k || k->closing)
+		return;
+	k->closing = true;
+	while ((r = k->inflight.head)) {
+		list_remove(&k->inflight, r);
+		complete(k, r, -ECANCELED, NULL);
+	}
+	while ((r = k->queue.head)) {
+		list_remove(&k->queue, r);
+		if (r->is_dump)
+			continue; /* it is the active dump, finished below */
+		complete(k, r, -ECANCELED, NULL);
+	}
+	while ((r = k->done.head)) {
+		list_remove(&k->done, r);
+		complete(k, r, r->err, NULL);
+	}
+	if (k->active_dump)
+		finish_dump(k, -ECANCELED);
+	while ((r = k->dumps.head)) {
+		list_remove(&k->dumps, r);
+		r->dump_done(k, -ECANCELED, 0, r->arg);
+		req_free(r);
+	}
+	k->closing_handles = 3;
+	k->poll.data = k->timer.data = k->deferred.data = k;
+	uv_close((uv_handle_t *)&k->poll, close_cb);
+	uv_close((uv_handle_t *)&k->timer, close_cb);
+	uv_close((uv_handle_t *)&k->deferred, close_cb);
+}
+
+uint32_t kern_pid(const struct kern *k)
+{
+	return k->pid;
+}
+
+unsigned kern_pending(const struct kern *k)
+{
+	return k->queue.n + k->inflight.n + k->done.n;
+}
+
+void kern_get_stats(const struct kern *k, struct kern_stats *st)
+{
+	*st = k->stats;
+}
+
+int kern_fd(const struct kern *k)
+{
+	return k->fd;
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: ISC */
+/* Backends of the kernel channel: where its descriptor comes from. Internal to svc/. */
+#ifndef SAKEYD_KERNEL_BACKEND_H
+#define SAKEYD_KERNEL_BACKEND_H
+
+#include "svc/kernel.h"
+
+/*
+ * Open a non-blocking PF_KEY socket with a large receive buffer and register
+ * it for ACQUIRE and EXPIRE. Returns 0 and *fd, or -errno.
+ */
+int kern_pfkey_open(const struct kern_opts *opts, int *fd);
+
+#endif
