@@ -1,3 +1,314 @@
 /* SPDX-License-Identifier: ISC */
-/* placeholder: being written */
-extern int sakeyd_placeholder_keysched;
+/* Key schedule v1 (DESIGN.md): HKDF-SHA256 via OpenSSL 3 EVP_KDF, fingerprints via EVP_Digest. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include "rotate/keysched.h"
+
+#define LABEL_PHASE "sakeyd-v1 phase"
+#define LABEL_SPI "sakeyd-v1 spi"
+#define LABEL_SA "sakeyd-v1 sa" /* followed by 0x00 */
+#define LABEL_FP "sakeyd-v1 fp" /* followed by 0x00 */
+/* RFC 5869 §2.3: L <= 255 * HashLen. */
+#define HKDF_OUT_MAX (255 * 32)
+/* label, NUL, proto, mode, name, NUL, 2 addresses, epoch. */
+#define SA_INFO_MAX (sizeof(LABEL_SA) + 2 + CONF_NAME_MAX + 1 + 2 * 16 + 8)
+
+void *rot_secret_alloc(size_t len)
+{
+	return OPENSSL_secure_zalloc(len);
+}
+
+void rot_secret_free(void *p, size_t len)
+{
+	if (p)
+		OPENSSL_secure_clear_free(p, len);
+}
+
+int rot_hkdf(const uint8_t secret[CONF_SECRET_LEN], const uint8_t *info, size_t info_len,
+	     uint8_t *out, size_t out_len)
+{
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *ctx = NULL;
+	OSSL_PARAM params[5], *p = params;
+	int ret;
+
+	if (!secret || !out || out_len == 0 || out_len > HKDF_OUT_MAX || (!info && info_len))
+		return -EINVAL;
+	kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+	if (!kdf) {
+		ret = -EIO;
+		goto cleanup;
+	}
+	ctx = EVP_KDF_CTX_new(kdf);
+	if (!ctx) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	/* OSSL_PARAM takes non-const pointers but only reads these. */
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret,
+						 CONF_SECRET_LEN);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)ROT_HKDF_SALT,
+						 ROT_HKDF_SALT_LEN);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
+	*p = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(ctx, out, out_len, params) <= 0) {
+		OPENSSL_cleanse(out, out_len);
+		ret = -EIO;
+		goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	/* EVP_KDF_CTX_free wipes the PRK and key copies held in the context. */
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	return ret;
+}
+
+static uint64_t load_be(const uint8_t *b, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
+int rot_auto_phase(const uint8_t secret[CONF_SECRET_LEN], uint64_t period, uint64_t *phase)
+{
+	uint8_t out[8];
+	int ret;
+
+	if (period == 0 || !phase)
+		return -EINVAL;
+	ret = rot_hkdf(secret, (const uint8_t *)LABEL_PHASE, strlen(LABEL_PHASE), out, sizeof(out));
+	if (ret == 0)
+		*phase = load_be(out, sizeof(out)) % period;
+	OPENSSL_cleanse(out, sizeof(out));
+	return ret;
+}
+
+int rot_auto_spi_prefix(const uint8_t secret[CONF_SECRET_LEN], uint32_t *spi_prefix)
+{
+	uint8_t out[4];
+	uint32_t v;
+	int ret;
+
+	if (!spi_prefix)
+		return -EINVAL;
+	ret = rot_hkdf(secret, (const uint8_t *)LABEL_SPI, strlen(LABEL_SPI), out, sizeof(out));
+	if (ret == 0) {
+		v = (uint32_t)load_be(out, sizeof(out)) & 0xffffff;
+		*spi_prefix = v ? v : 1;
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+	return ret;
+}
+
+int rot_resolve_link(struct conf_link *link)
+{
+	uint64_t phase;
+	uint32_t prefix;
+	int ret;
+
+	if (link->rotate_every == 0 || link->rotate_every > ROT_PERIOD_MAX)
+		return -EINVAL;
+	if ((link->phase_auto || link->spi_prefix_auto) && !link->secret)
+		return -EINVAL;
+	if (link->phase_auto) {
+		ret = rot_auto_phase(link->secret, link->rotate_every, &phase);
+		if (ret)
+			return ret;
+		link->phase = phase;
+	}
+	if (link->spi_prefix_auto) {
+		ret = rot_auto_spi_prefix(link->secret, &prefix);
+		if (ret)
+			return ret;
+		link->spi_prefix = prefix;
+	}
+	return 0;
+}
+
+/* Sort context for rot_resolve_links: qsort has none, so sort (prefix, index) pairs. */
+struct prefix_index {
+	uint32_t prefix;
+	size_t index;
+};
+
+static int cmp_prefix_index(const void *a, const void *b)
+{
+	const struct prefix_index *x = a, *y = b;
+
+	if (x->prefix != y->prefix)
+		return x->prefix < y->prefix ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+int rot_resolve_links(struct conf_link *links, size_t n, size_t *first, size_t *second)
+{
+	struct prefix_index *v = NULL;
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		ret = rot_resolve_link(&links[i]);
+		if (ret) {
+			*first = i;
+			return ret;
+		}
+	}
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		v[i].prefix = links[i].spi_prefix;
+		v[i].index = i;
+	}
+	qsort(v, n, sizeof(*v), cmp_prefix_index);
+	ret = 0;
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].prefix == v[i - 1].prefix) {
+			*first = v[i - 1].index;
+			*second = v[i].index;
+			ret = -EEXIST;
+			break;
+		}
+	}
+	free(v);
+	return ret;
+}
+
+int64_t rot_epoch(int64_t t, uint64_t period, uint64_t phase)
+{
+	int64_t d, p, q;
+
+	assert(period > 0 && period <= ROT_PERIOD_MAX && phase < period);
+	p = (int64_t)period;
+	d = t - (int64_t)phase;
+	q = d / p;
+	/* C division truncates toward zero; epochs are floored. */
+	if (d % p < 0)
+		q--;
+	return q;
+}
+
+int64_t rot_epoch_start(int64_t epoch, uint64_t period, uint64_t phase)
+{
+	assert(period > 0 && period <= ROT_PERIOD_MAX && phase < period);
+	return epoch * (int64_t)period + (int64_t)phase;
+}
+
+uint32_t rot_spi(uint32_t spi_prefix, int64_t epoch)
+{
+	/* Two's complement low byte equals the mathematical e mod 256, also for e < 0. */
+	return (spi_prefix & 0xffffff) << 8 | (uint32_t)((uint64_t)epoch & 0xff);
+}
+
+int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_mode mode,
+	       const struct conf_alg *alg, const struct conf_addr *src, const struct conf_addr *dst,
+	       int64_t epoch, uint8_t *out, size_t out_size)
+{
+	uint8_t info[SA_INFO_MAX];
+	size_t n = 0, name_len, addr_len;
+	int ret;
+
+	if (!secret || !alg || !alg->name || !src || !dst || !out || alg->keymat_len == 0)
+		return -EINVAL;
+	if (mode != CONF_MODE_TRANSPORT && mode != CONF_MODE_TUNNEL)
+		return -EINVAL;
+	addr_len = rot_addr_len(src);
+	if (addr_len == 0 || src->family != dst->family)
+		return -EINVAL;
+	name_len = strlen(alg->name);
+	if (name_len == 0 || name_len > CONF_NAME_MAX)
+		return -EINVAL;
+	if (out_size < alg->keymat_len) {
+		OPENSSL_cleanse(out, out_size);
+		return -ENOBUFS;
+	}
+
+	/* "sakeyd-v1 sa" 0x00 || proto || mode || name 0x00 || X || Y || e (8 bytes BE) */
+	memcpy(info + n, LABEL_SA, sizeof(LABEL_SA)); /* sizeof includes the 0x00 */
+	n += sizeof(LABEL_SA);
+	info[n++] = proto;
+	info[n++] = (uint8_t)mode;
+	memcpy(info + n, alg->name, name_len + 1);
+	n += name_len + 1;
+	memcpy(info + n, src->bytes, addr_len);
+	n += addr_len;
+	memcpy(info + n, dst->bytes, addr_len);
+	n += addr_len;
+	for (int i = 7; i >= 0; i--)
+		info[n++] = (uint8_t)((uint64_t)epoch >> (8 * i));
+	assert(n <= sizeof(info));
+
+	ret = rot_hkdf(secret, info, n, out, alg->keymat_len);
+	OPENSSL_cleanse(info, sizeof(info));
+	return ret;
+}
+
+int rot_fingerprint(const uint8_t *keymat, size_t len, char fp[ROT_FP_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	static const uint8_t label[] = LABEL_FP; /* includes the 0x00 */
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	EVP_MD_CTX *ctx = NULL;
+	int ret;
+
+	if (!fp || (!keymat && len))
+		return -EINVAL;
+	fp[0] = '\0';
+	ctx = EVP_MD_CTX_new();
+	if (!ctx) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, label, sizeof(label)) != 1 ||
+	    EVP_DigestUpdate(ctx, keymat, len) != 1 || EVP_DigestFinal_ex(ctx, md, &md_len) != 1 ||
+	    md_len * 2 < ROT_FP_LEN) {
+		ret = -EIO;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < ROT_FP_LEN / 2; i++) {
+		fp[2 * i] = hex[md[i] >> 4];
+		fp[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	fp[ROT_FP_LEN] = '\0';
+	ret = 0;
+cleanup:
+	/* The digest context saw key bytes: EVP_MD_CTX_free cleanses it. */
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_cleanse(md, sizeof(md));
+	return ret;
+}
+
+int rot_sa_fingerprint(const uint8_t secret[CONF_SECRET_LEN], struct rot_sa *sa)
+{
+	uint8_t *keymat = NULL;
+	size_t len;
+	int ret;
+
+	if (!sa->alg)
+		return -EINVAL;
+	len = sa->alg->keymat_len;
+	keymat = rot_secret_alloc(len ? len : 1);
+	if (!keymat)
+		return -ENOMEM;
+	ret = rot_keymat(secret, sa->proto, sa->mode, sa->alg, &sa->src, &sa->dst, sa->epoch,
+			 keymat, len);
+	if (ret == 0)
+		ret = rot_fingerprint(keymat, len, sa->key_fp);
+	rot_secret_free(keymat, len ? len : 1);
+	return ret;
+}

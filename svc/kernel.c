@@ -244,7 +244,8 @@ static int enqueue(struct kern *k, struct kern_req *r, struct pfkey_msg *m)
 	uint8_t *buf;
 	ssize_t len;
 
-	m->seq = r->seq = fresh_seq(k);
+	/* A caller may set seq, e.g. an ACQUIRE's to answer it (pfkey-linux.md §4.3). */
+	m->seq = r->seq = m->seq ? m->seq : fresh_seq(k);
 	m->pid = k->pid;
 	r->type = m->type;
 	buf = malloc(PFKEY_MSG_MAX);
@@ -529,6 +530,8 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 	 */
 	k->pid = (uint32_t)getpid() + ((uint32_t)instance_count++ << 22);
 	k->loop = loop;
+	/* Our seqs stay far above the kernel's acquire counter, which callers may reuse. */
+	k->next_seq = 0x10000000;
 	uv_timer_init(loop, &k->timer);
 	uv_timer_init(loop, &k->deferred);
 	ret = uv_poll_init(loop, &k->poll, fd);
@@ -608,6 +611,11 @@ void kern_close(struct kern *k)
 	uv_close((uv_handle_t *)&k->poll, close_cb);
 	uv_close((uv_handle_t *)&k->timer, close_cb);
 	uv_close((uv_handle_t *)&k->deferred, close_cb);
+}
+
+void *kern_get_arg(const struct kern *k)
+{
+	return k->opts.arg;
 }
 
 uint32_t kern_pid(const struct kern *k)

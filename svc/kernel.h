@@ -79,7 +79,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out);
 void kern_close(struct kern *k);
 
 /*
- * Send request m (its seq and pid are assigned here). The encoded buffer is
+ * Send request m (its pid and, unless m->seq is set, its seq are assigned here). The encoded buffer is
  * wiped after sending, as it may hold keys; m itself is borrowed. cb runs
  * exactly once, later, from the loop (never from inside this call).
  * Returns 0, or -errno if m cannot be encoded (cb is then not called).
@@ -94,6 +94,8 @@ int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *ar
 int kern_dump(struct kern *k, uint8_t type, uint8_t satype, kern_dump_msg_cb each,
 	      kern_dump_done_cb done, void *arg);
 
+/* The arg given in kern_opts. */
+void *kern_get_arg(const struct kern *k);
 /* The pid this channel stamps on its requests. */
 uint32_t kern_pid(const struct kern *k);
 /* Requests sent and not yet answered. */

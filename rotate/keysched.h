@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: ISC */
+/* Key schedule v1 (DESIGN.md): HKDF-SHA256 derivation of phases, SPIs, keys and fingerprints. */
+#ifndef SAKEYD_ROTATE_KEYSCHED_H
+#define SAKEYD_ROTATE_KEYSCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "rotate/sa.h"
+
+/* HKDF salt: the 9 ASCII bytes "sakeyd-v1", no terminator. */
+#define ROT_HKDF_SALT "sakeyd-v1"
+#define ROT_HKDF_SALT_LEN 9
+/* Largest keymat_len of DESIGN.md's table (aes-cbc-256-hmac-sha512); a safe buffer size. */
+#define ROT_KEYMAT_MAX 96
+/*
+ * Bounds that keep epoch arithmetic in int64_t: periods up to 2^40 s and
+ * times within +-2^62 s. conf/ rejects larger rotate_every values.
+ */
+#define ROT_PERIOD_MAX (UINT64_C(1) << 40)
+#define ROT_TIME_MAX (INT64_C(1) << 62)
+
+/*
+ * Secure buffer for key bytes: OpenSSL secure heap when initialised
+ * (CRYPTO_secure_malloc_init), zeroed. Returns NULL on failure.
+ * rot_secret_free wipes len bytes and frees; rot_secret_free(NULL, n) is a no-op.
+ */
+void *rot_secret_alloc(size_t len);
+void rot_secret_free(void *p, size_t len);
+
+/*
+ * HKDF-SHA256 (RFC 5869) with salt ROT_HKDF_SALT and ikm = the 32-byte secret:
+ * writes out_len bytes of HKDF(info, out_len) to out. Intermediate state is
+ * wiped. Returns 0, -EINVAL (bad length), -ENOMEM or -EIO (OpenSSL failure).
+ */
+int rot_hkdf(const uint8_t secret[CONF_SECRET_LEN], const uint8_t *info, size_t info_len,
+	     uint8_t *out, size_t out_len);
+
+/* Auto phase: first 8 bytes of HKDF("sakeyd-v1 phase", 8), big-endian, mod period. 0 or -errno. */
+int rot_auto_phase(const uint8_t secret[CONF_SECRET_LEN], uint64_t period, uint64_t *phase);
+
+/*
+ * Auto SPI prefix: first 4 bytes of HKDF("sakeyd-v1 spi", 4), big-endian,
+ * masked to 24 bits, 0 becomes 1. 0 or -errno.
+ */
+int rot_auto_spi_prefix(const uint8_t secret[CONF_SECRET_LEN], uint32_t *spi_prefix);
+
+/*
+ * Fill link->phase and link->spi_prefix where the config says auto (the auto
+ * flags stay set, so this may be called again after a secret change). Needs
+ * link->secret when either is auto. 0, -EINVAL (no secret, bad period) or -errno.
+ */
+int rot_resolve_link(struct conf_link *link);
+
+/*
+ * Resolve every link (rot_resolve_link) and check that spi_prefix values are
+ * unique among them (DESIGN.md: a collision is a configuration error naming
+ * both links). Returns 0; -EEXIST with *first < *second set to the indexes
+ * of two colliding links; or the error of rot_resolve_link with *first set
+ * to the failing link's index. O(n log n).
+ */
+int rot_resolve_links(struct conf_link *links, size_t n, size_t *first, size_t *second);
+
+/* Epoch of time t: floor((t - phase) / period), rounding toward minus infinity. */
+int64_t rot_epoch(int64_t t, uint64_t period, uint64_t phase);
+
+/* Start of epoch e: T(e) = e * period + phase. */
+int64_t rot_epoch_start(int64_t epoch, uint64_t period, uint64_t phase);
+
+/* SPI of an epoch: (spi_prefix << 8) | (epoch mod 256), host order. */
+uint32_t rot_spi(uint32_t spi_prefix, int64_t epoch);
+
+/*
+ * Keying material of the SA sent from src to dst in epoch (DESIGN.md), for
+ * proto (IPPROTO_ESP), mode and alg: writes alg->keymat_len bytes to out
+ * (encryption key first, then authentication key). out should be a
+ * rot_secret_alloc() buffer; the caller wipes it. Returns 0, -EINVAL (bad
+ * arguments, address families differ), -ENOBUFS (out_size < keymat_len) or
+ * -errno from rot_hkdf. On error out is wiped.
+ */
+int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_mode mode,
+	       const struct conf_alg *alg, const struct conf_addr *src, const struct conf_addr *dst,
+	       int64_t epoch, uint8_t *out, size_t out_size);
+
+/*
+ * Key fingerprint: first ROT_FP_LEN hex digits (lowercase) of
+ * SHA-256("sakeyd-v1 fp" 0x00 || keymat), NUL-terminated in fp. 0 or -errno.
+ */
+int rot_fingerprint(const uint8_t *keymat, size_t len, char fp[ROT_FP_LEN + 1]);
+
+/*
+ * Fingerprint of the SA sa describes (its proto, mode, alg, src, dst, epoch)
+ * under secret, into sa->key_fp. The keying material lives only in a wiped
+ * secure buffer. 0 or -errno.
+ */
+int rot_sa_fingerprint(const uint8_t secret[CONF_SECRET_LEN], struct rot_sa *sa);
+
+#endif

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: ISC */
+/* The domain model: one security association as the daemon sees it, without key material. */
+#ifndef SAKEYD_ROTATE_SA_H
+#define SAKEYD_ROTATE_SA_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+/* Hex digits of a key fingerprint (DESIGN.md "Key schedule v1"). */
+#define ROT_FP_LEN 16
+
+/* Direction of a managed SA, seen from this host. */
+enum rot_dir {
+	ROT_DIR_NONE = 0, /* unmanaged */
+	ROT_DIR_IN,       /* remote -> local */
+	ROT_DIR_OUT,      /* local -> remote */
+};
+
+/*
+ * One SA. Its identity is (dst, spi, proto), as in the Linux kernel
+ * (xfrm_state_lookup). Never holds key bytes: only their fingerprint.
+ */
+struct rot_sa {
+	/* What the kernel holds. */
+	uint32_t spi;   /* host order */
+	uint8_t proto;  /* IPPROTO_ESP */
+	enum conf_mode mode;
+	struct conf_addr src, dst;
+	const struct conf_alg *alg; /* NULL if unknown to conf_algs[] */
+	uint32_t reqid;             /* 0 if none / unknown */
+
+	/* Management data; link NULL, dir ROT_DIR_NONE and times 0 if unmanaged. */
+	const struct conf_link *link; /* borrowed */
+	enum rot_dir dir;
+	bool staged; /* inbound SA of a future epoch: the peer is not meant to use it yet */
+	int64_t epoch;
+	int64_t planned_removal; /* Unix seconds */
+	int64_t soft_expires_at; /* Unix seconds, absolute form of soft_lifetime */
+	int64_t hard_expires_at;
+	/* Relative seconds from `now` (the add time), as the kernel takes them; 0 = none. */
+	uint64_t soft_lifetime;
+	uint64_t hard_lifetime;
+	char key_fp[ROT_FP_LEN + 1]; /* "" if unknown */
+};
+
+/* Number of address bytes for a's family: 4, 16, or 0 if the family is unset or unknown. */
+size_t rot_addr_len(const struct conf_addr *a);
+
+/* Whether a and b are the same host address (family and address bytes; prefixlen ignored). */
+bool rot_addr_equal(const struct conf_addr *a, const struct conf_addr *b);
+
+/* Total order on SA identity (dst, spi, proto): <0, 0, >0 like strcmp. */
+int rot_sa_id_cmp(const struct rot_sa *a, const struct rot_sa *b);
+
+/*
+ * Whether the SA belongs to link: ESP, spi >> 8 equal to the link's (resolved)
+ * spi_prefix, and the link's addresses in either direction. Sets *dir if dir
+ * is not NULL and the SA belongs to the link.
+ */
+bool rot_sa_owned_by(const struct rot_sa *sa, const struct conf_link *link, enum rot_dir *dir);
+
+#endif

@@ -1,0 +1,1009 @@
+/* SPDX-License-Identifier: ISC */
+/* The daemon's event loop: watches every SA and rotates the links' SAs by desired-state reconciliation. */
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "monitor/table.h"
+#include "rotate/keysched.h"
+#include "rotate/plan.h"
+#include "rotate/reconcile.h"
+#include "svc/daemon.h"
+#include "svc/daemon_int.h"
+#include "svc/kernel.h"
+#include "svc/log.h"
+#include "svc/sadb.h"
+
+/* Wall-clock jump detection: compare CLOCK_REALTIME against the loop's monotonic clock. */
+#define CLOCK_CHECK_MS 1000
+#define CLOCK_JUMP_MS 1500
+/* Backoff of a failing link: 1 s doubling to this. */
+#define RETRY_MAX_S 60
+/* Policy priority of link policies (lower wins; below the kernel's default 0x7fffffff range). */
+#define LINK_POLICY_PRIORITY 0x40000000u
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* --- links --------------------------------------------------------------- */
+
+static struct link_state *link_by_prefix(struct daemon *d, uint32_t prefix)
+{
+	/* Links are sorted by spi_prefix (unique per host): binary search. */
+	size_t lo = 0, hi = d->nlinks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t p = d->links[mid].link->spi_prefix;
+
+		if (p == prefix)
+			return &d->links[mid];
+		if (p < prefix)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Which link (if any) owns sa: management data is filled in from the link's plan. */
+static void classify(struct daemon *d, struct mon_sa *e, int64_t now)
+{
+	struct link_state *ls;
+	enum rot_dir dir;
+
+	e->managed = false;
+	e->sa.link = NULL;
+	e->sa.dir = ROT_DIR_NONE;
+	e->sa.epoch = 0;
+	if (e->sa.proto != IPPROTO_ESP)
+		return;
+	ls = link_by_prefix(d, e->sa.spi >> 8);
+	if (!ls || !rot_sa_owned_by(&e->sa, ls->link, &dir))
+		return;
+	e->managed = true;
+	e->sa.link = ls->link;
+	e->sa.dir = dir;
+	/* The SPI keeps the epoch mod 256: take the epoch nearest to now. */
+	{
+		int64_t cur = rot_epoch(now, ls->link->rotate_every, ls->link->phase);
+		int64_t delta = (int64_t)(e->sa.spi & 0xff) - (int64_t)((uint64_t)cur & 0xff);
+
+		if (delta > 127)
+			delta -= 256;
+		if (delta < -128)
+			delta += 256;
+		e->sa.epoch = cur + delta;
+	}
+}
+
+static int cmp_link_prefix(const void *a, const void *b)
+{
+	const struct link_state *x = a, *y = b;
+
+	return x->link->spi_prefix < y->link->spi_prefix ? -1 :
+	       x->link->spi_prefix > y->link->spi_prefix;
+}
+
+int daemon_set_config(struct daemon *d, struct config *cfg)
+{
+	struct link_state *links = NULL;
+	size_t first = 0, second = 0;
+	int ret;
+
+	ret = rot_resolve_links(cfg->links, cfg->nlinks, &first, &second);
+	if (ret == -EEXIST) {
+		log_err("%s: links %s and %s have the same spi_prefix %#x; set spi_prefix "
+			"explicitly on one of them",
+			cfg->path, cfg->links[first].name, cfg->links[second].name,
+			cfg->links[first].spi_prefix);
+		return ret;
+	}
+	if (ret) {
+		log_err("%s: link %s: cannot resolve phase/spi_prefix: %s", cfg->path,
+			cfg->links[first].name, strerror(-ret));
+		return ret;
+	}
+	if (cfg->nlinks) {
+		links = calloc(cfg->nlinks, sizeof(*links));
+		if (!links)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->nlinks; i++) {
+		links[i].link = &cfg->links[i];
+		/* Carry over the failure state of a link that stays. */
+		for (size_t j = 0; j < d->nlinks; j++) {
+			if (!strcmp(d->links[j].link->name, cfg->links[i].name)) {
+				links[i].failures = d->links[j].failures;
+				links[i].retry_at = d->links[j].retry_at;
+				links[i].last_epoch = d->links[j].last_epoch;
+			}
+		}
+	}
+	qsort(links, cfg->nlinks, sizeof(*links), cmp_link_prefix);
+	free(d->links);
+	d->links = links;
+	d->nlinks = cfg->nlinks;
+	d->cfg = cfg;
+	/* Management data of every known SA points into the new config. */
+	{
+		size_t cur = 0;
+		struct mon_sa *e;
+		int64_t now = wall_s();
+
+		while ((e = mon_table_next(d->table, &cur)))
+			classify(d, e, now);
+	}
+	return 0;
+}
+
+/* --- alerts --------------------------------------------------------------- */
+
+void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
+		  const struct conf_link *link, const char *fmt, ...)
+{
+	char msg[512], src[64] = "-", dst[64] = "-";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (e) {
+		sadb_addr_str(&e->sa.src, src, sizeof(src));
+		sadb_addr_str(&e->sa.dst, dst, sizeof(dst));
+		if (!link)
+			link = e->sa.link;
+	}
+	d->stats.alerts++;
+	log_warn("ALERT %s link=%s spi=%#x %s->%s: %s", event, link ? link->name : "-",
+		 e ? e->sa.spi : 0, src, dst, msg);
+	if (d->hooks.alert)
+		d->hooks.alert(d, event, e, link, msg);
+}
+
+/* --- the SA table from kernel messages ----------------------------------- */
+
+static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_dump)
+{
+	struct rot_sa sa;
+	struct mon_sa *e;
+	bool created;
+	int64_t now = wall_s();
+
+	if (sadb_msg_to_sa(m, &sa))
+		return;
+	if (m->present & PFKEY_EXT_BIT(SADB_EXT_SA) && m->state == SADB_SASTATE_DEAD &&
+	    m->type == SADB_UPDATE)
+		return; /* an UPDATE broadcast echoes the request, not the SA (pfkey-linux.md §5.3) */
+	e = mon_table_put(d->table, &sa, &created);
+	if (!e) {
+		log_err("out of memory");
+		return;
+	}
+	e->seen = true;
+	sadb_fill_entry(m, e, created);
+	classify(d, e, now);
+	if (created && d->hooks.sa_added)
+		d->hooks.sa_added(d, e, from_dump);
+	else if (!created && d->hooks.sa_changed)
+		d->hooks.sa_changed(d, e);
+}
+
+static bool desired_now(struct daemon *d, const struct mon_sa *e)
+{
+	struct rot_plan plan;
+
+	if (!e->managed || !e->sa.link)
+		return false;
+	if (rot_plan(e->sa.link, wall_s(), &plan))
+		return false;
+	for (size_t i = 0; i < plan.n; i++)
+		if (!rot_sa_id_cmp(&plan.sa[i], &e->sa))
+			return true;
+	return false;
+}
+
+static void table_remove(struct daemon *d, const struct pfkey_msg *m, const char *why, bool hard)
+{
+	struct rot_sa id;
+	struct mon_sa *e;
+
+	if (sadb_msg_to_sa(m, &id))
+		return;
+	e = mon_table_get(d->table, &id);
+	if (!e)
+		return;
+	if (e->managed && desired_now(d, e)) {
+		daemon_alert(d, hard ? "expire-hard" : "sa-removed", e, NULL,
+			     "managed SA %s while still in use; re-installing", why);
+		if (!hard)
+			d->stats.removed_by_others++;
+		daemon_kick(d, "managed SA removed");
+	}
+	if (d->hooks.sa_gone)
+		d->hooks.sa_gone(d, e, why);
+	mon_table_del(d->table, &id);
+}
+
+/* An ACQUIRE: traffic hit a policy with no SA. Answer it if a link matches. */
+static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
+{
+	struct conf_addr src, dst;
+
+	if (sadb_addr_from_pfkey(&m->src, &src) || sadb_addr_from_pfkey(&m->dst, &dst))
+		return;
+	for (size_t i = 0; i < d->nlinks; i++) {
+		const struct conf_link *l = d->links[i].link;
+
+		if (rot_addr_equal(&l->local, &src) && rot_addr_equal(&l->remote, &dst)) {
+			log_info("ACQUIRE seq %u for link %s: installing its outbound SA", m->seq,
+				 l->name);
+			d->links[i].acquire_seq = m->seq;
+			d->stats.acquires_answered++;
+			daemon_kick(d, "acquire");
+			if (d->hooks.acquire)
+				d->hooks.acquire(d, m->seq, &src, &dst, l);
+			return;
+		}
+	}
+	{
+		char s[64], t[64];
+		struct mon_sa pseudo = { 0 };
+
+		pseudo.sa.src = src;
+		pseudo.sa.dst = dst;
+		pseudo.sa.proto = IPPROTO_ESP;
+		daemon_alert(d, "acquire-unanswered", &pseudo, NULL,
+			     "traffic %s -> %s matched a policy but no SA exists and no link "
+			     "covers it: it is dropped",
+			     sadb_addr_str(&src, s, sizeof(s)), sadb_addr_str(&dst, t, sizeof(t)));
+		if (d->hooks.acquire)
+			d->hooks.acquire(d, m->seq, &src, &dst, NULL);
+	}
+}
+
+static void on_expire(struct daemon *d, const struct pfkey_msg *m)
+{
+	bool hard = (m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) != 0;
+	struct rot_sa id;
+	struct mon_sa *e;
+
+	if (sadb_msg_to_sa(m, &id))
+		return;
+	e = mon_table_get(d->table, &id);
+	if (!e || m->spi == 0) {
+		/* A larval state from an ACQUIRE or GETSPI timed out (pfkey-linux.md §4.4). */
+		log_info("EXPIRE of larval state spi %#x: an acquire went unanswered", m->spi);
+		return;
+	}
+	if (hard) {
+		if (!e->hard_alerted) {
+			e->hard_alerted = true;
+			daemon_alert(d, "expire-hard", e, NULL,
+				     "hard lifetime reached: the kernel deleted the SA");
+		}
+		/* A hard expiry deletes the SA without a DELETE broadcast (af_key.c: key_notify_sa_expire). */
+		e->hard_alerted = true;
+		table_remove(d, m, "hard-expired", true);
+		return;
+	}
+	if (e->soft_alerted)
+		return; /* duplicate */
+	e->soft_alerted = true;
+	e->state = MON_DYING;
+	if (e->managed) {
+		daemon_alert(d, "expire-soft", e, NULL,
+			     "soft lifetime of a managed SA reached: the rotation schedule was "
+			     "missed; reconciling now");
+		daemon_kick(d, "soft expiry of a managed SA");
+	} else {
+		daemon_alert(d, "expire-soft", e, NULL, "soft lifetime reached: refresh its keys");
+	}
+	if (d->hooks.sa_changed)
+		d->hooks.sa_changed(d, e);
+}
+
+static void on_flush(struct daemon *d, const struct pfkey_msg *m)
+{
+	size_t cur = 0;
+	struct mon_sa *e;
+	bool managed = false;
+	uint8_t proto = sadb_satype_proto(m->satype);
+
+	while ((e = mon_table_next(d->table, &cur))) {
+		if (m->satype != SADB_SATYPE_UNSPEC && e->sa.proto != proto)
+			continue;
+		managed |= e->managed;
+		if (d->hooks.sa_gone)
+			d->hooks.sa_gone(d, e, "flushed");
+		mon_table_del(d->table, &e->sa);
+	}
+	if (managed) {
+		daemon_alert(d, "sa-removed", NULL, NULL,
+			     "the SADB was flushed by another tool; re-installing managed SAs");
+		daemon_kick(d, "flush");
+	}
+}
+
+static void on_event(struct kern *k, const struct pfkey_msg *m, bool own, void *arg)
+{
+	struct daemon *d = arg;
+
+	switch (m->type) {
+	case SADB_ADD:
+	case SADB_UPDATE:
+		if (!m->errno_val)
+			table_update(d, m, false);
+		break;
+	case SADB_DELETE:
+		if (!m->errno_val)
+			table_remove(d, m, own ? "deleted" : "deleted by another tool", false);
+		break;
+	case SADB_EXPIRE:
+		on_expire(d, m);
+		break;
+	case SADB_ACQUIRE:
+		on_acquire(d, m);
+		break;
+	case SADB_FLUSH:
+		if (!m->errno_val)
+			on_flush(d, m);
+		break;
+	case SADB_X_SPDADD:
+	case SADB_X_SPDUPDATE:
+	case SADB_X_SPDDELETE:
+	case SADB_X_SPDDELETE2:
+	case SADB_X_SPDFLUSH:
+		if (!own)
+			log_debug("policy change by another tool: %s", pfkey_type_name(m->type));
+		break;
+	default:
+		log_debug("ignored %s", pfkey_type_name(m->type));
+	}
+}
+
+/* --- resync (dump) ------------------------------------------------------- */
+
+static void resync_each(struct kern *k, const struct pfkey_msg *m, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (m->state == SADB_SASTATE_LARVAL)
+		return;
+	table_update(d, m, true);
+}
+
+static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
+{
+	struct daemon *d = arg;
+	size_t cur = 0;
+	struct mon_sa *e;
+	unsigned long vanished = 0;
+
+	d->resync_running = false;
+	if (err) {
+		log_err("SADB dump failed: %s; retrying", strerror(-err));
+		d->resync_wanted = true;
+		daemon_kick(d, "dump failed");
+		return;
+	}
+	/* What the dump did not show is gone (we missed its DELETE or EXPIRE). */
+	while ((e = mon_table_next(d->table, &cur))) {
+		if (e->seen)
+			continue;
+		vanished++;
+		if (d->hooks.sa_gone)
+			d->hooks.sa_gone(d, e, "vanished (seen missing at resync)");
+		mon_table_del(d->table, &e->sa);
+	}
+	d->synced = true;
+	d->stats.resyncs++;
+	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync", n,
+		 d->nlinks, vanished);
+	if (d->hooks.synced)
+		d->hooks.synced(d, n);
+	daemon_kick(d, "resync");
+}
+
+static void start_resync(struct daemon *d)
+{
+	size_t cur = 0;
+	struct mon_sa *e;
+	int ret;
+
+	if (d->resync_running || d->stopping)
+		return;
+	d->resync_wanted = false;
+	while ((e = mon_table_next(d->table, &cur)))
+		e->seen = false;
+	ret = kern_dump(d->kern, SADB_DUMP, SADB_SATYPE_UNSPEC, resync_each, resync_done, d);
+	if (ret) {
+		log_err("cannot dump the SADB: %s", strerror(-ret));
+		return;
+	}
+	d->resync_running = true;
+}
+
+static void on_loss(struct kern *k, unsigned long count, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->resync_wanted = true;
+	daemon_kick(d, "kernel message loss");
+}
+
+/* --- policies ------------------------------------------------------------ */
+
+static void policy_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
+{
+	struct daemon *d = kern_get_arg(k);
+	struct link_state *ls = arg;
+
+	d->policy_pending--;
+	if (err) {
+		log_err("link %s: installing its policy failed: %s", ls->link->name, strerror(-err));
+		ls->policy_failed = true;
+	}
+	if (!d->policy_pending)
+		daemon_kick(d, "policies installed");
+}
+
+static void install_policies(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+		struct pfkey_msg pol[3];
+		int n;
+
+		if (!ls->link->policy || ls->policy_installed)
+			continue;
+		n = sadb_link_policies(ls->link, LINK_POLICY_PRIORITY, pol);
+		for (int j = 0; j < n; j++) {
+			int ret = kern_request(d->kern, &pol[j], policy_done, ls);
+
+			if (ret)
+				log_err("link %s: policy: %s", ls->link->name, strerror(-ret));
+			else
+				d->policy_pending++;
+		}
+		ls->policy_installed = true;
+	}
+}
+
+/* --- reconciliation ------------------------------------------------------ */
+
+struct op_ctx {
+	struct daemon *d;
+	struct pass *pass;
+	struct link_state *ls;
+	struct rot_sa sa; /* a copy: the pass's arrays go away with it */
+	enum rot_op_kind kind;
+};
+
+struct pass {
+	struct rot_sa *desired, *actual;
+	size_t ndesired, nactual;
+	struct rot_ops ops;
+	unsigned pending;
+	bool deleting;
+	int64_t now;
+};
+
+static void pass_free(struct pass *p)
+{
+	if (!p)
+		return;
+	rot_ops_fini(&p->ops);
+	free(p->desired);
+	free(p->actual);
+	free(p);
+}
+
+static void pass_finish(struct daemon *d);
+
+static void link_failed(struct daemon *d, struct link_state *ls, const struct rot_sa *sa, int err,
+			const char *what)
+{
+	int64_t backoff = 1;
+	struct mon_sa pseudo = { .sa = *sa };
+
+	ls->failed_this_pass = true;
+	ls->failures++;
+	for (unsigned i = 1; i < ls->failures && backoff < RETRY_MAX_S; i++)
+		backoff *= 2;
+	if (backoff > RETRY_MAX_S)
+		backoff = RETRY_MAX_S;
+	ls->retry_at = wall_s() + backoff;
+	d->stats.rotations_failed++;
+	daemon_alert(d, "rotation-failed", &pseudo, ls->link, "%s spi %#x failed: %s; retry in %llds",
+		     what, sa->spi, strerror(-err), (long long)backoff);
+	if (d->hooks.rotation)
+		d->hooks.rotation(d, ls->link, sa, false, strerror(-err));
+}
+
+static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
+{
+	struct op_ctx *c = arg;
+	struct daemon *d = c->d;
+	enum rot_op_kind step = c->kind == ROT_OP_DELETE ? ROT_OP_DELETE : ROT_OP_ADD;
+
+	if (!rot_op_result_ok(step, err)) {
+		link_failed(d, c->ls, &c->sa, err, step == ROT_OP_ADD ? "adding" : "deleting");
+	} else if (err) {
+		/*
+		 * EEXIST / ESRCH: the kernel already was as desired, so our table
+		 * was stale (a lost broadcast): resync.
+		 */
+		d->resync_wanted = true;
+		if (step == ROT_OP_DELETE)
+			mon_table_del(d->table, &c->sa);
+	} else if (step == ROT_OP_ADD) {
+		d->stats.sa_added++;
+		/* The reply is the ADD broadcast (af_key.c: key_notify_sa): it is the SA. */
+		if (reply)
+			table_update(d, reply, false);
+		if (c->sa.dir == ROT_DIR_OUT && c->sa.epoch != c->ls->last_epoch) {
+			c->ls->last_epoch = c->sa.epoch;
+			d->stats.rotations_ok++;
+			log_info("link %s: epoch %lld, outbound spi %#x (key %s)", c->ls->link->name,
+				 (long long)c->sa.epoch, c->sa.spi, c->sa.key_fp);
+			if (d->hooks.rotation)
+				d->hooks.rotation(d, c->ls->link, &c->sa, true, NULL);
+		}
+	} else {
+		struct mon_sa *e = mon_table_get(d->table, &c->sa);
+
+		d->stats.sa_deleted++;
+		if (e) {
+			if (d->hooks.sa_gone)
+				d->hooks.sa_gone(d, e, "deleted (rotation)");
+			mon_table_del(d->table, &c->sa);
+		}
+	}
+	if (err == -ECANCELED) {
+		free(c);
+		return;
+	}
+	free(c);
+	if (--d->pass->pending == 0)
+		pass_finish(d);
+}
+
+static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kind,
+		   const struct rot_sa *sa, uint32_t seq)
+{
+	struct op_ctx *c = calloc(1, sizeof(*c));
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	c->d = d;
+	c->pass = d->pass;
+	c->ls = ls;
+	c->sa = *sa;
+	c->kind = kind;
+	if (kind == ROT_OP_DELETE)
+		ret = sadb_request_delete(d->kern, sa, op_done, c);
+	else
+		ret = sadb_request_add(d->kern, sa, ls->link->secret, seq, op_done, c);
+	if (ret) {
+		free(c);
+		link_failed(d, ls, sa, ret, kind == ROT_OP_DELETE ? "deleting" : "adding");
+		return ret;
+	}
+	d->pass->pending++;
+	return 0;
+}
+
+static struct link_state *state_of(struct daemon *d, const struct conf_link *link)
+{
+	return link ? link_by_prefix(d, link->spi_prefix) : NULL;
+}
+
+/* Phase 2: deletes, only for links whose adds all succeeded (make before break). */
+static void pass_deletes(struct daemon *d)
+{
+	struct pass *p = d->pass;
+
+	p->deleting = true;
+	for (size_t i = 0; i < p->ops.n; i++) {
+		const struct rot_op *op = &p->ops.op[i];
+		struct link_state *ls;
+
+		if (op->kind != ROT_OP_DELETE)
+			continue;
+		ls = state_of(d, op->sa->link);
+		if (!ls || ls->failed_this_pass)
+			continue;
+		send_op(d, ls, ROT_OP_DELETE, op->sa, 0);
+	}
+}
+
+static void arm_wake(struct daemon *d);
+
+static void pass_finish(struct daemon *d)
+{
+	struct pass *p = d->pass;
+
+	if (!p->deleting) {
+		pass_deletes(d);
+		if (p->pending)
+			return;
+	}
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+
+		if (!ls->failed_this_pass && ls->failures) {
+			log_info("link %s: recovered after %u failure(s)", ls->link->name,
+				 ls->failures);
+			ls->failures = 0;
+			ls->retry_at = 0;
+		}
+		ls->failed_this_pass = false;
+	}
+	pass_free(p);
+	d->pass = NULL;
+	d->stats.passes++;
+	if (d->hooks.pass_done)
+		d->hooks.pass_done(d);
+	if (d->kick_pending)
+		daemon_kick(d, NULL);
+	else
+		arm_wake(d);
+}
+
+static bool link_due(struct link_state *ls, int64_t now)
+{
+	return !ls->retry_at || now >= ls->retry_at;
+}
+
+static void reconcile(struct daemon *d)
+{
+	struct pass *p;
+	size_t cur = 0, ndesired = 0;
+	struct mon_sa *e;
+	int64_t now = wall_s();
+	int ret;
+
+	d->kick_pending = false;
+	if (d->resync_wanted)
+		start_resync(d);
+	if (!d->synced || d->resync_running || d->pass || d->policy_pending || d->stopping)
+		return;
+	if (!d->policies_done) {
+		d->policies_done = true;
+		install_policies(d);
+		if (d->policy_pending)
+			return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto nomem;
+	p->now = now;
+	rot_ops_init(&p->ops);
+	p->desired = calloc(d->nlinks * ROT_PLAN_MAX + 1, sizeof(*p->desired));
+	p->actual = calloc(mon_table_count(d->table) + 1, sizeof(*p->actual));
+	if (!p->desired || !p->actual)
+		goto nomem;
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+		struct rot_plan plan;
+
+		if (!link_due(ls, now))
+			continue;
+		ret = rot_plan(ls->link, now, &plan);
+		if (ret) {
+			log_err("link %s: cannot plan: %s", ls->link->name, strerror(-ret));
+			continue;
+		}
+		ls->next_change = plan.next_change;
+		ls->epoch = plan.epoch;
+		memcpy(&p->desired[ndesired], plan.sa, plan.n * sizeof(plan.sa[0]));
+		ndesired += plan.n;
+	}
+	p->ndesired = ndesired;
+	while ((e = mon_table_next(d->table, &cur))) {
+		classify(d, e, now);
+		p->actual[p->nactual++] = e->sa;
+	}
+	ret = rot_reconcile(p->desired, p->ndesired, p->actual, p->nactual, &p->ops);
+	if (ret) {
+		log_err("reconcile: %s", strerror(-ret));
+		pass_free(p);
+		arm_wake(d);
+		return;
+	}
+	d->pass = p;
+	for (size_t i = 0; i < p->ops.n; i++) {
+		const struct rot_op *op = &p->ops.op[i];
+		struct link_state *ls = state_of(d, op->sa->link);
+		uint32_t seq = 0;
+
+		if (!ls)
+			continue;
+		switch (op->kind) {
+		case ROT_OP_ADD:
+			if (op->sa->dir == ROT_DIR_OUT && ls->acquire_seq) {
+				/* Answer the ACQUIRE: its seq lets the kernel replace the larval state. */
+				seq = ls->acquire_seq;
+				ls->acquire_seq = 0;
+			}
+			send_op(d, ls, ROT_OP_ADD, op->sa, seq);
+			break;
+		case ROT_OP_REPLACE:
+			send_op(d, ls, ROT_OP_DELETE, op->actual, 0);
+			send_op(d, ls, ROT_OP_REPLACE, op->sa, 0);
+			break;
+		case ROT_OP_CONFLICT:
+			if (!ls->conflict_alerted) {
+				struct mon_sa pseudo = { .sa = *op->actual };
+
+				ls->conflict_alerted = true;
+				daemon_alert(d, "rotation-failed", &pseudo, ls->link,
+					     "the kernel holds spi %#x with other keys or attributes "
+					     "than planned (changed secret?); it stays until its "
+					     "planned removal",
+					     op->sa->spi);
+			}
+			break;
+		case ROT_OP_DELETE:
+			break; /* phase 2 */
+		}
+	}
+	for (size_t i = 0; i < d->nlinks; i++)
+		d->links[i].acquire_seq = 0;
+	if (p->pending == 0)
+		pass_finish(d);
+	return;
+nomem:
+	log_err("out of memory");
+	pass_free(p);
+	arm_wake(d);
+}
+
+static void kick_cb(uv_timer_t *t)
+{
+	reconcile(t->data);
+}
+
+void daemon_kick(struct daemon *d, const char *why)
+{
+	if (why)
+		log_debug("reconcile requested: %s", why);
+	d->kick_pending = true;
+	if (d->stopping)
+		return;
+	/* From the loop, never from inside a callback chain that holds pass state. */
+	uv_timer_start(&d->kick, kick_cb, 0, 0);
+}
+
+static void wake_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	daemon_kick(d, "scheduled change point");
+}
+
+static void arm_wake(struct daemon *d)
+{
+	int64_t next = INT64_MAX, now_ms = wall_ms(), delay;
+
+	for (size_t i = 0; i < d->nlinks; i++) {
+		const struct link_state *ls = &d->links[i];
+		/* A link in backoff is not planned until its retry time. */
+		int64_t t = ls->retry_at * 1000 > now_ms ? ls->retry_at : ls->next_change;
+
+		if (t && t < next)
+			next = t;
+	}
+	d->next_wake = next == INT64_MAX ? 0 : next;
+	if (next == INT64_MAX) {
+		uv_timer_stop(&d->wake);
+		return;
+	}
+	/* Wake just after the change second starts: the plan works in whole seconds. */
+	delay = next * 1000 - now_ms + 5;
+	if (delay < 0)
+		delay = 0;
+	uv_timer_start(&d->wake, wake_cb, (uint64_t)delay, 0);
+	if (d->hooks.scheduled)
+		d->hooks.scheduled(d);
+}
+
+/* A wall-clock step (NTP, suspend, an operator) invalidates the schedule: re-plan. */
+static void clock_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	int64_t offset = wall_ms() - (int64_t)uv_now(&d->loop);
+
+	if (d->clock_offset && llabs(offset - d->clock_offset) > CLOCK_JUMP_MS) {
+		log_warn("wall clock jumped by %+lld ms: re-planning",
+			 (long long)(offset - d->clock_offset));
+		daemon_kick(d, "clock jump");
+	}
+	d->clock_offset = offset;
+}
+
+/* --- start and stop ------------------------------------------------------ */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void daemon_stop(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("stopping; SAs and policies stay installed (fail closed)");
+	if (d->hooks.stopping)
+		d->hooks.stopping(d);
+	if (d->kern)
+		kern_close(d->kern);
+	d->kern = NULL;
+	uv_walk(&d->loop, close_walk, NULL);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+
+	if (signum == SIGHUP) {
+		daemon_reload(d);
+		return;
+	}
+	log_info("signal %d", signum);
+	daemon_stop(d);
+}
+
+int daemon_reload(struct daemon *d)
+{
+	struct conf_diag diag = { 0 };
+	struct config *cfg = NULL;
+	int ret;
+
+	log_info("reloading %s", d->config_path);
+	ret = conf_load(d->config_path, &cfg, &diag);
+	if (!ret)
+		ret = conf_load_secrets(cfg, geteuid(), &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		log_err("%s", diag.msgs[i]);
+	conf_diag_fini(&diag);
+	if (!ret && cfg->daemon.kernel != d->cfg->daemon.kernel) {
+		log_err("reload: the kernel backend cannot change at run time; restart sakeyd");
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = daemon_set_config(d, cfg);
+	if (ret) {
+		log_err("reload refused; the running configuration stays");
+		conf_free(cfg);
+		d->stats.reloads_failed++;
+		return ret;
+	}
+	/* The old config's links are no longer referenced. */
+	if (d->owned_cfg)
+		conf_free(d->owned_cfg);
+	d->owned_cfg = cfg;
+	for (size_t i = 0; i < d->nlinks; i++)
+		d->links[i].policy_installed = false;
+	d->policies_done = false;
+	d->stats.reloads++;
+	log_info("reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
+	daemon_kick(d, "reload");
+	return 0;
+}
+
+int daemon_init(struct daemon *d, struct config *cfg, const char *config_path)
+{
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->config_path = config_path;
+	d->table = mon_table_new();
+	if (!d->table)
+		return -ENOMEM;
+	ret = daemon_set_config(d, cfg);
+	if (ret)
+		return ret;
+	ret = uv_loop_init(&d->loop);
+	if (ret)
+		return -EIO;
+	uv_timer_init(&d->loop, &d->kick);
+	uv_timer_init(&d->loop, &d->wake);
+	uv_timer_init(&d->loop, &d->clock);
+	d->kick.data = d->wake.data = d->clock.data = d;
+	uv_signal_init(&d->loop, &d->sigterm);
+	uv_signal_init(&d->loop, &d->sigint);
+	uv_signal_init(&d->loop, &d->sighup);
+	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	return 0;
+}
+
+int daemon_start(struct daemon *d, const struct kern_opts *base)
+{
+	struct kern_opts o = *base;
+	int ret;
+
+	o.on_event = on_event;
+	o.on_loss = on_loss;
+	o.arg = d;
+	ret = kern_open(&d->loop, &o, &d->kern);
+	if (ret) {
+		log_err("cannot open the kernel channel: %s", strerror(-ret));
+		return ret;
+	}
+	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&d->sigint, signal_cb, SIGINT);
+	uv_signal_start(&d->sighup, signal_cb, SIGHUP);
+	uv_timer_start(&d->clock, clock_cb, CLOCK_CHECK_MS, CLOCK_CHECK_MS);
+	d->resync_wanted = true;
+	daemon_kick(d, "start");
+	return 0;
+}
+
+void daemon_fini(struct daemon *d)
+{
+	int ret;
+
+	pass_free(d->pass);
+	d->pass = NULL;
+	ret = uv_loop_close(&d->loop);
+	if (ret)
+		log_err("event loop closed with live handles: %s", uv_strerror(ret));
+	assert(ret == 0);
+	mon_table_free(d->table);
+	free(d->links);
+	conf_free(d->owned_cfg);
+}
+
+int daemon_run(struct config *cfg, const char *config_path)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY };
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = daemon_init(d, cfg, config_path);
+	if (ret)
+		goto out;
+	ret = daemon_backend_open(d, &o);
+	if (!ret)
+		ret = daemon_start(d, &o);
+	if (ret) {
+		daemon_stop(d);
+		uv_run(&d->loop, UV_RUN_DEFAULT);
+		daemon_fini(d);
+		goto out;
+	}
+	log_info("sakeyd started: %zu link%s, kernel %s", d->nlinks, d->nlinks == 1 ? "" : "s",
+		 cfg->daemon.kernel == CONF_KERNEL_SIM ? "sim" : "pfkey");
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	daemon_backend_close(d);
+	daemon_fini(d);
+	log_info("stopped");
+out:
+	free(d);
+	return ret;
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: ISC */
+/* The daemon's state, shared by the units of svc/ (daemon, sadb, ledger, control). */
+#ifndef SAKEYD_DAEMON_INT_H
+#define SAKEYD_DAEMON_INT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf/conf.h"
+#include "monitor/table.h"
+#include "rotate/sa.h"
+#include "svc/kernel.h"
+
+struct daemon;
+struct pass;
+
+struct link_state {
+	struct conf_link *link; /* borrowed from the running config */
+	int64_t next_change;    /* Unix seconds; 0 if not planned yet */
+	int64_t epoch;
+	int64_t last_epoch; /* epoch of the last outbound SA installed */
+	unsigned failures;
+	int64_t retry_at; /* backoff after failures; 0 if none */
+	uint32_t acquire_seq;
+	bool failed_this_pass;
+	bool policy_installed, policy_failed;
+	bool conflict_alerted;
+};
+
+/*
+ * What the rest of the daemon (ledger, alerts, metrics, tests) learns. Every
+ * hook is optional; entries are valid only during the call.
+ */
+struct daemon_hooks {
+	void (*sa_added)(struct daemon *d, const struct mon_sa *e, bool from_dump);
+	void (*sa_changed)(struct daemon *d, const struct mon_sa *e);
+	void (*sa_gone)(struct daemon *d, const struct mon_sa *e, const char *why);
+	void (*alert)(struct daemon *d, const char *event, const struct mon_sa *e,
+		      const struct conf_link *link, const char *msg);
+	void (*rotation)(struct daemon *d, const struct conf_link *link, const struct rot_sa *sa,
+			 bool ok, const char *detail);
+	void (*acquire)(struct daemon *d, uint32_t seq, const struct conf_addr *src,
+			const struct conf_addr *dst, const struct conf_link *link);
+	void (*synced)(struct daemon *d, unsigned long n);
+	void (*pass_done)(struct daemon *d);
+	void (*scheduled)(struct daemon *d);
+	void (*stopping)(struct daemon *d);
+	void *arg;
+};
+
+struct daemon_stats {
+	unsigned long passes, sa_added, sa_deleted, rotations_ok, rotations_failed, alerts;
+	unsigned long resyncs, removed_by_others, acquires_answered, reloads, reloads_failed;
+};
+
+struct daemon {
+	uv_loop_t loop;
+	uv_timer_t kick;  /* reconcile soon, from the loop */
+	uv_timer_t wake;  /* the next change point of any link */
+	uv_timer_t clock; /* wall-clock jump detection */
+	uv_signal_t sigterm, sigint, sighup;
+	int64_t clock_offset;
+	int64_t next_wake;
+
+	struct config *cfg;       /* running config (borrowed or owned_cfg) */
+	struct config *owned_cfg; /* a config loaded by reload, freed by us */
+	const char *config_path;
+	struct link_state *links; /* sorted by spi_prefix */
+	size_t nlinks;
+
+	struct kern *kern;
+	struct mon_table *table;
+	struct pass *pass; /* the reconciliation in progress */
+	unsigned policy_pending;
+	bool synced, resync_wanted, resync_running, kick_pending, policies_done, stopping;
+
+	struct daemon_hooks hooks;
+	struct daemon_stats stats;
+	void *backend; /* the simulated SADB, if kernel = sim */
+	void *ext;     /* ledger and control socket state */
+};
+
+int daemon_init(struct daemon *d, struct config *cfg, const char *config_path);
+/* Open the channel (base: backend options), install signal handlers, start syncing. */
+int daemon_start(struct daemon *d, const struct kern_opts *base);
+/* Close every handle; the loop then runs out. */
+void daemon_stop(struct daemon *d);
+void daemon_fini(struct daemon *d);
+/* Switch to cfg (borrowed until the next switch); links resolved and checked. 0 or -errno. */
+int daemon_set_config(struct daemon *d, struct config *cfg);
+/* Re-read the config file; a bad one is reported and the running one stays. */
+int daemon_reload(struct daemon *d);
+/* Reconcile soon (coalesced). why is logged at debug level, may be NULL. */
+void daemon_kick(struct daemon *d, const char *why);
+/* Raise an alert (log + hooks). e and link may be NULL. */
+void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
+		  const struct conf_link *link, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Backend set-up for cfg->daemon.kernel (svc/backend.c): fills o. */
+int daemon_backend_open(struct daemon *d, struct kern_opts *o);
+void daemon_backend_close(struct daemon *d);
+
+#endif
