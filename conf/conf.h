@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define CONF_DEFAULT_PATH "/etc/sakeyd/sakeyd.conf"
@@ -91,5 +92,99 @@ struct config {
 	struct conf_link *links;
 	size_t nlinks;
 };
+
+/* ---- Diagnostics ---- */
+
+/* At most this many messages are kept; the rest are counted in `dropped`. */
+#define CONF_DIAG_MAX 100
+
+/*
+ * Messages found by the parser and the secret loader, in the order found, each
+ * "FILE:LINE: what is wrong; the fix" (or "FILE: ..." where no line applies).
+ * Zero-initialise ({0}) or conf_diag_init() before use; conf_diag_fini() frees.
+ */
+struct conf_diag {
+	char **msgs;
+	size_t count;
+	size_t dropped;
+};
+
+void conf_diag_init(struct conf_diag *diag);
+void conf_diag_fini(struct conf_diag *diag);
+/* Appends "FILE:LINE: " (": LINE" left out when line is 0) and the formatted text.
+ * diag may be NULL (the message is dropped). Returns 0 or -ENOMEM. */
+int conf_diag_add(struct conf_diag *diag, const char *file, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Prints every message, one per line, then a note of dropped ones. */
+void conf_diag_print(const struct conf_diag *diag, FILE *f);
+
+/* ---- Durations ---- */
+
+/* Largest accepted duration: 36500d (100 years). Sums of a few stay far below INT64_MAX. */
+#define CONF_DURATION_MAX UINT64_C(3153600000)
+/* Longest text conf_format_duration() writes, with the NUL. */
+#define CONF_DURATION_STRLEN 32
+
+/*
+ * Parses a duration: one or more NUMBER UNIT groups, units d, h, m, s in that
+ * order, each at most once, no spaces or signs: "90s", "5m", "1h30m", "2d", "0s".
+ * A bare number is refused (is "60" seconds or minutes?). Returns 0, -EINVAL
+ * (syntax) or -ERANGE (above CONF_DURATION_MAX).
+ */
+int conf_parse_duration(const char *s, uint64_t *secs);
+/* Writes secs in the form conf_parse_duration() reads ("1h30m", "0s"). Returns buf. */
+char *conf_format_duration(uint64_t secs, char buf[CONF_DURATION_STRLEN]);
+
+/* ---- Parsing ---- */
+
+/* Config files larger than this are refused by conf_load(). */
+#define CONF_FILE_MAX (1024 * 1024)
+/* Links per config; more is an error. */
+#define CONF_LINKS_MAX 65536
+
+/*
+ * Parses and validates the config text (len bytes, need not be NUL-terminated);
+ * path names the file in messages. Every error found is appended to diag (may
+ * be NULL), not just the first. Lines are limited by libinih's line buffer
+ * (197 characters with Debian's INI_MAX_LINE of 200); '#' and ';' start a
+ * comment at the start of a line or after a blank. A config without any [link] is valid: the
+ * daemon then only monitors SAs keyed by other tools. Secrets are not read
+ * (see conf_load_secrets()); auto phase and spi_prefix are left for rotate/.
+ * On success *out is a new config for conf_free(). Returns 0, -EINVAL (see
+ * diag) or -ENOMEM.
+ */
+int conf_parse(const char *path, const char *text, size_t len, struct config **out,
+	       struct conf_diag *diag);
+/* Reads path (at most CONF_FILE_MAX bytes) and conf_parse()s it. Returns 0,
+ * -EINVAL (see diag), -ENOMEM, or -errno of open/read (also reported in diag). */
+int conf_load(const char *path, struct config **out, struct conf_diag *diag);
+/* Frees a config, wiping and releasing every link's secret. NULL is a no-op. */
+void conf_free(struct config *cfg);
+
+/* ---- Secret files (secret.c) ---- */
+
+/*
+ * Reads a link secret: path must be a regular file (not a symbolic link, FIFO,
+ * directory, device), owned by expected_uid, without group or other permission
+ * bits, on a local file system, holding one line of 64 hex digits or 44 base64
+ * characters (32 bytes). On success *secret_out is CONF_SECRET_LEN bytes from
+ * OpenSSL's secure heap, to be released with OPENSSL_secure_clear_free().
+ * Every refusal is added to diag, naming the file and the fix; no key byte is
+ * ever printed. Returns 0, -ENOENT/-EACCES/-ELOOP/... (open), -EPERM (owner,
+ * mode, network file system), -EINVAL (not a regular file, bad content), -ENOMEM.
+ */
+int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
+		     struct conf_diag *diag);
+/*
+ * Loads the secret of every link of cfg (replacing any already loaded).
+ * Reports every bad file; on failure no link keeps a secret. Returns 0 or the
+ * first error of conf_load_secret().
+ */
+int conf_load_secrets(struct config *cfg, uid_t expected_uid, struct conf_diag *diag);
+/* Whether statfs's f_type is a network, cluster or FUSE file system (which
+ * could hand the key to another host or process). */
+bool conf_fs_is_remote(long f_type);
+/* Name of such a file system ("nfs", "cifs", ...), or NULL if not one. */
+const char *conf_fs_remote_name(long f_type);
 
 #endif
