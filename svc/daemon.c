@@ -600,6 +600,10 @@ static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kin
 	c->ls = ls;
 	c->sa = *sa;
 	c->kind = kind;
+	log_info("link %s: %s %s spi %#x epoch %lld%s%s", ls->link->name,
+		 kind == ROT_OP_DELETE ? "delete" : kind == ROT_OP_REPLACE ? "re-add" : "add",
+		 sa->dir == ROT_DIR_OUT ? "out" : sa->dir == ROT_DIR_IN ? "in" : "?", sa->spi,
+		 (long long)sa->epoch, sa->key_fp[0] ? " key " : "", sa->key_fp);
 	if (kind == ROT_OP_DELETE)
 		ret = sadb_request_delete(d->kern, sa, op_done, c);
 	else

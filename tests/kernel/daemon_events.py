@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""The daemon against the real kernel's events (runs as root inside User-Mode Linux).
+
+One sakeyd with one link, then:
+- a managed SA deleted by another tool is re-installed, with an sa-removed alert;
+- an SADB flush by another tool: every managed SA re-installed;
+- an ACQUIRE (traffic while the outbound SA is missing) is answered: the
+  larval state is replaced and traffic flows;
+- an SA keyed by hand with `ip xfrm` raises expire-soft, then expire-hard;
+- SIGHUP with a broken config keeps the running one; with a new link, installs it;
+- kill -9 and restart adopts every SA already installed: no add, no delete;
+- SIGTERM stops cleanly (exit 0).
+
+usage: daemon_events.py SAKEYD OUTDIR
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+SAKEYD, OUT = sys.argv[1], sys.argv[2]
+WORK = "/run/daemon-events"
+LOCAL, REMOTE, REMOTE2 = "192.0.2.1", "192.0.2.2", "192.0.2.3"
+failures, passes = [], []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    (passes if cond else failures).append(what)
+
+
+def sh(cmd, check_rc=True):
+    return subprocess.run(cmd, shell=True, check=check_rc, capture_output=True, text=True).stdout
+
+
+def sas():
+    """(src, dst, spi) of every SA."""
+    out, cur, res = sh("ip xfrm state"), None, []
+    for line in out.splitlines():
+        m = re.match(r"src (\S+) dst (\S+)", line)
+        if m:
+            cur = (m.group(1), m.group(2))
+        m = re.search(r"proto esp spi (0x[0-9a-f]+)", line)
+        if m and cur:
+            res.append((cur[0], cur[1], int(m.group(1), 16)))
+    return res
+
+
+def wait_for(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def log_has(path, pattern, start=0):
+    with open(path) as f:
+        return re.search(pattern, f.read()[start:]) is not None
+
+
+def log_len(path):
+    return os.path.getsize(path)
+
+
+os.makedirs(WORK, exist_ok=True)
+sh(f"ip link add d0 type dummy && ip link set d0 up && ip addr add {LOCAL}/24 dev d0")
+fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, (os.urandom(32).hex() + "\n").encode())
+os.close(fd)
+CONF = f"{WORK}/sakeyd.conf"
+BASE = f"""[daemon]
+kernel = pfkey
+state_dir = {WORK}/state
+control_socket = {WORK}/control.sock
+
+[link l1]
+local = {LOCAL}
+remote = {REMOTE}
+secret_file = {WORK}/l.key
+rotate_every = 1h
+"""
+L2 = f"""
+[link l2]
+local = {LOCAL}
+remote = {REMOTE2}
+secret_file = {WORK}/l.key
+spi_prefix = 0x2a
+rotate_every = 1h
+"""
+with open(CONF, "w") as f:
+    f.write(BASE)
+
+LOG = f"{OUT}/sakeyd.log"
+logf = open(LOG, "w")
+daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=logf, stderr=logf)
+
+
+def outbound(dst=REMOTE):
+    return [s for s in sas() if s[0] == LOCAL and s[1] == dst]
+
+
+check(wait_for(lambda: len(outbound()) == 1 and len(sas()) >= 2, 10),
+      "the link's SAs are installed at start-up")
+initial = sorted(sas())
+print(f"     SAs: {[(a, b, hex(c)) for a, b, c in initial]}")
+
+# 1. Another tool deletes the managed outbound SA.
+mark = log_len(LOG)
+src, dst, spi = outbound()[0]
+sh(f"ip xfrm state delete src {src} dst {dst} proto esp spi {spi:#x}")
+check(wait_for(lambda: sorted(sas()) == initial, 5), "deleted managed SA re-installed")
+check(log_has(LOG, r"ALERT sa-removed link=l1 spi=" + hex(spi), mark), "sa-removed alert raised")
+
+# 2. Another tool flushes the SADB.
+mark = log_len(LOG)
+sh("ip xfrm state flush")
+check(wait_for(lambda: sorted(sas()) == initial, 5), "every managed SA re-installed after a flush")
+check(log_has(LOG, r"ALERT sa-removed .*flushed", mark), "flush alert raised")
+
+# 3. ACQUIRE: the daemon is paused, the outbound SA removed, traffic sent.
+mark = log_len(LOG)
+daemon.send_signal(signal.SIGSTOP)
+src, dst, spi = outbound()[0]
+sh(f"ip xfrm state delete src {src} dst {dst} proto esp spi {spi:#x}")
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"x", (REMOTE, 9))  # dropped (net.core.xfrm_larval_drop = 1) or EAGAIN
+except OSError:
+    pass
+check(any(s[2] == 0 for s in sas()) or "0x00000000" in sh("ip xfrm state"),
+      "the kernel holds a larval state for the acquire")
+daemon.send_signal(signal.SIGCONT)
+check(wait_for(lambda: log_has(LOG, r"ACQUIRE seq \d+ for link l1", mark), 5),
+      "the ACQUIRE is answered for link l1")
+check(wait_for(lambda: sorted(sas()) == initial, 5), "outbound SA back, no larval state left")
+try:
+    u.sendto(b"x", (REMOTE, 9))
+    sent = True
+except OSError:
+    sent = False
+check(sent, "traffic flows again")
+
+# 4. An SA keyed by hand with lifetimes 2 s / 4 s.
+mark = log_len(LOG)
+sh("ip xfrm state add src 192.0.2.10 dst 192.0.2.20 proto esp spi 0x1234 mode transport "
+   "enc 'cbc(aes)' 0x000102030405060708090a0b0c0d0e0f "
+   "auth-trunc 'hmac(sha256)' 0x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f 128 "
+   "limit time-soft 2 limit time-hard 4")
+check(wait_for(lambda: log_has(LOG, r"ALERT expire-soft link=- spi=0x1234", mark), 5),
+      "hand-keyed SA: expire-soft alert")
+check(wait_for(lambda: log_has(LOG, r"ALERT expire-hard link=- spi=0x1234", mark), 5),
+      "hand-keyed SA: expire-hard alert")
+check(not any(s[2] == 0x1234 for s in sas()), "hand-keyed SA gone after its hard expiry")
+check(sorted(sas()) == initial, "managed SAs untouched by the hand-keyed SA's life")
+with open(LOG) as f:
+    text = f.read()
+check("000102030405060708090a0b0c0d0e0f" not in text, "no key bytes in the log")
+
+# 5. Reload: a broken config is refused, a good one with a new link is applied.
+mark = log_len(LOG)
+with open(CONF, "w") as f:
+    f.write(BASE + "\n[link broken]\nlocal = vpn.example.com\n")
+daemon.send_signal(signal.SIGHUP)
+check(wait_for(lambda: log_has(LOG, r"reload refused", mark), 5), "a broken config is refused")
+check(daemon.poll() is None and sorted(sas()) == initial, "the running config stays")
+with open(CONF, "w") as f:
+    f.write(BASE + L2)
+daemon.send_signal(signal.SIGHUP)
+check(wait_for(lambda: len(outbound(REMOTE2)) == 1, 5), "reload installs the new link")
+both = sorted(sas())
+check(len(both) == len(initial) * 2 and all(s in both for s in initial),
+      "the unchanged link saw no churn")
+
+# 6. kill -9 and restart: the SAs are adopted.
+daemon.kill()
+daemon.wait()
+check(sorted(sas()) == both, "SAs stay installed while the daemon is dead")
+LOG2 = f"{OUT}/sakeyd-restart.log"
+logf2 = open(LOG2, "w")
+daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=logf2, stderr=logf2)
+check(wait_for(lambda: log_has(LOG2, r"SADB synchronised"), 5), "restart: synchronised")
+time.sleep(1.5)
+check(not log_has(LOG2, r"link l[12]: (add|delete|re-add) "), "restart: nothing added or deleted")
+check(sorted(sas()) == both, "restart: the SA set is unchanged")
+
+daemon.send_signal(signal.SIGTERM)
+check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
+print(f"{len(passes)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
