@@ -13,7 +13,9 @@
 #include "rotate/sa.h"
 #include "svc/kernel.h"
 
+struct ctl_server;
 struct daemon;
+struct ledger;
 struct pass;
 
 struct link_state {
@@ -43,6 +45,7 @@ struct daemon_hooks {
 			 bool ok, const char *detail);
 	void (*acquire)(struct daemon *d, uint32_t seq, const struct conf_addr *src,
 			const struct conf_addr *dst, const struct conf_link *link);
+	void (*resync_begin)(struct daemon *d);
 	void (*synced)(struct daemon *d, unsigned long n);
 	void (*pass_done)(struct daemon *d);
 	void (*scheduled)(struct daemon *d);
@@ -79,7 +82,11 @@ struct daemon {
 	struct daemon_hooks hooks;
 	struct daemon_stats stats;
 	void *backend; /* the simulated SADB, if kernel = sim */
-	void *ext;     /* ledger and control socket state */
+	struct ledger *ledger;
+	struct ctl_server *ctl; /* the control socket */
+	bool ready_sent;        /* READY=1 told to systemd */
+	void *ext; /* control socket, alerts, metrics */
+	uv_timer_t refresh; /* usage counters and loss detection: a dump every refresh_interval */
 };
 
 int daemon_init(struct daemon *d, struct config *cfg, const char *config_path);

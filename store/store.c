@@ -1,0 +1,1919 @@
+/* SPDX-License-Identifier: ISC */
+/* The SQLite ledger: schema and migrations, batched writes, read-only queries for sactl. */
+#include "store/store.h"
+#include "store/store_test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+/* PRAGMA application_id: "sakd", so a foreign SQLite file is never migrated into a ledger. */
+#define APP_ID 0x73616b64
+
+/*
+ * Migrations: migrations[v] takes a database from version v to v + 1. They
+ * are append-only: a released step is never edited, a change is a new step.
+ * All steps up to the target run in one transaction with the user_version
+ * update, so a crash leaves the old version or the new one.
+ */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+	/* v0 -> v1: the ledger. */
+	"PRAGMA application_id = 1935764324;" /* APP_ID */
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY NOT NULL,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE sa ("
+	"  id INTEGER PRIMARY KEY,"
+	"  link TEXT,"
+	"  dir TEXT CHECK (dir IN ('in', 'out')),"
+	"  spi INTEGER NOT NULL CHECK (spi BETWEEN 0 AND 4294967295),"
+	"  src TEXT NOT NULL,"
+	"  dst TEXT NOT NULL,"
+	"  proto INTEGER NOT NULL CHECK (proto BETWEEN 1 AND 255),"
+	"  mode TEXT,"
+	"  algorithm TEXT,"
+	"  epoch INTEGER,"
+	"  managed INTEGER NOT NULL DEFAULT 0 CHECK (managed IN (0, 1)),"
+	"  state TEXT NOT NULL CHECK (state IN ('larval', 'mature', 'dying', 'gone')),"
+	"  added_at INTEGER NOT NULL,"
+	"  gone_at INTEGER,"
+	"  soft_expires_at INTEGER,"
+	"  hard_expires_at INTEGER,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  packets INTEGER NOT NULL DEFAULT 0,"
+	"  last_counters_at INTEGER,"
+	/* A fingerprint and nothing longer: no column of the ledger can hold a key. */
+	"  key_fp TEXT CHECK (key_fp IS NULL OR"
+	"    (length(key_fp) = 16 AND key_fp NOT GLOB '*[^0-9a-f]*')),"
+	"  CHECK ((state = 'gone') = (gone_at IS NOT NULL))"
+	");"
+	/* The kernel holds one SA per (dst, spi, proto): so does the set of live rows. */
+	"CREATE UNIQUE INDEX sa_live ON sa(dst, spi, proto) WHERE state != 'gone';"
+	"CREATE INDEX sa_gone_at ON sa(gone_at) WHERE gone_at IS NOT NULL;"
+	"CREATE TABLE event ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('add', 'update', 'delete', 'expire-soft',"
+	"    'expire-hard', 'acquire', 'acquire-unanswered', 'sa-removed', 'sa-too-old',"
+	"    'rotation-failed', 'resync')),"
+	"  link TEXT,"
+	"  spi INTEGER CHECK (spi BETWEEN 1 AND 4294967295),"
+	"  src TEXT,"
+	"  dst TEXT,"
+	"  proto INTEGER CHECK (proto BETWEEN 1 AND 255),"
+	"  message TEXT NOT NULL DEFAULT '',"
+	"  origin_pid INTEGER"
+	");"
+	"CREATE INDEX event_at ON event(at);"
+	"CREATE TABLE rotation ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  link TEXT NOT NULL,"
+	"  epoch INTEGER NOT NULL,"
+	"  result TEXT NOT NULL CHECK (result IN ('ok', 'failed')),"
+	"  detail TEXT NOT NULL DEFAULT '',"
+	"  old_spi INTEGER,"
+	"  new_spi INTEGER"
+	");"
+	"CREATE INDEX rotation_at ON rotation(at);",
+
+	/*
+	 * v1 -> v2: the pid that added an SA; events point at the SA life they
+	 * concern (kept when the SA is pruned); indexes for sactl check's counts
+	 * and for the last rotation of each link.
+	 */
+	"ALTER TABLE sa ADD COLUMN origin_pid INTEGER;"
+	"ALTER TABLE event ADD COLUMN sa_id INTEGER REFERENCES sa(id) ON DELETE SET NULL;"
+	"CREATE INDEX event_sa ON event(sa_id);"
+	"CREATE INDEX event_kind_at ON event(kind, at);"
+	"CREATE INDEX rotation_link_at ON rotation(link, at);",
+};
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SA_CLOSE_LIVE,
+	ST_SA_INSERT,
+	ST_SA_UPDATE,
+	ST_SA_COUNTERS,
+	ST_SA_STATE,
+	ST_SA_GET,
+	ST_SA_FIND_LIVE,
+	ST_SA_EACH,
+	ST_SA_COUNT,
+	ST_SYNC_CLEAR,
+	ST_SYNC_MARK,
+	ST_SYNC_END,
+	ST_EV_INSERT,
+	ST_EV_EACH,
+	ST_EV_COUNT,
+	ST_ROT_INSERT,
+	ST_ROT_EACH,
+	ST_ROT_COUNT,
+	ST_ROT_LAST,
+	ST_ROT_LAST_EACH,
+	ST_META_SET,
+	ST_META_DEL,
+	ST_META_GET,
+	ST_PRUNE_EV,
+	ST_PRUNE_ROT,
+	ST_PRUNE_SA,
+	ST_COUNT_,
+};
+
+#define SA_COLS                                                                                    \
+	"id, link, dir, spi, src, dst, proto, mode, algorithm, epoch, managed, state, added_at, "  \
+	"gone_at, soft_expires_at, hard_expires_at, bytes, packets, last_counters_at, key_fp, "    \
+	"origin_pid"
+#define EV_COLS "id, at, kind, sa_id, link, spi, src, dst, proto, message, origin_pid"
+#define ROT_COLS "id, at, link, epoch, result, detail, old_spi, new_spi"
+
+static const char *const stmt_sql[ST_COUNT_] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SA_CLOSE_LIVE] = "UPDATE sa SET state = 'gone', gone_at = max(?4, added_at) "
+			     "WHERE dst = ?1 AND spi = ?2 AND proto = ?3 AND state != 'gone'",
+	[ST_SA_INSERT] = "INSERT INTO sa (link, dir, spi, src, dst, proto, mode, algorithm, epoch, "
+			 "managed, state, added_at, soft_expires_at, hard_expires_at, bytes, "
+			 "packets, last_counters_at, key_fp, origin_pid) VALUES (?1, ?2, ?3, ?4, "
+			 "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+	[ST_SA_UPDATE] = "UPDATE sa SET link = ?2, dir = ?3, mode = ?4, algorithm = ?5, epoch = ?6, "
+			 "managed = ?7, state = ?8, soft_expires_at = ?9, hard_expires_at = ?10, "
+			 "bytes = ?11, packets = ?12, last_counters_at = ?13, key_fp = ?14, "
+			 "origin_pid = ?15 WHERE id = ?1 AND state != 'gone'",
+	[ST_SA_COUNTERS] = "UPDATE sa SET bytes = ?2, packets = ?3, last_counters_at = ?4 "
+			   "WHERE id = ?1",
+	[ST_SA_STATE] = "UPDATE sa SET state = ?2, gone_at = CASE WHEN ?2 = 'gone' "
+			"THEN max(?3, added_at) END WHERE id = ?1 AND state != 'gone'",
+	[ST_SA_GET] = "SELECT " SA_COLS " FROM sa WHERE id = ?1",
+	[ST_SA_FIND_LIVE] = "SELECT " SA_COLS " FROM sa "
+			    "WHERE dst = ?1 AND spi = ?2 AND proto = ?3 AND state != 'gone'",
+	[ST_SA_EACH] = "SELECT " SA_COLS " FROM sa WHERE (?1 IS NULL OR link = ?1) "
+		       "AND (?2 OR state != 'gone') ORDER BY id",
+	[ST_SA_COUNT] = "SELECT count(*) FROM sa WHERE (?1 IS NULL OR link = ?1) "
+			"AND (?2 OR state != 'gone')",
+	[ST_SYNC_CLEAR] = "DELETE FROM temp.sync_seen",
+	[ST_SYNC_MARK] = "INSERT OR IGNORE INTO temp.sync_seen (id) VALUES (?1)",
+	[ST_SYNC_END] = "UPDATE main.sa SET state = 'gone', gone_at = max(?1, added_at) "
+			"WHERE state != 'gone' AND id NOT IN (SELECT id FROM temp.sync_seen)",
+	[ST_EV_INSERT] = "INSERT INTO event (at, kind, sa_id, link, spi, src, dst, proto, message, "
+			 "origin_pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_EV_EACH] = "SELECT " EV_COLS " FROM event WHERE at >= ?1 "
+		       "AND (?2 IS NULL OR link = ?2) ORDER BY at, id",
+	[ST_EV_COUNT] = "SELECT count(*) FROM event WHERE kind = ?1 AND at >= ?2",
+	[ST_ROT_INSERT] = "INSERT INTO rotation (at, link, epoch, result, detail, old_spi, new_spi) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_ROT_EACH] = "SELECT " ROT_COLS " FROM rotation WHERE at >= ?1 "
+			"AND (?2 IS NULL OR link = ?2) ORDER BY at, id",
+	[ST_ROT_COUNT] = "SELECT count(*) FROM rotation WHERE result = ?2 AND at >= ?3 "
+			 "AND (?1 IS NULL OR link = ?1)",
+	[ST_ROT_LAST] = "SELECT " ROT_COLS " FROM rotation WHERE link = ?1 "
+			"AND (?2 = 0 OR result = 'ok') ORDER BY at DESC, id DESC LIMIT 1",
+	[ST_ROT_LAST_EACH] = "SELECT " ROT_COLS " FROM rotation WHERE id IN ("
+			     "SELECT (SELECT r.id FROM rotation r WHERE r.link = l.link "
+			     "AND (?1 = 0 OR r.result = 'ok') ORDER BY r.at DESC, r.id DESC LIMIT 1) "
+			     "FROM (SELECT DISTINCT link FROM rotation) l) ORDER BY link",
+	[ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+			"ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[ST_META_DEL] = "DELETE FROM meta WHERE key = ?1",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_PRUNE_EV] = "DELETE FROM event WHERE at < ?1",
+	[ST_PRUNE_ROT] = "DELETE FROM rotation WHERE at < ?1",
+	[ST_PRUNE_SA] = "DELETE FROM sa WHERE gone_at IS NOT NULL AND gone_at < ?1",
+};
+
+struct store {
+	sqlite3 *db;
+	bool readonly;
+	bool in_txn;
+	bool syncing;
+	int txn_err; /* the database failed inside the open transaction: it is lost */
+	int version;
+	sqlite3_stmt *stmt[ST_COUNT_];
+	char errmsg[STORE_ERRMSG_LEN];
+};
+
+static const char *const dir_names[] = {
+	[STORE_DIR_NONE] = NULL,
+	[STORE_DIR_IN] = "in",
+	[STORE_DIR_OUT] = "out",
+};
+
+static const char *const state_names[] = {
+	[STORE_SA_LARVAL] = "larval",
+	[STORE_SA_MATURE] = "mature",
+	[STORE_SA_DYING] = "dying",
+	[STORE_SA_GONE] = "gone",
+};
+
+static const char *const kind_names[STORE_EV_COUNT_] = {
+	[STORE_EV_ADD] = "add",
+	[STORE_EV_UPDATE] = "update",
+	[STORE_EV_DELETE] = "delete",
+	[STORE_EV_EXPIRE_SOFT] = "expire-soft",
+	[STORE_EV_EXPIRE_HARD] = "expire-hard",
+	[STORE_EV_ACQUIRE] = "acquire",
+	[STORE_EV_ACQUIRE_UNANSWERED] = "acquire-unanswered",
+	[STORE_EV_SA_REMOVED] = "sa-removed",
+	[STORE_EV_SA_TOO_OLD] = "sa-too-old",
+	[STORE_EV_ROTATION_FAILED] = "rotation-failed",
+	[STORE_EV_RESYNC] = "resync",
+};
+
+static const char *const result_names[] = {
+	[STORE_ROT_OK] = "ok",
+	[STORE_ROT_FAILED] = "failed",
+};
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *store_dir_name(enum store_dir dir)
+{
+	return (unsigned)dir < ARRAY_LEN(dir_names) ? dir_names[dir] : NULL;
+}
+
+const char *store_sa_state_name(enum store_sa_state state)
+{
+	return (unsigned)state < ARRAY_LEN(state_names) ? state_names[state] : NULL;
+}
+
+const char *store_event_kind_name(enum store_event_kind kind)
+{
+	return (unsigned)kind < ARRAY_LEN(kind_names) ? kind_names[kind] : NULL;
+}
+
+const char *store_rot_result_name(enum store_rot_result result)
+{
+	return (unsigned)result < ARRAY_LEN(result_names) ? result_names[result] : NULL;
+}
+
+static int name_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (names[i] && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int store_event_kind_parse(const char *name, enum store_event_kind *kind)
+{
+	int i = name_index(kind_names, ARRAY_LEN(kind_names), name);
+
+	if (i < 0)
+		return -EINVAL;
+	*kind = (enum store_event_kind)i;
+	return 0;
+}
+
+/* Errors */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
+static int failv(struct store *s, int err, const char *fmt, va_list ap)
+{
+	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+	return err;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int fail(struct store *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	failv(s, err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* SQLite result code to -errno (the table in store.h). */
+static int map_rc(sqlite3 *db, int rc)
+{
+	int sys = db ? sqlite3_system_errno(db) : 0;
+
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_PROTOCOL:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EIO;
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		return sys > 0 ? -sys : ((rc & 0xff) == SQLITE_CANTOPEN ? -ENOENT : -EIO);
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CONSTRAINT:
+		if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			return -EEXIST;
+		return -EINVAL;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_NOLFS:
+		return -EFBIG;
+	case SQLITE_INTERRUPT:
+		return -EINTR;
+	case SQLITE_ABORT:
+		return -ECANCELED;
+	case SQLITE_SCHEMA:
+		return -EAGAIN;
+	case SQLITE_RANGE:
+	case SQLITE_MISMATCH:
+	case SQLITE_MISUSE:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+/* Record the SQLite error rc of db for what; returns it as -errno. */
+static int db_fail(struct store *s, int rc, const char *what)
+{
+	int err = map_rc(s->db, rc);
+
+	if (err == 0)
+		err = -EIO;
+	fail(s, err, "%s: %s (%s)", what, s->db ? sqlite3_errmsg(s->db) : "out of memory",
+	     sqlite3_errstr(rc));
+	/* Some errors (FULL, IOERR, NOMEM, BUSY) roll the whole transaction back. */
+	if (s->in_txn && s->db && sqlite3_get_autocommit(s->db) && !s->txn_err)
+		s->txn_err = err;
+	return err;
+}
+
+/* Statements */
+
+static int stmt_get(struct store *s, enum stmt_id id, sqlite3_stmt **out)
+{
+	sqlite3_stmt *st = s->stmt[id];
+	int rc;
+
+	if (!st) {
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st,
+					NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(st);
+			return db_fail(s, rc, "prepare");
+		}
+		s->stmt[id] = st;
+	}
+	if (sqlite3_stmt_busy(st))
+		return fail(s, -EDEADLK, "store called from its own iteration callback");
+	*out = st;
+	return 0;
+}
+
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Step a statement that returns no row; reset it. */
+static int run(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	int err = 0;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		err = db_fail(s, rc, what);
+	stmt_done(st);
+	return err;
+}
+
+/* Writes refuse to go on once the database lost the open transaction. */
+static int write_ok(struct store *s)
+{
+	if (s->txn_err)
+		return fail(s, s->txn_err, "transaction already failed; roll back or commit");
+	return 0;
+}
+
+/* Keep the first binding error of a series. */
+static void keep(int *rc, int next)
+{
+	if (*rc == SQLITE_OK)
+		*rc = next;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+	if (!text || !text[0])
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+}
+
+static int bind_opt(sqlite3_stmt *st, int i, int64_t v)
+{
+	return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/* Bindings fail only for an index out of range or out of memory. */
+static int bind_check(struct store *s, int rc, sqlite3_stmt *st)
+{
+	if (rc == SQLITE_OK)
+		return 0;
+	stmt_done(st);
+	return db_fail(s, rc, "bind");
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	snprintf(buf, size, "%s", t ? (const char *)t : "");
+}
+
+/* Input checks: nothing key-shaped, nothing unbounded, addresses in one canonical form. */
+
+static bool fits(const char *buf, size_t size)
+{
+	return memchr(buf, '\0', size) != NULL;
+}
+
+static bool is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static bool is_b64(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       c == '+' || c == '/' || c == '-' || c == '_';
+}
+
+/*
+ * Whether the run t[0..len) of base64 characters (padding aside) could be a key: 32+ hex
+ * digits in a row (128 bits), or 40+ characters mixing digits, upper and
+ * lower case (base64 of 30+ bytes). Words, paths and fingerprints are not.
+ */
+static bool run_is_key(const char *t, size_t len)
+{
+	bool digit = false, upper = false, lower = false;
+	size_t hex = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		hex = is_hex(t[i]) ? hex + 1 : 0;
+		if (hex >= 32)
+			return true;
+		digit |= t[i] >= '0' && t[i] <= '9';
+		upper |= t[i] >= 'A' && t[i] <= 'Z';
+		lower |= t[i] >= 'a' && t[i] <= 'z';
+	}
+	return len >= 40 && digit && upper && lower;
+}
+
+static bool key_shaped(const char *t)
+{
+	size_t i = 0;
+
+	while (t[i]) {
+		size_t len = 0;
+
+		while (t[i + len] && is_b64(t[i + len]))
+			len++;
+		if (len && run_is_key(t + i, len))
+			return true;
+		i += len ? len : 1;
+	}
+	return false;
+}
+
+/*
+ * Free text as it may be stored: bytes outside printable ASCII become '?',
+ * key-shaped runs become "[redacted]" (never longer than the run). out has
+ * STORE_MSG_LEN bytes; in is NUL-terminated within STORE_MSG_LEN.
+ */
+static void clean_text(const char *in, char out[STORE_MSG_LEN])
+{
+	static const char redacted[] = "[redacted]";
+	char tmp[STORE_MSG_LEN];
+	size_t i = 0, o = 0;
+
+	for (i = 0; in[i] && i < sizeof(tmp) - 1; i++)
+		tmp[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
+	tmp[i] = '\0';
+	for (i = 0; tmp[i];) {
+		size_t len = 0;
+
+		while (tmp[i + len] && is_b64(tmp[i + len]))
+			len++;
+		if (len && run_is_key(tmp + i, len)) {
+			memcpy(out + o, redacted, sizeof(redacted) - 1);
+			o += sizeof(redacted) - 1;
+			/* base64 padding goes with the run */
+			while (tmp[i + len] == '=')
+				len++;
+		} else {
+			size_t n = len ? len : 1;
+
+			memcpy(out + o, tmp + i, n);
+			o += n;
+		}
+		i += len ? len : 1;
+	}
+	out[o] = '\0';
+	/* Wipe the copy: it held whatever the caller passed, key-shaped or not. */
+	explicit_bzero(tmp, sizeof(tmp));
+}
+
+/* A name field (link, algorithm, mode): printable ASCII, no space, not key-shaped. */
+static int check_name(struct store *s, const char *what, const char *buf, size_t size)
+{
+	if (!fits(buf, size))
+		return fail(s, -EINVAL, "%s: longer than %zu bytes", what, size - 1);
+	for (const char *p = buf; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return fail(s, -EINVAL, "%s: not printable ASCII without spaces", what);
+	if (key_shaped(buf))
+		return fail(s, -EINVAL, "%s: looks like key material; refused", what);
+	return 0;
+}
+
+/* Parse an IP literal into its inet_ntop form in out; "" allowed if optional. */
+static int norm_addr(struct store *s, const char *what, const char *in, bool optional,
+		     char out[STORE_ADDR_LEN])
+{
+	unsigned char bytes[16];
+
+	if (!fits(in, STORE_ADDR_LEN))
+		return fail(s, -EINVAL, "%s: too long for an address", what);
+	if (!in[0]) {
+		out[0] = '\0';
+		return optional ? 0 : fail(s, -EINVAL, "%s: missing", what);
+	}
+	if (inet_pton(AF_INET, in, bytes) == 1) {
+		inet_ntop(AF_INET, bytes, out, STORE_ADDR_LEN);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, in, bytes) == 1) {
+		inet_ntop(AF_INET6, bytes, out, STORE_ADDR_LEN);
+		return 0;
+	}
+	return fail(s, -EINVAL, "%s: not an IP address literal", what);
+}
+
+static bool fp_ok(const char *fp)
+{
+	size_t n = strnlen(fp, STORE_FP_LEN + 1);
+
+	if (n == 0)
+		return true;
+	if (n != STORE_FP_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((fp[i] >= '0' && fp[i] <= '9') || (fp[i] >= 'a' && fp[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Checked and normalized copies of the fields of an SA. */
+struct sa_in {
+	char src[STORE_ADDR_LEN], dst[STORE_ADDR_LEN];
+};
+
+static int check_sa(struct store *s, const struct store_sa *sa, struct sa_in *in)
+{
+	int err;
+
+	if ((err = check_name(s, "link", sa->link, sizeof(sa->link))) ||
+	    (err = check_name(s, "mode", sa->mode, sizeof(sa->mode))) ||
+	    (err = check_name(s, "algorithm", sa->algorithm, sizeof(sa->algorithm))) ||
+	    (err = norm_addr(s, "src", sa->src, false, in->src)) ||
+	    (err = norm_addr(s, "dst", sa->dst, false, in->dst)))
+		return err;
+	if (!fp_ok(sa->key_fp))
+		return fail(s, -EINVAL, "key_fp: not %d lowercase hex digits", STORE_FP_LEN);
+	if (!store_dir_name(sa->dir) && sa->dir != STORE_DIR_NONE)
+		return fail(s, -EINVAL, "dir: %d unknown", (int)sa->dir);
+	if (!store_sa_state_name(sa->state) || sa->state == STORE_SA_GONE)
+		return fail(s, -EINVAL, "state: %d is not a live state", (int)sa->state);
+	if (sa->proto == 0)
+		return fail(s, -EINVAL, "proto: 0");
+	return 0;
+}
+
+/* Bind the mutable fields of sa as ST_SA_UPDATE numbers them (2..15). */
+static int bind_sa_update(struct store *s, sqlite3_stmt *st, int64_t id, const struct store_sa *sa)
+{
+	int rc = sqlite3_bind_int64(st, 1, id);
+
+	keep(&rc, bind_text(st, 2, sa->link));
+	keep(&rc, bind_text(st, 3, store_dir_name(sa->dir)));
+	keep(&rc, bind_text(st, 4, sa->mode));
+	keep(&rc, bind_text(st, 5, sa->algorithm));
+	keep(&rc, (sa->has_epoch ? sqlite3_bind_int64(st, 6, sa->epoch) : sqlite3_bind_null(st, 6)));
+	keep(&rc, sqlite3_bind_int(st, 7, sa->managed));
+	keep(&rc, bind_text(st, 8, store_sa_state_name(sa->state)));
+	keep(&rc, bind_opt(st, 9, sa->soft_expires_at));
+	keep(&rc, bind_opt(st, 10, sa->hard_expires_at));
+	keep(&rc, sqlite3_bind_int64(st, 11, (sqlite3_int64)sa->bytes));
+	keep(&rc, sqlite3_bind_int64(st, 12, (sqlite3_int64)sa->packets));
+	keep(&rc, bind_opt(st, 13, sa->last_counters_at));
+	keep(&rc, bind_text(st, 14, sa->key_fp));
+	keep(&rc, bind_opt(st, 15, sa->origin_pid));
+	return bind_check(s, rc, st);
+}
+
+static int read_sa(struct store *s, sqlite3_stmt *st, struct store_sa *sa)
+{
+	const unsigned char *text;
+	int i;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, sa->link, sizeof(sa->link));
+	text = sqlite3_column_text(st, 2);
+	i = text ? name_index(dir_names, ARRAY_LEN(dir_names), (const char *)text) : 0;
+	if (i < 0)
+		return fail(s, -EIO, "sa %" PRId64 ": unknown dir", sa->id);
+	sa->dir = (enum store_dir)i;
+	sa->spi = (uint32_t)sqlite3_column_int64(st, 3);
+	col_text(st, 4, sa->src, sizeof(sa->src));
+	col_text(st, 5, sa->dst, sizeof(sa->dst));
+	sa->proto = (uint8_t)sqlite3_column_int(st, 6);
+	col_text(st, 7, sa->mode, sizeof(sa->mode));
+	col_text(st, 8, sa->algorithm, sizeof(sa->algorithm));
+	sa->has_epoch = sqlite3_column_type(st, 9) != SQLITE_NULL;
+	sa->epoch = sqlite3_column_int64(st, 9);
+	sa->managed = sqlite3_column_int(st, 10) != 0;
+	i = name_index(state_names, ARRAY_LEN(state_names), (const char *)sqlite3_column_text(st, 11));
+	if (i < 0)
+		return fail(s, -EIO, "sa %" PRId64 ": unknown state", sa->id);
+	sa->state = (enum store_sa_state)i;
+	sa->added_at = sqlite3_column_int64(st, 12);
+	sa->gone_at = sqlite3_column_int64(st, 13);
+	sa->soft_expires_at = sqlite3_column_int64(st, 14);
+	sa->hard_expires_at = sqlite3_column_int64(st, 15);
+	sa->bytes = (uint64_t)sqlite3_column_int64(st, 16);
+	sa->packets = (uint64_t)sqlite3_column_int64(st, 17);
+	sa->last_counters_at = sqlite3_column_int64(st, 18);
+	col_text(st, 19, sa->key_fp, sizeof(sa->key_fp));
+	sa->origin_pid = (uint32_t)sqlite3_column_int64(st, 20);
+	return 0;
+}
+
+static int read_event(struct store *s, sqlite3_stmt *st, struct store_event *ev)
+{
+	int i;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->id = sqlite3_column_int64(st, 0);
+	ev->at = sqlite3_column_int64(st, 1);
+	i = name_index(kind_names, ARRAY_LEN(kind_names), (const char *)sqlite3_column_text(st, 2));
+	if (i < 0)
+		return fail(s, -EIO, "event %" PRId64 ": unknown kind", ev->id);
+	ev->kind = (enum store_event_kind)i;
+	ev->sa_id = sqlite3_column_int64(st, 3);
+	col_text(st, 4, ev->link, sizeof(ev->link));
+	ev->spi = (uint32_t)sqlite3_column_int64(st, 5);
+	col_text(st, 6, ev->src, sizeof(ev->src));
+	col_text(st, 7, ev->dst, sizeof(ev->dst));
+	ev->proto = (uint8_t)sqlite3_column_int(st, 8);
+	col_text(st, 9, ev->message, sizeof(ev->message));
+	ev->origin_pid = (uint32_t)sqlite3_column_int64(st, 10);
+	return 0;
+}
+
+static int read_rotation(struct store *s, sqlite3_stmt *st, struct store_rotation *rot)
+{
+	int i;
+
+	memset(rot, 0, sizeof(*rot));
+	rot->id = sqlite3_column_int64(st, 0);
+	rot->at = sqlite3_column_int64(st, 1);
+	col_text(st, 2, rot->link, sizeof(rot->link));
+	rot->epoch = sqlite3_column_int64(st, 3);
+	i = name_index(result_names, ARRAY_LEN(result_names),
+		       (const char *)sqlite3_column_text(st, 4));
+	if (i < 0)
+		return fail(s, -EIO, "rotation %" PRId64 ": unknown result", rot->id);
+	rot->result = (enum store_rot_result)i;
+	col_text(st, 5, rot->detail, sizeof(rot->detail));
+	rot->old_spi = (uint32_t)sqlite3_column_int64(st, 6);
+	rot->new_spi = (uint32_t)sqlite3_column_int64(st, 7);
+	return 0;
+}
+
+/* Opening */
+
+static int exec_sql(struct store *s, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_fail(s, rc, what);
+}
+
+/* Value of an integer pragma (or the first column of any one-row query). */
+static int query_int(struct store *s, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*out = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return fail(s, -ENOENT, "%s: no row", sql);
+		}
+	}
+	if (rc != SQLITE_OK) {
+		int err = db_fail(s, rc, sql);
+
+		sqlite3_finalize(st);
+		return err;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Whether the file holds anything but a sakeyd ledger (or nothing at all). */
+static int check_foreign(struct store *s, int64_t version)
+{
+	int64_t app_id, tables;
+	int err;
+
+	if ((err = query_int(s, "PRAGMA application_id", &app_id)))
+		return err;
+	if (version > 0 && app_id != APP_ID)
+		return fail(s, -EINVAL, "not a sakeyd ledger (application_id %" PRId64 ")", app_id);
+	if (version == 0) {
+		err = query_int(s, "SELECT count(*) FROM sqlite_schema", &tables);
+		if (err)
+			return err;
+		if (tables > 0 || app_id != 0)
+			return fail(s, -EINVAL, "not a sakeyd ledger (tables without a schema version)");
+	}
+	return 0;
+}
+
+/* Take a writable database forward to target inside one transaction. */
+static int migrate(struct store *s, int target)
+{
+	int64_t version = 0;
+	char sql[64];
+	int err;
+
+	if ((err = exec_sql(s, "BEGIN IMMEDIATE", "migration")))
+		return err;
+	/* Read again under the write lock: another writer may have migrated meanwhile. */
+	if ((err = query_int(s, "PRAGMA user_version", &version)))
+		goto cleanup;
+	if (version > STORE_SCHEMA_VERSION) {
+		err = fail(s, -EPROTONOSUPPORT,
+			   "database schema version %" PRId64 " is newer than this build's %d; "
+			   "upgrade sakeyd",
+			   version, STORE_SCHEMA_VERSION);
+		goto cleanup;
+	}
+	if ((err = check_foreign(s, version)))
+		goto cleanup;
+	for (int64_t v = version; v < target; v++) {
+		char what[48];
+
+		snprintf(what, sizeof(what), "migration to version %" PRId64, v + 1);
+		if ((err = exec_sql(s, migrations[v], what)))
+			goto cleanup;
+	}
+	if (version < target) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", target);
+		if ((err = exec_sql(s, sql, "migration")))
+			goto cleanup;
+	}
+	if ((err = exec_sql(s, "COMMIT", "migration")))
+		goto cleanup;
+	s->version = version < target ? target : (int)version;
+	return 0;
+
+cleanup:
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return err;
+}
+
+/* dir, created 0700 if missing (one level). */
+static int make_dir(struct store *s, const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == 0) {
+		/* mkdir applied the umask; make the mode exact. */
+		if (chmod(dir, 0700) < 0)
+			return fail(s, -errno, "chmod %s: %s", dir, strerror(errno));
+		return 0;
+	}
+	if (errno != EEXIST)
+		return fail(s, -errno, "mkdir %s: %s", dir, strerror(errno));
+	if (stat(dir, &st) < 0)
+		return fail(s, -errno, "stat %s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(s, -ENOTDIR, "%s: not a directory", dir);
+	return 0;
+}
+
+/*
+ * Create the database file 0600 before SQLite opens it (SQLite would create
+ * it 0644 under the usual umask), or tighten an existing one. SQLite gives
+ * the -wal and -shm files the database file's mode.
+ */
+static int make_db_file(struct store *s, const char *path)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return fail(s, -EINVAL, "%s: a symbolic link; refused", path);
+		if (errno == EISDIR)
+			return fail(s, -EINVAL, "%s: not a regular file", path);
+		return fail(s, -errno, "open %s: %s", path, strerror(errno));
+	}
+	if (fstat(fd, &st) < 0) {
+		err = fail(s, -errno, "stat %s: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = fail(s, -EINVAL, "%s: not a regular file", path);
+		goto cleanup;
+	}
+	if ((st.st_mode & 07777) != 0600) {
+		if (fchmod(fd, 0600) < 0 || fstat(fd, &st) < 0) {
+			err = fail(s, -errno, "chmod %s: %s", path, strerror(errno));
+			goto cleanup;
+		}
+		if ((st.st_mode & 07777) != 0600) {
+			err = fail(s, -EPERM, "%s: mode %o, not 0600", path, st.st_mode & 07777);
+			goto cleanup;
+		}
+	}
+cleanup:
+	close(fd);
+	return err;
+}
+
+/* Open the database for the writer or a reader, with the schema at target (writer) or current. */
+static int open_db(struct store *s, const char *dir, bool readonly, int target)
+{
+	char path[PATH_MAX];
+	int64_t version = 0;
+	int flags, rc, err;
+
+	if (!dir || !dir[0])
+		return fail(s, -EINVAL, "no state directory");
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, STORE_DB_NAME) >= sizeof(path))
+		return fail(s, -ENAMETOOLONG, "%s: path too long", dir);
+	s->readonly = readonly;
+	if (readonly) {
+		struct stat st;
+
+		if (stat(path, &st) < 0)
+			return fail(s, -errno, "%s: %s%s", path, strerror(errno),
+				    errno == ENOENT ? " (has sakeyd run yet?)" : "");
+		flags = SQLITE_OPEN_READONLY;
+	} else {
+		if ((err = make_dir(s, dir)) || (err = make_db_file(s, path)))
+			return err;
+		flags = SQLITE_OPEN_READWRITE;
+	}
+	flags |= SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX;
+	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		err = db_fail(s, rc, path);
+		return err;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+	if (readonly) {
+		if ((err = query_int(s, "PRAGMA user_version", &version)))
+			return err;
+		if (version == 0)
+			return fail(s, -ENOENT, "%s: no ledger schema yet (has sakeyd run?)", path);
+		if (version > STORE_SCHEMA_VERSION)
+			return fail(s, -EPROTONOSUPPORT,
+				    "%s: schema version %" PRId64 " is newer than this build's %d; "
+				    "upgrade sactl",
+				    path, version, STORE_SCHEMA_VERSION);
+		if (version < STORE_SCHEMA_VERSION)
+			return fail(s, -EPROTO,
+				    "%s: schema version %" PRId64 " is older than this build's %d; "
+				    "restart sakeyd to migrate it",
+				    path, version, STORE_SCHEMA_VERSION);
+		if ((err = check_foreign(s, version)))
+			return err;
+		s->version = (int)version;
+		return 0;
+	}
+
+	/* A newer schema is refused before anything (even the journal mode) changes. */
+	if ((err = query_int(s, "PRAGMA user_version", &version)))
+		return err;
+	if (version > STORE_SCHEMA_VERSION)
+		return fail(s, -EPROTONOSUPPORT,
+			    "%s: schema version %" PRId64 " is newer than this build's %d; "
+			    "upgrade sakeyd",
+			    path, version, STORE_SCHEMA_VERSION);
+	{
+		sqlite3_stmt *st = NULL;
+		const unsigned char *mode;
+
+		rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			err = db_fail(s, rc, "journal_mode");
+			sqlite3_finalize(st);
+			return err;
+		}
+		mode = sqlite3_column_text(st, 0);
+		err = mode && strcmp((const char *)mode, "wal") == 0
+			      ? 0
+			      : fail(s, -ENOTSUP, "%s: no WAL mode on this file system", path);
+		sqlite3_finalize(st);
+		if (err)
+			return err;
+	}
+	if ((err = exec_sql(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
+			       "PRAGMA temp_store = MEMORY",
+			    "pragmas")) ||
+	    (err = migrate(s, target)))
+		return err;
+	if (target == STORE_SCHEMA_VERSION &&
+	    (err = exec_sql(s, "CREATE TEMP TABLE sync_seen (id INTEGER PRIMARY KEY)", "sync table")))
+		return err;
+	return 0;
+}
+
+static struct store *store_alloc(void)
+{
+	return calloc(1, sizeof(struct store));
+}
+
+int store_open(const char *dir, bool readonly, struct store **out, char *err, size_t err_size)
+{
+	struct store *s = store_alloc();
+	int ret;
+
+	*out = NULL;
+	if (!s) {
+		if (err && err_size)
+			snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	ret = open_db(s, dir, readonly, STORE_SCHEMA_VERSION);
+	if (ret) {
+		if (err && err_size)
+			snprintf(err, err_size, "%s", s->errmsg);
+		store_close(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < ARRAY_LEN(s->stmt); i++)
+		sqlite3_finalize(s->stmt[i]);
+	if (s->db) {
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close_v2(s->db);
+	}
+	free(s);
+}
+
+const char *store_errmsg(const struct store *s)
+{
+	return s ? s->errmsg : "no store";
+}
+
+int store_schema_version(const struct store *s)
+{
+	return s->version;
+}
+
+void store_set_busy_timeout(struct store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
+}
+
+/* Transactions */
+
+int store_begin(struct store *s)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (s->in_txn)
+		return fail(s, -EALREADY, "begin: a transaction is already open");
+	if ((err = stmt_get(s, ST_BEGIN, &st)) || (err = run(s, st, "begin")))
+		return err;
+	s->in_txn = true;
+	s->txn_err = 0;
+	return 0;
+}
+
+int store_commit(struct store *s)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s->in_txn)
+		return fail(s, -EINVAL, "commit: no transaction open");
+	err = s->txn_err;
+	if (err) {
+		fail(s, err, "commit: the transaction was lost to an earlier error");
+	} else if (!(err = stmt_get(s, ST_COMMIT, &st))) {
+		err = run(s, st, "commit");
+	}
+	if (err) {
+		/* Keep the handle usable: the turn's changes are lost, the caller resyncs. */
+		if (!sqlite3_get_autocommit(s->db) && !stmt_get(s, ST_ROLLBACK, &st)) {
+			sqlite3_step(st);
+			stmt_done(st);
+		}
+	}
+	s->in_txn = false;
+	s->txn_err = 0;
+	if (err)
+		s->syncing = false; /* its marks went with the transaction */
+	return err;
+}
+
+void store_rollback(struct store *s)
+{
+	sqlite3_stmt *st;
+
+	if (!s->db)
+		return;
+	if (!sqlite3_get_autocommit(s->db) && !stmt_get(s, ST_ROLLBACK, &st)) {
+		sqlite3_step(st);
+		stmt_done(st);
+	}
+	s->in_txn = false;
+	s->txn_err = 0;
+	s->syncing = false;
+}
+
+bool store_in_transaction(const struct store *s)
+{
+	return s->in_txn;
+}
+
+/* SAs */
+
+static int sync_mark(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s->syncing)
+		return 0;
+	if ((err = stmt_get(s, ST_SYNC_MARK, &st)))
+		return err;
+	if ((err = bind_check(s, sqlite3_bind_int64(st, 1, id), st)))
+		return err;
+	return run(s, st, "sync mark");
+}
+
+/* Close the live row of (dst, spi, proto), if any, at gone_at. */
+static int close_live(struct store *s, const char *dst, uint32_t spi, uint8_t proto,
+		      int64_t gone_at)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = stmt_get(s, ST_SA_CLOSE_LIVE, &st)))
+		return err;
+	rc = sqlite3_bind_text(st, 1, dst, -1, SQLITE_TRANSIENT);
+	keep(&rc, sqlite3_bind_int64(st, 2, spi));
+	keep(&rc, sqlite3_bind_int(st, 3, proto));
+	keep(&rc, sqlite3_bind_int64(st, 4, gone_at));
+	if ((err = bind_check(s, rc, st)))
+		return err;
+	return run(s, st, "sa close");
+}
+
+/* Insert a checked SA with added_at; close any live row of its identity first. */
+static int insert_sa(struct store *s, const struct store_sa *sa, const struct sa_in *in,
+		     int64_t added_at, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = close_live(s, in->dst, sa->spi, sa->proto, added_at)))
+		return err;
+	if ((err = stmt_get(s, ST_SA_INSERT, &st)))
+		return err;
+	rc = bind_text(st, 1, sa->link);
+	keep(&rc, bind_text(st, 2, store_dir_name(sa->dir)));
+	keep(&rc, sqlite3_bind_int64(st, 3, sa->spi));
+	keep(&rc, sqlite3_bind_text(st, 4, in->src, -1, SQLITE_TRANSIENT));
+	keep(&rc, sqlite3_bind_text(st, 5, in->dst, -1, SQLITE_TRANSIENT));
+	keep(&rc, sqlite3_bind_int(st, 6, sa->proto));
+	keep(&rc, bind_text(st, 7, sa->mode));
+	keep(&rc, bind_text(st, 8, sa->algorithm));
+	keep(&rc, (sa->has_epoch ? sqlite3_bind_int64(st, 9, sa->epoch) : sqlite3_bind_null(st, 9)));
+	keep(&rc, sqlite3_bind_int(st, 10, sa->managed));
+	keep(&rc, bind_text(st, 11, store_sa_state_name(sa->state)));
+	keep(&rc, sqlite3_bind_int64(st, 12, added_at));
+	keep(&rc, bind_opt(st, 13, sa->soft_expires_at));
+	keep(&rc, bind_opt(st, 14, sa->hard_expires_at));
+	keep(&rc, sqlite3_bind_int64(st, 15, (sqlite3_int64)sa->bytes));
+	keep(&rc, sqlite3_bind_int64(st, 16, (sqlite3_int64)sa->packets));
+	keep(&rc, bind_opt(st, 17, sa->last_counters_at));
+	keep(&rc, bind_text(st, 18, sa->key_fp));
+	keep(&rc, bind_opt(st, 19, sa->origin_pid));
+	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "sa add")))
+		return err;
+	if (id)
+		*id = sqlite3_last_insert_rowid(s->db);
+	return sync_mark(s, sqlite3_last_insert_rowid(s->db));
+}
+
+int store_sa_add(struct store *s, const struct store_sa *sa, int64_t *id)
+{
+	struct sa_in in;
+	int err;
+
+	if ((err = write_ok(s)) || (err = check_sa(s, sa, &in)))
+		return err;
+	if (sa->added_at == 0)
+		return fail(s, -EINVAL, "sa add: added_at not set");
+	return insert_sa(s, sa, &in, sa->added_at, id);
+}
+
+static int update_sa(struct store *s, int64_t id, const struct store_sa *sa)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, ST_SA_UPDATE, &st)) || (err = bind_sa_update(s, st, id, sa)) ||
+	    (err = run(s, st, "sa update")))
+		return err;
+	if (sqlite3_changes(s->db) == 0)
+		return fail(s, -ENOENT, "sa update: no live row %" PRId64, id);
+	return sync_mark(s, id);
+}
+
+int store_sa_update(struct store *s, int64_t id, const struct store_sa *sa)
+{
+	struct sa_in in;
+	int err;
+
+	if ((err = write_ok(s)) || (err = check_sa(s, sa, &in)))
+		return err;
+	return update_sa(s, id, sa);
+}
+
+int store_sa_update_counters(struct store *s, int64_t id, uint64_t bytes, uint64_t packets,
+			     int64_t now)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = write_ok(s)) || (err = stmt_get(s, ST_SA_COUNTERS, &st)))
+		return err;
+	rc = sqlite3_bind_int64(st, 1, id);
+	keep(&rc, sqlite3_bind_int64(st, 2, (sqlite3_int64)bytes));
+	keep(&rc, sqlite3_bind_int64(st, 3, (sqlite3_int64)packets));
+	keep(&rc, bind_opt(st, 4, now));
+	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "sa counters")))
+		return err;
+	if (sqlite3_changes(s->db) == 0)
+		return fail(s, -ENOENT, "sa counters: no row %" PRId64, id);
+	return 0;
+}
+
+int store_sa_set_state(struct store *s, int64_t id, enum store_sa_state state, int64_t now)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = write_ok(s)))
+		return err;
+	if (!store_sa_state_name(state))
+		return fail(s, -EINVAL, "sa state: %d unknown", (int)state);
+	if ((err = stmt_get(s, ST_SA_STATE, &st)))
+		return err;
+	rc = sqlite3_bind_int64(st, 1, id);
+	keep(&rc, sqlite3_bind_text(st, 2, store_sa_state_name(state), -1, SQLITE_STATIC));
+	keep(&rc, sqlite3_bind_int64(st, 3, now));
+	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "sa state")))
+		return err;
+	if (sqlite3_changes(s->db) == 0)
+		return fail(s, -ENOENT, "sa state: no live row %" PRId64, id);
+	return 0;
+}
+
+int store_sa_sync_begin(struct store *s)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (s->readonly)
+		return fail(s, -EROFS, "sync: read-only handle");
+	if ((err = write_ok(s)) || (err = stmt_get(s, ST_SYNC_CLEAR, &st)) ||
+	    (err = run(s, st, "sync begin")))
+		return err;
+	s->syncing = true;
+	return 0;
+}
+
+/* Run a one-row query whose statement is bound; 0 with the row read by read_sa, or -ENOENT. */
+static int one_sa(struct store *s, sqlite3_stmt *st, struct store_sa *out, const char *what)
+{
+	int rc = sqlite3_step(st), err;
+
+	if (rc == SQLITE_ROW)
+		err = read_sa(s, st, out);
+	else if (rc == SQLITE_DONE)
+		err = fail(s, -ENOENT, "%s: no such SA", what);
+	else
+		err = db_fail(s, rc, what);
+	stmt_done(st);
+	return err;
+}
+
+static int find_live(struct store *s, const char *dst, uint32_t spi, uint8_t proto,
+		     struct store_sa *out)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = stmt_get(s, ST_SA_FIND_LIVE, &st)))
+		return err;
+	rc = sqlite3_bind_text(st, 1, dst, -1, SQLITE_TRANSIENT);
+	keep(&rc, sqlite3_bind_int64(st, 2, spi));
+	keep(&rc, sqlite3_bind_int(st, 3, proto));
+	if ((err = bind_check(s, rc, st)))
+		return err;
+	return one_sa(s, st, out, "sa find");
+}
+
+int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64_t *id)
+{
+	struct store_sa row;
+	struct sa_in in;
+	int err;
+
+	if (!s->syncing)
+		return fail(s, -EINVAL, "sync: store_sa_seen without store_sa_sync_begin");
+	if ((err = write_ok(s)) || (err = check_sa(s, sa, &in)))
+		return err;
+	err = find_live(s, in.dst, sa->spi, sa->proto, &row);
+	if (err && err != -ENOENT)
+		return err;
+	if (!err && strcmp(row.src, in.src) == 0 && (sa->added_at == 0 || sa->added_at == row.added_at)) {
+		if (id)
+			*id = row.id;
+		return update_sa(s, row.id, sa);
+	}
+	/* Not the life we know: the old SA went while we were not looking. */
+	return insert_sa(s, sa, &in, sa->added_at ? sa->added_at : now, id);
+}
+
+int store_sa_sync_end(struct store *s, int64_t now, uint64_t *gone)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s->syncing)
+		return fail(s, -EINVAL, "sync: store_sa_sync_end without store_sa_sync_begin");
+	if ((err = write_ok(s)) || (err = stmt_get(s, ST_SYNC_END, &st)))
+		return err;
+	if ((err = bind_check(s, sqlite3_bind_int64(st, 1, now), st)) ||
+	    (err = run(s, st, "sync end")))
+		return err;
+	if (gone)
+		*gone = (uint64_t)sqlite3_changes(s->db);
+	s->syncing = false;
+	if ((err = stmt_get(s, ST_SYNC_CLEAR, &st)))
+		return err;
+	return run(s, st, "sync clear");
+}
+
+/* Events, rotations */
+
+int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
+{
+	char src[STORE_ADDR_LEN], dst[STORE_ADDR_LEN], message[STORE_MSG_LEN];
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = write_ok(s)) || (err = check_name(s, "link", ev->link, sizeof(ev->link))) ||
+	    (err = norm_addr(s, "src", ev->src, true, src)) ||
+	    (err = norm_addr(s, "dst", ev->dst, true, dst)))
+		return err;
+	if (!store_event_kind_name(ev->kind))
+		return fail(s, -EINVAL, "event kind: %d unknown", (int)ev->kind);
+	if (!fits(ev->message, sizeof(ev->message)))
+		return fail(s, -EINVAL, "event message: not terminated");
+	clean_text(ev->message, message);
+	if ((err = stmt_get(s, ST_EV_INSERT, &st)))
+		return err;
+	rc = sqlite3_bind_int64(st, 1, ev->at);
+	keep(&rc, sqlite3_bind_text(st, 2, store_event_kind_name(ev->kind), -1, SQLITE_STATIC));
+	keep(&rc, bind_opt(st, 3, ev->sa_id));
+	keep(&rc, bind_text(st, 4, ev->link));
+	keep(&rc, bind_opt(st, 5, ev->spi));
+	keep(&rc, bind_text(st, 6, src));
+	keep(&rc, bind_text(st, 7, dst));
+	keep(&rc, bind_opt(st, 8, ev->proto));
+	keep(&rc, sqlite3_bind_text(st, 9, message, -1, SQLITE_TRANSIENT));
+	keep(&rc, bind_opt(st, 10, ev->origin_pid));
+	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "event add")))
+		return err;
+	if (id)
+		*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int store_rotation_add(struct store *s, const struct store_rotation *rot, int64_t *id)
+{
+	char detail[STORE_MSG_LEN];
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = write_ok(s)) || (err = check_name(s, "link", rot->link, sizeof(rot->link))))
+		return err;
+	if (!rot->link[0])
+		return fail(s, -EINVAL, "rotation: no link");
+	if (!store_rot_result_name(rot->result))
+		return fail(s, -EINVAL, "rotation result: %d unknown", (int)rot->result);
+	if (!fits(rot->detail, sizeof(rot->detail)))
+		return fail(s, -EINVAL, "rotation detail: not terminated");
+	clean_text(rot->detail, detail);
+	if ((err = stmt_get(s, ST_ROT_INSERT, &st)))
+		return err;
+	rc = sqlite3_bind_int64(st, 1, rot->at);
+	keep(&rc, sqlite3_bind_text(st, 2, rot->link, -1, SQLITE_TRANSIENT));
+	keep(&rc, sqlite3_bind_int64(st, 3, rot->epoch));
+	keep(&rc, sqlite3_bind_text(st, 4, store_rot_result_name(rot->result), -1, SQLITE_STATIC));
+	keep(&rc, sqlite3_bind_text(st, 5, detail, -1, SQLITE_TRANSIENT));
+	keep(&rc, bind_opt(st, 6, rot->old_spi));
+	keep(&rc, bind_opt(st, 7, rot->new_spi));
+	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "rotation add")))
+		return err;
+	if (id)
+		*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+/* Meta */
+
+static int check_meta_key(struct store *s, const char *key)
+{
+	if (!key || !key[0] || strlen(key) > 64)
+		return fail(s, -EINVAL, "meta: bad key");
+	for (const char *p = key; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return fail(s, -EINVAL, "meta: key %s: only [a-z0-9_]", key);
+	return 0;
+}
+
+int store_meta_set(struct store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = write_ok(s)) || (err = check_meta_key(s, key)))
+		return err;
+	if (!value) {
+		if ((err = stmt_get(s, ST_META_DEL, &st)) ||
+		    (err = bind_check(s, sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT), st)))
+			return err;
+		return run(s, st, "meta delete");
+	}
+	if (strnlen(value, PATH_MAX + 1) > PATH_MAX)
+		return fail(s, -EINVAL, "meta %s: value longer than %d bytes", key, PATH_MAX);
+	for (const char *p = value; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return fail(s, -EINVAL, "meta %s: control character in value", key);
+	if (key_shaped(value))
+		return fail(s, -EINVAL, "meta %s: value looks like key material; refused", key);
+	if ((err = stmt_get(s, ST_META_SET, &st)))
+		return err;
+	rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	keep(&rc, sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT));
+	if ((err = bind_check(s, rc, st)))
+		return err;
+	return run(s, st, "meta set");
+}
+
+int store_meta_get(struct store *s, const char *key, char *buf, size_t size)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = check_meta_key(s, key)) || (err = stmt_get(s, ST_META_GET, &st)) ||
+	    (err = bind_check(s, sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT), st)))
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+
+		if (size)
+			snprintf(buf, size, "%s", t ? (const char *)t : "");
+		err = len < size ? 0 : fail(s, -ERANGE, "meta %s: value longer than the buffer", key);
+	} else if (rc == SQLITE_DONE) {
+		err = fail(s, -ENOENT, "meta %s: not set", key);
+	} else {
+		err = db_fail(s, rc, "meta get");
+	}
+	stmt_done(st);
+	return err;
+}
+
+int store_meta_set_int(struct store *s, const char *key, int64_t value)
+{
+	char text[24];
+
+	snprintf(text, sizeof(text), "%" PRId64, value);
+	return store_meta_set(s, key, text);
+}
+
+int store_meta_get_int(struct store *s, const char *key, int64_t *value)
+{
+	char text[24], *end;
+	long long v;
+	int err;
+
+	if ((err = store_meta_get(s, key, text, sizeof(text))))
+		return err == -ERANGE ? fail(s, -EINVAL, "meta %s: not an integer", key) : err;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno || end == text || *end)
+		return fail(s, -EINVAL, "meta %s: not an integer", key);
+	*value = v;
+	return 0;
+}
+
+/* Retention */
+
+static int prune_one(struct store *s, enum stmt_id id, int64_t cutoff, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, id, &st)) ||
+	    (err = bind_check(s, sqlite3_bind_int64(st, 1, cutoff), st)) ||
+	    (err = run(s, st, "prune")))
+		return err;
+	*n = (uint64_t)sqlite3_changes(s->db);
+	return 0;
+}
+
+int store_prune(struct store *s, int64_t now, int64_t retention, struct store_prune_result *result)
+{
+	struct store_prune_result r = { 0 };
+	int64_t cutoff;
+	int err;
+
+	if ((err = write_ok(s)))
+		return err;
+	if (retention < 0)
+		return fail(s, -EINVAL, "prune: negative retention");
+	cutoff = now < INT64_MIN + retention ? INT64_MIN : now - retention;
+	/* Events first: deleting an SA then has fewer event references to clear. */
+	if ((err = prune_one(s, ST_PRUNE_EV, cutoff, &r.events)) ||
+	    (err = prune_one(s, ST_PRUNE_ROT, cutoff, &r.rotations)) ||
+	    (err = prune_one(s, ST_PRUNE_SA, cutoff, &r.sas)))
+		return err;
+	if (result)
+		*result = r;
+	return 0;
+}
+
+/* Queries */
+
+/* A caller's callback and its argument. */
+struct emit_to {
+	union {
+		store_sa_cb sa;
+		store_event_cb ev;
+		store_rotation_cb rot;
+	} cb;
+	void *arg;
+};
+
+/* Read one row and hand it to the caller; nonzero stops the iteration. */
+typedef int (*row_fn)(struct store *s, sqlite3_stmt *st, const struct emit_to *to);
+
+/* Step a bound SELECT through emit; a nonzero emit result stops and is returned. */
+static int each_row(struct store *s, sqlite3_stmt *st, row_fn emit, const struct emit_to *to,
+		    const char *what)
+{
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((ret = emit(s, st, to)))
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = db_fail(s, rc, what);
+	stmt_done(st);
+	return ret;
+}
+
+static int emit_sa(struct store *s, sqlite3_stmt *st, const struct emit_to *to)
+{
+	struct store_sa sa;
+	int err = read_sa(s, st, &sa);
+
+	return err ? err : to->cb.sa(&sa, to->arg);
+}
+
+static int emit_event(struct store *s, sqlite3_stmt *st, const struct emit_to *to)
+{
+	struct store_event ev;
+	int err = read_event(s, st, &ev);
+
+	return err ? err : to->cb.ev(&ev, to->arg);
+}
+
+static int emit_rotation(struct store *s, sqlite3_stmt *st, const struct emit_to *to)
+{
+	struct store_rotation rot;
+	int err = read_rotation(s, st, &rot);
+
+	return err ? err : to->cb.rot(&rot, to->arg);
+}
+
+static int bind_sa_query(struct store *s, sqlite3_stmt *st, const struct store_sa_query *q)
+{
+	int rc = q && q->link ? sqlite3_bind_text(st, 1, q->link, -1, SQLITE_TRANSIENT)
+			      : sqlite3_bind_null(st, 1);
+
+	keep(&rc, sqlite3_bind_int(st, 2, q && q->include_gone));
+	return bind_check(s, rc, st);
+}
+
+int store_sa_each(struct store *s, const struct store_sa_query *q, store_sa_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, ST_SA_EACH, &st)) || (err = bind_sa_query(s, st, q)))
+		return err;
+	return each_row(s, st, emit_sa, &(struct emit_to){ .cb.sa = cb, .arg = arg }, "sa list");
+}
+
+int store_sa_get(struct store *s, int64_t id, struct store_sa *out)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, ST_SA_GET, &st)) ||
+	    (err = bind_check(s, sqlite3_bind_int64(st, 1, id), st)))
+		return err;
+	return one_sa(s, st, out, "sa get");
+}
+
+int store_sa_find_live(struct store *s, const char *dst, uint32_t spi, uint8_t proto,
+		       struct store_sa *out)
+{
+	char norm[STORE_ADDR_LEN];
+	int err;
+
+	if (!dst)
+		return fail(s, -EINVAL, "sa find: no dst");
+	if (strnlen(dst, STORE_ADDR_LEN) >= STORE_ADDR_LEN)
+		return fail(s, -EINVAL, "sa find: dst too long");
+	if ((err = norm_addr(s, "dst", dst, false, norm)))
+		return err;
+	return find_live(s, norm, spi, proto, out);
+}
+
+/* Run a bound count(*) query. */
+static int count_query(struct store *s, sqlite3_stmt *st, uint64_t *n, const char *what)
+{
+	int rc = sqlite3_step(st), err = 0;
+
+	if (rc == SQLITE_ROW)
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		err = db_fail(s, rc, what);
+	stmt_done(st);
+	return err;
+}
+
+int store_sa_count(struct store *s, const struct store_sa_query *q, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, ST_SA_COUNT, &st)) || (err = bind_sa_query(s, st, q)))
+		return err;
+	return count_query(s, st, n, "sa count");
+}
+
+static int bind_since_link(struct store *s, sqlite3_stmt *st, int64_t since, const char *link)
+{
+	int rc = sqlite3_bind_int64(st, 1, since);
+
+	keep(&rc, link ? sqlite3_bind_text(st, 2, link, -1, SQLITE_TRANSIENT)
+		       : sqlite3_bind_null(st, 2));
+	return bind_check(s, rc, st);
+}
+
+int store_event_each(struct store *s, int64_t since, const char *link, store_event_cb cb,
+		     void *arg)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, ST_EV_EACH, &st)) || (err = bind_since_link(s, st, since, link)))
+		return err;
+	return each_row(s, st, emit_event, &(struct emit_to){ .cb.ev = cb, .arg = arg },
+			"event list");
+}
+
+int store_event_count(struct store *s, enum store_event_kind kind, int64_t since, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if (!store_event_kind_name(kind))
+		return fail(s, -EINVAL, "event count: kind %d unknown", (int)kind);
+	if ((err = stmt_get(s, ST_EV_COUNT, &st)))
+		return err;
+	rc = sqlite3_bind_text(st, 1, store_event_kind_name(kind), -1, SQLITE_STATIC);
+	keep(&rc, sqlite3_bind_int64(st, 2, since));
+	if ((err = bind_check(s, rc, st)))
+		return err;
+	return count_query(s, st, n, "event count");
+}
+
+int store_rotation_each(struct store *s, int64_t since, const char *link, store_rotation_cb cb,
+			void *arg)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, ST_ROT_EACH, &st)) || (err = bind_since_link(s, st, since, link)))
+		return err;
+	return each_row(s, st, emit_rotation, &(struct emit_to){ .cb.rot = cb, .arg = arg },
+			"rotation list");
+}
+
+int store_rotation_count(struct store *s, const char *link, enum store_rot_result result,
+			 int64_t since, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if (!store_rot_result_name(result))
+		return fail(s, -EINVAL, "rotation count: result %d unknown", (int)result);
+	if ((err = stmt_get(s, ST_ROT_COUNT, &st)))
+		return err;
+	rc = link ? sqlite3_bind_text(st, 1, link, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, 1);
+	keep(&rc, sqlite3_bind_text(st, 2, store_rot_result_name(result), -1, SQLITE_STATIC));
+	keep(&rc, sqlite3_bind_int64(st, 3, since));
+	if ((err = bind_check(s, rc, st)))
+		return err;
+	return count_query(s, st, n, "rotation count");
+}
+
+int store_rotation_last(struct store *s, const char *link, bool ok_only,
+			struct store_rotation *out)
+{
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if (!link)
+		return fail(s, -EINVAL, "rotation last: no link");
+	if ((err = stmt_get(s, ST_ROT_LAST, &st)))
+		return err;
+	rc = sqlite3_bind_text(st, 1, link, -1, SQLITE_TRANSIENT);
+	keep(&rc, sqlite3_bind_int(st, 2, ok_only));
+	if ((err = bind_check(s, rc, st)))
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		err = read_rotation(s, st, out);
+	else if (rc == SQLITE_DONE)
+		err = fail(s, -ENOENT, "rotation last: none for link %s", link);
+	else
+		err = db_fail(s, rc, "rotation last");
+	stmt_done(st);
+	return err;
+}
+
+int store_rotation_last_each(struct store *s, bool ok_only, store_rotation_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if ((err = stmt_get(s, ST_ROT_LAST_EACH, &st)) ||
+	    (err = bind_check(s, sqlite3_bind_int(st, 1, ok_only), st)))
+		return err;
+	return each_row(s, st, emit_rotation, &(struct emit_to){ .cb.rot = cb, .arg = arg },
+			"rotation last");
+}
+
+/* Arrays */
+
+struct list {
+	char *rows;
+	size_t n, cap, elem;
+};
+
+static int list_push(struct list *l, const void *row)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char *rows = reallocarray(l->rows, cap, l->elem);
+
+		if (!rows)
+			return -ENOMEM;
+		l->rows = rows;
+		l->cap = cap;
+	}
+	memcpy(l->rows + l->n * l->elem, row, l->elem);
+	l->n++;
+	return 0;
+}
+
+static int push_sa(const struct store_sa *sa, void *arg)
+{
+	return list_push(arg, sa);
+}
+
+static int push_event(const struct store_event *ev, void *arg)
+{
+	return list_push(arg, ev);
+}
+
+static int push_rotation(const struct store_rotation *rot, void *arg)
+{
+	return list_push(arg, rot);
+}
+
+/* Hand the list over, or free it on error. */
+static int list_finish(struct store *s, struct list *l, int err, void **rows, size_t *n)
+{
+	if (err) {
+		if (err == -ENOMEM)
+			fail(s, err, "list: out of memory");
+		free(l->rows);
+		*rows = NULL;
+		*n = 0;
+		return err;
+	}
+	*rows = l->n ? l->rows : NULL;
+	if (!l->n)
+		free(l->rows);
+	*n = l->n;
+	return 0;
+}
+
+int store_sa_list(struct store *s, const struct store_sa_query *q, struct store_sa **rows,
+		  size_t *n)
+{
+	struct list l = { .elem = sizeof(**rows) };
+	void *out;
+	int err = store_sa_each(s, q, push_sa, &l);
+
+	err = list_finish(s, &l, err, &out, n);
+	*rows = out;
+	return err;
+}
+
+int store_event_list(struct store *s, int64_t since, const char *link,
+		     struct store_event **rows, size_t *n)
+{
+	struct list l = { .elem = sizeof(**rows) };
+	void *out;
+	int err = store_event_each(s, since, link, push_event, &l);
+
+	err = list_finish(s, &l, err, &out, n);
+	*rows = out;
+	return err;
+}
+
+int store_rotation_list(struct store *s, int64_t since, const char *link,
+			struct store_rotation **rows, size_t *n)
+{
+	struct list l = { .elem = sizeof(**rows) };
+	void *out;
+	int err = store_rotation_each(s, since, link, push_rotation, &l);
+
+	err = list_finish(s, &l, err, &out, n);
+	*rows = out;
+	return err;
+}
+
+void store_list_free(void *rows)
+{
+	free(rows);
+}
+
+/* Test hooks (store_test.h) */
+
+int store_test_create(const char *dir, int version)
+{
+	char path[PATH_MAX];
+	struct store *s;
+	int err;
+
+	if (version < 0 || version > STORE_SCHEMA_VERSION)
+		return -EINVAL;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, STORE_DB_NAME) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (access(path, F_OK) == 0)
+		return -EEXIST;
+	if (!(s = store_alloc()))
+		return -ENOMEM;
+	err = open_db(s, dir, false, version);
+	store_close(s);
+	return err;
+}
+
+/* A bare connection to <dir>/sakeyd.db, as a store (for the error helpers). */
+static int test_connect(const char *dir, struct store **out)
+{
+	char path[PATH_MAX];
+	struct store *s;
+	int rc;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, STORE_DB_NAME) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (!(s = store_alloc()))
+		return -ENOMEM;
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = db_fail(s, rc, path);
+		store_close(s);
+		return rc;
+	}
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	*out = s;
+	return 0;
+}
+
+int store_test_exec(const char *dir, const char *sql)
+{
+	struct store *s;
+	int err = test_connect(dir, &s);
+
+	if (err)
+		return err;
+	err = exec_sql(s, sql, "test exec");
+	store_close(s);
+	return err;
+}
+
+int store_test_query_int(const char *dir, const char *sql, int64_t *out)
+{
+	struct store *s;
+	int err = test_connect(dir, &s);
+
+	if (err)
+		return err;
+	err = query_int(s, sql, out);
+	store_close(s);
+	return err;
+}
+
+int store_test_exec_on(struct store *s, const char *sql)
+{
+	return exec_sql(s, sql, "test exec");
+}

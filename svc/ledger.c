@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: ISC */
+/* The daemon's ledger: SA lives, events and rotations into SQLite, one transaction per loop turn. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rotate/keysched.h"
+#include "store/store.h"
+#include "svc/daemon_int.h"
+#include "svc/ledger.h"
+#include "svc/log.h"
+#include "svc/sadb.h"
+
+/* A broken database is retried this often; the ledger then catches up by a resync. */
+#define REOPEN_MS 5000
+/* Retention pruning cadence. */
+#define PRUNE_MS (3600 * 1000)
+
+struct ledger {
+	struct daemon *d;
+	struct store *store;
+	uv_prepare_t commit; /* before the loop blocks: commit the turn's writes */
+	uv_timer_t reopen;
+	uv_timer_t prune;
+	bool syncing;
+	bool failed; /* a write failed: reopen and resync */
+	unsigned long errors;
+	struct daemon_hooks chain; /* hooks that were installed before ours */
+};
+
+static void reopen_cb(uv_timer_t *t);
+
+static struct ledger *ledger_of(struct daemon *d)
+{
+	return d->ledger;
+}
+
+static void fail(struct ledger *l, int err, const char *what)
+{
+	if (!l->failed) {
+		log_err("ledger: %s: %s (%s); rotation goes on, the ledger catches up once the "
+			"database works again",
+			what, strerror(-err), l->store ? store_errmsg(l->store) : "");
+		daemon_alert(l->d, "rotation-failed", NULL, NULL,
+			     "the SQLite ledger in %s cannot be written: %s",
+			     l->d->cfg->daemon.state_dir, strerror(-err));
+	}
+	l->failed = true;
+	l->errors++;
+	if (l->store) {
+		store_rollback(l->store);
+		store_close(l->store);
+		l->store = NULL;
+	}
+	if (!uv_is_active((uv_handle_t *)&l->reopen))
+		uv_timer_start(&l->reopen, reopen_cb, REOPEN_MS, 0);
+}
+
+/* The store to write to, inside this turn's transaction; NULL if broken. */
+static struct store *writable(struct ledger *l)
+{
+	int ret;
+
+	if (!l->store)
+		return NULL;
+	if (!store_in_transaction(l->store)) {
+		ret = store_begin(l->store);
+		if (ret) {
+			fail(l, ret, "begin");
+			return NULL;
+		}
+	}
+	return l->store;
+}
+
+static void to_row(const struct mon_sa *e, struct store_sa *row, int64_t now)
+{
+	memset(row, 0, sizeof(*row));
+	if (e->sa.link)
+		snprintf(row->link, sizeof(row->link), "%s", e->sa.link->name);
+	row->dir = e->sa.dir == ROT_DIR_IN ? STORE_DIR_IN :
+		   e->sa.dir == ROT_DIR_OUT ? STORE_DIR_OUT : STORE_DIR_NONE;
+	row->spi = e->sa.spi;
+	sadb_addr_str(&e->sa.src, row->src, sizeof(row->src));
+	sadb_addr_str(&e->sa.dst, row->dst, sizeof(row->dst));
+	row->proto = e->sa.proto ? e->sa.proto : 255;
+	snprintf(row->mode, sizeof(row->mode), "%s",
+		 e->sa.mode == CONF_MODE_TUNNEL ? "tunnel" :
+		 e->sa.mode == CONF_MODE_TRANSPORT ? "transport" : "");
+	if (e->sa.alg)
+		snprintf(row->algorithm, sizeof(row->algorithm), "%s", e->sa.alg->name);
+	row->has_epoch = e->managed;
+	row->epoch = e->sa.epoch;
+	row->managed = e->managed;
+	row->state = e->state == MON_LARVAL ? STORE_SA_LARVAL :
+		     e->state == MON_DYING ? STORE_SA_DYING : STORE_SA_MATURE;
+	row->added_at = e->added_at ? e->added_at : now;
+	row->soft_expires_at = mon_sa_soft_expires_at(e);
+	row->hard_expires_at = mon_sa_hard_expires_at(e);
+	row->bytes = e->bytes;
+	row->packets = e->packets;
+	row->last_counters_at = now;
+	if (strlen(e->sa.key_fp) == STORE_FP_LEN)
+		memcpy(row->key_fp, e->sa.key_fp, sizeof(row->key_fp));
+	row->origin_pid = e->origin_pid;
+}
+
+static void event(struct ledger *l, const char *kind, const struct mon_sa *e,
+		  const struct conf_link *link, const char *msg)
+{
+	struct store_event ev = { .at = time(NULL) };
+	struct store *s = writable(l);
+	int ret;
+
+	if (!s)
+		return;
+	if (store_event_kind_parse(kind, &ev.kind))
+		return;
+	if (e) {
+		ev.sa_id = e->store_id;
+		ev.spi = e->sa.spi;
+		ev.proto = e->sa.proto;
+		ev.origin_pid = e->origin_pid;
+		sadb_addr_str(&e->sa.src, ev.src, sizeof(ev.src));
+		sadb_addr_str(&e->sa.dst, ev.dst, sizeof(ev.dst));
+		if (!strcmp(ev.src, "-"))
+			ev.src[0] = ev.dst[0] = 0;
+		if (!link)
+			link = e->sa.link;
+	}
+	if (link)
+		snprintf(ev.link, sizeof(ev.link), "%s", link->name);
+	snprintf(ev.message, sizeof(ev.message), "%s", msg ? msg : "");
+	ret = store_event_add(s, &ev, NULL);
+	if (ret && ret != -EINVAL)
+		fail(l, ret, "event");
+}
+
+static void record(struct ledger *l, struct mon_sa *e)
+{
+	struct store *s = writable(l);
+	struct store_sa row;
+	int64_t now = time(NULL);
+	int ret;
+
+	if (!s)
+		return;
+	to_row(e, &row, now);
+	if (l->syncing)
+		ret = store_sa_seen(s, &row, now, &e->store_id);
+	else if (e->store_id)
+		ret = store_sa_update(s, e->store_id, &row);
+	else
+		ret = store_sa_add(s, &row, &e->store_id);
+	if (ret == -ENOENT && !l->syncing)
+		ret = store_sa_add(s, &row, &e->store_id);
+	if (ret && ret != -EINVAL)
+		fail(l, ret, "SA");
+}
+
+static void on_sa_added(struct daemon *d, const struct mon_sa *ce, bool from_dump)
+{
+	struct ledger *l = ledger_of(d);
+	struct mon_sa *e = (struct mon_sa *)ce;
+
+	record(l, e);
+	if (!from_dump) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "added%s%s",
+			 e->origin_pid == kern_pid(d->kern) ? " by sakeyd" :
+			 e->origin_pid == 0 ? " via netlink (ip xfrm)" : " by another PF_KEY client",
+			 e->sa.key_fp[0] ? "" : "");
+		event(l, "add", e, NULL, msg);
+	}
+	if (l->chain.sa_added)
+		l->chain.sa_added(d, ce, from_dump);
+}
+
+static void on_sa_changed(struct daemon *d, const struct mon_sa *ce)
+{
+	struct ledger *l = ledger_of(d);
+
+	record(l, (struct mon_sa *)ce);
+	if (l->chain.sa_changed)
+		l->chain.sa_changed(d, ce);
+}
+
+static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why)
+{
+	struct ledger *l = ledger_of(d);
+	struct store *s = writable(l);
+	int ret;
+
+	if (s && e->store_id) {
+		ret = store_sa_set_state(s, e->store_id, STORE_SA_GONE, time(NULL));
+		if (ret && ret != -ENOENT)
+			fail(l, ret, "SA gone");
+	}
+	event(l, "delete", e, NULL, why);
+	if (l->chain.sa_gone)
+		l->chain.sa_gone(d, e, why);
+}
+
+static void on_alert(struct daemon *d, const char *kind, const struct mon_sa *e,
+		     const struct conf_link *link, const char *msg)
+{
+	struct ledger *l = ledger_of(d);
+
+	event(l, kind, e, link, msg);
+	if (l->chain.alert)
+		l->chain.alert(d, kind, e, link, msg);
+}
+
+static void on_rotation(struct daemon *d, const struct conf_link *link, const struct rot_sa *sa,
+			bool ok, const char *detail)
+{
+	struct ledger *l = ledger_of(d);
+	struct store_rotation rot = {
+		.at = time(NULL),
+		.epoch = sa->epoch,
+		.result = ok ? STORE_ROT_OK : STORE_ROT_FAILED,
+		.new_spi = sa->spi,
+	};
+	struct store *s = writable(l);
+	int ret;
+
+	if (s) {
+		snprintf(rot.link, sizeof(rot.link), "%s", link->name);
+		snprintf(rot.detail, sizeof(rot.detail), "%s", detail ? detail : "");
+		/* The outbound SA this one replaces: same link, the epoch before. */
+		if (ok && sa->dir == ROT_DIR_OUT)
+			rot.old_spi = rot_spi(link->spi_prefix, sa->epoch - 1);
+		ret = store_rotation_add(s, &rot, NULL);
+		if (ret && ret != -EINVAL)
+			fail(l, ret, "rotation");
+	}
+	if (l->chain.rotation)
+		l->chain.rotation(d, link, sa, ok, detail);
+}
+
+static void on_acquire(struct daemon *d, uint32_t seq, const struct conf_addr *src,
+		       const struct conf_addr *dst, const struct conf_link *link)
+{
+	struct ledger *l = ledger_of(d);
+	struct mon_sa pseudo = { 0 };
+	char msg[64];
+
+	pseudo.sa.src = *src;
+	pseudo.sa.dst = *dst;
+	pseudo.sa.proto = IPPROTO_ESP;
+	snprintf(msg, sizeof(msg), "acquire seq %u%s", seq, link ? ", answered" : "");
+	event(l, "acquire", &pseudo, link, msg);
+	if (l->chain.acquire)
+		l->chain.acquire(d, seq, src, dst, link);
+}
+
+static void on_resync_begin(struct daemon *d)
+{
+	struct ledger *l = ledger_of(d);
+	struct store *s = writable(l);
+
+	l->syncing = false;
+	if (s && !store_sa_sync_begin(s))
+		l->syncing = true;
+	if (l->chain.resync_begin)
+		l->chain.resync_begin(d);
+}
+
+static void on_synced(struct daemon *d, unsigned long n)
+{
+	struct ledger *l = ledger_of(d);
+	struct store *s = writable(l);
+	uint64_t gone = 0;
+	int ret;
+
+	if (s && l->syncing) {
+		ret = store_sa_sync_end(s, time(NULL), &gone);
+		if (!ret)
+			ret = store_meta_set_int(s, STORE_META_LAST_DUMP_AT, time(NULL));
+		if (ret)
+			fail(l, ret, "sync");
+	}
+	l->syncing = false;
+	if (l->chain.synced)
+		l->chain.synced(d, n);
+}
+
+static void commit_cb(uv_prepare_t *h)
+{
+	struct ledger *l = h->data;
+	int ret;
+
+	if (!l->store || !store_in_transaction(l->store))
+		return;
+	/* A sync spans loop turns (the dump arrives in pieces): keep it in one transaction. */
+	if (l->syncing)
+		return;
+	ret = store_meta_set_int(l->store, STORE_META_LAST_WRITE_AT, time(NULL));
+	if (!ret)
+		ret = store_commit(l->store);
+	if (ret)
+		fail(l, ret, "commit");
+}
+
+static int open_store(struct ledger *l)
+{
+	struct config *cfg = l->d->cfg;
+	char err[256] = "";
+	int ret;
+
+	ret = store_open(cfg->daemon.state_dir, false, &l->store, err, sizeof(err));
+	if (ret) {
+		log_err("ledger: cannot open %s/%s: %s", cfg->daemon.state_dir, STORE_DB_NAME,
+			err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	ret = store_begin(l->store);
+	if (!ret)
+		ret = store_meta_set_int(l->store, STORE_META_PID, getpid());
+	if (!ret)
+		ret = store_meta_set_int(l->store, STORE_META_STARTED_AT, time(NULL));
+	if (!ret)
+		ret = store_meta_set(l->store, STORE_META_CONFIG, cfg->path);
+	if (!ret)
+		ret = store_meta_set(l->store, STORE_META_VERSION, SAKEYD_VERSION);
+	if (!ret)
+		ret = store_commit(l->store);
+	if (ret) {
+		log_err("ledger: %s", store_errmsg(l->store));
+		store_close(l->store);
+		l->store = NULL;
+	}
+	return ret;
+}
+
+static void reopen_cb(uv_timer_t *t)
+{
+	struct ledger *l = t->data;
+
+	if (open_store(l)) {
+		uv_timer_start(&l->reopen, reopen_cb, REOPEN_MS, 0);
+		return;
+	}
+	log_info("ledger: database works again; catching up with a resync");
+	l->failed = false;
+	l->d->resync_wanted = true;
+	daemon_kick(l->d, "ledger reopened");
+}
+
+static void prune_cb(uv_timer_t *t)
+{
+	struct ledger *l = t->data;
+	struct store_prune_result r = { 0 };
+	struct store *s = writable(l);
+	int ret;
+
+	if (!s)
+		return;
+	ret = store_prune(s, time(NULL), (int64_t)l->d->cfg->daemon.event_retention, &r);
+	if (ret)
+		fail(l, ret, "prune");
+	else if (r.events || r.rotations || r.sas)
+		log_info("ledger: pruned %llu events, %llu rotations, %llu SA lives past retention",
+			 (unsigned long long)r.events, (unsigned long long)r.rotations,
+			 (unsigned long long)r.sas);
+}
+
+int ledger_start(struct daemon *d)
+{
+	struct ledger *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	l->d = d;
+	d->ledger = l;
+	l->chain = d->hooks;
+	d->hooks.sa_added = on_sa_added;
+	d->hooks.sa_changed = on_sa_changed;
+	d->hooks.sa_gone = on_sa_gone;
+	d->hooks.alert = on_alert;
+	d->hooks.rotation = on_rotation;
+	d->hooks.acquire = on_acquire;
+	d->hooks.resync_begin = on_resync_begin;
+	d->hooks.synced = on_synced;
+	uv_prepare_init(&d->loop, &l->commit);
+	uv_timer_init(&d->loop, &l->reopen);
+	uv_timer_init(&d->loop, &l->prune);
+	l->commit.data = l->reopen.data = l->prune.data = l;
+	uv_prepare_start(&l->commit, commit_cb);
+	if (open_store(l))
+		fail(l, -EIO, "open");
+	uv_timer_start(&l->prune, prune_cb, 1000, PRUNE_MS);
+	return 0;
+}
+
+void ledger_stop(struct daemon *d)
+{
+	struct ledger *l = ledger_of(d);
+
+	if (!l)
+		return;
+	if (l->store) {
+		if (store_in_transaction(l->store)) {
+			l->syncing = false;
+			commit_cb(&l->commit);
+		}
+		store_meta_set(l->store, STORE_META_PID, NULL);
+		store_close(l->store);
+		l->store = NULL;
+	}
+}
+
+void ledger_free(struct daemon *d)
+{
+	free(d->ledger);
+	d->ledger = NULL;
+}
