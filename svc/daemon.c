@@ -16,10 +16,13 @@
 #include "rotate/keysched.h"
 #include "rotate/plan.h"
 #include "rotate/reconcile.h"
+#include "svc/ctl.h"
 #include "svc/daemon.h"
 #include "svc/daemon_int.h"
 #include "svc/kernel.h"
+#include "svc/ledger.h"
 #include "svc/log.h"
+#include "svc/notify.h"
 #include "svc/sadb.h"
 
 /* Wall-clock jump detection: compare CLOCK_REALTIME against the loop's monotonic clock. */
@@ -434,6 +437,8 @@ static void start_resync(struct daemon *d)
 	d->resync_wanted = false;
 	while ((e = mon_table_next(d->table, &cur)))
 		e->seen = false;
+	if (d->hooks.resync_begin)
+		d->hooks.resync_begin(d);
 	ret = kern_dump(d->kern, SADB_DUMP, SADB_SATYPE_UNSPEC, resync_each, resync_done, d);
 	if (ret) {
 		log_err("cannot dump the SADB: %s", strerror(-ret));
@@ -666,6 +671,12 @@ static void pass_finish(struct daemon *d)
 	pass_free(p);
 	d->pass = NULL;
 	d->stats.passes++;
+	if (!d->ready_sent) {
+		/* Synchronised, policies in place, the first reconciliation applied. */
+		d->ready_sent = true;
+		notify_send("READY=1\nSTATUS=rotating");
+		log_info("ready: %zu SAs in the kernel", mon_table_count(d->table));
+	}
 	if (d->hooks.pass_done)
 		d->hooks.pass_done(d);
 	if (d->kick_pending)
@@ -846,6 +857,18 @@ static void clock_cb(uv_timer_t *t)
 	d->clock_offset = offset;
 }
 
+/*
+ * Usage counters come from the kernel only by asking: a dump every
+ * refresh_interval refreshes them, and also heals any broadcast we lost.
+ */
+static void refresh_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	d->resync_wanted = true;
+	daemon_kick(d, NULL);
+}
+
 /* --- start and stop ------------------------------------------------------ */
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -862,6 +885,10 @@ void daemon_stop(struct daemon *d)
 	log_info("stopping; SAs and policies stay installed (fail closed)");
 	if (d->hooks.stopping)
 		d->hooks.stopping(d);
+	notify_send("STOPPING=1");
+	ctl_server_close(d->ctl);
+	d->ctl = NULL;
+	ledger_stop(d);
 	if (d->kern)
 		kern_close(d->kern);
 	d->kern = NULL;
@@ -887,6 +914,7 @@ int daemon_reload(struct daemon *d)
 	int ret;
 
 	log_info("reloading %s", d->config_path);
+	notify_send("RELOADING=1");
 	ret = conf_load(d->config_path, &cfg, &diag);
 	if (!ret)
 		ret = conf_load_secrets(cfg, geteuid(), &diag);
@@ -903,6 +931,7 @@ int daemon_reload(struct daemon *d)
 		log_err("reload refused; the running configuration stays");
 		conf_free(cfg);
 		d->stats.reloads_failed++;
+		notify_send("READY=1");
 		return ret;
 	}
 	/* The old config's links are no longer referenced. */
@@ -914,6 +943,7 @@ int daemon_reload(struct daemon *d)
 	d->policies_done = false;
 	d->stats.reloads++;
 	log_info("reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
+	notify_send("READY=1");
 	daemon_kick(d, "reload");
 	return 0;
 }
@@ -936,7 +966,8 @@ int daemon_init(struct daemon *d, struct config *cfg, const char *config_path)
 	uv_timer_init(&d->loop, &d->kick);
 	uv_timer_init(&d->loop, &d->wake);
 	uv_timer_init(&d->loop, &d->clock);
-	d->kick.data = d->wake.data = d->clock.data = d;
+	uv_timer_init(&d->loop, &d->refresh);
+	d->kick.data = d->wake.data = d->clock.data = d->refresh.data = d;
 	uv_signal_init(&d->loop, &d->sigterm);
 	uv_signal_init(&d->loop, &d->sigint);
 	uv_signal_init(&d->loop, &d->sighup);
@@ -944,9 +975,34 @@ int daemon_init(struct daemon *d, struct config *cfg, const char *config_path)
 	return 0;
 }
 
+static int ctl_reload(void *arg, char *msg, size_t len)
+{
+	struct daemon *d = arg;
+	int ret = daemon_reload(d);
+
+	if (ret)
+		snprintf(msg, len, "reload refused (%s); the running configuration stays: see the "
+			 "daemon's log for file:line", strerror(-ret));
+	else
+		snprintf(msg, len, "reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
+	return ret;
+}
+
+static int ctl_reconcile(void *arg, char *msg, size_t len)
+{
+	struct daemon *d = arg;
+
+	d->resync_wanted = true;
+	daemon_kick(d, "control socket");
+	snprintf(msg, len, "resynchronising with the kernel and reconciling %zu link%s", d->nlinks,
+		 d->nlinks == 1 ? "" : "s");
+	return 0;
+}
+
 int daemon_start(struct daemon *d, const struct kern_opts *base)
 {
 	struct kern_opts o = *base;
+	struct ctl_handlers h = { .reload = ctl_reload, .reconcile = ctl_reconcile, .arg = d };
 	int ret;
 
 	o.on_event = on_event;
@@ -957,10 +1013,19 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 		log_err("cannot open the kernel channel: %s", strerror(-ret));
 		return ret;
 	}
+	ret = ctl_server_start(&d->loop, d->cfg->daemon.control_socket, &h, &d->ctl);
+	if (ret) {
+		/* Not fatal: rotation matters more than sactl reload. */
+		log_err("control socket %s: %s; sactl reload/reconcile will not work (SIGHUP does)",
+			d->cfg->daemon.control_socket, strerror(-ret));
+		d->ctl = NULL;
+	}
 	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
 	uv_signal_start(&d->sigint, signal_cb, SIGINT);
 	uv_signal_start(&d->sighup, signal_cb, SIGHUP);
 	uv_timer_start(&d->clock, clock_cb, CLOCK_CHECK_MS, CLOCK_CHECK_MS);
+	uv_timer_start(&d->refresh, refresh_cb, d->cfg->daemon.refresh_interval * 1000,
+		       d->cfg->daemon.refresh_interval * 1000);
 	d->resync_wanted = true;
 	daemon_kick(d, "start");
 	return 0;
@@ -976,6 +1041,7 @@ void daemon_fini(struct daemon *d)
 	if (ret)
 		log_err("event loop closed with live handles: %s", uv_strerror(ret));
 	assert(ret == 0);
+	ledger_free(d);
 	mon_table_free(d->table);
 	free(d->links);
 	conf_free(d->owned_cfg);
@@ -993,6 +1059,8 @@ int daemon_run(struct config *cfg, const char *config_path)
 	if (ret)
 		goto out;
 	ret = daemon_backend_open(d, &o);
+	if (!ret)
+		ret = ledger_start(d);
 	if (!ret)
 		ret = daemon_start(d, &o);
 	if (ret) {

@@ -400,6 +400,7 @@ static void test_same_attrs(void **state)
 
 	assert_int_equal(rot_plan(&l, T(E), &p), 0);
 	d = p.sa[0];
+	d.reqid = 5; /* the planner sets 0 (plan.c); a set reqid must be compared */
 	a = d;
 	assert_true(rot_sa_same_attrs(&d, &a));
 	a.reqid = 0;

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: ISC */
+/* The control socket: sactl's line protocol, the daemon's libuv server and the client. */
+#ifndef SAKEYD_CTL_H
+#define SAKEYD_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <uv.h>
+
+/*
+ * The protocol, over an AF_UNIX SOCK_STREAM socket: the client sends one
+ * request line of printable ASCII, at most CTL_REQUEST_MAX bytes with its
+ * "\n" (a "\r" before it is tolerated); the server answers one line
+ * "ok <text>\n" or "error <text>\n" (at most CTL_REPLY_MAX bytes, printable
+ * ASCII) and closes the connection. One request per connection.
+ *
+ *   reload        re-read the configuration (mutating: root only)
+ *   reconcile     reconcile every link with the kernel now (mutating: root only)
+ *   status-ping   is the daemon alive? "ok pong pid=N"
+ *   version       "ok sakeyd VERSION"
+ *
+ * A rejected request is answered "error bad request: <why>"; a mutating
+ * request from another user "error permission denied: reload needs root".
+ */
+#define CTL_REQUEST_MAX 256
+#define CTL_REPLY_MAX 512
+/* Longest text a handler may put after "ok " / "error ". */
+#define CTL_MSG_MAX 400
+/* A connection that has not sent its request within this time is answered and closed. */
+#define CTL_TIMEOUT_MS 2000
+/* Connections served at once; more are answered "error busy" and closed. */
+#define CTL_CONN_MAX 16
+/* How long ctl_call() waits for the daemon's answer (a reload reads the config and secrets). */
+#define CTL_CLIENT_TIMEOUT_MS 30000
+
+enum ctl_cmd {
+	CTL_CMD_RELOAD = 1,
+	CTL_CMD_RECONCILE,
+	CTL_CMD_STATUS_PING,
+	CTL_CMD_VERSION,
+};
+
+struct ctl_request {
+	enum ctl_cmd cmd;
+};
+
+/*
+ * Parses one request: exactly len bytes of buf (need not be NUL-terminated),
+ * which must be one line ending in "\n" and nothing after it. Pure. Returns 0
+ * and fills *out, or -EINVAL with *why (may be NULL) set to a static
+ * explanation: empty, too long, no newline, data after the newline, a byte
+ * that is not printable ASCII, an unknown command, or an argument.
+ */
+int ctl_parse_request(const char *buf, size_t len, struct ctl_request *out, const char **why);
+/* The request's word ("reload", ...); "?" for a value out of range. */
+const char *ctl_cmd_name(enum ctl_cmd cmd);
+/* Whether the request changes the daemon's state (and so needs root). */
+bool ctl_cmd_mutating(enum ctl_cmd cmd);
+
+/*
+ * A handler does the work of a mutating request, synchronously, on the loop.
+ * It returns 0 or -errno and may write a one-line explanation (at most len
+ * bytes with the NUL) into msg, which starts empty; the server answers
+ * "ok <msg>" or "error <msg>" (a default text if it left msg empty).
+ */
+typedef int (*ctl_handler_fn)(void *arg, char *msg, size_t len);
+
+struct ctl_handlers {
+	ctl_handler_fn reload;    /* NULL: answered "error not supported: reload" */
+	ctl_handler_fn reconcile; /* NULL: likewise */
+	void *arg;                /* passed to each handler */
+};
+
+struct ctl_server;
+
+/*
+ * Listens on the Unix socket at path (at most 107 bytes) on loop. The
+ * directory of path is created mode 0750 if missing (its parent must exist)
+ * and refused if it is not a directory, not owned by our effective uid, or
+ * group- or world-writable. A socket file already at path is removed if
+ * nobody listens on it; anything else there is refused. The socket is made
+ * mode 0660. Mutating requests are served only to peers (SO_PEERCRED) of uid
+ * 0 or of our own effective uid: that user can signal the daemon anyway, and
+ * it lets an unprivileged daemon (kernel = sim, tests) be driven by its
+ * owner. h is copied. Every refusal is logged with the fix. On success *out
+ * is the server, to be released with ctl_server_close(). Returns 0 or -errno
+ * (-ENAMETOOLONG, -ENOTDIR, -EPERM for an unsafe directory, -EEXIST for a
+ * non-socket file, -EADDRINUSE when another process listens, or uv's error).
+ */
+int ctl_server_start(uv_loop_t *loop, const char *path, const struct ctl_handlers *h,
+		     struct ctl_server **out);
+/*
+ * Stops listening, closes every connection and removes the socket file (if
+ * it is still ours). Memory is released in the close callbacks, so the loop
+ * must run on until they have run. NULL is a no-op.
+ */
+void ctl_server_close(struct ctl_server *srv);
+/* Connections open now (for tests and the connection cap). */
+unsigned ctl_server_connections(const struct ctl_server *srv);
+
+/*
+ * Sends request (a command word without newline) to the daemon listening at
+ * path and waits up to CTL_CLIENT_TIMEOUT_MS for its answer. Blocking; for
+ * sactl. Returns 0 if the daemon answered "ok ..." and -EREMOTEIO if it
+ * answered "error ...": reply then holds the line without its newline. Any
+ * other -errno is a local failure and reply holds a sentence that says what
+ * to do ("sakeyd is not running (no control socket at PATH)", "permission
+ * denied: run as root", ...). reply is always NUL-terminated (len >= 1),
+ * truncated to len bytes.
+ */
+int ctl_call(const char *path, const char *request, char *reply, size_t len);
+
+#endif
