@@ -48,6 +48,7 @@ struct kern {
 	int fd;
 	int closing_handles;
 	bool closing;
+	bool send_blocked; /* the last send got EAGAIN/ENOBUFS */
 	uint32_t pid;
 	uint32_t next_seq;
 	struct kern_opts opts;
@@ -205,9 +206,11 @@ static void pump(struct kern *k)
 
 		n = send(k->fd, r->wire, r->wire_len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-			uv_poll_start(&k->poll, UV_READABLE | UV_WRITABLE, poll_cb);
-			return;
+			k->send_blocked = true;
+			k->stats.send_blocked++;
+			break;
 		}
+		k->send_blocked = false;
 		list_remove(&k->queue, r);
 		wipe_wire(r);
 		if (n < 0) {
@@ -228,14 +231,21 @@ static void pump(struct kern *k)
 			continue;
 		}
 		k->stats.sent++;
+		/* The loop's time is from the start of this turn, which may be long. */
+		uv_update_time(k->loop);
 		r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
 		if (r->is_dump)
 			continue; /* active_dump already points at it */
 		list_push(&k->inflight, r);
 		hash_insert(k, r);
 	}
+	/*
+	 * Requests still queued when the window is full wait for replies; ones
+	 * refused with EAGAIN/ENOBUFS wait for the socket to become writable.
+	 */
 	if (!k->closing)
-		uv_poll_start(&k->poll, UV_READABLE, poll_cb);
+		uv_poll_start(&k->poll, UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0),
+			      poll_cb);
 	arm_timer(k);
 }
 

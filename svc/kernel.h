@@ -63,7 +63,7 @@ struct kern_opts {
 
 struct kern_stats {
 	unsigned long sent, replies, events, timeouts, malformed, truncated, dumps;
-	unsigned long queued_max;
+	unsigned long queued_max, send_blocked;
 };
 
 /*

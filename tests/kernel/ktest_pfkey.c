@@ -610,6 +610,46 @@ static void dump_done(struct kern *k, int err, unsigned long n, void *arg)
 	c->dump_done = true;
 }
 
+/*
+ * Run the loop until pred holds. UV_RUN_ONCE would block for I/O even when a
+ * timer callback already made pred true, so a 10 ms check timer stops it.
+ */
+struct until {
+	uv_timer_t timer;
+	struct chan_ctx *c;
+	bool (*pred)(struct chan_ctx *c);
+};
+
+static void until_cb(uv_timer_t *t)
+{
+	struct until *u = (struct until *)t;
+
+	if (u->pred(u->c))
+		uv_stop(t->loop);
+}
+
+static void run_until(uv_loop_t *loop, struct chan_ctx *c, bool (*pred)(struct chan_ctx *c))
+{
+	struct until u = { .c = c, .pred = pred };
+
+	uv_timer_init(loop, &u.timer);
+	uv_timer_start(&u.timer, until_cb, 10, 10);
+	if (!pred(c))
+		uv_run(loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&u.timer, NULL);
+	uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static bool no_pending(struct chan_ctx *c)
+{
+	return kern_pending(c->k) == 0;
+}
+
+static bool dump_finished(struct chan_ctx *c)
+{
+	return c->dump_done;
+}
+
 static int add_many(struct chan_ctx *c, uint32_t base, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -661,13 +701,11 @@ static int test_channel_dump_5000(void)
 	uv_loop_init(&loop);
 	CHECK(chan_open(&loop, &c, 0, 5000, 0) == 0, "kern_open");
 	CHECK(add_many(&c, c.base, c.n) == 0, "kern_request");
-	while (kern_pending(c.k))
-		uv_run(&loop, UV_RUN_ONCE);
+	run_until(&loop, &c, no_pending);
 	CHECK(c.ok == c.n, "%lu of %u ADDs acknowledged (%lu errors, %lu timeouts)", c.ok, c.n,
 	      c.err, c.timeouts);
 	CHECK(kern_dump(c.k, SADB_DUMP, SADB_SATYPE_UNSPEC, dump_each, dump_done, &c) == 0, "dump");
-	while (!c.dump_done)
-		uv_run(&loop, UV_RUN_ONCE);
+	run_until(&loop, &c, dump_finished);
 	CHECK(c.dump_err == 0, "dump: %s", strerror(-c.dump_err));
 	for (unsigned i = 0; i < c.n; i++) {
 		missing += c.seen[i] == 0;
@@ -705,8 +743,7 @@ static int test_channel_loss_resync(void)
 	uv_loop_init(&loop);
 	CHECK(chan_open(&loop, &c, 4096, 500, 1000) == 0, "kern_open");
 	CHECK(add_many(&c, c.base, c.n) == 0, "kern_request");
-	while (kern_pending(c.k))
-		uv_run(&loop, UV_RUN_ONCE);
+	run_until(&loop, &c, no_pending);
 	kern_get_stats(c.k, &st);
 	CHECK(c.timeouts > 0 && st.timeouts == c.timeouts, "no reply lost (ok %lu)", c.ok);
 	CHECK(c.ok + c.timeouts == c.n && c.err == 0, "ok %lu + timeouts %lu + err %lu != %u",
@@ -714,8 +751,7 @@ static int test_channel_loss_resync(void)
 	CHECK(c.losses > 0, "loss not reported");
 	/* Resync: the dump is flow-controlled, so it is complete even through the small buffer. */
 	CHECK(kern_dump(c.k, SADB_DUMP, SADB_SATYPE_UNSPEC, dump_each, dump_done, &c) == 0, "dump");
-	while (!c.dump_done)
-		uv_run(&loop, UV_RUN_ONCE);
+	run_until(&loop, &c, dump_finished);
 	CHECK(c.dump_err == 0, "dump: %s", strerror(-c.dump_err));
 	for (unsigned i = 0; i < c.n; i++)
 		missing += c.seen[i] == 0;
@@ -746,8 +782,7 @@ static int test_channel_empty_dump(void)
 	uv_loop_init(&loop);
 	CHECK(chan_open(&loop, &c, 0, 2000, 0) == 0, "kern_open");
 	CHECK(kern_dump(c.k, SADB_DUMP, SADB_SATYPE_UNSPEC, dump_each, dump_done, &c) == 0, "dump");
-	while (!c.dump_done)
-		uv_run(&loop, UV_RUN_ONCE);
+	run_until(&loop, &c, dump_finished);
 	CHECK(c.dump_err == 0 && c.dumped == 0, "empty dump: err %d, %lu messages", c.dump_err,
 	      c.dumped);
 	ret = 0;
