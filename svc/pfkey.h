@@ -147,7 +147,7 @@ struct pfkey_msg {
 	uint32_t sa2_sequence;
 	uint32_t reqid;
 
-	/* SADB_X_EXT_NAT_T_TYPE / _SPORT / _DPORT / _OA (decode only) */
+	/* SADB_X_EXT_NAT_T_TYPE / _SPORT / _DPORT / _OA */
 	uint8_t natt_type;
 	uint16_t natt_sport, natt_dport; /* host order */
 	struct pfkey_addr natt_oa;
@@ -157,16 +157,19 @@ struct pfkey_msg {
  * Decode buf[0..len) into *m. The input is hostile: every length, the 8-byte
  * alignment, duplicate extensions and per-type minimum sizes are checked;
  * unknown extension types (> SADB_EXT_MAX) are skipped as Linux does.
- * Key pointers in *m point into buf. Returns 0, or -EINVAL / -EMSGSIZE with
- * *why (if non-NULL) set to a static string naming the rejected rule.
+ * Key pointers in *m point into buf. Returns 0 (*why = NULL), or -EINVAL /
+ * -EMSGSIZE with *why (if non-NULL) set to a static string naming the rejected
+ * rule and *m zeroed.
  */
 int pfkey_decode(const void *buf, size_t len, struct pfkey_msg *m, const char **why);
 
 /*
  * Encode *m (the base header and every extension whose bit is set in
- * m->present) into buf of capacity cap. Returns the message length in bytes,
- * or -EMSGSIZE if it does not fit, -EINVAL for a field that cannot be
- * represented. The caller must cleanse buf if m carried keys.
+ * m->present, in type order) into buf of capacity cap. Returns the message
+ * length in bytes, or -EMSGSIZE if it does not fit, -EINVAL for a field that
+ * cannot be represented (a present bit outside PFKEY_EXT_CODED, an unknown
+ * family, a count above what pfkey_msg stores, a tunnel request without
+ * endpoints). The caller must cleanse buf if m carried keys.
  */
 ssize_t pfkey_encode(const struct pfkey_msg *m, void *buf, size_t cap);
 
@@ -174,7 +177,11 @@ ssize_t pfkey_encode(const struct pfkey_msg *m, void *buf, size_t cap);
 void pfkey_msg_init(struct pfkey_msg *m, uint8_t type, uint8_t satype, uint32_t seq,
 		    uint32_t pid);
 
-/* Fill an address from an AF_INET/AF_INET6 literal; full prefix, proto any. 0 or -EINVAL. */
+/*
+ * Fill an address from an AF_INET/AF_INET6 literal with an optional "/prefix"
+ * (inet_pton only, never a resolver); full prefix if none, proto any, port 0.
+ * 0 or -EINVAL (then *a is unchanged).
+ */
 int pfkey_addr_from_string(struct pfkey_addr *a, const char *text);
 
 /* Format an address (without prefix) into buf; returns buf. */
@@ -185,5 +192,70 @@ const char *pfkey_type_name(uint8_t type);
 
 /* Length of the sockaddr an address extension carries for family, 0 if unsupported. */
 size_t pfkey_sockaddr_len(uint8_t family);
+
+/*
+ * Extensions the codec decodes into struct pfkey_msg and can encode again.
+ * Other known types (identity, sensitivity, KMPRIVATE, sec ctx, KMADDRESS,
+ * filter) are length-checked, skipped and marked in present by the decoder;
+ * pfkey_encode refuses them with -EINVAL.
+ */
+#define PFKEY_EXT_CODED                                                                       \
+	(PFKEY_EXT_BIT(SADB_EXT_SA) | PFKEY_EXT_BIT(SADB_EXT_LIFETIME_CURRENT) |                \
+	 PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD) | PFKEY_EXT_BIT(SADB_EXT_LIFETIME_SOFT) |        \
+	 PFKEY_EXT_BIT(SADB_EXT_ADDRESS_SRC) | PFKEY_EXT_BIT(SADB_EXT_ADDRESS_DST) |            \
+	 PFKEY_EXT_BIT(SADB_EXT_ADDRESS_PROXY) | PFKEY_EXT_BIT(SADB_EXT_KEY_AUTH) |             \
+	 PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT) | PFKEY_EXT_BIT(SADB_EXT_PROPOSAL) |               \
+	 PFKEY_EXT_BIT(SADB_EXT_SUPPORTED_AUTH) | PFKEY_EXT_BIT(SADB_EXT_SUPPORTED_ENCRYPT) |   \
+	 PFKEY_EXT_BIT(SADB_EXT_SPIRANGE) | PFKEY_EXT_BIT(SADB_X_EXT_POLICY) |                  \
+	 PFKEY_EXT_BIT(SADB_X_EXT_SA2) | PFKEY_EXT_BIT(SADB_X_EXT_NAT_T_TYPE) |                 \
+	 PFKEY_EXT_BIT(SADB_X_EXT_NAT_T_SPORT) | PFKEY_EXT_BIT(SADB_X_EXT_NAT_T_DPORT) |        \
+	 PFKEY_EXT_BIT(SADB_X_EXT_NAT_T_OA))
+
+/*
+ * True if a and b carry the same header and the same present extensions with
+ * the same contents, as far as the wire format can express them: key bytes are
+ * compared by value, address bytes beyond the family's length, the fields of
+ * absent extensions and the prefix/proto of tunnel endpoints are ignored.
+ */
+bool pfkey_msg_equal(const struct pfkey_msg *a, const struct pfkey_msg *b);
+
+/* Wipe len bytes at buf in a way the compiler cannot elide (explicit_bzero). */
+void pfkey_cleanse(void *buf, size_t len);
+
+/*
+ * Constructors for messages the daemon builds. Each sets the extension's
+ * fields and its present bit; pointers are borrowed until pfkey_encode.
+ */
+
+/* SADB_EXT_SA: spi in host order, state MATURE, no flags. */
+void pfkey_set_sa(struct pfkey_msg *m, uint32_t spi, uint8_t replay, uint8_t auth, uint8_t enc);
+
+/* ext is ADDRESS_SRC, ADDRESS_DST, ADDRESS_PROXY or X_NAT_T_OA. 0 or -EINVAL. */
+int pfkey_set_addr(struct pfkey_msg *m, uint16_t ext, const struct pfkey_addr *a);
+
+/* ext is KEY_AUTH or KEY_ENCRYPT; data holds ceil(bits/8) bytes, borrowed. 0 or -EINVAL. */
+int pfkey_set_key(struct pfkey_msg *m, uint16_t ext, const uint8_t *data, uint16_t bits);
+
+/* ext is LIFETIME_CURRENT, LIFETIME_HARD or LIFETIME_SOFT. 0 or -EINVAL. */
+int pfkey_set_lifetime(struct pfkey_msg *m, uint16_t ext, const struct pfkey_lifetime *lt);
+
+/* SADB_X_EXT_SA2: mode is IPSEC_MODE_*, sequence 0. */
+void pfkey_set_sa2(struct pfkey_msg *m, uint8_t mode, uint32_t reqid);
+
+/* SADB_EXT_SPIRANGE, host order. */
+void pfkey_set_spirange(struct pfkey_msg *m, uint32_t min, uint32_t max);
+
+/* SADB_X_EXT_POLICY with no ipsecrequest yet; id 0 (the kernel assigns it). */
+void pfkey_set_policy(struct pfkey_msg *m, uint16_t type, uint8_t dir, uint32_t priority);
+
+/*
+ * Append a copy of *req to the policy set by pfkey_set_policy. Tunnel mode
+ * needs has_endpoints with both endpoints of one family. 0, or -ENOSPC past
+ * PFKEY_MAX_REQS requests.
+ */
+int pfkey_policy_add_req(struct pfkey_msg *m, const struct pfkey_ipsecreq *req);
+
+/* SADB_X_EXT_NAT_T_TYPE, _SPORT and _DPORT (ports in host order). */
+void pfkey_set_natt(struct pfkey_msg *m, uint8_t type, uint16_t sport, uint16_t dport);
 
 #endif
