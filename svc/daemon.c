@@ -16,6 +16,7 @@
 #include "rotate/keysched.h"
 #include "rotate/plan.h"
 #include "rotate/reconcile.h"
+#include "svc/alerts.h"
 #include "svc/ctl.h"
 #include "svc/daemon.h"
 #include "svc/daemon_int.h"
@@ -888,6 +889,7 @@ void daemon_stop(struct daemon *d)
 	notify_send("STOPPING=1");
 	ctl_server_close(d->ctl);
 	d->ctl = NULL;
+	alerts_stop(d);
 	ledger_stop(d);
 	if (d->kern)
 		kern_close(d->kern);
@@ -1042,6 +1044,7 @@ void daemon_fini(struct daemon *d)
 		log_err("event loop closed with live handles: %s", uv_strerror(ret));
 	assert(ret == 0);
 	ledger_free(d);
+	alerts_free(d);
 	mon_table_free(d->table);
 	free(d->links);
 	conf_free(d->owned_cfg);
@@ -1061,6 +1064,8 @@ int daemon_run(struct config *cfg, const char *config_path)
 	ret = daemon_backend_open(d, &o);
 	if (!ret)
 		ret = ledger_start(d);
+	if (!ret)
+		ret = alerts_start(d);
 	if (!ret)
 		ret = daemon_start(d, &o);
 	if (ret) {

@@ -13,6 +13,7 @@
 #include "rotate/sa.h"
 #include "svc/kernel.h"
 
+struct alerts;
 struct ctl_server;
 struct daemon;
 struct ledger;
@@ -83,6 +84,7 @@ struct daemon {
 	struct daemon_stats stats;
 	void *backend; /* the simulated SADB, if kernel = sim */
 	struct ledger *ledger;
+	struct alerts *alerts; /* alert_command, sa-too-old, metrics file (svc/alerts.c) */
 	struct ctl_server *ctl; /* the control socket */
 	bool ready_sent;        /* READY=1 told to systemd */
 	void *ext; /* control socket, alerts, metrics */

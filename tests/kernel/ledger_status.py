@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""The ledger, alerts and metrics against the real kernel (runs as root inside User-Mode Linux).
+
+One sakeyd (kernel = pfkey, one link, an alert_command that records its
+environment, a metrics_file), then an SA keyed by hand with `ip xfrm` and
+lifetimes of 2 s (soft) and 4 s (hard):
+- it appears in `sactl status` and `status --json` with its age;
+- `sactl check` says OK before the soft expiry, WARNING after it, CRITICAL
+  after the hard one;
+- expire-soft then expire-hard run the alert command with the documented
+  environment and nothing else;
+- after its hard expiry it is shown gone (`status --all`);
+- no key byte anywhere: the recorded environments, the database, the metrics;
+- the metrics file has the required metric names; at exit it says sakeyd_up 0
+  and sactl says the daemon is not running (check CRITICAL).
+
+usage: ledger_status.py SAKEYD OUTDIR SACTL
+"""
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+SAKEYD, OUT, SACTL = sys.argv[1], sys.argv[2], sys.argv[3]
+WORK = "/run/ledger-status"
+LOCAL, REMOTE = "192.0.2.1", "192.0.2.2"
+ENC_KEY = "000102030405060708090a0b0c0d0e0f"
+AUTH_KEY = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"
+failures, passes = [], []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    (passes if cond else failures).append(what)
+
+
+def sh(cmd, check_rc=True):
+    return subprocess.run(cmd, shell=True, check=check_rc, capture_output=True, text=True).stdout
+
+
+def wait_for(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def sactl(*args):
+    r = subprocess.run([SACTL, "-c", CONF, *args], capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+def alerts(event):
+    """Recorded environments of event: a list of {name: value}."""
+    res = []
+    for path in sorted(glob.glob(f"{WORK}/alerts/{event}.*")):
+        with open(path, "rb") as f:
+            items = [v.decode() for v in f.read().split(b"\0") if v]
+        res.append(dict(v.split("=", 1) for v in items) | {"_n": len(items)})
+    return res
+
+
+os.makedirs(f"{WORK}/alerts", exist_ok=True)
+os.makedirs(f"{WORK}/metrics", exist_ok=True)
+sh(f"ip link add d0 type dummy && ip link set d0 up && ip addr add {LOCAL}/24 dev d0")
+fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, (os.urandom(32).hex() + "\n").encode())
+os.close(fd)
+with open(f"{WORK}/alert.sh", "w") as f:
+    # Its open files, then the environment exactly as exec'd (NUL-separated), one file per run.
+    f.write(f"#!/bin/sh\nls -l /proc/$$/fd > {WORK}/alerts/fds.$$ 2>&1\n"
+            f"cat /proc/$$/environ > {WORK}/alerts/.tmp.$$ && "
+            f"mv {WORK}/alerts/.tmp.$$ {WORK}/alerts/$SAKEYD_EVENT.$$\n")
+os.chmod(f"{WORK}/alert.sh", 0o755)
+METRICS = f"{WORK}/metrics/sakeyd.prom"
+CONF = f"{WORK}/sakeyd.conf"
+with open(CONF, "w") as f:
+    f.write(f"""[daemon]
+kernel = pfkey
+state_dir = {WORK}/state
+control_socket = {WORK}/control.sock
+alert_command = {WORK}/alert.sh
+metrics_file = {METRICS}
+refresh_interval = 1s
+
+[link l1]
+local = {LOCAL}
+remote = {REMOTE}
+secret_file = {WORK}/l.key
+rotate_every = 1h
+""")
+
+LOG = f"{OUT}/sakeyd.log"
+logf = open(LOG, "w")
+# A daemon environment variable that must not reach the alert command.
+env = dict(os.environ, SAKEYD_TEST_LEAK="leak-me")
+daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=logf, stderr=logf, env=env)
+
+
+def log_has(pattern):
+    with open(LOG) as f:
+        return re.search(pattern, f.read()) is not None
+
+
+check(wait_for(lambda: log_has(r"ready: "), 10), "sakeyd started and reconciled")
+check(wait_for(lambda: sactl("status")[0] == 0 and "l1" in sactl("status")[1], 5),
+      "sactl status shows the link's SAs")
+rc, out, err = sactl("check")
+check(rc == 0 and out.startswith("SAKEYD OK - "), f"check before the SA: OK (0): {out.strip()}")
+
+# The SA keyed by hand.
+added = time.time()
+sh(f"ip xfrm state add src 192.0.2.10 dst 192.0.2.20 proto esp spi 0x1234 mode transport "
+   f"enc 'cbc(aes)' 0x{ENC_KEY} auth-trunc 'hmac(sha256)' 0x{AUTH_KEY} 128 "
+   f"limit time-soft 2 limit time-hard 4")
+
+
+def hand_sa():
+    rc, out, err = sactl("status", "--json")
+    if rc:
+        return None
+    return next((s for s in json.loads(out) if s["spi"] == 0x1234), None)
+
+
+check(wait_for(lambda: hand_sa() is not None, 1.5), "the hand-keyed SA appears in status --json")
+rc, out, err = sactl("check")
+early = time.time() - added < 1.9
+check(not early or rc == 0, f"check before its soft expiry: OK (0): {out.strip()}")
+s = hand_sa() or {}
+check(s.get("link") is None and s.get("managed") is False and s.get("dir") is None and
+      s.get("src") == "192.0.2.10" and s.get("dst") == "192.0.2.20" and s.get("proto") == "esp" and
+      s.get("mode") == "transport" and s.get("epoch") is None,
+      f"status --json: the hand-keyed SA's fields: {s}")
+check(0 <= s.get("age_s", -1) <= 2 and abs(s.get("added_at", 0) - added) <= 2,
+      "status --json: its age and add time")
+check(s.get("soft_expires_at") == s.get("added_at", 0) + 2 and
+      s.get("hard_expires_at") == s.get("added_at", 0) + 4,
+      "status --json: soft and hard expiry at +2 s and +4 s")
+rc, out, err = sactl("status")
+row = next((l for l in out.splitlines() if "0x00001234" in l), "")
+check(rc == 0 and "192.0.2.10 -> 192.0.2.20" in row and out.startswith("sakeyd running (pid "),
+      f"status: the SA's row, and the daemon running: {row}")
+
+# Soft expiry.
+check(wait_for(lambda: alerts("expire-soft"), 5), "expire-soft ran the alert command")
+check(wait_for(lambda: (hand_sa() or {}).get("state") == "dying", 3),
+      "status --json: the SA is dying after its soft expiry")
+rc, out, err = sactl("check")
+hard_yet = bool(alerts("expire-hard"))
+check(hard_yet or rc == 1, f"check after the soft expiry: WARNING (1): {out.strip()}")
+check(hard_yet or "soft expiry" in out, "check: the soft expiry named")
+
+# Hard expiry.
+check(wait_for(lambda: alerts("expire-hard"), 5), "expire-hard ran the alert command")
+check(wait_for(lambda: hand_sa() is None, 3), "the SA left status after its hard expiry")
+rc, out, err = sactl("status", "--all")
+row = next((l for l in out.splitlines() if "0x00001234" in l), "")
+check("gone" in row, f"status --all: the SA shown gone: {row}")
+rc, out, err = sactl("status", "--json", "--all")
+gone = [s for s in json.loads(out) if s["spi"] == 0x1234]
+check(len(gone) == 1 and gone[0]["state"] == "gone", "status --json --all: state gone")
+rc, out, err = sactl("check")
+check(rc == 2 and "hard expir" in out, f"check after the hard expiry: CRITICAL (2): {out.strip()}")
+rc, out, err = sactl("events", "--json")
+kinds = [e["event"] for e in json.loads(out) if e["spi"] == 0x1234]
+check("expire-soft" in kinds and "expire-hard" in kinds, f"events: the SA's life: {kinds}")
+
+# The recorded environments.
+for event in ("expire-soft", "expire-hard"):
+    a = alerts(event)
+    e = a[0] if a else {}
+    check(len(a) == 1, f"{event}: the command ran once")
+    check(e.get("_n") == 9 and set(e) == {"SAKEYD_EVENT", "SAKEYD_LINK", "SAKEYD_SPI", "SAKEYD_SRC",
+                                          "SAKEYD_DST", "SAKEYD_PROTO", "SAKEYD_AGE",
+                                          "SAKEYD_MESSAGE", "PATH", "_n"},
+          f"{event}: exactly the documented variables: {sorted(e)}")
+    check(e.get("SAKEYD_EVENT") == event and e.get("SAKEYD_LINK") == "" and
+          e.get("SAKEYD_SPI") == "0x1234" and e.get("SAKEYD_SRC") == "192.0.2.10" and
+          e.get("SAKEYD_DST") == "192.0.2.20" and e.get("SAKEYD_PROTO") == "esp" and
+          e.get("PATH") == "/usr/sbin:/usr/bin:/sbin:/bin",
+          f"{event}: the values: {e}")
+    want_age = 2 if event == "expire-soft" else 4
+    check(e.get("SAKEYD_AGE", "").isdigit() and abs(int(e["SAKEYD_AGE"]) - want_age) <= 1,
+          f"{event}: SAKEYD_AGE {e.get('SAKEYD_AGE')} ~ {want_age}")
+
+fds = ""
+for path in glob.glob(f"{WORK}/alerts/fds.*"):
+    with open(path) as f:
+        fds += f.read()
+check(fds and "socket:" not in fds and "sakeyd.db" not in fds and "pipe:" not in fds,
+      "the alert command inherits no socket (PF_KEY), database or pipe of the daemon")
+if "socket:" in fds or "sakeyd.db" in fds:
+    print(fds)
+
+# The metrics file.
+def read_metrics():
+    try:
+        with open(METRICS) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+# Rewritten at most once a second: the expiry is in it within about a second.
+check(wait_for(lambda: 'sakeyd_events_total{event="expire-hard"} 1' in read_metrics(), 3),
+      "the metrics file exists and counts the expiry")
+metrics = read_metrics()
+for name in ("sakeyd_up 1", "sakeyd_sa_age_seconds{", "sakeyd_sa_expiry_seconds{kind=",
+             "sakeyd_events_total{event=\"expire-hard\"} 1", "sakeyd_rotations_total{link=\"l1\"",
+             "sakeyd_link_epoch{link=\"l1\"}", "sakeyd_link_next_rotation_timestamp_seconds{",
+             "sakeyd_last_update_timestamp_seconds "):
+    check(name in metrics, f"metrics: {name}")
+if os.path.exists("/proc/net/xfrm_stat"):
+    check("sakeyd_xfrm_errors_total{error=\"XfrmInError\"}" in metrics,
+          "metrics: sakeyd_xfrm_errors_total from /proc/net/xfrm_stat")
+else:
+    print("     (no /proc/net/xfrm_stat in this kernel: CONFIG_XFRM_STATISTICS off)")
+check(os.stat(METRICS).st_mode & 0o777 == 0o644 and not glob.glob(f"{WORK}/metrics/*.tmp"),
+      "metrics: mode 0644, no temporary file left")
+
+# No key byte anywhere.
+blobs = {}
+for path in glob.glob(f"{WORK}/alerts/*") + glob.glob(f"{WORK}/state/*") + [METRICS, LOG]:
+    with open(path, "rb") as f:
+        blobs[path] = f.read()
+raw = [bytes.fromhex(ENC_KEY), bytes.fromhex(AUTH_KEY)]
+leaks = [p for p, b in blobs.items()
+         if any(k.encode() in b.lower() for k in (ENC_KEY, AUTH_KEY, AUTH_KEY[:32]))
+         or any(k in b for k in raw)]
+check(len(blobs) >= 5 and not leaks, f"no key bytes in the alerts, the database, the metrics, "
+      f"the log: {leaks}")
+check(not any(b"leak-me" in blobs[p] for p in blobs if "/alerts/" in p),
+      "the daemon's environment does not reach the alert command")
+
+# Stop: sakeyd_up 0, sactl says the daemon is down.
+daemon.send_signal(signal.SIGTERM)
+check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
+with open(METRICS) as f:
+    check("\nsakeyd_up 0\n" in f.read(), "metrics at exit: sakeyd_up 0")
+rc, out, err = sactl("status")
+check(rc == 0 and out.startswith("WARNING: sakeyd is not running"), "status: the daemon is down")
+rc, out, err = sactl("check")
+check(rc == 2 and "not running" in out, f"check with the daemon down: CRITICAL (2): {out.strip()}")
+print(f"{len(passes)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)

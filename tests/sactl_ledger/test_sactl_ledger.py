@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""sactl status / check / history / events against databases built by mkdb.
+
+Every run uses SACTL_NOW (a fixed clock) and TZ=UTC, so the text output is
+compared with golden files (tests/sactl_ledger/golden/*.txt; the daemon's
+pid is written PID). UPDATE_GOLDEN=1 rewrites them.
+
+usage: test_sactl_ledger.py SACTL MKDB GOLDEN_DIR OUTDIR
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+SACTL, MKDB, GOLDEN, OUT = sys.argv[1:5]
+NOW = 1700000000
+failures, passes = [], []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    (passes if cond else failures).append(what)
+
+
+shutil.rmtree(OUT, ignore_errors=True)
+os.makedirs(OUT)
+
+# A stand-in for a running daemon: /proc/PID/comm says "sakeyd".
+fake = os.path.join(OUT, "sakeyd")
+os.symlink(shutil.which("sleep"), fake)
+daemon = subprocess.Popen([fake, "300"])
+# A pid that is surely not running: a child that has exited and been reaped.
+dead = subprocess.Popen(["true"])
+dead.wait()
+
+
+def make(name, pid, *scenario):
+    """A state dir and config for one scenario; returns the config path."""
+    d = os.path.join(OUT, name)
+    os.makedirs(d)
+    conf = os.path.join(d, "sakeyd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[daemon]
+kernel = sim
+state_dir = {d}/state
+control_socket = {d}/control.sock
+
+[link l1]
+local = 192.0.2.1
+remote = 198.51.100.7
+secret_file = {d}/l1.key
+spi_prefix = 0x2a
+rotate_every = 1h
+
+[link l2]
+local = 2001:db8::1
+remote = 2001:db8::2
+secret_file = {d}/l2.key
+spi_prefix = 0x2b
+rotate_every = 1d
+""")
+    if pid is not None:
+        subprocess.run([MKDB, f"{d}/state", str(NOW), str(pid), *scenario], check=True)
+    return conf
+
+
+def sactl(conf, *args, now=NOW):
+    env = dict(os.environ, SACTL_NOW=str(now), TZ="UTC")
+    r = subprocess.run([SACTL, "-c", conf, *args], capture_output=True, text=True, env=env)
+    return r.returncode, r.stdout.replace(f"pid {daemon.pid}", "pid PID"), r.stderr
+
+
+def golden(name, text):
+    path = os.path.join(GOLDEN, name + ".txt")
+    with open(os.path.join(OUT, name + ".txt"), "w") as f:
+        f.write(text)
+    if os.environ.get("UPDATE_GOLDEN"):
+        with open(path, "w") as f:
+            f.write(text)
+    try:
+        with open(path) as f:
+            want = f.read()
+    except FileNotFoundError:
+        want = None
+    check(text == want, f"{name}: output matches golden/{name}.txt")
+    if text != want:
+        print(f"     got:\n{text}")
+
+
+base = make("base", daemon.pid)
+
+# status: the table, then JSON.
+rc, out, err = sactl(base, "status")
+check(rc == 0, "status: exit 0")
+golden("status", out)
+rc, out, err = sactl(base, "status", "--all")
+check(rc == 0, "status --all: exit 0")
+golden("status-all", out)
+check("gone 1h ago" in out, "status --all: the gone SA is shown gone")
+rc, out, err = sactl(base, "status", "--link", "l2")
+golden("status-link", out)
+
+rc, out, err = sactl(base, "status", "--json")
+check(rc == 0 and err == "", "status --json: exit 0, nothing on stderr while the daemon runs")
+sas = json.loads(out)
+fields = ["link", "dir", "spi", "src", "dst", "proto", "mode", "algorithm", "epoch", "managed",
+          "state", "added_at", "age_s", "soft_expires_at", "hard_expires_at", "bytes", "packets",
+          "key_fp"]
+check(isinstance(sas, list) and len(sas) == 5, "status --json: an array of the 5 live SAs")
+check(all(list(s.keys()) == fields for s in sas), "status --json: exactly DESIGN.md's fields")
+by_spi = {(s["spi"], s["dir"]): s for s in sas}
+s = by_spi[(0x2a000007, "in")]
+check(s == {"link": "l1", "dir": "in", "spi": 0x2a000007, "src": "198.51.100.7",
+            "dst": "192.0.2.1", "proto": "esp", "mode": "transport",
+            "algorithm": "aes-cbc-256-hmac-sha512", "epoch": 7, "managed": True,
+            "state": "mature", "added_at": NOW - 3660, "age_s": 3660,
+            "soft_expires_at": NOW + 100, "hard_expires_at": NOW + 3700,
+            "bytes": 123456789, "packets": 98765, "key_fp": "735063a3ff9b6832"},
+      "status --json: a managed SA, every field")
+h = by_spi[(0x1234, None)]
+check(h["link"] is None and h["epoch"] is None and h["managed"] is False and
+      h["key_fp"] is None and h["algorithm"] is None and h["age_s"] == 125,
+      "status --json: the hand-keyed SA: link, epoch, key_fp null; unmanaged")
+rc, out, err = sactl(base, "status", "--json", "--all")
+sas_all = json.loads(out)
+g = [s for s in sas_all if s["state"] == "gone"]
+check(len(sas_all) == 6 and len(g) == 1 and g[0]["age_s"] == 3700,
+      "status --json --all: the gone SA, its whole life as age_s")
+rc, out, err = sactl(base, "status", "--json", "--link", "nosuch")
+check(rc == 0 and json.loads(out) == [], "status --json --link of no SA: []")
+
+# history and events.
+rc, out, err = sactl(base, "history")
+check(rc == 0, "history: exit 0")
+golden("history", out)
+rc, out, err = sactl(base, "history", "--link", "l2", "--json")
+rot = json.loads(out)
+check(rc == 0 and [r["result"] for r in rot] == ["failed", "ok"] and
+      rot[0]["detail"] == 'File exists "quoted"' and rot[0]["old_spi"] is None and
+      rot[1]["new_spi"] == 0x2b000003 and rot[1]["detail"] is None,
+      "history --link l2 --json: l2's rotations, escaped detail, nulls")
+rc, out, err = sactl(base, "events")
+check(rc == 0, "events: exit 0")
+golden("events", out)
+check("added by sakeyd" not in out, "events: the default window is 1h")
+rc, out, err = sactl(base, "events", "--since", "2h")
+golden("events-2h", out)
+rc, out, err = sactl(base, "events", "--since", "2h", "--json")
+evs = json.loads(out)
+check(rc == 0 and len(evs) == 4 and evs[0]["event"] == "add" and evs[-1]["link"] is None and
+      evs[-1]["spi"] == 0x1234 and evs[-1]["proto"] == "esp",
+      "events --since 2h --json: 4 events, oldest first")
+rc, out, err = sactl(base, "events", "--since", "soon")
+check(rc == 2, "events --since soon: usage error (2)")
+rc, out, err = sactl(base, "status", "--bogus")
+check(rc == 2, "status --bogus: usage error (2)")
+
+# check: each situation.
+def check_case(name, pid, scenario, want_rc, want_text, *args, conf=None):
+    conf = conf or make(name, pid, *scenario)
+    rc, out, err = sactl(conf, "check", *args)
+    lines = out.splitlines()
+    perf = want_rc == 3 or " | sas=" in out
+    check(rc == want_rc and len(lines) == 1 and want_text in out and perf,
+          f"check {name}: exit {want_rc}, '{want_text}'")
+    if rc != want_rc or want_text not in out:
+        print(f"     rc {rc}: {out}{err}")
+    return out
+
+
+out = check_case("ok", daemon.pid, [], 0, "SAKEYD OK - 5 SAs (4 managed), 2 links")
+check("oldest_age=3660s;86400" in out and "soft_expiries=0" in out,
+      "check ok: perfdata")
+golden("check-ok", out)
+check_case("soft", daemon.pid, ["soft"], 1, "SAKEYD WARNING - 1 soft expiry in the last 15m "
+           "(spi 0x00001234 192.0.2.10->192.0.2.20)")
+out = check_case("hard", daemon.pid, ["hard"], 2, "SAKEYD CRITICAL - 1 hard expiry")
+check("soft_expiries=1 hard_expiries=1" in out, "check hard: perfdata counts both expiries")
+check_case("rotfail", daemon.pid, ["rotfail"], 2, "1 rotation failure in the last 15m (l2 spi")
+check_case("old", daemon.pid, ["old"], 1, "1 SA older than 1d (oldest 2d3h")
+check_case("warnage", daemon.pid, [], 1, "4 SAs older than 1m", "--warn-age", "1m")
+check_case("stale", daemon.pid, ["stale"], 1, "data 10m old: sakeyd is not refreshing it")
+check_case("down", 0, [], 2, "SAKEYD CRITICAL - sakeyd is not running;")
+check_case("crashed", dead.pid, [], 2, "sakeyd is not running (crashed?)")
+check_case("nodb", None, [], 3, "SAKEYD UNKNOWN - no database")
+rc, out, err = sactl(os.path.join(OUT, "nosuch.conf"), "check")
+check(rc == 3 and out.startswith("SAKEYD UNKNOWN"), "check without a config: UNKNOWN (3)")
+rc, out, err = sactl(base, "check", "--warn-age", "x")
+check(rc == 3, "check --warn-age x: UNKNOWN (3)")
+
+# "Since the last check": an hour later the soft expiry is out of the lookback, but the
+# state file remembers the last check, so the expiry between the two still counts.
+conf = make("since", daemon.pid, "soft")
+rc, out, err = sactl(conf, "check", now=NOW - 3600)
+check(rc == 1 and os.path.exists(os.path.join(OUT, "since/state/check.state")),
+      "check: records its time in state_dir/check.state")
+rc, out, err = sactl(conf, "check", now=NOW + 3600)
+check(rc == 1 and "in the last 2h" in out, "check: an event since the last check counts")
+rc, out, err = sactl(conf, "check", now=NOW + 7200)
+check(rc == 1 and "soft expiry" not in out and "1 SA past the soft lifetime" in out,
+      "check: the next check no longer counts it (the SA is still dying: WARNING)")
+# Without write permission on state_dir: the lookback alone.
+if os.geteuid() != 0:
+    conf = make("rostate", daemon.pid)
+    os.chmod(os.path.join(OUT, "rostate/state"), 0o500)
+    rc, out, err = sactl(conf, "check")
+    check(rc == 0 and err == "", "check: a read-only state_dir is no error")
+    os.chmod(os.path.join(OUT, "rostate/state"), 0o700)
+
+# The daemon down: status says so.
+conf = make("down-status", 0)
+rc, out, err = sactl(conf, "status")
+check(rc == 0 and out.startswith("WARNING: sakeyd is not running, data 4s old"),
+      "status: warns when the daemon is not running")
+rc, out, err = sactl(conf, "status", "--json")
+check(rc == 0 and json.loads(out) and "not running" in err,
+      "status --json: JSON on stdout, the warning on stderr")
+conf = make("nodb-status", None)
+rc, out, err = sactl(conf, "status")
+check(rc == 1 and "no database yet" in err, "status without a database: exit 1, explained")
+
+daemon.send_signal(signal.SIGTERM)
+daemon.wait()
+print(f"{len(passes)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
