@@ -15,7 +15,29 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+fetch_promtool() {
+	# promtool lints the Prometheus rules (tests/ops). It ships in Debian's
+	# prometheus package, the whole server with a service that would start on
+	# install; only the one binary is unpacked, into tools/.
+	[ -x "$TOOLS/promtool" ] && return 0
+	command -v promtool >/dev/null 2>&1 && return 0
+	[ "$(id -u)" -eq 0 ] || return 0
+	tmp=$(mktemp -d)
+	if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1 &&
+	    dpkg-deb -x prometheus_*.deb x && [ -x x/usr/bin/promtool ]); then
+		mkdir -p "$TOOLS"
+		cp "$tmp/x/usr/bin/promtool" "$TOOLS/promtool"
+	else
+		echo "deps: could not fetch promtool (Debian package prometheus)" >&2
+	fi
+	rm -rf "$tmp"
+}
+TOOLS=$(cd "$(dirname "$0")/.." && pwd)/tools
+
+if [ -z "$missing" ]; then
+	fetch_promtool
+	exit 0
+fi
 
 echo "deps: installing:$missing" >&2
 SUDO=""
@@ -30,3 +52,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fetch_promtool

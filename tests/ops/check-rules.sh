@@ -14,6 +14,10 @@ set -eu
 DIR=$1
 RULES="$DIR/sakeyd.rules.yml"
 TESTS="$DIR/sakeyd.rules.test.yml"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -z "${PROMTOOL:-}" ] && [ -x "$ROOT/tools/promtool" ]; then
+	PROMTOOL=$ROOT/tools/promtool
+fi
 PROMTOOL=${PROMTOOL:-$(command -v promtool || true)}
 
 if [ -n "$PROMTOOL" ]; then
@@ -24,6 +28,10 @@ if [ -n "$PROMTOOL" ]; then
 fi
 
 echo "check-rules: promtool not installed (Debian package prometheus); structural check only"
+if [ "${CI:-}" = true ]; then
+	echo "check-rules: CI must lint the rules with promtool (scripts/deps.sh fetches it)"
+	exit 1
+fi
 python3 - "$RULES" <<'PY'
 import re, sys
 try:
