@@ -909,8 +909,121 @@ static void signal_cb(uv_signal_t *s, int signum)
 	daemon_stop(d);
 }
 
+static void retire_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
+{
+	if (err && err != -ESRCH && err != -ENOENT && err != -ECANCELED)
+		log_warn("removing a retired link's %s: %s",
+			 reply ? pfkey_type_name(reply->type) : "SA or policy", strerror(-err));
+}
+
+static void arm_retire(struct daemon *d);
+
+/* Remove the SAs and policies of links whose grace after removal has passed. */
+static void retire_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	int64_t now = wall_s();
+	size_t kept = 0;
+
+	for (size_t i = 0; i < d->nretiring; i++) {
+		struct retiring_link *r = &d->retiring[i];
+		unsigned long sas = 0;
+		size_t cur = 0;
+		struct mon_sa *e;
+
+		if (r->remove_at > now) {
+			d->retiring[kept++] = *r;
+			continue;
+		}
+		while ((e = mon_table_next(d->table, &cur))) {
+			/* Still ours if a current link owns it (e.g. the link was renamed). */
+			if (e->managed || e->sa.proto != IPPROTO_ESP ||
+			    !rot_sa_owned_by(&e->sa, &r->link, NULL))
+				continue;
+			if (!sadb_request_delete(d->kern, &e->sa, retire_done, NULL))
+				sas++;
+		}
+		if (r->link.policy) {
+			struct pfkey_msg pol[3];
+			int n = sadb_link_policies(&r->link, LINK_POLICY_PRIORITY, pol);
+			bool reused = false;
+
+			/* A current link with the same selectors keeps the policies. */
+			for (size_t j = 0; j < d->nlinks; j++) {
+				const struct conf_link *l = d->links[j].link;
+
+				reused |= l->policy && rot_addr_equal(&l->local, &r->link.local) &&
+					  rot_addr_equal(&l->remote, &r->link.remote);
+			}
+			for (int j = 0; j < n && !reused; j++) {
+				pol[j].type = SADB_X_SPDDELETE; /* matched by selector and dir */
+				kern_request(d->kern, &pol[j], retire_done, NULL);
+			}
+		}
+		log_info("removed link %s retired after its grace: %lu SA%s%s deleted", r->link.name,
+			 sas, sas == 1 ? "" : "s", r->link.policy ? " and its policies" : "");
+	}
+	d->nretiring = kept;
+	arm_retire(d);
+}
+
+static void arm_retire(struct daemon *d)
+{
+	int64_t next = INT64_MAX;
+
+	for (size_t i = 0; i < d->nretiring; i++)
+		if (d->retiring[i].remove_at < next)
+			next = d->retiring[i].remove_at;
+	if (next == INT64_MAX || d->stopping) {
+		uv_timer_stop(&d->retire);
+		return;
+	}
+	next = next * 1000 - wall_ms() + 5;
+	uv_timer_start(&d->retire, retire_cb, next > 0 ? (uint64_t)next : 0, 0);
+}
+
+/*
+ * Links of old that no link of the running config continues (same SPI prefix
+ * and addresses) are retired: kept for their grace, since the peer may still
+ * send with the current key, then removed with their policies.
+ */
+static void retire_removed(struct daemon *d, const struct config *old)
+{
+	int64_t now = wall_s();
+
+	for (size_t i = 0; i < old->nlinks; i++) {
+		const struct conf_link *o = &old->links[i];
+		struct retiring_link *grown;
+		bool continued = false;
+
+		for (size_t j = 0; j < d->nlinks && !continued; j++) {
+			const struct conf_link *l = d->links[j].link;
+
+			continued = l->spi_prefix == o->spi_prefix &&
+				    rot_addr_equal(&l->local, &o->local) &&
+				    rot_addr_equal(&l->remote, &o->remote);
+		}
+		if (continued)
+			continue;
+		grown = realloc(d->retiring, (d->nretiring + 1) * sizeof(*grown));
+		if (!grown) {
+			log_err("out of memory: link %s's SAs stay until their hard lifetime", o->name);
+			continue;
+		}
+		d->retiring = grown;
+		d->retiring[d->nretiring].link = *o;
+		d->retiring[d->nretiring].link.secret = NULL;
+		d->retiring[d->nretiring].remove_at = now + (int64_t)o->grace;
+		d->nretiring++;
+		log_info("link %s removed: its SAs and policies go in %llus (its grace)", o->name,
+			 (unsigned long long)o->grace);
+	}
+	arm_retire(d);
+}
+
 int daemon_reload(struct daemon *d)
 {
+	struct config *old = d->cfg;
 	struct conf_diag diag = { 0 };
 	struct config *cfg = NULL;
 	int ret;
@@ -936,6 +1049,7 @@ int daemon_reload(struct daemon *d)
 		notify_send("READY=1");
 		return ret;
 	}
+	retire_removed(d, old);
 	/* The old config's links are no longer referenced. */
 	if (d->owned_cfg)
 		conf_free(d->owned_cfg);
@@ -969,7 +1083,8 @@ int daemon_init(struct daemon *d, struct config *cfg, const char *config_path)
 	uv_timer_init(&d->loop, &d->wake);
 	uv_timer_init(&d->loop, &d->clock);
 	uv_timer_init(&d->loop, &d->refresh);
-	d->kick.data = d->wake.data = d->clock.data = d->refresh.data = d;
+	uv_timer_init(&d->loop, &d->retire);
+	d->kick.data = d->wake.data = d->clock.data = d->refresh.data = d->retire.data = d;
 	uv_signal_init(&d->loop, &d->sigterm);
 	uv_signal_init(&d->loop, &d->sigint);
 	uv_signal_init(&d->loop, &d->sighup);
@@ -1045,6 +1160,7 @@ void daemon_fini(struct daemon *d)
 	assert(ret == 0);
 	ledger_free(d);
 	alerts_free(d);
+	free(d->retiring);
 	mon_table_free(d->table);
 	free(d->links);
 	conf_free(d->owned_cfg);

@@ -54,6 +54,12 @@ struct daemon_hooks {
 	void *arg;
 };
 
+/* A link removed by a reload: its SAs and policies go once its grace has passed. */
+struct retiring_link {
+	struct conf_link link; /* a copy without the secret */
+	int64_t remove_at;
+};
+
 struct daemon_stats {
 	unsigned long passes, sa_added, sa_deleted, rotations_ok, rotations_failed, alerts;
 	unsigned long resyncs, removed_by_others, acquires_answered, reloads, reloads_failed;
@@ -84,6 +90,9 @@ struct daemon {
 	struct daemon_stats stats;
 	void *backend; /* the simulated SADB, if kernel = sim */
 	struct ledger *ledger;
+	struct retiring_link *retiring;
+	size_t nretiring;
+	uv_timer_t retire;
 	struct alerts *alerts; /* alert_command, sa-too-old, metrics file (svc/alerts.c) */
 	struct ctl_server *ctl; /* the control socket */
 	bool ready_sent;        /* READY=1 told to systemd */

@@ -10,6 +10,7 @@ One sakeyd with one link, then:
 - an SA keyed by hand with `ip xfrm` raises expire-soft, then expire-hard;
 - SIGHUP with a broken config keeps the running one; with a new link, installs it;
 - kill -9 and restart adopts every SA already installed: no add, no delete;
+- a link removed by a reload keeps its SAs for its grace, then loses them and its policies;
 - SIGTERM stops cleanly (exit 0).
 
 usage: daemon_events.py SAKEYD OUTDIR
@@ -92,6 +93,8 @@ remote = {REMOTE2}
 secret_file = {WORK}/l.key
 spi_prefix = 0x2a
 rotate_every = 1h
+lead = 2s
+grace = 2s
 """
 with open(CONF, "w") as f:
     f.write(BASE)
@@ -188,6 +191,19 @@ check(wait_for(lambda: log_has(LOG2, r"SADB synchronised"), 5), "restart: synchr
 time.sleep(1.5)
 check(not log_has(LOG2, r"link l[12]: (add|delete|re-add) "), "restart: nothing added or deleted")
 check(sorted(sas()) == both, "restart: the SA set is unchanged")
+
+# 7. A link removed by a reload: its SAs and policies stay for its grace, then go.
+mark = log_len(LOG2)
+with open(CONF, "w") as f:
+    f.write(BASE)
+daemon.send_signal(signal.SIGHUP)
+check(wait_for(lambda: log_has(LOG2, r"link l2 removed", mark), 5), "reload notes the removed link")
+check(len(outbound(REMOTE2)) == 1, "the removed link's SAs stay during its grace")
+check(wait_for(lambda: not any(REMOTE2 in (s[0], s[1]) for s in sas()), 6),
+      "the removed link's SAs are deleted after its grace")
+check(REMOTE2 not in sh("ip xfrm policy"), "the removed link's policies are deleted")
+check(sorted(sas()) == initial and LOCAL in sh("ip xfrm policy"),
+      "the remaining link keeps its SAs and policies")
 
 daemon.send_signal(signal.SIGTERM)
 check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
