@@ -262,6 +262,7 @@ enum daemon_key {
 	DK_MAX_SA_AGE,
 	DK_EVENT_RETENTION,
 	DK_REFRESH_INTERVAL,
+	DK_SIM_SOCKET,
 	DK_COUNT
 };
 
@@ -274,6 +275,7 @@ static const char *const daemon_keys[DK_COUNT] = {
 	[DK_MAX_SA_AGE] = "max_sa_age",
 	[DK_EVENT_RETENTION] = "event_retention",
 	[DK_REFRESH_INTERVAL] = "refresh_interval",
+	[DK_SIM_SOCKET] = "sim_socket",
 };
 
 enum link_key {
@@ -852,6 +854,15 @@ static void set_daemon_key(struct parser *p, int key, const char *value)
 		break;
 	case DK_REFRESH_INTERVAL:
 		set_positive_duration(p, "refresh_interval", value, &d->refresh_interval);
+		break;
+	case DK_SIM_SOCKET:
+		if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			err(p, p->line, "sim_socket is too long for a Unix socket (at most %zu "
+				     "characters); choose a shorter path",
+			    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+			break;
+		}
+		set_path(p, "sim_socket", value, d->sim_socket, sizeof(d->sim_socket), true);
 		break;
 	}
 }

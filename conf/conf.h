@@ -84,6 +84,8 @@ struct conf_daemon {
 	uint64_t max_sa_age;          /* seconds */
 	uint64_t event_retention;     /* seconds */
 	uint64_t refresh_interval;    /* seconds */
+	/* kernel = sim: also accept PF_KEY clients (other tools) here; "" if unset */
+	char sim_socket[PATH_MAX];
 };
 
 struct config {

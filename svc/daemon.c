@@ -894,6 +894,8 @@ void daemon_stop(struct daemon *d)
 	if (d->kern)
 		kern_close(d->kern);
 	d->kern = NULL;
+	/* The simulated SADB closes its own handles (and frees itself in their callbacks). */
+	daemon_backend_close(d);
 	uv_walk(&d->loop, close_walk, NULL);
 }
 
