@@ -525,7 +525,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		break;
 	case KERN_BACKEND_FD:
 		fd = opts->fd;
-		ret = fd >= 0 ? 0 : -EBADF;
+		ret = fd >= 0 ? kern_pfkey_register(fd) : -EBADF;
 		break;
 	default:
 		ret = -EINVAL;

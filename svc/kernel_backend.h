@@ -11,4 +11,10 @@
  */
 int kern_pfkey_open(const struct kern_opts *opts, int *fd);
 
+/*
+ * SADB_REGISTER for ESP on fd: only registered sockets receive EXPIRE and
+ * ACQUIRE. The reply arrives later as an event. 0 or -errno.
+ */
+int kern_pfkey_register(int fd);
+
 #endif

@@ -13,7 +13,7 @@
  * EXPIRE and ACQUIRE (af_key.c: pfkey_broadcast, BROADCAST_REGISTERED), and
  * satype UNSPEC would not register (af_key.c: pfkey_register).
  */
-static int register_esp(int fd)
+int kern_pfkey_register(int fd)
 {
 	struct pfkey_msg m;
 	uint8_t buf[16];
@@ -56,7 +56,7 @@ int kern_pfkey_open(const struct kern_opts *opts, int *fd_out)
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) &&
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)))
 		log_warn("SO_RCVBUF %d: %s", size, strerror(errno));
-	ret = register_esp(fd);
+	ret = kern_pfkey_register(fd);
 	if (ret) {
 		log_err("SADB_REGISTER: %s", strerror(-ret));
 		close(fd);

@@ -355,6 +355,11 @@ static void test_channel_loss_resync(void **state)
 	assert_int_equal(sim_connect(e->sim, &fd), 0);
 	o.fd = fd;
 	assert_int_equal(kern_open(&e->loop, &o, &k), 0);
+	/* Let the channel's REGISTER and its reply pass first. */
+	for (int i = 0; i < 20; i++) {
+		uv_run(&e->loop, UV_RUN_NOWAIT);
+		usleep(500);
+	}
 	/* The kernel loses replies silently when the receive buffer is full. */
 	sim_drop_next(e->sim, fd, 5);
 	for (uint32_t i = 0; i < 20; i++) {
