@@ -1,11 +1,34 @@
 /* SPDX-License-Identifier: ISC */
 /* Kernel backends of the daemon: the PF_KEY socket, or the in-process simulated SADB. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "svc/daemon_int.h"
 #include "svc/log.h"
 #include "svc/simkernel.h"
+
+/*
+ * Tests of the daemon on the simulator inject kernel failures with
+ * SAKEYD_SIM_FAIL=TYPE:ERRNO:COUNT (e.g. 3:105:3, three ADDs failing with
+ * ENOBUFS). Only kernel = sim reads it; it never reaches a real kernel.
+ */
+static void sim_faults_from_env(struct sim *s)
+{
+	const char *spec = getenv("SAKEYD_SIM_FAIL");
+	unsigned type, err, count;
+
+	if (!spec)
+		return;
+	if (sscanf(spec, "%u:%u:%u", &type, &err, &count) != 3 || type > 255 || !err || err > 255) {
+		log_warn("SAKEYD_SIM_FAIL=%s ignored: write TYPE:ERRNO:COUNT", spec);
+		return;
+	}
+	log_warn("simulated SADB: the next %u requests of type %u fail with %s (SAKEYD_SIM_FAIL)",
+		 count, type, strerror((int)err));
+	sim_fail_count(s, (uint8_t)type, (int)err, count);
+}
 
 int daemon_backend_open(struct daemon *d, struct kern_opts *o)
 {
@@ -30,6 +53,7 @@ int daemon_backend_open(struct daemon *d, struct kern_opts *o)
 			sim_close(s);
 			return ret;
 		}
+		sim_faults_from_env(s);
 		d->backend = s;
 		o->backend = KERN_BACKEND_FD;
 		o->fd = fd;

@@ -531,8 +531,10 @@ static void link_failed(struct daemon *d, struct link_state *ls, const struct ro
 	int64_t backoff = 1;
 	struct mon_sa pseudo = { .sa = *sa };
 
+	/* One attempt per pass: several failed ops of one pass back off once. */
+	if (!ls->failed_this_pass)
+		ls->failures++;
 	ls->failed_this_pass = true;
-	ls->failures++;
 	for (unsigned i = 1; i < ls->failures && backoff < RETRY_MAX_S; i++)
 		backoff *= 2;
 	if (backoff > RETRY_MAX_S)

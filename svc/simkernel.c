@@ -81,6 +81,7 @@ struct sim {
 	/* faults */
 	uint8_t fail_type;
 	int fail_err;
+	unsigned fail_count;
 	unsigned delay_ms;
 	unsigned drop_permille;
 	uint32_t rng;
@@ -839,10 +840,10 @@ static void handle(struct sim *s, struct client *c, const uint8_t *buf, size_t l
 		return;
 	}
 	type = m.type;
-	if (s->fail_err && (!s->fail_type || s->fail_type == type)) {
+	if (s->fail_count && (!s->fail_type || s->fail_type == type)) {
 		int err = s->fail_err;
 
-		s->fail_err = 0;
+		s->fail_count--;
 		error_reply(s, c, &m, err);
 		return;
 	}
@@ -1310,8 +1311,14 @@ void sim_drop_rate(struct sim *s, unsigned permille, uint32_t seed)
 
 void sim_fail_next(struct sim *s, uint8_t type, int err)
 {
+	sim_fail_count(s, type, err, 1);
+}
+
+void sim_fail_count(struct sim *s, uint8_t type, int err, unsigned count)
+{
 	s->fail_type = type;
 	s->fail_err = err;
+	s->fail_count = err ? count : 0;
 }
 
 void sim_delay(struct sim *s, unsigned ms)

@@ -74,6 +74,8 @@ void sim_drop_next(struct sim *s, int fd, unsigned n);
 void sim_drop_rate(struct sim *s, unsigned permille, uint32_t seed);
 /* Fail the next request of type (0: any) with err (a positive errno), as an error reply. */
 void sim_fail_next(struct sim *s, uint8_t type, int err);
+/* The same for the next count requests of type. */
+void sim_fail_count(struct sim *s, uint8_t type, int err, unsigned count);
 /* Hold every reply and broadcast for ms milliseconds before delivering it (0: off). */
 void sim_delay(struct sim *s, unsigned ms);
 /* Deliver raw bytes to the client whose end is fd (all clients if fd < 0), e.g. a malformed message. */
