@@ -11,6 +11,9 @@ One sakeyd with one link, then:
 - SIGHUP with a broken config keeps the running one; with a new link, installs it;
 - kill -9 and restart adopts every SA already installed: no add, no delete;
 - a link removed by a reload keeps its SAs for its grace, then loses them and its policies;
+- the process cannot dump core and has its memory locked;
+- traffic that no link covers raises acquire-unanswered;
+- a wall-clock jump re-plans at once;
 - SIGTERM stops cleanly (exit 0).
 
 usage: daemon_events.py SAKEYD OUTDIR
@@ -204,6 +207,37 @@ check(wait_for(lambda: not any(REMOTE2 in (s[0], s[1]) for s in sas()), 6),
 check(REMOTE2 not in sh("ip xfrm policy"), "the removed link's policies are deleted")
 check(sorted(sas()) == initial and LOCAL in sh("ip xfrm policy"),
       "the remaining link keeps its SAs and policies")
+
+# 8. Hardening: no core dumps, memory locked, nothing secret in argv.
+with open(f"/proc/{daemon.pid}/limits") as f:
+    core = [line for line in f if line.startswith("Max core file size")]
+check(core and core[0].split()[4] == "0", "RLIMIT_CORE is 0")
+with open(f"/proc/{daemon.pid}/status") as f:
+    status = dict(line.split(":", 1) for line in f if ":" in line)
+check(int(status["VmLck"].split()[0]) > 0, "memory is locked (mlockall)")
+check(os.stat(f"/proc/{daemon.pid}/mem").st_uid == 0 and
+      sh(f"cat /proc/{daemon.pid}/cmdline | tr '\\0' ' '").split()[1:] == ["-c", CONF, "-v"],
+      "argv holds only the config path")
+
+# 9. Traffic hitting a policy no link covers: acquire-unanswered.
+mark = log_len(LOG2)
+sh(f"ip xfrm policy add src {LOCAL}/32 dst 192.0.2.99/32 dir out tmpl proto esp mode transport")
+try:
+    u.sendto(b"x", ("192.0.2.99", 9))
+except OSError:
+    pass
+check(wait_for(lambda: log_has(LOG2, r"ALERT acquire-unanswered .*192\.0\.2\.99", mark), 5),
+      "acquire-unanswered alert for traffic no link covers")
+sh(f"ip xfrm policy delete src {LOCAL}/32 dst 192.0.2.99/32 dir out")
+
+# 10. The wall clock jumps two hours ahead: the daemon re-plans at once.
+mark = log_len(LOG2)
+before = outbound()[0][2]
+sh("date -s @$(( $(date +%s) + 7200 ))")
+check(wait_for(lambda: log_has(LOG2, r"wall clock jumped by \+", mark), 5),
+      "a wall-clock jump is detected")
+check(wait_for(lambda: len(outbound()) == 1 and outbound()[0][2] != before, 8),
+      "the link is re-planned to the new epoch")
 
 daemon.send_signal(signal.SIGTERM)
 check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
