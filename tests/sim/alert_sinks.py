@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""Each alert once, through a recording alert_command; a reload without churn.
+
+sakeyd on the simulated SADB, with an alert_command that records its
+environment. The simulator refuses the first ADD (rotation-failed); a
+client of the simulator keys an SA by hand with 2 s / 4 s lifetimes
+(expire-soft, expire-hard) and deletes a managed SA (sa-removed);
+max_sa_age = 3s makes the managed SAs too old (sa-too-old). Then an
+unchanged config is reloaded through the control socket: the broadcast
+stream must show no ADD or DELETE.
+
+usage: alert_sinks.py SAKEYD SACTL LOGDIR
+"""
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+SAKEYD, SACTL, LOGDIR = sys.argv[1:4]
+WORK = tempfile.mkdtemp(prefix="sakeyd-alerts-")
+failures, passes = [], []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    (passes if cond else failures).append(what)
+
+
+os.makedirs(LOGDIR, exist_ok=True)
+secret = os.urandom(32)
+fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, (secret.hex() + "\n").encode())
+os.close(fd)
+with open(f"{WORK}/record", "w") as f:
+    f.write(f"#!/bin/sh\nenv > {WORK}/alert.$$.$(date +%s%N)\n")
+os.chmod(f"{WORK}/record", 0o700)
+CONF = f"{WORK}/sakeyd.conf"
+with open(CONF, "w") as f:
+    f.write(f"""[daemon]
+kernel = sim
+state_dir = {WORK}/state
+control_socket = {WORK}/control.sock
+sim_socket = {WORK}/sim.sock
+alert_command = {WORK}/record
+max_sa_age = 3s
+refresh_interval = 1s
+
+[link l1]
+local = 192.0.2.1
+remote = 192.0.2.2
+secret_file = {WORK}/l.key
+rotate_every = 1h
+""")
+log = open(f"{WORK}/sakeyd.log", "w")
+daemon = subprocess.Popen([SAKEYD, "-c", CONF], stdout=log, stderr=log,
+                          env=dict(os.environ, SAKEYD_SIM_FAIL="3:105:1", SECRET_MARKER="x"))
+deadline = time.time() + 10
+while not os.path.exists(f"{WORK}/sim.sock") and time.time() < deadline:
+    time.sleep(0.05)
+obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+obs.connect(f"{WORK}/sim.sock")
+
+
+def addr_ext(t, ip):
+    return struct.pack("=HHBBH", 3, t, 255, 32, 0) + \
+        struct.pack("=HH4s8s", socket.AF_INET, 0, socket.inet_aton(ip), b"\0" * 8)
+
+
+def drain(timeout):
+    """Types of the messages that arrive within timeout."""
+    types, end = [], time.time() + timeout
+    while True:
+        r, _, _ = select.select([obs], [], [], max(0, end - time.time()))
+        if not r:
+            return types
+        types.append(obs.recv(65536)[1])
+
+
+# A hand-keyed SA, as another tool would add it.
+hand = struct.pack("=BBBBHHII", 2, 3, 0, 3, 34, 0, 1, 999)
+hand += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(0x1234), 32, 0, 7, 12, 0)
+hand += struct.pack("=HHIQQQ", 4, 3, 0, 0, 4, 0) + struct.pack("=HHIQQQ", 4, 4, 0, 0, 2, 0)
+hand += addr_ext(5, "203.0.113.5") + addr_ext(6, "203.0.113.9")
+hand += struct.pack("=HHHH", 9, 8, 512, 0) + os.urandom(64)
+hand += struct.pack("=HHHH", 5, 9, 256, 0) + os.urandom(32)
+hand += struct.pack("=HHBBHII", 2, 19, 1, 0, 0, 0, 0)
+obs.send(hand)
+time.sleep(2)
+# Another tool deletes the managed inbound SA.
+with open(f"{WORK}/sakeyd.log") as f:
+    spis = [int(w, 16) for line in f if "add in spi" in line
+            for w in line.split() if w.startswith("0x")]
+if spis:
+    dele = struct.pack("=BBBBHHII", 2, 4, 0, 3, 10, 0, 2, 999)
+    dele += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spis[-1]), 0, 0, 0, 0, 0)
+    dele += addr_ext(5, "192.0.2.2") + addr_ext(6, "192.0.2.1")
+    obs.send(dele)
+time.sleep(4)
+
+records = []
+for name in sorted(os.listdir(WORK)):
+    if name.startswith("alert."):
+        with open(f"{WORK}/{name}") as f:
+            records.append(dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line))
+events = [r.get("SAKEYD_EVENT") for r in records]
+print(f"     alerts recorded: {events}")
+for ev in ("rotation-failed", "expire-soft", "expire-hard", "sa-removed", "sa-too-old"):
+    check(ev in events, f"{ev} reached the alert_command")
+soft = [r for r in records if r.get("SAKEYD_EVENT") == "expire-soft"]
+check(soft and soft[0].get("SAKEYD_SPI") == "0x1234" and soft[0].get("SAKEYD_SRC") ==
+      "203.0.113.5" and soft[0].get("SAKEYD_DST") == "203.0.113.9",
+      "the expire-soft alert names the SA (SPI, src, dst)")
+check(events.count("expire-soft") == 1 and events.count("expire-hard") == 1,
+      "each expiry alerted once")
+allowed = {"PATH", "PWD", "SHLVL", "_", "OLDPWD"}
+extra = {k for r in records for k in r if not k.startswith("SAKEYD_") and k not in allowed}
+check(not extra, f"the command's environment holds only SAKEYD_* and PATH {extra or ''}")
+blob = "".join(open(f"{WORK}/{n}").read() for n in os.listdir(WORK) if n.startswith("alert."))
+check(secret.hex() not in blob, "no key material in any alert")
+
+# A reload of the unchanged config: no churn in the broadcast stream.
+drain(0.3)
+out = subprocess.run([SACTL, "-c", CONF, "reload"], capture_output=True, text=True)
+check(out.returncode == 0 and "reloaded" in out.stdout + out.stderr,
+      f"sactl reload succeeds ({(out.stdout + out.stderr).strip()})")
+types = drain(1.5)
+check(3 not in types and 4 not in types, f"no ADD or DELETE after the reload ({types})")
+
+daemon.send_signal(signal.SIGTERM)
+check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
+shutil.copy(f"{WORK}/sakeyd.log", f"{LOGDIR}/sakeyd.log")
+shutil.rmtree(WORK, ignore_errors=True)
+print(f"{len(passes)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
