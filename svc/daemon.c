@@ -135,11 +135,20 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 		links[i].link = &cfg->links[i];
 		/* Carry over the failure state of a link that stays. */
 		for (size_t j = 0; j < d->nlinks; j++) {
-			if (!strcmp(d->links[j].link->name, cfg->links[i].name)) {
-				links[i].failures = d->links[j].failures;
-				links[i].retry_at = d->links[j].retry_at;
-				links[i].last_epoch = d->links[j].last_epoch;
-			}
+			const struct conf_link *o = d->links[j].link, *n = &cfg->links[i];
+
+			if (strcmp(o->name, n->name))
+				continue;
+			links[i].failures = d->links[j].failures;
+			links[i].retry_at = d->links[j].retry_at;
+			links[i].last_epoch = d->links[j].last_epoch;
+			/* Same selectors and mode: its policies stand, no SPD churn. */
+			links[i].policy_installed =
+				d->links[j].policy_installed && o->policy == n->policy &&
+				o->mode == n->mode && rot_addr_equal(&o->local, &n->local) &&
+				rot_addr_equal(&o->remote, &n->remote) &&
+				!memcmp(&o->local_subnet, &n->local_subnet, sizeof(o->local_subnet)) &&
+				!memcmp(&o->remote_subnet, &n->remote_subnet, sizeof(o->remote_subnet));
 		}
 	}
 	qsort(links, cfg->nlinks, sizeof(*links), cmp_link_prefix);
@@ -1058,9 +1067,7 @@ int daemon_reload(struct daemon *d)
 	if (d->owned_cfg)
 		conf_free(d->owned_cfg);
 	d->owned_cfg = cfg;
-	for (size_t i = 0; i < d->nlinks; i++)
-		d->links[i].policy_installed = false;
-	d->policies_done = false;
+	d->policies_done = false; /* for the links whose policies are new */
 	d->stats.reloads++;
 	log_info("reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
 	notify_send("READY=1");
