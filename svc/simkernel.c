@@ -258,6 +258,22 @@ static void error_reply(struct sim *s, struct client *c, const struct pfkey_msg 
 
 /* --- SAs --------------------------------------------------------------------- */
 
+/*
+ * af_key.c: __pfkey_xfrm_state2msg adds ADDRESS_PROXY whenever the selector's
+ * source differs from the SA's: for an SA added by PF_KEY the selector is the
+ * wildcard, 0.0.0.0/0 (or ::/0) proto 255. A larval state's selector is its
+ * flow, so it has none.
+ */
+static void set_proxy(struct pfkey_msg *m, const struct sim_sa *sa)
+{
+	if (sa->state == ST_LARVAL)
+		return;
+	memset(&m->proxy, 0, sizeof(m->proxy));
+	m->proxy.family = sa->src.family;
+	m->proxy.proto = 255;
+	m->present |= PFKEY_EXT_BIT(SADB_EXT_ADDRESS_PROXY);
+}
+
 static void sa_to_msg(const struct sim_sa *sa, struct pfkey_msg *m, uint8_t type, bool keys,
 		      uint32_t seq, uint32_t pid)
 {
@@ -270,6 +286,7 @@ static void sa_to_msg(const struct sim_sa *sa, struct pfkey_msg *m, uint8_t type
 	pfkey_set_lifetime(m, SADB_EXT_LIFETIME_CURRENT, &sa->cur);
 	pfkey_set_addr(m, SADB_EXT_ADDRESS_SRC, &sa->src);
 	pfkey_set_addr(m, SADB_EXT_ADDRESS_DST, &sa->dst);
+	set_proxy(m, sa);
 	if (keys && sa->state != ST_LARVAL) {
 		if (sa->has_auth)
 			pfkey_set_key(m, SADB_EXT_KEY_AUTH, sa->key_auth, sa->auth_bits);
@@ -793,12 +810,13 @@ static void do_register(struct sim *s, struct client *c, const struct pfkey_msg 
 	memcpy(out.auth_algs, auth, sizeof(auth));
 	out.nenc_algs = sizeof(enc) / sizeof(enc[0]);
 	memcpy(out.enc_algs, enc, sizeof(enc));
-	/* af_key.c: pfkey_register — to the requester and every registered socket. */
-	if (c->registered) {
-		emit(s, c, REGISTERED, &out);
-	} else {
+	/*
+	 * af_key.c: pfkey_register — to every registered socket and the
+	 * requester, even an unregistered one (an UNSPEC register).
+	 */
+	emit(s, c, REGISTERED, &out);
+	if (!c->registered)
 		emit(s, c, ONE, &out);
-	}
 }
 
 /* --- requests ------------------------------------------------------------------- */
@@ -914,6 +932,7 @@ static void send_expire(struct sim *s, struct sim_sa *sa, bool hard)
 	pfkey_set_lifetime(&out, SADB_EXT_LIFETIME_CURRENT, &sa->cur);
 	pfkey_set_addr(&out, SADB_EXT_ADDRESS_SRC, &sa->src);
 	pfkey_set_addr(&out, SADB_EXT_ADDRESS_DST, &sa->dst);
+	set_proxy(&out, sa);
 	pfkey_set_sa2(&out, sa->mode, sa->reqid);
 	emit(s, NULL, REGISTERED, &out);
 }

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: ISC */
+/* The simulated SADB as a standalone process, for conform.py: PF_KEY clients on one socket, traffic on another. */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "svc/simkernel.h"
+
+/*
+ * simd SOCKET_PATH CONTROL_PATH [--acq-expires N]
+ *
+ * The control socket (SOCK_STREAM) takes one command a line:
+ *   traffic SRC DST BYTES  -> the return value of sim_traffic, a line
+ *   quit                   -> "ok", then simd exits
+ */
+
+#define LINE_MAX_LEN 512
+
+struct conn {
+	uv_pipe_t pipe;
+	char line[LINE_MAX_LEN];
+	size_t len;
+};
+
+static struct sim *sim;
+static uv_loop_t loop;
+static uv_pipe_t control;
+static uv_signal_t sigterm, sigint;
+static const char *control_path;
+static bool quitting, stopping;
+
+static void shutdown_all(void);
+
+static void conn_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char slab[4096];
+
+	buf->base = slab;
+	buf->len = sizeof(slab);
+}
+
+static void write_done(uv_write_t *req, int status)
+{
+	free(req);
+	if (quitting)
+		shutdown_all();
+}
+
+static void reply(struct conn *c, const char *text)
+{
+	size_t n = strlen(text);
+	uv_write_t *req = malloc(sizeof(*req) + n);
+	uv_buf_t buf;
+
+	if (!req)
+		return;
+	memcpy(req + 1, text, n);
+	buf = uv_buf_init((char *)(req + 1), (unsigned)n);
+	if (uv_write(req, (uv_stream_t *)&c->pipe, &buf, 1, write_done)) {
+		free(req);
+		if (quitting)
+			shutdown_all();
+	}
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, h->type == UV_NAMED_PIPE && h != (uv_handle_t *)&control ? conn_closed : NULL);
+}
+
+/* Close the simulator first (it owns its handles), then whatever else is open. */
+static void shutdown_all(void)
+{
+	if (stopping)
+		return;
+	stopping = true;
+	unlink(control_path);
+	sim_close(sim);
+	uv_walk(&loop, close_any, NULL);
+}
+
+static void command(struct conn *c, char *line)
+{
+	char src_text[128], dst_text[128], out[64];
+	unsigned long bytes;
+	struct pfkey_addr src, dst;
+
+	if (!strcmp(line, "quit")) {
+		/* Answer first; the write's callback shuts down. */
+		quitting = true;
+		reply(c, "ok\n");
+		return;
+	}
+	if (sscanf(line, "traffic %127s %127s %lu", src_text, dst_text, &bytes) == 3 &&
+	    !pfkey_addr_from_string(&src, src_text) && !pfkey_addr_from_string(&dst, dst_text)) {
+		snprintf(out, sizeof(out), "%lld\n",
+			 (long long)sim_traffic(sim, &src, &dst, (uint32_t)bytes));
+		reply(c, out);
+		return;
+	}
+	reply(c, "error\n");
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *c = stream->data;
+
+	if (n < 0) {
+		uv_close((uv_handle_t *)stream, conn_closed);
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf->base[i] == '\n') {
+			c->line[c->len] = '\0';
+			c->len = 0;
+			command(c, c->line);
+			if (stopping)
+				return;
+		} else if (c->len + 1 < sizeof(c->line)) {
+			c->line[c->len++] = buf->base[i];
+		}
+	}
+}
+
+static void connection_cb(uv_stream_t *server, int status)
+{
+	struct conn *c;
+
+	if (status < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	uv_pipe_init(&loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe)) {
+		uv_close((uv_handle_t *)&c->pipe, conn_closed);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+	shutdown_all();
+}
+
+int main(int argc, char **argv)
+{
+	struct sim_opts opts = { 0 };
+	int ret;
+
+	if (argc != 3 && !(argc == 5 && !strcmp(argv[3], "--acq-expires"))) {
+		fprintf(stderr, "usage: simd SOCKET_PATH CONTROL_PATH [--acq-expires N]\n");
+		return 2;
+	}
+	if (argc == 5)
+		opts.acq_expires = (unsigned)strtoul(argv[4], NULL, 10);
+	control_path = argv[2];
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&loop);
+	ret = sim_new(&loop, &opts, &sim);
+	if (!ret)
+		ret = sim_listen(sim, argv[1]);
+	if (ret) {
+		fprintf(stderr, "simd: %s: %s\n", argv[1], strerror(-ret));
+		return 1;
+	}
+	uv_pipe_init(&loop, &control, 0);
+	unlink(control_path);
+	ret = uv_pipe_bind(&control, control_path);
+	if (!ret)
+		ret = uv_listen((uv_stream_t *)&control, 16, connection_cb);
+	if (ret) {
+		fprintf(stderr, "simd: %s: %s\n", control_path, uv_strerror(ret));
+		return 1;
+	}
+	uv_signal_init(&loop, &sigterm);
+	uv_signal_start(&sigterm, signal_cb, SIGTERM);
+	uv_signal_init(&loop, &sigint);
+	uv_signal_start(&sigint, signal_cb, SIGINT);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return 0;
+}
