@@ -314,7 +314,6 @@ static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 				     "hard lifetime reached: the kernel deleted the SA");
 		}
 		/* A hard expiry deletes the SA without a DELETE broadcast (af_key.c: key_notify_sa_expire). */
-		e->hard_alerted = true;
 		table_remove(d, m, "hard-expired", true);
 		return;
 	}

@@ -170,10 +170,9 @@ static void on_sa_added(struct daemon *d, const struct mon_sa *ce, bool from_dum
 	if (!from_dump) {
 		char msg[128];
 
-		snprintf(msg, sizeof(msg), "added%s%s",
+		snprintf(msg, sizeof(msg), "added%s",
 			 e->origin_pid == kern_pid(d->kern) ? " by sakeyd" :
-			 e->origin_pid == 0 ? " via netlink (ip xfrm)" : " by another PF_KEY client",
-			 e->sa.key_fp[0] ? "" : "");
+			 e->origin_pid == 0 ? " via netlink (ip xfrm)" : " by another PF_KEY client");
 		event(l, "add", e, NULL, msg);
 	}
 	if (l->chain.sa_added)
