@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "svc/log.h"
 #include "svc/simkernel.h"
@@ -35,6 +37,7 @@ struct sim_sa {
 	bool has_auth;
 	struct pfkey_lifetime soft, hard, cur;
 	uint32_t acq_seq;
+	bool by_spi; /* in the kernel's byspi hash: mature, or larval with a GETSPI'd SPI */
 };
 
 struct sim_pol {
@@ -154,9 +157,21 @@ static void free_msg(struct outmsg *m)
 
 static void raw_send(struct sim *s, struct client *c, const void *buf, size_t len)
 {
+	int queued;
+
 	if (c->closing)
 		return;
-	/* af_key.c: pfkey_broadcast_one drops what does not fit the receive buffer, silently. */
+	/*
+	 * af_key.c: pfkey_broadcast_one drops a message, silently, when the
+	 * receive queue already holds more than sk_rcvbuf. The queue is what
+	 * the client has not read yet: our end's unsent bytes (SIOCOUTQ counts
+	 * truesize, as sk_rmem_alloc does).
+	 */
+	if (s->opts.rcvbuf && !ioctl(c->fd, SIOCOUTQ, &queued) &&
+	    (unsigned)queued > s->opts.rcvbuf) {
+		s->stats.dropped++;
+		return;
+	}
 	if (send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		s->stats.dropped++;
 }
@@ -225,7 +240,30 @@ static void delay_cb(uv_timer_t *t)
 
 enum target { ONE, ALL, REGISTERED };
 
-/* Encode m into the scratch buffer and deliver it (pfkey_broadcast); the buffer is wiped. */
+/*
+ * af_key.c: pfkey_broadcast(skb, flags, one_sk). Every promiscuous socket
+ * gets a copy of every message, whatever its target (so a promiscuous
+ * target gets it twice); then ALL or the registered sockets, except one;
+ * then one, last. ALL broadcasts have no one_sk (key_notify_sa & co).
+ */
+static void broadcast(struct sim *s, struct client *one, enum target t, const void *buf,
+		      size_t len)
+{
+	if (t == ALL)
+		one = NULL;
+	for (struct client *c = s->clients; c; c = c->next) {
+		if (c->promisc)
+			deliver(s, c, buf, len);
+		if (c == one)
+			continue;
+		if (t == ALL || (t == REGISTERED && c->registered))
+			deliver(s, c, buf, len);
+	}
+	if (one)
+		deliver(s, one, buf, len);
+}
+
+/* Encode m into the scratch buffer and broadcast it (to req: see broadcast); the buffer is wiped. */
 static void emit(struct sim *s, struct client *req, enum target t, struct pfkey_msg *m)
 {
 	ssize_t len = pfkey_encode(m, s->buf, sizeof(s->buf));
@@ -234,15 +272,11 @@ static void emit(struct sim *s, struct client *req, enum target t, struct pfkey_
 		log_err("sim: cannot encode %s: %s", pfkey_type_name(m->type), strerror((int)-len));
 		return;
 	}
-	if (t == ONE) {
+	if (t == ONE)
 		s->stats.replies++;
-		deliver(s, req, s->buf, (size_t)len);
-	} else {
+	else
 		s->stats.broadcasts++;
-		for (struct client *c = s->clients; c; c = c->next)
-			if (t == ALL || c->registered || (c->promisc && c != req))
-				deliver(s, c, s->buf, (size_t)len);
-	}
+	broadcast(s, req, t, s->buf, (size_t)len);
 	pfkey_cleanse(s->buf, (size_t)len);
 }
 
@@ -254,6 +288,44 @@ static void error_reply(struct sim *s, struct client *c, const struct pfkey_msg 
 	pfkey_msg_init(&m, req->type, req->satype, req->seq, req->pid);
 	m.errno_val = (uint8_t)(err >= 512 ? EINVAL : err);
 	emit(s, c, ONE, &m);
+}
+
+/* af_key.c: pfkey_get_base_msg — the errno send() fails with for this header, or 0. */
+static int base_header_error(const uint8_t *buf, size_t len)
+{
+	struct sadb_msg hdr;
+
+	if (len < sizeof(hdr))
+		return EMSGSIZE;
+	memcpy(&hdr, buf, sizeof(hdr));
+	if (hdr.sadb_msg_version != PF_KEY_V2 || hdr.sadb_msg_reserved ||
+	    hdr.sadb_msg_type == SADB_RESERVED || hdr.sadb_msg_type > SADB_MAX)
+		return EINVAL;
+	if (hdr.sadb_msg_len != len / 8 || hdr.sadb_msg_len < sizeof(hdr) / 8)
+		return EMSGSIZE;
+	return 0;
+}
+
+/*
+ * An error reply to a request that does not decode: its header echoed (as far
+ * as there is one) with errno set, len 2 and reserved 0, like pfkey_error;
+ * copied to promiscuous sockets when Linux would queue it (promisc_copy).
+ */
+static void raw_error(struct sim *s, struct client *c, const uint8_t *req, size_t len, int err,
+		      bool promisc_copy)
+{
+	struct sadb_msg hdr = { 0 };
+
+	memcpy(&hdr, req, len < sizeof(hdr) ? len : sizeof(hdr));
+	hdr.sadb_msg_version = PF_KEY_V2;
+	hdr.sadb_msg_errno = (uint8_t)err;
+	hdr.sadb_msg_len = sizeof(hdr) / 8;
+	hdr.sadb_msg_reserved = 0;
+	s->stats.replies++;
+	if (promisc_copy)
+		broadcast(s, c, ONE, &hdr, sizeof(hdr));
+	else
+		deliver(s, c, &hdr, sizeof(hdr));
 }
 
 /* --- SAs --------------------------------------------------------------------- */
@@ -299,8 +371,7 @@ static struct sim_sa *find_sa(struct sim *s, uint8_t satype, const struct pfkey_
 			      uint32_t spi)
 {
 	for (struct sim_sa *sa = s->sas; sa; sa = sa->next)
-		if (sa->satype == satype && sa->spi == spi && addr_eq(&sa->dst, dst) &&
-		    sa->state != ST_LARVAL)
+		if (sa->satype == satype && sa->spi == spi && addr_eq(&sa->dst, dst) && sa->by_spi)
 			return sa;
 	return NULL;
 }
@@ -360,6 +431,10 @@ static int msg_to_sa(const struct pfkey_msg *m, struct sim_sa *sa, int64_t now)
 		return EINVAL;
 	if (m->satype == SADB_SATYPE_ESP && !(m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT)))
 		return EINVAL;
+	/* HARD and SOFT come together or not at all. */
+	if (!(m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) !=
+	    !(m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_SOFT)))
+		return EINVAL;
 	/* AEAD (GCM, CCM, GMAC) ids are not in ealg_list: xfrm_ealg_get_byid fails. */
 	if (m->satype == SADB_SATYPE_ESP && !ealg_ok(m->encrypt))
 		return ENOSYS;
@@ -399,6 +474,7 @@ static int msg_to_sa(const struct pfkey_msg *m, struct sim_sa *sa, int64_t now)
 	if (m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_SOFT))
 		sa->soft = m->soft;
 	sa->state = ST_MATURE;
+	sa->by_spi = true;
 	sa->cur.addtime = (uint64_t)now;
 	return 0;
 }
@@ -408,10 +484,14 @@ static struct sim_sa *find_larval(struct sim *s, const struct sim_sa *sa, uint32
 	for (struct sim_sa *l = s->sas; l; l = l->next) {
 		if (l->state != ST_LARVAL || l->satype != sa->satype || !addr_eq(&l->dst, &sa->dst))
 			continue;
-		/* xfrm_state_add: by the acquire's seq, else by (mode, reqid, proto, daddr, saddr). */
+		/*
+		 * xfrm_state_add: by the acquire's seq (__xfrm_find_acq_byseq),
+		 * else a larval state without SPI by (mode, reqid, proto, daddr,
+		 * saddr) (__find_acq_core).
+		 */
 		if ((seq && l->acq_seq == seq) ||
-		    (addr_eq(&l->src, &sa->src) && l->reqid == sa->reqid &&
-		     (!l->spi || l->spi == sa->spi)))
+		    (!l->by_spi && addr_eq(&l->src, &sa->src) && l->reqid == sa->reqid &&
+		     l->mode == sa->mode))
 			return l;
 	}
 	return NULL;
@@ -438,16 +518,10 @@ static void do_add(struct sim *s, struct client *c, const struct pfkey_msg *m)
 		error_reply(s, c, m, err);
 		return;
 	}
+	/* (A GETSPI'd SPI is owned by its larval state: find_sa gave EEXIST above.) */
 	larval = find_larval(s, sa, m->seq);
-	if (larval) {
-		/* A GETSPI'd SPI is owned by its larval state: ADD gives EEXIST (UPDATE it). */
-		if (larval->spi && larval->spi == sa->spi && !m->seq) {
-			free(sa);
-			error_reply(s, c, m, EEXIST);
-			return;
-		}
+	if (larval)
 		unlink_sa(s, larval);
-	}
 	insert_sa(s, sa);
 	/* af_key.c: key_notify_sa — to every socket, with keys, pid and seq echoed. */
 	sa_to_msg(sa, &out, SADB_ADD, true, m->seq, m->pid);
@@ -456,15 +530,13 @@ static void do_add(struct sim *s, struct client *c, const struct pfkey_msg *m)
 
 static void do_update(struct sim *s, struct client *c, const struct pfkey_msg *m)
 {
-	struct sim_sa tmp, *sa = NULL, *l;
+	struct sim_sa tmp, *sa = NULL;
 	struct pfkey_msg out;
 	int err = msg_to_sa(m, &tmp, now_s(s));
 
 	if (!err) {
-		for (l = s->sas; l; l = l->next)
-			if (l->satype == m->satype && l->spi == m->spi && addr_eq(&l->dst, &m->dst))
-				break;
-		sa = l;
+		/* xfrm_state_update: by (dst, SPI, proto), a GETSPI'd larval state included. */
+		sa = find_sa(s, m->satype, &m->dst, m->spi);
 		if (!sa)
 			err = ESRCH;
 	}
@@ -521,16 +593,63 @@ static void do_delete_get(struct sim *s, struct client *c, const struct pfkey_ms
 	unlink_sa(s, sa);
 }
 
+/*
+ * af_key.c: pfkey_getspi. The larval state is the acquire's (found by seq and
+ * dst), or one without SPI by (mode, reqid, proto, daddr, saddr), or a new one
+ * (xfrm_find_acq, create = 1), which stays even when no SPI can be had. An SPI
+ * already given is given again (xfrm_alloc_spi); Linux picks a random free
+ * SPI in the range, the simulator the lowest.
+ */
 static void do_getspi(struct sim *s, struct client *c, const struct pfkey_msg *m)
 {
 	uint32_t lo = 0x100, hi = 0x0fffffff, spi;
-	struct sim_sa *sa;
+	uint8_t mode = IPSEC_MODE_TRANSPORT;
+	uint32_t reqid = 0;
+	struct sim_sa *sa = NULL;
 	struct pfkey_msg out;
 
 	if (!(m->present & PFKEY_EXT_BIT(SADB_EXT_ADDRESS_SRC)) ||
-	    !(m->present & PFKEY_EXT_BIT(SADB_EXT_ADDRESS_DST))) {
+	    !(m->present & PFKEY_EXT_BIT(SADB_EXT_ADDRESS_DST)) || m->src.family != m->dst.family) {
 		error_reply(s, c, m, EINVAL);
 		return;
+	}
+	if (m->present & PFKEY_EXT_BIT(SADB_X_EXT_SA2)) {
+		if (m->mode > IPSEC_MODE_BEET) {
+			error_reply(s, c, m, EINVAL);
+			return;
+		}
+		mode = m->mode ? m->mode : IPSEC_MODE_TRANSPORT;
+		reqid = m->reqid;
+	}
+	for (struct sim_sa *l = s->sas; l && m->seq; l = l->next)
+		if (l->state == ST_LARVAL && l->acq_seq == m->seq && addr_eq(&l->dst, &m->dst)) {
+			sa = l;
+			break;
+		}
+	for (struct sim_sa *l = s->sas; l && !sa; l = l->next)
+		if (l->state == ST_LARVAL && !l->by_spi && l->satype == m->satype &&
+		    l->mode == mode && l->reqid == reqid && addr_eq(&l->dst, &m->dst) &&
+		    addr_eq(&l->src, &m->src))
+			sa = l;
+	if (!sa) {
+		if (s->nsas >= s->opts.max_sas) {
+			error_reply(s, c, m, ENOBUFS);
+			return;
+		}
+		sa = calloc(1, sizeof(*sa));
+		if (!sa) {
+			error_reply(s, c, m, ENOMEM);
+			return;
+		}
+		sa->satype = m->satype;
+		sa->src = m->src;
+		sa->dst = m->dst;
+		sa->state = ST_LARVAL;
+		sa->mode = mode;
+		sa->reqid = reqid;
+		sa->hard.addtime = s->opts.acq_expires;
+		sa->cur.addtime = (uint64_t)now_s(s);
+		insert_sa(s, sa);
 	}
 	if (m->present & PFKEY_EXT_BIT(SADB_EXT_SPIRANGE)) {
 		lo = m->spi_min;
@@ -540,33 +659,17 @@ static void do_getspi(struct sim *s, struct client *c, const struct pfkey_msg *m
 		error_reply(s, c, m, EINVAL);
 		return;
 	}
-	for (spi = lo; spi <= hi && find_sa(s, m->satype, &m->dst, spi); spi++)
-		if (spi == UINT32_MAX)
-			break;
-	if (spi > hi || find_sa(s, m->satype, &m->dst, spi)) {
-		error_reply(s, c, m, ENOENT);
-		return;
+	if (!sa->by_spi) {
+		for (spi = lo; find_sa(s, m->satype, &m->dst, spi) && spi < hi; spi++)
+			;
+		if (find_sa(s, m->satype, &m->dst, spi)) {
+			error_reply(s, c, m, ENOENT);
+			return;
+		}
+		sa->spi = spi;
+		sa->by_spi = true;
 	}
-	sa = calloc(1, sizeof(*sa));
-	if (!sa) {
-		error_reply(s, c, m, ENOMEM);
-		return;
-	}
-	sa->satype = m->satype;
-	sa->spi = spi;
-	sa->src = m->src;
-	sa->dst = m->dst;
-	sa->state = ST_LARVAL;
-	sa->mode = IPSEC_MODE_TRANSPORT;
-	sa->acq_seq = m->seq;
-	sa->hard.addtime = s->opts.acq_expires;
-	sa->cur.addtime = (uint64_t)now_s(s);
-	insert_sa(s, sa);
-	pfkey_msg_init(&out, SADB_GETSPI, m->satype, m->seq, m->pid);
-	pfkey_set_sa(&out, spi, 0, 0, 0);
-	out.state = ST_LARVAL;
-	pfkey_set_addr(&out, SADB_EXT_ADDRESS_SRC, &m->src);
-	pfkey_set_addr(&out, SADB_EXT_ADDRESS_DST, &m->dst);
+	sa_to_msg(sa, &out, SADB_GETSPI, false, m->seq, m->pid);
 	emit(s, c, ONE, &out);
 }
 
@@ -598,6 +701,24 @@ static void do_flush(struct sim *s, struct client *c, const struct pfkey_msg *m)
 
 static void pump_dump(struct client *c);
 
+/* Queue one dump message on c (flow-controlled, never dropped). 0 or -errno. */
+static int queue_dump(struct sim *s, struct client *c, const struct pfkey_msg *out)
+{
+	ssize_t len = pfkey_encode(out, s->buf, sizeof(s->buf));
+	struct outmsg *om;
+
+	if (len < 0)
+		return (int)len;
+	om = malloc(sizeof(*om) + (size_t)len);
+	if (om) {
+		om->len = (size_t)len;
+		memcpy(om->data, s->buf, (size_t)len);
+		push(&c->dump_head, &c->dump_tail, om);
+	}
+	pfkey_cleanse(s->buf, (size_t)len);
+	return om ? 0 : -ENOMEM;
+}
+
 static void do_dump(struct sim *s, struct client *c, const struct pfkey_msg *m)
 {
 	unsigned n = 0, i = 0;
@@ -616,23 +737,13 @@ static void do_dump(struct sim *s, struct client *c, const struct pfkey_msg *m)
 	/* af_key.c: dump_sa — newest first; seq counts up from 1 and the last is 0. */
 	for (struct sim_sa *sa = s->sas; sa; sa = sa->next) {
 		struct pfkey_msg out;
-		struct outmsg *om;
-		ssize_t len;
 
 		if (m->satype != SADB_SATYPE_UNSPEC && sa->satype != m->satype)
 			continue;
 		i++;
 		sa_to_msg(sa, &out, SADB_DUMP, true, i == n ? 0 : i, m->pid);
-		len = pfkey_encode(&out, s->buf, sizeof(s->buf));
-		if (len < 0)
-			continue;
-		om = malloc(sizeof(*om) + (size_t)len);
-		if (!om)
+		if (queue_dump(s, c, &out))
 			break;
-		om->len = (size_t)len;
-		memcpy(om->data, s->buf, (size_t)len);
-		pfkey_cleanse(s->buf, (size_t)len);
-		push(&c->dump_head, &c->dump_tail, om);
 	}
 	pump_dump(c);
 }
@@ -685,6 +796,11 @@ static void do_spdadd(struct sim *s, struct client *c, const struct pfkey_msg *m
 			old = p;
 	if (old && m->type == SADB_X_SPDADD) {
 		error_reply(s, c, m, EEXIST);
+		return;
+	}
+	/* Bounded memory: the SPD is capped like the SAD (max_sas). */
+	if (!old && s->npols >= s->opts.max_sas) {
+		error_reply(s, c, m, ENOBUFS);
 		return;
 	}
 	p = old ? old : calloc(1, sizeof(*p));
@@ -741,6 +857,11 @@ static void do_spddump(struct sim *s, struct client *c, const struct pfkey_msg *
 {
 	unsigned n = s->npols, i = 0;
 
+	/* One dump per socket at a time, SA or SPD (af_key.c: pfkey_spddump). */
+	if (c->dump_head) {
+		error_reply(s, c, m, EBUSY);
+		return;
+	}
 	if (!n) {
 		error_reply(s, c, m, ENOENT);
 		return;
@@ -750,8 +871,10 @@ static void do_spddump(struct sim *s, struct client *c, const struct pfkey_msg *
 
 		i++;
 		pol_to_msg(p, &out, SADB_X_SPDDUMP, i == n ? 0 : i, m->pid);
-		emit(s, c, ONE, &out);
+		if (queue_dump(s, c, &out))
+			break;
 	}
+	pump_dump(c);
 }
 
 static void do_spdflush(struct sim *s, struct client *c, const struct pfkey_msg *m)
@@ -783,7 +906,7 @@ static void do_register(struct sim *s, struct client *c, const struct pfkey_msg 
 		{ 8, 0, 160, 160 },   { 9, 0, 128, 128 },
 	};
 	static const struct pfkey_alg enc[] = {
-		{ 11, 8, 0, 0 },     { 2, 8, 64, 64 },     { 3, 8, 192, 192 },
+		{ 11, 0, 0, 0 },     { 2, 8, 64, 64 },     { 3, 8, 192, 192 },
 		{ 6, 8, 40, 128 },   { 7, 8, 40, 448 },    { 12, 8, 128, 256 },
 		{ 252, 8, 128, 256 }, { 22, 8, 128, 256 }, { 253, 8, 128, 256 },
 		{ 13, 8, 160, 288 },
@@ -812,11 +935,9 @@ static void do_register(struct sim *s, struct client *c, const struct pfkey_msg 
 	memcpy(out.enc_algs, enc, sizeof(enc));
 	/*
 	 * af_key.c: pfkey_register — to every registered socket and the
-	 * requester, even an unregistered one (an UNSPEC register).
+	 * requester (one_sk), even an unregistered one (an UNSPEC register).
 	 */
 	emit(s, c, REGISTERED, &out);
-	if (!c->registered)
-		emit(s, c, ONE, &out);
 }
 
 /* --- requests ------------------------------------------------------------------- */
@@ -829,32 +950,27 @@ static void handle(struct sim *s, struct client *c, const uint8_t *buf, size_t l
 	int ret;
 
 	s->stats.requests++;
-	for (struct client *p = s->clients; p; p = p->next)
-		if (p->promisc && p != c)
-			deliver(s, p, buf, len);
 	/*
-	 * af_key.c: pfkey_get_base_msg. Linux fails send() for these; over a
-	 * socketpair the simulator answers with an error message instead.
+	 * af_key.c: pfkey_get_base_msg. Linux fails send() for a bad base
+	 * header, before anything else happens; a seqpacket send cannot fail
+	 * that way, so the simulator answers the sender alone with an error
+	 * message of that errno instead.
 	 */
-	if (len < sizeof(struct sadb_msg)) {
+	ret = base_header_error(buf, len);
+	if (ret) {
 		s->stats.malformed++;
+		raw_error(s, c, buf, len, ret, false);
 		return;
 	}
+	/* af_key.c: pfkey_process — a raw copy to every promiscuous socket, the sender's included. */
+	for (struct client *p = s->clients; p; p = p->next)
+		if (p->promisc)
+			deliver(s, p, buf, len);
+	/* af_key.c: parse_exthdrs — every extension error is EINVAL, as an error message. */
 	ret = pfkey_decode(buf, len, &m, &why);
 	if (ret) {
-		struct pfkey_msg hdr;
-
 		s->stats.malformed++;
-		memset(&hdr, 0, sizeof(hdr));
-		hdr.type = buf[1];
-		hdr.satype = buf[3];
-		memcpy(&hdr.seq, buf + 8, 4);
-		memcpy(&hdr.pid, buf + 12, 4);
-		error_reply(s, c, &hdr, -ret == EMSGSIZE ? EMSGSIZE : EINVAL);
-		return;
-	}
-	if (m.reserved) {
-		error_reply(s, c, &m, EINVAL);
+		raw_error(s, c, buf, len, EINVAL, true);
 		return;
 	}
 	type = m.type;
@@ -905,8 +1021,26 @@ static void handle(struct sim *s, struct client *c, const uint8_t *buf, size_t l
 		do_spdflush(s, c, &m);
 		break;
 	case SADB_X_PROMISC:
-		c->promisc = m.satype != 0;
-		emit(s, c, ALL, &m);
+		/*
+		 * af_key.c: pfkey_promisc — a bare header (len 2) with satype 0 or 1
+		 * switches the mode, errno reset; either way the request itself is
+		 * broadcast to all.
+		 */
+		s->stats.broadcasts++;
+		if (len == sizeof(struct sadb_msg)) {
+			struct sadb_msg hdr;
+
+			if (m.satype > 1) {
+				error_reply(s, c, &m, EINVAL);
+				break;
+			}
+			c->promisc = m.satype != 0;
+			memcpy(&hdr, buf, sizeof(hdr));
+			hdr.sadb_msg_errno = 0;
+			broadcast(s, c, ALL, &hdr, sizeof(hdr));
+			break;
+		}
+		broadcast(s, c, ALL, buf, len);
 		break;
 	case SADB_ACQUIRE:
 		/* A negative acknowledgement gets no reply (af_key.c: pfkey_acquire). */
@@ -937,13 +1071,46 @@ static void send_expire(struct sim *s, struct sim_sa *sa, bool hard)
 	emit(s, NULL, REGISTERED, &out);
 }
 
+/*
+ * xfrm_timer_handler checks the time limits only; byte and packet limits are
+ * checked per packet (count_use).
+ */
 static bool reached(const struct pfkey_lifetime *lim, const struct pfkey_lifetime *cur, int64_t now)
 {
 	return (lim->addtime && now - (int64_t)cur->addtime >= (int64_t)lim->addtime) ||
 	       (lim->usetime && cur->usetime &&
-		now - (int64_t)cur->usetime >= (int64_t)lim->usetime) ||
-	       (lim->bytes && cur->bytes >= lim->bytes) ||
+		now - (int64_t)cur->usetime >= (int64_t)lim->usetime);
+}
+
+static bool count_reached(const struct pfkey_lifetime *lim, const struct pfkey_lifetime *cur)
+{
+	return (lim->bytes && cur->bytes >= lim->bytes) ||
 	       (lim->allocations && cur->allocations >= lim->allocations);
+}
+
+/*
+ * One packet of bytes on sa, in or out (xfrm_state_check_expire, before the
+ * counters move): a packet that finds the hard limit reached is dropped with
+ * EINVAL and the SA expires at once (hard EXPIRE, no DELETE); one that finds
+ * the soft limit reached fires the soft EXPIRE and still goes. Returns 0, or
+ * -EINVAL when sa was hard-expired and freed.
+ */
+static int count_use(struct sim *s, struct sim_sa *sa, uint32_t bytes, int64_t now)
+{
+	if (count_reached(&sa->hard, &sa->cur)) {
+		send_expire(s, sa, true);
+		unlink_sa(s, sa);
+		return -EINVAL;
+	}
+	if (sa->state == ST_MATURE && count_reached(&sa->soft, &sa->cur)) {
+		sa->state = ST_DYING;
+		send_expire(s, sa, false);
+	}
+	sa->cur.bytes += bytes;
+	sa->cur.allocations++;
+	if (!sa->cur.usetime)
+		sa->cur.usetime = (uint64_t)now;
+	return 0;
 }
 
 void sim_tick(struct sim *s)
@@ -977,6 +1144,24 @@ static void tick_cb(uv_timer_t *t)
 }
 
 /* --- traffic ------------------------------------------------------------------------- */
+
+static bool any_registered(const struct sim *s)
+{
+	for (const struct client *c = s->clients; c; c = c->next)
+		if (c->registered)
+			return true;
+	return false;
+}
+
+int sim_deliver(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t bytes)
+{
+	/* xfrm_input: inbound SAs are found by (dst, SPI, proto) alone. */
+	struct sim_sa *sa = find_sa(s, SADB_SATYPE_ESP, dst, spi);
+
+	if (!sa || sa->state == ST_LARVAL)
+		return -ESRCH;
+	return count_use(s, sa, bytes, now_s(s));
+}
 
 int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pfkey_addr *dst,
 		    uint32_t bytes)
@@ -1013,15 +1198,20 @@ int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pf
 			use = sa;
 	}
 	if (use) {
-		use->cur.bytes += bytes;
-		use->cur.allocations++;
-		if (!use->cur.usetime)
-			use->cur.usetime = (uint64_t)now;
-		return use->spi;
+		uint32_t spi = use->spi;
+		int ret = count_use(s, use, bytes, now);
+
+		return ret ? (int64_t)ret : (int64_t)spi;
 	}
 	for (struct sim_sa *sa = s->sas; sa; sa = sa->next)
 		if (sa->state == ST_LARVAL && addr_eq(&sa->dst, tdst) && addr_eq(&sa->src, tsrc))
 			return -EAGAIN; /* an acquire is in progress */
+	/*
+	 * xfrm_state_find: no key manager alive (no registered socket), no
+	 * ACQUIRE and no larval state; the packet is dropped (larval_drop).
+	 */
+	if (!any_registered(s))
+		return -EAGAIN;
 	use = calloc(1, sizeof(*use));
 	if (!use)
 		return -ENOMEM;
@@ -1095,6 +1285,11 @@ static void pump_dump(struct client *c)
 				return;
 			}
 			c->s->stats.dropped++;
+		} else {
+			/* pfkey_do_dump goes through pfkey_broadcast: promiscuous sockets get a copy. */
+			for (struct client *p = c->s->clients; p; p = p->next)
+				if (p->promisc)
+					deliver(c->s, p, m->data, m->len);
 		}
 		c->dump_head = m->next;
 		if (!c->dump_head)

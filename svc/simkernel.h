@@ -22,8 +22,19 @@
  * full.
  *
  * Where it differs (documented, by necessity): Linux fails send() itself for
- * a bad base header; over a socketpair the simulator answers with an error
- * message of that errno instead.
+ * a bad base header (shorter than 16 bytes, version, reserved, type 0 or
+ * > 24: EINVAL; length: EMSGSIZE); a seqpacket send cannot fail that way, so
+ * the simulator answers with an error message of that errno instead (the
+ * request's header echoed, len 2), and the client is not closed.
+ *
+ * Not modelled: AH/IPCOMP traffic, NAT-T, security contexts, X_FILTER on
+ * DUMP, policy lifetimes, ACQUIRE negative acknowledgements (accepted, no
+ * reply, no ERROR state), per-flow selectors of larval states (one ACQUIRE
+ * per (src, dst) pair), proposals (the ACQUIRE carries an empty PROPOSAL,
+ * as for PF_KEY-installed policies), xfrm_user (netlink) listeners, network
+ * namespaces. A promiscuous socket gets copies of requests and of what the
+ * kernel sends, as Linux does (conformance scenario promisc), except that the
+ * simulator also copies a request with a bad base header and its error.
  */
 
 struct sim;
@@ -34,7 +45,15 @@ struct sim_opts {
 	void *now_arg;
 	unsigned acq_expires; /* seconds a larval state lives; 0 = 30 (net.core.xfrm_acq_expires) */
 	unsigned tick_ms;     /* lifetime check period; 0 = 1000 (the kernel's second resolution) */
-	unsigned max_sas;     /* 0 = 1,000,000 */
+	unsigned max_sas;     /* SAs (larval included), and policies; 0 = 1,000,000; then ENOBUFS */
+	/*
+	 * Per-client receive queue limit in bytes, as the socket layer counts
+	 * them (truesize): a message to a client whose unread queue is already
+	 * above it is dropped silently, as af_key does past sk_rcvbuf. Dumps are
+	 * flow-controlled and never dropped. 0 = no limit but the socket's own
+	 * (8 MiB with CAP_NET_ADMIN, else wmem_max).
+	 */
+	unsigned rcvbuf;
 };
 
 /* A simulated SADB on loop. Returns 0 and *out, or -errno. */
@@ -53,14 +72,26 @@ void sim_tick(struct sim *s);
 /*
  * Traffic from src to dst: the outbound policy covering it picks an SA as
  * Linux does (non-dying first, then newest add time, then latest inserted)
- * and counts bytes and one packet on it (byte/packet lifetimes apply). With
- * no SA, an ACQUIRE goes to registered clients and a larval state is made
- * (one per flow until it expires). Returns the SPI used (> 0), 0 if no
- * policy covers the flow (sent in clear), -EAGAIN if it waits for an SA,
- * -EPERM for a discard policy.
+ * and counts bytes and one packet on it. Byte/packet limits are checked
+ * before counting, as xfrm_state_check_expire does: a packet that finds the
+ * soft limit reached fires the soft EXPIRE and goes; one that finds the hard
+ * limit reached is dropped (-EINVAL) and the SA expires at once. With no SA,
+ * if a client is registered, an ACQUIRE goes to registered clients and a
+ * larval state is made (one per (src, dst) until it expires). Returns the
+ * SPI used (> 0; an SA with SPI 0 reads as 0), 0 if no policy covers the flow
+ * (sent in clear), -EAGAIN if it waits for an SA (Linux drops it silently:
+ * xfrm_larval_drop), -EINVAL as above, -EPERM for a discard policy.
  */
 int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pfkey_addr *dst,
 		    uint32_t bytes);
+
+/*
+ * An inbound ESP packet of bytes to the SA (dst, spi) (xfrm_input: looked up
+ * by dst, SPI and proto only): counts it against its byte/packet lifetimes
+ * as sim_traffic does. 0, -ESRCH for no such SA, -EINVAL if it found the hard
+ * limit reached (the SA is then gone, with a hard EXPIRE).
+ */
+int sim_deliver(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t bytes);
 
 /* Number of SAs (larval included) and policies. */
 unsigned sim_sa_count(const struct sim *s);

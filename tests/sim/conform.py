@@ -14,6 +14,7 @@ tests/kernel/uml-run.sh). Prints "N passed, N failed"; exits 1 on any mismatch.
 """
 import argparse
 import difflib
+import errno
 import os
 import re
 import select
@@ -68,8 +69,9 @@ def ext_addr(etype, addr, prefix=None, proto=0):
     return ext(etype, struct.pack('=BBH', proto, prefix, 0) + sa)
 
 
-def ext_key(etype, bits):
-    return ext(etype, struct.pack('=HH', bits, 0) + bytes(range(1, bits // 8 + 1)))
+def ext_key(etype, bits, fill=None):
+    data = bytes(range(1, bits // 8 + 1)) if fill is None else bytes([fill]) * (bits // 8)
+    return ext(etype, struct.pack('=HH', bits, 0) + data)
 
 
 def ext_lifetime(etype, addtime, allocations=0, nbytes=0, usetime=0):
@@ -90,22 +92,37 @@ def msg(mtype, satype, seq, pid, *exts):
                        seq, pid) + body
 
 
+def ext_sa2(mode, reqid=0):
+    return ext(EXT_SA2, struct.pack('=BBHII', mode, 0, 0, 0, reqid))
+
+
 def sa_msg(mtype, satype, seq, pid, spi, src, dst, keys=True, enc=EALG_AESCBC, enc_bits=128,
-           lifetimes=None):
-    exts = [ext_sa(spi, enc=enc), ext_addr(EXT_SRC, src), ext_addr(EXT_DST, dst)]
+           lifetimes=None, packets=None, replay=32, fill=None, sa2=None, extra=()):
+    """An SA message; lifetimes = (soft, hard) add seconds, packets = (soft, hard) packet limits."""
+    exts = [ext_sa(spi, enc=enc, replay=replay), ext_addr(EXT_SRC, src), ext_addr(EXT_DST, dst)]
     if keys:
-        exts += [ext_key(EXT_KEY_AUTH, 160), ext_key(EXT_KEY_ENC, enc_bits)]
-    if lifetimes:
-        soft, hard = lifetimes
-        exts += [ext_lifetime(EXT_LT_SOFT, soft), ext_lifetime(EXT_LT_HARD, hard)]
+        exts += [ext_key(EXT_KEY_AUTH, 160), ext_key(EXT_KEY_ENC, enc_bits, fill)]
+    if lifetimes or packets:
+        soft, hard = lifetimes or (0, 0)
+        psoft, phard = packets or (0, 0)
+        exts += [ext_lifetime(EXT_LT_SOFT, soft, psoft), ext_lifetime(EXT_LT_HARD, hard, phard)]
+    if sa2:
+        exts.append(ext_sa2(*sa2))
+    exts += list(extra)
     return msg(mtype, satype, seq, pid, *exts)
 
 
+MODES = {0: 'any', 1: 'transport', 2: 'tunnel', 3: 'beet'}
+
+
 def parse(data):
-    """The fields a transcript shows: header, SPI/state, policy id, extension types in order."""
-    version, mtype, err, satype, length, _res, seq, pid = struct.unpack_from('=BBBBHHII', data)
+    """The fields a transcript shows: header, SPI/state, policy id, extension types in order,
+    and the details some scenarios ask for (replay, mode, key, lifetimes, algorithms)."""
+    version, mtype, err, satype, length, res, seq, pid = struct.unpack_from('=BBBBHHII', data)
     out = {'type': TYPES.get(mtype, str(mtype)), 'errno': err, 'satype': satype, 'seq': seq,
-           'pid': pid, 'exts': [], 'len_ok': length * 8 == len(data) and version == PF_KEY_V2}
+           'pid': pid, 'exts': [], 'len_ok': length * 8 == len(data) and version == PF_KEY_V2,
+           'reserved': res, 'detail': {}}
+    d = out['detail']
     off = 16
     while off + 4 <= len(data):
         elen, etype = struct.unpack_from('=HH', data, off)
@@ -116,9 +133,34 @@ def parse(data):
         if etype == EXT_SA:
             out['spi'] = struct.unpack_from('!I', data, off + 4)[0]
             out['state'] = data[off + 9]
+            d['replay'] = f'replay={data[off + 8]}'
         elif etype == EXT_POLICY:
             out['policy'] = struct.unpack_from('=I', data, off + 8)[0]
+        elif etype == EXT_SA2:
+            d['mode'] = f'mode={MODES.get(data[off + 4], data[off + 4])} reqid={struct.unpack_from("=I", data, off + 12)[0]}'
+        elif etype == EXT_KEY_ENC:
+            bits = struct.unpack_from('=H', data, off + 4)[0]
+            d['key'] = f'kenc={bits}b:{data[off + 8]:02x}' if bits else 'kenc=0b'
+        elif etype in (EXT_LT_CUR, EXT_LT_HARD, EXT_LT_SOFT):
+            alloc, _nbytes, addtime, usetime = struct.unpack_from('=IQQQ', data, off + 4)
+            name = {EXT_LT_CUR: 'cur', EXT_LT_HARD: 'hard', EXT_LT_SOFT: 'soft'}[etype]
+            if etype == EXT_LT_CUR:
+                # Absolute times: only whether they are set.
+                d.setdefault('lt', []).append(f'cur(pkts={alloc} used={"yes" if usetime else "no"})')
+            else:
+                d.setdefault('lt', []).append(f'{name}(pkts={alloc} add={addtime} use={usetime})')
+        elif etype in (14, 15):
+            algs = []
+            for a in range(off + 8, off + elen * 8, 8):
+                aid, ivlen, lo, hi = struct.unpack_from('=BBHH', data, a)
+                algs.append(f'{aid}/{ivlen}/{lo}-{hi}' if etype == 15 else f'{aid}/{lo}-{hi}')
+            d['auth' if etype == 14 else 'enc'] = ('auth=' if etype == 14 else 'enc=') + ','.join(algs)
         off += elen * 8
+    if 'lt' in d:
+        # The wire order of extensions carries no meaning (the codec writes them in type order).
+        d['lt'].sort(key=lambda v: ('hard', 'soft', 'cur').index(v.split('(')[0]))
+    if out['type'].startswith('X_SPD') and not err:
+        d['refcnt'] = 'refcnt=' + ('set' if res else 'zero')
     return out
 
 
@@ -157,8 +199,9 @@ class KernelTarget:
             u.bind((src, 0))
             try:
                 u.sendto(b'x' * nbytes, (dst, 9999))
-            except OSError:
-                pass  # EAGAIN while an acquire is pending: not part of the transcript
+            except OSError as e:
+                return f'errno={e.errno}'
+        return 'sent'
 
     def close(self):
         pass
@@ -196,7 +239,10 @@ class SimTarget:
 
     def traffic(self, src, dst, nbytes):
         self.ctl.sendall(f'traffic {src} {dst} {nbytes}\n'.encode())
-        self.ctl_file.readline()
+        ret = int(self.ctl_file.readline())
+        # sim_traffic: > 0 the SPI used, 0 in clear, -EAGAIN held for an acquire. Linux drops
+        # the latter silently (xfrm_larval_drop=1): sendto() succeeds.
+        return 'sent' if ret >= 0 or ret == -errno.EAGAIN else f'errno={-ret}'
 
     def close(self):
         if not self.proc:
@@ -227,6 +273,8 @@ class Run:
         self.pid = os.getpid()
         self.our_seqs, self.acq_seqs, self.policy_ids = {}, {}, {}
         self.step_no = 0
+        self.details = ()      # which parse() details the transcript shows
+        self.reject_from = None  # a client whose last send had a bad base header
 
     def open(self, *names):
         for n in names:
@@ -245,10 +293,16 @@ class Run:
         return table[value]
 
     def fmt(self, name, m):
+        if name == self.reject_from and m['errno'] and not m['exts']:
+            # Linux fails send() for a bad base header; the simulator answers with an error
+            # message instead (simkernel.h). Both show as the same line.
+            return f"  {name}: send failed errno={m['errno']}"
         if m['type'] == 'ACQUIRE':
             seq = self.sym(self.acq_seqs, m['seq'], 'A')
         elif m['seq'] in self.our_seqs:
             seq = self.our_seqs[m['seq']]
+        elif m['seq'] in self.acq_seqs and m['type'] not in ('DUMP', 'X_SPDDUMP'):
+            seq = self.acq_seqs[m['seq']]
         else:
             seq = str(m['seq'])
         pid = 'self' if m['pid'] == self.pid else str(m['pid'])
@@ -258,6 +312,10 @@ class Run:
         if 'policy' in m:
             s += f" policy={self.sym(self.policy_ids, m['policy'], 'P')}"
         s += f" exts={sorted(m['exts'])}"
+        for key in self.details:
+            if key in m['detail']:
+                v = m['detail'][key]
+                s += ' ' + (' '.join(v) if isinstance(v, list) else v)
         if not m['len_ok']:
             s += ' BADLEN'
         return s
@@ -291,6 +349,31 @@ class Run:
         """Send build(seq, pid) from who and record what everybody receives."""
         self.step(f'{who} {label}', who, build(self.next_seq(), self.pid))
 
+    def req_acq(self, who, label, build, n=1):
+        """Send build(seq, pid) with the seq of the n-th ACQUIRE seen."""
+        seq = next(raw for raw, sym in self.acq_seqs.items() if sym == f'A{n}')
+        self.step(f'{who} {label}', who, build(seq, self.pid))
+
+    def bad(self, who, label, data):
+        """A message with a bad base header: Linux fails send() and queues nothing."""
+        self.step_no += 1
+        self.lines.append(f'step {self.step_no}: {who} {label}')
+        self.reject_from = who
+        try:
+            self.clients[who].send(data)
+        except OSError as e:
+            self.lines.append(f'  {who}: send failed errno={e.errno}')
+        self.collect()
+        self.reject_from = None
+
+    def traffic(self, src, dst, nbytes, count=1):
+        """count packets from src to dst; the step shows each send's outcome."""
+        self.step_no += 1
+        self.lines.append(f'step {self.step_no}: traffic {src} -> {dst} x{count}')
+        for _ in range(count):
+            self.lines.append(f'  traffic: {self.t.traffic(src, dst, nbytes)}')
+        self.collect()
+
     def close(self):
         for c in self.clients.values():
             c.close()
@@ -302,7 +385,9 @@ V6 = ('fd00::1', 'fd00::2')
 
 def sc_register(r):
     r.open('a', 'b', 'c')
+    r.details = ('auth', 'enc')
     r.req('a', 'REGISTER ESP', lambda s, p: msg('REGISTER', SATYPE_ESP, s, p))
+    r.details = ()
     r.req('b', 'REGISTER ESP', lambda s, p: msg('REGISTER', SATYPE_ESP, s, p))
     r.req('a', 'REGISTER ESP again', lambda s, p: msg('REGISTER', SATYPE_ESP, s, p))
     r.req('c', 'REGISTER UNSPEC', lambda s, p: msg('REGISTER', SATYPE_UNSPEC, s, p))
@@ -382,6 +467,7 @@ def sc_acquire(r):
 
 def sc_spd(r):
     r.open('a', 'b')
+    r.details = ('refcnt',)
     r.req('a', 'SPDDUMP (empty)', lambda s, p: msg('X_SPDDUMP', SATYPE_UNSPEC, s, p))
     r.req('a', 'SPDADD out 10.1.0.0/24', spdadd)
     r.req('a', 'SPDADD out 10.1.0.0/24 again', spdadd)
@@ -399,6 +485,132 @@ def sc_spd(r):
     r.req('a', 'SPDDUMP (empty again)', lambda s, p: msg('X_SPDDUMP', SATYPE_UNSPEC, s, p))
 
 
+def sc_update(r):
+    r.open('a', 'obs')
+    r.details = ('mode', 'key', 'lt')
+    r.req('a', 'ADD 0x8001 key 11 soft 100s hard 200s',
+          lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0x8001, *V4, fill=0x11,
+                              lifetimes=(100, 200)))
+    r.req('a', 'UPDATE 0x8001 key 22 soft 300s hard 400s tunnel reqid 7',
+          lambda s, p: sa_msg('UPDATE', SATYPE_ESP, s, p, 0x8001, *V4, fill=0x22,
+                              lifetimes=(300, 400), sa2=(2, 7)))
+    r.req('a', 'GET 0x8001: only the lifetimes changed',
+          lambda s, p: sa_msg('GET', SATYPE_ESP, s, p, 0x8001, *V4, keys=False))
+    r.req('a', 'UPDATE 0x8002 missing',
+          lambda s, p: sa_msg('UPDATE', SATYPE_ESP, s, p, 0x8002, *V4))
+    r.req('a', 'UPDATE 0x8001 without KEY_ENCRYPT',
+          lambda s, p: sa_msg('UPDATE', SATYPE_ESP, s, p, 0x8001, *V4, keys=False,
+                              lifetimes=(300, 400)))
+
+
+def sc_getspi(r):
+    r.open('a', 'reg')
+    r.details = ('lt',)
+    r.req('reg', 'REGISTER ESP', lambda s, p: msg('REGISTER', SATYPE_ESP, s, p))
+    spirange = lambda lo, hi: ext(EXT_SPIRANGE, struct.pack('=III', lo, hi, 0))
+    getspi = lambda lo, hi: lambda s, p: msg('GETSPI', SATYPE_ESP, s, p, ext_addr(EXT_SRC, V4[0]),
+                                             ext_addr(EXT_DST, V4[1]), spirange(lo, hi))
+    r.req('a', 'GETSPI 0x7001-0x7001', getspi(0x7001, 0x7001))
+    r.req('a', 'GETSPI 0x7001-0x7001 again', getspi(0x7001, 0x7001))
+    r.req('a', 'GET 0x7001 (larval)',
+          lambda s, p: sa_msg('GET', SATYPE_ESP, s, p, 0x7001, *V4, keys=False))
+    r.req('a', 'ADD 0x7001', lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0x7001, *V4))
+    r.req('a', 'UPDATE 0x7001', lambda s, p: sa_msg('UPDATE', SATYPE_ESP, s, p, 0x7001, *V4))
+    r.req('a', 'GET 0x7001', lambda s, p: sa_msg('GET', SATYPE_ESP, s, p, 0x7001, *V4, keys=False))
+    r.req('a', 'GETSPI 0x7003-0x7002 (min > max)', getspi(0x7003, 0x7002))
+    r.step('wait 5s: leftover larval states expire (acq_expires 3)', wait=5.0)
+
+
+def sc_malformed(r):
+    r.open('a', 'obs')
+    r.details = ('replay',)
+    src, dst = V4
+    sa = lambda spi, **kw: lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, spi, src, dst, **kw)
+    r.req('a', 'ADD without KEY_ENCRYPT',
+          lambda s, p: msg('ADD', SATYPE_ESP, s, p, ext_sa(0x9001), ext_addr(EXT_SRC, src),
+                           ext_addr(EXT_DST, dst), ext_key(EXT_KEY_AUTH, 160)))
+    r.req('a', 'ADD with LIFETIME_HARD only',
+          lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0x9001, src, dst,
+                              extra=[ext_lifetime(EXT_LT_HARD, 10)]))
+    r.req('a', 'ADD v4 source, v6 destination',
+          lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0x9001, src, V6[1]))
+    r.req('a', 'ADD with the SA extension twice', sa(0x9001, extra=[ext_sa(0x9001)]))
+    r.req('a', 'ADD with SA2 mode 4', sa(0x9001, sa2=(4, 0)))
+    r.req('a', 'ADD without an SA extension',
+          lambda s, p: msg('ADD', SATYPE_ESP, s, p, ext_addr(EXT_SRC, src), ext_addr(EXT_DST, dst),
+                           ext_key(EXT_KEY_AUTH, 160), ext_key(EXT_KEY_ENC, 128)))
+    r.req('a', 'ADD 0x9001 with an unknown extension 27', sa(0x9001, extra=[ext(27, b'\0' * 4)]))
+    r.req('a', 'ADD 0x9002 replay 64 (capped at 32)', sa(0x9002, replay=64))
+    r.req('a', 'ADD SPI 0', sa(0))
+    r.req('a', 'EXPIRE from user space',
+          lambda s, p: sa_msg('EXPIRE', SATYPE_ESP, s, p, 0x9001, src, dst, keys=False))
+    r.req('a', 'X_SPDACQUIRE', lambda s, p: msg('X_SPDACQUIRE', SATYPE_UNSPEC, s, p))
+    r.req('a', 'ACQUIRE nack (len 2, errno set): no reply',
+          lambda s, p: msg('ACQUIRE', SATYPE_ESP, s, p)[:2] + bytes([22]) + msg('ACQUIRE', SATYPE_ESP, s, p)[3:])
+    good = msg('FLUSH', SATYPE_AH, r.next_seq(), r.pid)
+    r.bad('a', 'FLUSH with version 1', bytes([1]) + good[1:])
+    r.bad('a', 'FLUSH with reserved 1', good[:6] + struct.pack('=H', 1) + good[8:])
+    r.bad('a', 'message type 0', good[:1] + bytes([0]) + good[2:])
+    r.bad('a', 'message type 25', good[:1] + bytes([25]) + good[2:])
+    r.bad('a', 'sadb_msg_len 3 for 16 bytes', good[:4] + struct.pack('=H', 3) + good[6:])
+    r.bad('a', '8 bytes', good[:8])
+
+
+def sc_traffic(r):
+    r.open('reg', 'obs')
+    r.details = ('lt',)
+    src, dst = '10.1.0.1', '10.1.0.2'
+    r.req('reg', 'REGISTER ESP', lambda s, p: msg('REGISTER', SATYPE_ESP, s, p))
+    r.req('reg', 'SPDADD out 10.1.0.0/24 esp/transport/require', spdadd)
+    r.req('reg', 'ADD 0x6001 packets soft 3 hard 5',
+          lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0x6001, src, dst, packets=(3, 5)))
+    r.req('reg', 'ADD 0x6002 packets soft 1 hard 100',
+          lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0x6002, src, dst, packets=(1, 100)))
+    get = lambda spi: lambda s, p: sa_msg('GET', SATYPE_ESP, s, p, spi, src, dst, keys=False)
+    r.traffic(src, dst, 100)
+    r.req('reg', 'GET 0x6002 (the newest carries it)', get(0x6002))
+    r.req('reg', 'GET 0x6001', get(0x6001))
+    r.traffic(src, dst, 100)
+    r.traffic(src, dst, 100)
+    r.req('reg', 'GET 0x6001 (0x6002 is dying: the older SA now)', get(0x6001))
+    r.req('reg', 'DELETE 0x6002',
+          lambda s, p: sa_msg('DELETE', SATYPE_ESP, s, p, 0x6002, src, dst, keys=False))
+    r.traffic(src, dst, 100, count=5)
+    r.req('reg', 'GET 0x6001 (hard-expired)', get(0x6001))
+    r.traffic(src, dst, 100)
+
+
+def sc_acquire_answer(r):
+    r.open('reg', 'obs')
+    src, dst = '10.1.0.1', '10.1.0.2'
+    r.req('reg', 'REGISTER ESP', lambda s, p: msg('REGISTER', SATYPE_ESP, s, p))
+    r.req('reg', 'SPDADD out 10.1.0.0/24 esp/transport/require', spdadd)
+    r.traffic(src, dst, 100)
+    r.req_acq('reg', 'ADD 0x6101 with the acquire\'s seq',
+              lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0x6101, src, dst))
+    r.traffic(src, dst, 100)
+    r.step('wait 5s: no larval state is left to expire', wait=5.0)
+    r.req('reg', 'DUMP', lambda s, p: msg('DUMP', SATYPE_ESP, s, p))
+
+
+def sc_promisc(r):
+    """X_PROMISC: a raw copy of every request (the sender's own too) and of every message the
+    kernel sends anyone, unicast replies and errors included; a target gets its own copy too."""
+    r.open('a', 'obs', 'p')
+    r.details = ('replay',)
+    get = lambda spi: lambda s, p: sa_msg('GET', SATYPE_ESP, s, p, spi, *V4, keys=False)
+    r.req('p', 'X_PROMISC on', lambda s, p: msg('X_PROMISC', 1, s, p))
+    r.req('a', 'ADD 0xa001', lambda s, p: sa_msg('ADD', SATYPE_ESP, s, p, 0xa001, *V4))
+    r.req('a', 'GET 0xa001: the reply to a is copied to p', get(0xa001))
+    r.req('a', 'GET 0xa002 missing: the error too', get(0xa002))
+    r.req('obs', 'REGISTER ESP', lambda s, p: msg('REGISTER', SATYPE_ESP, s, p))
+    r.req('p', 'GET 0xa001 from p itself', get(0xa001))
+    r.req('a', 'DUMP', lambda s, p: msg('DUMP', SATYPE_ESP, s, p))
+    r.req('p', 'X_PROMISC off', lambda s, p: msg('X_PROMISC', 0, s, p))
+    r.req('a', 'DELETE 0xa001',
+          lambda s, p: sa_msg('DELETE', SATYPE_ESP, s, p, 0xa001, *V4, keys=False))
+
+
 SCENARIOS = {
     'register': sc_register,
     'add_get_delete': sc_add_get_delete,
@@ -407,6 +619,12 @@ SCENARIOS = {
     'expire': sc_expire,
     'spd': sc_spd,
     'acquire': sc_acquire,
+    'update': sc_update,
+    'getspi': sc_getspi,
+    'malformed': sc_malformed,
+    'traffic': sc_traffic,
+    'acquire_answer': sc_acquire_answer,
+    'promisc': sc_promisc,
 }
 
 # Known, explained differences of a target from the golden (kernel) transcript:

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -295,6 +296,390 @@ static void test_acquire(void **state)
 	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x300);
 }
 
+/* --- fault injection and edge cases ------------------------------------------------- */
+
+static void add_out_policy(struct env *e, const char *src, const char *dst)
+{
+	struct pfkey_msg m;
+	struct pfkey_addr s, d;
+	struct pfkey_ipsecreq req = { .proto = IPPROTO_ESP, .mode = IPSEC_MODE_TRANSPORT,
+				      .level = IPSEC_LEVEL_REQUIRE };
+
+	pfkey_addr_from_string(&s, src);
+	pfkey_addr_from_string(&d, dst);
+	pfkey_msg_init(&m, SADB_X_SPDADD, 0, 3, 3);
+	pfkey_set_addr(&m, SADB_EXT_ADDRESS_SRC, &s);
+	pfkey_set_addr(&m, SADB_EXT_ADDRESS_DST, &d);
+	pfkey_set_policy(&m, IPSEC_POLICY_IPSEC, IPSEC_DIR_OUTBOUND, 0);
+	pfkey_policy_add_req(&m, &req);
+	send_msg(e, e->a, &m);
+	drain(e->a);
+	drain(e->b);
+}
+
+/* sim_fail_next fails only the next request of its type, as an error reply; then all is normal. */
+static void test_fail_next_by_type(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+
+	sim_fail_next(e->sim, SADB_GET, EIO);
+	sa_msg(&m, SADB_ADD, 0x600, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.type, SADB_ADD);
+	assert_int_equal(r.errno_val, 0);
+	drain(e->b);
+	sa_msg(&m, SADB_GET, 0x600, "192.0.2.1", "192.0.2.2", 0, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.type, SADB_GET);
+	assert_int_equal(r.errno_val, EIO);
+	assert_int_equal(r.seq, 9);
+	assert_int_equal(r.pid, 777);
+	assert_false(next_msg(e->b, buf, &r));
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, 0);
+	assert_int_equal(r.spi, 0x600);
+	/* Any type, twice. */
+	sim_fail_count(e->sim, 0, ENOMEM, 2);
+	send_msg(e, e->a, &m);
+	send_msg(e, e->a, &m);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, ENOMEM);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, ENOMEM);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, 0);
+}
+
+/* sim_drop_next loses the next n messages to one client only: broadcasts and replies alike. */
+static void test_drop_next_one_client(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct sim_stats st;
+
+	sim_drop_next(e->sim, e->b, 1);
+	sa_msg(&m, SADB_ADD, 0x610, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_false(next_msg(e->b, buf, &r));
+	sa_msg(&m, SADB_ADD, 0x611, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_true(next_msg(e->b, buf, &r));
+	assert_int_equal(r.spi, 0x611);
+	/* The requester's own reply too. */
+	sim_drop_next(e->sim, e->a, 1);
+	sa_msg(&m, SADB_GET, 0x611, "192.0.2.1", "192.0.2.2", 0, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_false(next_msg(e->a, buf, &r));
+	sim_get_stats(e->sim, &st);
+	assert_int_equal(st.dropped, 2);
+	/* A rate of 1000 permille drops everything; 0 stops it. */
+	sim_drop_rate(e->sim, 1000, 7);
+	send_msg(e, e->a, &m);
+	assert_false(next_msg(e->a, buf, &r));
+	sim_drop_rate(e->sim, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+}
+
+/* sim_delay holds replies for the given time, in order. */
+static void test_delay(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	uint64_t start;
+
+	sim_delay(e->sim, 50);
+	sa_msg(&m, SADB_ADD, 0x620, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	sa_msg(&m, SADB_ADD, 0x621, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_false(next_msg(e->a, buf, &r));
+	uv_update_time(&e->loop);
+	start = uv_now(&e->loop);
+	while (uv_now(&e->loop) - start < 200 && !next_msg(e->a, buf, &r)) {
+		uv_run(&e->loop, UV_RUN_ONCE);
+		uv_update_time(&e->loop);
+	}
+	assert_true(uv_now(&e->loop) - start >= 40);
+	assert_int_equal(r.spi, 0x620);
+	for (int i = 0; i < 50 && !next_msg(e->a, buf, &r); i++)
+		uv_run(&e->loop, UV_RUN_ONCE);
+	assert_int_equal(r.spi, 0x621);
+	sim_delay(e->sim, 0);
+	/* Delayed messages still pending at sim_close are freed (teardown checks the loop). */
+	sim_delay(e->sim, 10000);
+	send_msg(e, e->a, &m);
+}
+
+/* sim_inject delivers raw bytes to one client; a malformed request gets an error, no crash. */
+static void test_inject_and_malformed_requests(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	static const uint8_t junk[8] = { 2, 3, 0, 3, 9, 0, 0, 0 };
+	uint8_t bad[16] = { 1, SADB_FLUSH, 0, 0, 2, 0, 0, 0, 42, 0, 0, 0, 7, 0, 0, 0 };
+	struct sadb_msg *hdr = (struct sadb_msg *)buf;
+	struct sim_stats st;
+	ssize_t n;
+
+	sim_inject(e->sim, e->a, junk, sizeof(junk));
+	assert_int_equal(recv(e->a, buf, sizeof(buf), MSG_DONTWAIT), sizeof(junk));
+	assert_int_equal(recv(e->b, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	/* Version 1: Linux fails send() with EINVAL; the simulator answers EINVAL. */
+	assert_int_equal(send(e->a, bad, sizeof(bad), 0), sizeof(bad));
+	uv_run(&e->loop, UV_RUN_NOWAIT);
+	n = recv(e->a, buf, sizeof(buf), MSG_DONTWAIT);
+	assert_int_equal(n, 16);
+	assert_int_equal(hdr->sadb_msg_errno, EINVAL);
+	assert_int_equal(hdr->sadb_msg_version, PF_KEY_V2);
+	assert_int_equal(hdr->sadb_msg_len, 2);
+	assert_int_equal(hdr->sadb_msg_seq, 42);
+	/* Shorter than a header: EMSGSIZE. */
+	assert_int_equal(send(e->a, bad, 5, 0), 5);
+	uv_run(&e->loop, UV_RUN_NOWAIT);
+	assert_int_equal(recv(e->a, buf, sizeof(buf), MSG_DONTWAIT), 16);
+	assert_int_equal(hdr->sadb_msg_errno, EMSGSIZE);
+	/* Every truncation of a valid ADD: an error reply each, never a crash. */
+	{
+		struct pfkey_msg m;
+		uint8_t add[1024];
+		ssize_t len;
+
+		sa_msg(&m, SADB_ADD, 0x630, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+		len = pfkey_encode(&m, add, sizeof(add));
+		assert_true(len > 16);
+		for (ssize_t cut = 1; cut < len; cut++) {
+			send(e->a, add, (size_t)cut, 0);
+			uv_run(&e->loop, UV_RUN_NOWAIT);
+			assert_true(recv(e->a, buf, sizeof(buf), MSG_DONTWAIT) == 16);
+			assert_true(hdr->sadb_msg_errno != 0);
+		}
+	}
+	assert_int_equal(sim_sa_count(e->sim), 0);
+	sim_get_stats(e->sim, &st);
+	assert_true(st.malformed >= 2);
+}
+
+/* The receive-queue limit: what a client does not read is lost silently; dumps are not. */
+static void test_rcvbuf_limit(void **state)
+{
+	struct env *e = *state;
+	struct sim *s;
+	struct sim_opts o = { .now = clock_fn, .rcvbuf = 8192, .tick_ms = 3600000 };
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct sim_stats st;
+	unsigned got = 0, dumped = 0;
+	int a, b;
+
+	assert_int_equal(sim_new(&e->loop, &o, &s), 0);
+	assert_int_equal(sim_connect(s, &a), 0);
+	assert_int_equal(sim_connect(s, &b), 0);
+	for (uint32_t i = 0; i < 100; i++) {
+		sa_msg(&m, SADB_ADD, 0x700 + i, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+		send_msg(e, a, &m);
+		drain(a); /* a reads; b does not */
+	}
+	while (next_msg(b, buf, &r))
+		got++;
+	assert_true(got > 0);
+	assert_true(got < 100);
+	sim_get_stats(s, &st);
+	assert_int_equal(st.dropped, 100 - got);
+	/* A dump to the same slow reader is flow-controlled: all 100, nothing lost. */
+	pfkey_msg_init(&m, SADB_DUMP, SADB_SATYPE_ESP, 1, 1);
+	send_msg(e, b, &m);
+	for (int i = 0; i < 2000 && dumped < 100; i++) {
+		if (next_msg(b, buf, &r))
+			dumped++;
+		else
+			uv_run(&e->loop, UV_RUN_NOWAIT);
+	}
+	assert_int_equal(dumped, 100);
+	assert_int_equal(r.seq, 0);
+	close(a);
+	close(b);
+	sim_close(s);
+}
+
+/*
+ * Byte/packet limits per packet, before counting: soft fires on the packet that
+ * finds the soft limit reached; the one that finds the hard limit is dropped.
+ */
+static void test_packet_lifetimes(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct pfkey_addr src, dst;
+
+	pfkey_addr_from_string(&src, "192.0.2.1");
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	do_register(e, e->a);
+	drain(e->a);
+	add_out_policy(e, "192.0.2.1", "192.0.2.2");
+	sa_msg(&m, SADB_ADD, 0x800, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 1000);
+	m.soft.allocations = 2;
+	m.hard.allocations = 3;
+	send_msg(e, e->a, &m);
+	drain(e->a);
+	drain(e->b);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x800);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x800);
+	assert_false(next_msg(e->a, buf, &r));
+	/* This one finds 2: the soft EXPIRE, and it is still sent. */
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x800);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.type, SADB_EXPIRE);
+	assert_int_equal(r.state, SADB_SASTATE_DYING);
+	assert_int_equal(r.current.allocations, 2);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), -EINVAL); /* finds 3: dropped */
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.type, SADB_EXPIRE);
+	assert_int_equal(r.state, SADB_SASTATE_DEAD);
+	assert_true(r.present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD));
+	assert_int_equal(r.current.allocations, 3);
+	assert_int_equal(r.current.bytes, 300);
+	assert_false(next_msg(e->b, buf, &r)); /* no DELETE, and no EXPIRE to the unregistered */
+	assert_int_equal(sim_sa_count(e->sim), 0);
+	/* Then the next packet asks for a new SA. */
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), -EAGAIN);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.type, SADB_ACQUIRE);
+}
+
+/* Inbound use: found by (dst, spi) alone, counted, first use stamped. */
+static void test_deliver_inbound(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct pfkey_addr dst;
+
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	sa_msg(&m, SADB_ADD, 0x900, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	drain(e->a);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0x900, 120), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0x901, 120), -ESRCH);
+	sa_msg(&m, SADB_GET, 0x900, "192.0.2.1", "192.0.2.2", 0, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.current.allocations, 1);
+	assert_int_equal(r.current.bytes, 120);
+	assert_int_equal(r.current.usetime, (uint64_t)fake_now);
+}
+
+/* GETSPI: a larval state owns the SPI (ADD: EEXIST; UPDATE matures it); leftovers expire. */
+static void test_getspi(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct pfkey_addr s, d;
+
+	do_register(e, e->b);
+	drain(e->b);
+	pfkey_addr_from_string(&s, "192.0.2.1");
+	pfkey_addr_from_string(&d, "192.0.2.2");
+	pfkey_msg_init(&m, SADB_GETSPI, SADB_SATYPE_ESP, 11, 11);
+	pfkey_set_addr(&m, SADB_EXT_ADDRESS_SRC, &s);
+	pfkey_set_addr(&m, SADB_EXT_ADDRESS_DST, &d);
+	pfkey_set_spirange(&m, 0x7001, 0x7001);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, 0);
+	assert_int_equal(r.spi, 0x7001);
+	assert_int_equal(r.state, SADB_SASTATE_LARVAL);
+	assert_int_equal(r.hard.addtime, 3);
+	assert_false(next_msg(e->b, buf, &r)); /* unicast */
+	send_msg(e, e->a, &m); /* the SPI is taken: ENOENT, and a new larval state stays */
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, ENOENT);
+	assert_int_equal(sim_sa_count(e->sim), 2);
+	pfkey_set_spirange(&m, 0x7003, 0x7002);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, EINVAL);
+	sa_msg(&m, SADB_ADD, 0x7001, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, EEXIST);
+	sa_msg(&m, SADB_UPDATE, 0x7001, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.type, SADB_UPDATE);
+	assert_int_equal(r.state, SADB_SASTATE_MATURE);
+	drain(e->b);
+	fake_now += 3;
+	sim_tick(e->sim);
+	assert_true(next_msg(e->b, buf, &r));
+	assert_int_equal(r.type, SADB_EXPIRE);
+	assert_int_equal(r.spi, 0);
+	assert_int_equal(r.state, SADB_SASTATE_DEAD);
+	assert_int_equal(sim_sa_count(e->sim), 1);
+}
+
+/* REGISTER with satype 0 lists algorithms but does not register: no ACQUIRE, no larval state. */
+static void test_unspec_register_and_no_key_manager(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct pfkey_addr src, dst;
+
+	pfkey_msg_init(&m, SADB_REGISTER, SADB_SATYPE_UNSPEC, 1, 1);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.nauth_algs, 8);
+	assert_int_equal(r.nenc_algs, 10);
+	assert_false(next_msg(e->b, buf, &r));
+	send_msg(e, e->a, &m); /* not registered, so no EEXIST either */
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.errno_val, 0);
+	pfkey_addr_from_string(&src, "192.0.2.1");
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	add_out_policy(e, "192.0.2.1", "192.0.2.2");
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 10), -EAGAIN);
+	assert_false(next_msg(e->a, buf, &r));
+	assert_int_equal(sim_sa_count(e->sim), 0);
+}
+
+/* Other processes connect on a path and are PF_KEY clients like the rest. */
+static void test_listen(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "/tmp/test_simkernel.%d.sock", (int)getpid());
+	assert_int_equal(sim_listen(e->sim, sun.sun_path), 0);
+	assert_int_equal(sim_listen(e->sim, sun.sun_path), -EBUSY);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	for (int i = 0; i < 5; i++)
+		uv_run(&e->loop, UV_RUN_NOWAIT);
+	sa_msg(&m, SADB_ADD, 0xa00, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	send_msg(e, e->a, &m);
+	assert_true(next_msg(fd, buf, &r));
+	assert_int_equal(r.type, SADB_ADD);
+	assert_int_equal(r.spi, 0xa00);
+	close(fd);
+}
+
 /* --- the kernel channel on the simulator: loss and resync --------------------------- */
 
 struct chan {
@@ -376,11 +761,22 @@ static void test_channel_loss_resync(void **state)
 	assert_int_equal(c.timeouts, 5);
 	assert_int_equal(c.other, 0);
 	assert_true(c.losses > 0);
-	/* Resync: the dump shows the truth, all 20. */
+	/* Another tool's ADDs whose broadcasts the channel loses: nothing tells it. */
+	sim_drop_next(e->sim, fd, 5);
+	for (uint32_t i = 0; i < 5; i++) {
+		struct pfkey_msg m;
+
+		sa_msg(&m, SADB_ADD, 0x480 + i, "192.0.2.1", "198.51.100.1", SADB_X_EALG_AESCBC, 0,
+		       0);
+		send_msg(e, e->b, &m);
+	}
+	drain(e->b);
+	/* Resync: the dump shows the truth, all 25, nothing dropped (dumps are flow-controlled). */
 	assert_int_equal(kern_dump(k, SADB_DUMP, SADB_SATYPE_UNSPEC, each_cb, done_cb, &c), 0);
 	RUN_WHILE(e, !c.dump_done);
 	assert_int_equal(c.dump_err, 0);
-	assert_int_equal(c.dumped, 20);
+	assert_int_equal(c.dumped, 25);
+	assert_int_equal(sim_sa_count(e->sim), 25);
 	kern_close(k);
 	uv_run(&e->loop, UV_RUN_NOWAIT);
 }
@@ -421,6 +817,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifetimes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_twice_and_dump_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acquire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_next_by_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_next_one_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inject_and_malformed_requests, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rcvbuf_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packet_lifetimes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_inbound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_getspi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unspec_register_and_no_key_manager, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_loss_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_survives_malformed, setup, teardown),
 	};
