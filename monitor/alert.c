@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "monitor/alert.h"
+#include "store/store.h"
 
 int64_t mon_sa_age(const struct mon_sa *e, int64_t now)
 {
@@ -43,34 +44,6 @@ const char *mon_proto_name(uint8_t proto, char *buf, size_t len)
 	return buf;
 }
 
-static bool is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool is_b64(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       c == '+' || c == '/' || c == '-' || c == '_';
-}
-
-/* store.c's rule (run_is_key): 32+ hex digits, or 40+ base64 characters mixing case and digits. */
-static bool run_is_key(const char *t, size_t len)
-{
-	bool digit = false, upper = false, lower = false;
-	size_t hex = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		hex = is_hex(t[i]) ? hex + 1 : 0;
-		if (hex >= 32)
-			return true;
-		digit |= t[i] >= '0' && t[i] <= '9';
-		upper |= t[i] >= 'A' && t[i] <= 'Z';
-		lower |= t[i] >= 'a' && t[i] <= 'z';
-	}
-	return len >= 40 && digit && upper && lower;
-}
-
 /*
  * Append "name=value" (value cleaned, truncated to leave `reserve` bytes) at
  * buf + *off. The name always fits: the caller reserved room for it.
@@ -86,9 +59,9 @@ static char *put(char *buf, size_t len, size_t *off, size_t reserve, const char 
 	for (size_t i = 0; value && value[i] && o < limit;) {
 		size_t run = 0;
 
-		while (value[i + run] && is_b64(value[i + run]))
+		while (value[i + run] && store_is_b64_char(value[i + run]))
 			run++;
-		if (run && run_is_key(value + i, run)) {
+		if (run && store_run_is_key(value + i, run)) {
 			size_t n = sizeof(redacted) - 1;
 
 			if (n > limit - o)

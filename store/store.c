@@ -465,7 +465,7 @@ static bool is_hex(char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static bool is_b64(char c)
+bool store_is_b64_char(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       c == '+' || c == '/' || c == '-' || c == '_';
@@ -476,7 +476,7 @@ static bool is_b64(char c)
  * digits in a row (128 bits), or 40+ characters mixing digits, upper and
  * lower case (base64 of 30+ bytes). Words, paths and fingerprints are not.
  */
-static bool run_is_key(const char *t, size_t len)
+bool store_run_is_key(const char *t, size_t len)
 {
 	bool digit = false, upper = false, lower = false;
 	size_t hex = 0;
@@ -499,9 +499,9 @@ static bool key_shaped(const char *t)
 	while (t[i]) {
 		size_t len = 0;
 
-		while (t[i + len] && is_b64(t[i + len]))
+		while (t[i + len] && store_is_b64_char(t[i + len]))
 			len++;
-		if (len && run_is_key(t + i, len))
+		if (len && store_run_is_key(t + i, len))
 			return true;
 		i += len ? len : 1;
 	}
@@ -525,9 +525,9 @@ static void clean_text(const char *in, char out[STORE_MSG_LEN])
 	for (i = 0; tmp[i];) {
 		size_t len = 0;
 
-		while (tmp[i + len] && is_b64(tmp[i + len]))
+		while (tmp[i + len] && store_is_b64_char(tmp[i + len]))
 			len++;
-		if (len && run_is_key(tmp + i, len)) {
+		if (len && store_run_is_key(tmp + i, len)) {
 			memcpy(out + o, redacted, sizeof(redacted) - 1);
 			o += sizeof(redacted) - 1;
 			/* base64 padding goes with the run */

@@ -314,6 +314,15 @@ int store_event_list(struct store *s, int64_t since, const char *link,
 		     struct store_event **rows, size_t *n);
 int store_rotation_list(struct store *s, int64_t since, const char *link,
 			struct store_rotation **rows, size_t *n);
+/*
+ * The store's notion of key-shaped text, shared with every other place that
+ * must keep keys out of what it writes: a run t[0..len) of base64 characters
+ * (store_is_b64_char) is a key if it holds 32+ hex digits in a row (128
+ * bits) or is 40+ characters mixing digits, upper and lower case.
+ */
+bool store_is_b64_char(char c);
+bool store_run_is_key(const char *t, size_t len);
+
 /* Free an array from a store_*_list function; NULL is a no-op. */
 void store_list_free(void *rows);
 
