@@ -44,10 +44,13 @@ int sactl_load_config(const struct sactl_ctx *ctx, struct config **out)
 	return ret;
 }
 
-int sactl_not_implemented(const struct sactl_ctx *ctx, const char *name)
+int sactl_extra_args(const struct sactl_ctx *ctx, int argc, char **argv, const char *usage)
 {
-	fprintf(stderr, "%s: %s: not implemented yet\n", ctx->prog, name);
-	return SACTL_EXIT_FAILURE;
+	if (optind == argc)
+		return 0;
+	fprintf(stderr, "%s: %s: unexpected argument '%s'\nusage: %s %s\n", ctx->prog, argv[0],
+		argv[optind], ctx->prog, usage);
+	return -1;
 }
 
 /* Parses a subcommand's options when it has none but --help. Returns -1 to go on, or an exit status. */
@@ -67,11 +70,8 @@ static int no_options(const struct sactl_ctx *ctx, int argc, char **argv, const 
 		fprintf(stderr, "usage: %s %s\n", ctx->prog, usage);
 		return SACTL_EXIT_USAGE;
 	}
-	if (optind != argc) {
-		fprintf(stderr, "%s: %s: unexpected argument '%s'\nusage: %s %s\n", ctx->prog,
-			argv[0], argv[optind], ctx->prog, usage);
+	if (sactl_extra_args(ctx, argc, argv, usage))
 		return SACTL_EXIT_USAGE;
-	}
 	return -1;
 }
 
@@ -193,11 +193,8 @@ static int cmd_genkey(const struct sactl_ctx *ctx, int argc, char **argv)
 			return SACTL_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "%s: genkey: unexpected argument '%s'\nusage: %s " GENKEY_USAGE "\n",
-			ctx->prog, argv[optind], ctx->prog);
+	if (sactl_extra_args(ctx, argc, argv, GENKEY_USAGE))
 		return SACTL_EXIT_USAGE;
-	}
 	if (!out_path && !force && remote_terminal(STDOUT_FILENO)) {
 		fprintf(stderr,
 			"%s: genkey: refusing to print a key to the terminal of a remote (SSH) "

@@ -37,8 +37,12 @@ typedef int (*sactl_cmd_fn)(const struct sactl_ctx *ctx, int argc, char **argv);
  */
 int sactl_load_config(const struct sactl_ctx *ctx, struct config **out);
 
-/* Prints "sactl: NAME: not implemented yet" and returns SACTL_EXIT_FAILURE. */
-int sactl_not_implemented(const struct sactl_ctx *ctx, const char *name);
+/*
+ * After a subcommand's getopt loop: if an argument is left over, print
+ * "PROG: NAME: unexpected argument 'ARG'" and the usage line, and return -1;
+ * else 0. usage is the subcommand's usage text without the program name.
+ */
+int sactl_extra_args(const struct sactl_ctx *ctx, int argc, char **argv, const char *usage);
 
 /*
  * The database subcommands, implemented in sactl_ledger.c (they read

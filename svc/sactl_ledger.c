@@ -522,12 +522,8 @@ int sactl_cmd_status(const struct sactl_ctx *ctx, int argc, char **argv)
 			return SACTL_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr,
-			"%s: status: unexpected argument '%s'\nusage: %s " STATUS_USAGE "\n",
-			ctx->prog, argv[optind], ctx->prog);
+	if (sactl_extra_args(ctx, argc, argv, STATUS_USAGE))
 		return SACTL_EXIT_USAGE;
-	}
 	if (db_open(ctx, "status", &db))
 		return SACTL_EXIT_FAILURE;
 	ret = store_sa_list(db.s, &q, &rows, &n);
@@ -843,12 +839,8 @@ int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
 			return SACTL_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "%s: history: unexpected argument '%s'\nusage: %s " HISTORY_USAGE
-				"\n",
-			ctx->prog, argv[optind], ctx->prog);
+	if (sactl_extra_args(ctx, argc, argv, HISTORY_USAGE))
 		return SACTL_EXIT_USAGE;
-	}
 	if (db_open(ctx, "history", &db))
 		return SACTL_EXIT_FAILURE;
 	ret = store_rotation_list(db.s, 0, link, &rows, &n);
@@ -973,12 +965,8 @@ int sactl_cmd_events(const struct sactl_ctx *ctx, int argc, char **argv)
 			return SACTL_EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "%s: events: unexpected argument '%s'\nusage: %s " EVENTS_USAGE
-				"\n",
-			ctx->prog, argv[optind], ctx->prog);
+	if (sactl_extra_args(ctx, argc, argv, EVENTS_USAGE))
 		return SACTL_EXIT_USAGE;
-	}
 	if (db_open(ctx, "events", &db))
 		return SACTL_EXIT_FAILURE;
 	ret = store_event_list(db.s, db.now - (int64_t)since, link, &rows, &n);
