@@ -44,6 +44,7 @@ const struct conf_alg conf_algs[] = {
 		.auth_key_len = 0,
 		.icv_bits = 128,
 		.xfrm_aead = "rfc4106(gcm(aes))",
+		.sadb_ealg = 20, /* SADB_X_EALG_AES_GCM_ICV16: the id XFRM reports */
 		.pfkey_ok = false,
 		.pfkey_why = "Linux PF_KEY cannot install AEAD (ENOSYS); use aes-cbc-256-hmac-sha512",
 	},
@@ -54,6 +55,7 @@ const struct conf_alg conf_algs[] = {
 		.auth_key_len = 0,
 		.icv_bits = 128,
 		.xfrm_aead = "rfc4106(gcm(aes))",
+		.sadb_ealg = 20, /* SADB_X_EALG_AES_GCM_ICV16: the id XFRM reports */
 		.pfkey_ok = false,
 		.pfkey_why = "Linux PF_KEY cannot install AEAD (ENOSYS); use aes-cbc-256-hmac-sha512",
 	},
@@ -98,6 +100,38 @@ const struct conf_alg conf_algs[] = {
 	},
 	{ .name = NULL },
 };
+
+bool conf_link_pfkey_ok(const struct conf_link *link, const char **why)
+{
+	const char *dummy;
+
+	if (!why)
+		why = &dummy;
+	if (link->alg && !link->alg->pfkey_ok)
+		*why = link->alg->pfkey_why;
+	else if (link->esn == CONF_YES)
+		*why = "esn = yes (PF_KEY has no extended sequence numbers)";
+	else if (link->replay_window > CONF_REPLAY_MAX_PFKEY)
+		*why = "a replay_window above PF_KEY's 32";
+	else
+		return true;
+	return false;
+}
+
+const char *conf_kernel_name(enum conf_kernel k)
+{
+	switch (k) {
+	case CONF_KERNEL_AUTO:
+		return "auto";
+	case CONF_KERNEL_PFKEY:
+		return "pfkey";
+	case CONF_KERNEL_XFRM:
+		return "xfrm";
+	case CONF_KERNEL_SIM:
+		return "sim";
+	}
+	return "?";
+}
 
 const struct conf_alg *conf_alg_by_name(const char *name)
 {
@@ -293,6 +327,8 @@ enum link_key {
 	LK_GRACE,
 	LK_HARD_SLACK,
 	LK_POLICY,
+	LK_ESN,
+	LK_REPLAY_WINDOW,
 	LK_COUNT
 };
 
@@ -311,6 +347,8 @@ static const char *const link_keys[LK_COUNT] = {
 	[LK_GRACE] = "grace",
 	[LK_HARD_SLACK] = "hard_slack",
 	[LK_POLICY] = "policy",
+	[LK_ESN] = "esn",
+	[LK_REPLAY_WINDOW] = "replay_window",
 };
 
 /* Where each key of a link was set (0: not set). */
@@ -690,6 +728,27 @@ static void set_bool(struct parser *p, const char *key, const char *value, bool 
 		    q(qb, value));
 }
 
+static void set_replay_window(struct parser *p, const char *value, struct conf_link *link)
+{
+	char qb[256], *end;
+	unsigned long v;
+
+	if (!strcmp(value, "auto")) {
+		link->replay_window = 0;
+		return;
+	}
+	errno = 0;
+	v = strtoul(value, &end, 10);
+	if (!*value || *end || errno || value[0] == '-' || value[0] == '+' || v < 1 ||
+	    v > CONF_REPLAY_MAX) {
+		err(p, p->line,
+		    "replay_window = '%s' is not a packet count from 1 to %d; write a number or auto",
+		    q(qb, value), CONF_REPLAY_MAX);
+		return;
+	}
+	link->replay_window = (uint32_t)v;
+}
+
 static bool addr_unspecified(const struct conf_addr *a)
 {
 	for (size_t i = 0; i < conf_addr_len(a); i++)
@@ -820,12 +879,17 @@ static void set_daemon_key(struct parser *p, int key, const char *value)
 
 	switch (key) {
 	case DK_KERNEL:
-		if (!strcmp(value, "pfkey"))
+		if (!strcmp(value, "auto"))
+			d->kernel = CONF_KERNEL_AUTO;
+		else if (!strcmp(value, "pfkey"))
 			d->kernel = CONF_KERNEL_PFKEY;
+		else if (!strcmp(value, "xfrm"))
+			d->kernel = CONF_KERNEL_XFRM;
 		else if (!strcmp(value, "sim"))
 			d->kernel = CONF_KERNEL_SIM;
 		else
-			err(p, p->line, "kernel = '%s' is unknown; write pfkey or sim", q(qb, value));
+			err(p, p->line, "kernel = '%s' is unknown; write auto, xfrm, pfkey or sim",
+			    q(qb, value));
 		break;
 	case DK_STATE_DIR:
 		set_path(p, "state_dir", value, d->state_dir, sizeof(d->state_dir), false);
@@ -937,6 +1001,19 @@ static void set_link_key(struct parser *p, struct conf_link *link, int key, cons
 		break;
 	case LK_POLICY:
 		set_bool(p, "policy", value, &link->policy);
+		break;
+	case LK_ESN:
+		if (!strcmp(value, "auto")) {
+			link->esn = CONF_AUTO;
+		} else {
+			bool on = false;
+
+			set_bool(p, "esn", value, &on);
+			link->esn = on ? CONF_YES : CONF_NO;
+		}
+		break;
+	case LK_REPLAY_WINDOW:
+		set_replay_window(p, value, link);
 		break;
 	}
 }
@@ -1061,12 +1138,24 @@ static void validate_link(struct parser *p, struct conf_link *link, const struct
 		    link->name);
 	}
 
-	if (link->alg && !link->alg->pfkey_ok &&
-	    (d->kernel == CONF_KERNEL_PFKEY || d->kernel == CONF_KERNEL_SIM))
-		err(p, first_line(l, link, LK_ALGORITHM, -1),
-		    "link %s: algorithm %s cannot be installed by kernel = %s: %s", link->name,
-		    link->alg->name, d->kernel == CONF_KERNEL_SIM ? "sim" : "pfkey",
-		    link->alg->pfkey_why);
+	if (d->kernel == CONF_KERNEL_PFKEY || d->kernel == CONF_KERNEL_SIM) {
+		const char *kname = conf_kernel_name(d->kernel);
+
+		if (link->alg && !link->alg->pfkey_ok)
+			err(p, first_line(l, link, LK_ALGORITHM, -1),
+			    "link %s: algorithm %s cannot be installed by kernel = %s: %s", link->name,
+			    link->alg->name, kname, link->alg->pfkey_why);
+		if (link->esn == CONF_YES)
+			err(p, l->key[LK_ESN],
+			    "link %s: esn = yes needs kernel = xfrm or auto (PF_KEY has no extended "
+			    "sequence numbers); set esn = no",
+			    link->name);
+		if (link->replay_window > CONF_REPLAY_MAX_PFKEY)
+			err(p, l->key[LK_REPLAY_WINDOW],
+			    "link %s: replay_window %u is above PF_KEY's %d (kernel = %s); lower it or "
+			    "use kernel = xfrm",
+			    link->name, (unsigned)link->replay_window, CONF_REPLAY_MAX_PFKEY, kname);
+	}
 
 	if (!l->key[LK_LEAD])
 		link->lead = quarter < 60 ? quarter : 60;
@@ -1140,7 +1229,7 @@ static void check_spi_prefixes(struct parser *p)
 
 static void daemon_defaults(struct conf_daemon *d)
 {
-	d->kernel = CONF_KERNEL_PFKEY;
+	d->kernel = CONF_KERNEL_AUTO;
 	strcpy(d->state_dir, "/var/lib/sakeyd");
 	strcpy(d->control_socket, "/run/sakeyd/control.sock");
 	d->max_sa_age = 24 * 3600;

@@ -25,9 +25,25 @@ struct conf_addr {
 size_t conf_addr_len(const struct conf_addr *a);
 
 enum conf_kernel {
-	CONF_KERNEL_PFKEY = 0,
+	CONF_KERNEL_AUTO = 0, /* PF_KEY where the kernel has it and every link fits it, else XFRM */
+	CONF_KERNEL_PFKEY,
+	CONF_KERNEL_XFRM,
 	CONF_KERNEL_SIM,
 };
+
+/* A yes/no setting whose default depends on the kernel backend. */
+enum conf_tristate {
+	CONF_AUTO = 0,
+	CONF_NO,
+	CONF_YES,
+};
+
+/* XFRM's largest replay window (XFRMA_REPLAY_ESN_MAX bits); PF_KEY's (af_key caps it). */
+#define CONF_REPLAY_MAX 4096
+#define CONF_REPLAY_MAX_PFKEY 32
+/* Defaults: PF_KEY's cap, and RFC 4303's advice for ESN at high rates. */
+#define CONF_REPLAY_DEFAULT_PFKEY 32
+#define CONF_REPLAY_DEFAULT_XFRM 128
 
 /* IPsec modes, numbered as PF_KEY / XFRM number them. */
 enum conf_mode {
@@ -51,6 +67,9 @@ struct conf_alg {
 	const char *pfkey_why;  /* why not, naming the alternative; NULL if pfkey_ok */
 };
 
+/* "auto", "pfkey", "xfrm" or "sim". */
+const char *conf_kernel_name(enum conf_kernel k);
+
 /* Look up an algorithm by its config name; NULL if unknown. */
 const struct conf_alg *conf_alg_by_name(const char *name);
 /* The table, terminated by an entry with name == NULL. */
@@ -71,9 +90,19 @@ struct conf_link {
 	uint32_t spi_prefix; /* 1..0xffffff; resolved by rotate/ if spi_prefix_auto */
 	uint64_t lead, grace, hard_slack; /* seconds */
 	bool policy;
+	/* Extended sequence numbers: auto is on with XFRM, off with PF_KEY (which has none). */
+	enum conf_tristate esn;
+	uint32_t replay_window; /* packets; 0 = auto (32 with PF_KEY, 128 with XFRM) */
 	/* The 32-byte secret, in OpenSSL's secure heap; NULL until conf_load_secrets(). */
 	uint8_t *secret;
 };
+
+/*
+ * Whether Linux PF_KEY can install link's SAs as configured: its algorithm,
+ * ESN (never) and replay window (at most 32). If not, *why (if non-NULL)
+ * says which setting needs XFRM.
+ */
+bool conf_link_pfkey_ok(const struct conf_link *link, const char **why);
 
 struct conf_daemon {
 	enum conf_kernel kernel;

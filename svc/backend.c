@@ -38,7 +38,33 @@ int daemon_backend_open(struct daemon *d, struct kern_opts *o)
 	switch (d->cfg->daemon.kernel) {
 	case CONF_KERNEL_PFKEY:
 		o->backend = KERN_BACKEND_PFKEY;
+		log_info("kernel = pfkey: PF_KEYv2");
 		return 0;
+	case CONF_KERNEL_XFRM:
+		o->backend = KERN_BACKEND_XFRM;
+		log_info("kernel = xfrm: XFRM netlink");
+		return 0;
+	case CONF_KERNEL_AUTO: {
+		const char *why = NULL;
+		size_t i;
+
+		for (i = 0; i < d->cfg->nlinks; i++)
+			if (!conf_link_pfkey_ok(&d->cfg->links[i], &why))
+				break;
+		if (!kern_pfkey_available()) {
+			o->backend = KERN_BACKEND_XFRM;
+			log_info("kernel = auto: this kernel has no PF_KEY; using XFRM netlink");
+		} else if (i < d->cfg->nlinks) {
+			o->backend = KERN_BACKEND_XFRM;
+			log_info("kernel = auto: link %s needs XFRM (%s); using XFRM netlink",
+				 d->cfg->links[i].name, why);
+		} else {
+			o->backend = KERN_BACKEND_PFKEY;
+			log_info("kernel = auto: using PF_KEYv2 (this kernel has it and every link "
+				 "fits it)");
+		}
+		return 0;
+	}
 	case CONF_KERNEL_SIM:
 		ret = sim_new(&d->loop, NULL, &s);
 		if (!ret)

@@ -1052,6 +1052,18 @@ int daemon_reload(struct daemon *d)
 		log_err("reload: the kernel backend cannot change at run time; restart sakeyd");
 		ret = -EINVAL;
 	}
+	/* kernel = auto chose PF_KEY at start: a link that needs XFRM needs a restart. */
+	for (size_t i = 0; !ret && d->kern && kern_backend(d->kern) == KERN_BACKEND_PFKEY &&
+			   i < cfg->nlinks; i++) {
+		const char *why;
+
+		if (!conf_link_pfkey_ok(&cfg->links[i], &why)) {
+			log_err("reload: link %s needs XFRM (%s) but sakeyd runs on PF_KEY; restart it "
+				"(kernel = auto then picks XFRM) or set kernel = xfrm",
+				cfg->links[i].name, why);
+			ret = -EINVAL;
+		}
+	}
 	if (!ret)
 		ret = daemon_set_config(d, cfg);
 	if (ret) {
@@ -1201,7 +1213,9 @@ int daemon_run(struct config *cfg, const char *config_path)
 		goto out;
 	}
 	log_info("sakeyd started: %zu link%s, kernel %s", d->nlinks, d->nlinks == 1 ? "" : "s",
-		 cfg->daemon.kernel == CONF_KERNEL_SIM ? "sim" : "pfkey");
+		 cfg->daemon.kernel == CONF_KERNEL_SIM ? "sim" :
+		 o.backend == KERN_BACKEND_XFRM	      ? "xfrm" :
+							"pfkey");
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	daemon_backend_close(d);
 	daemon_fini(d);

@@ -4,18 +4,30 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libmnl/libmnl.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "svc/kernel.h"
 #include "svc/kernel_backend.h"
 #include "svc/log.h"
+#include "svc/xfrm.h"
 
 #define DEFAULT_RCVBUF (32 * 1024 * 1024)
 #define DEFAULT_WINDOW 512
 #define DEFAULT_TIMEOUT_MS 2000
 /* Messages read per poll callback before yielding to the loop. */
 #define READ_BUDGET 4096
+/*
+ * XFRM: bytes of requests per sendmsg (the kernel refuses a datagram above
+ * its send buffer, 212992 by default), and datagrams per recvmmsg, each in
+ * a slot large enough for a dump chunk (netlink_dump sizes them after our
+ * receive length, capped at 32 KiB).
+ */
+#define XFRM_BATCH_MAX (64 * 1024)
+#define XFRM_RECV_SLOTS 32
+#define XFRM_SLOT_SIZE (32 * 1024)
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -25,6 +37,8 @@ struct kern_req {
 	uint32_t seq;
 	uint8_t type;
 	bool is_dump;
+	bool data_reply; /* XFRM: answered by a message, not an acknowledgement */
+	uint32_t acq_seq; /* XFRM: the ACQUIRE seq an ADD or GETSPI answers (km.seq) */
 	uint64_t deadline;
 	uint8_t *wire; /* encoded message until sent; may hold keys */
 	size_t wire_len;
@@ -45,6 +59,8 @@ struct kern {
 	uv_poll_t poll;
 	uv_timer_t timer;    /* oldest in-flight deadline */
 	uv_timer_t deferred; /* completions that must not run inside kern_request */
+	uv_prepare_t flush;  /* XFRM: send the requests of this loop turn as one batch */
+	bool xfrm;
 	int fd;
 	int closing_handles;
 	bool closing;
@@ -63,7 +79,9 @@ struct kern {
 	struct kern_req **hash;
 	size_t hash_size;
 
-	uint8_t *rbuf; /* one received datagram; wiped after each */
+	uint8_t *rbuf; /* one received datagram (XFRM: XFRM_RECV_SLOTS); wiped after each */
+	uint8_t *sbuf; /* XFRM: one batch of requests; wiped after each send */
+	uint8_t *ebuf; /* one request being encoded; wiped after each */
 	struct kern_stats stats;
 	unsigned long loss_count;
 };
@@ -73,6 +91,7 @@ static unsigned instance_count;
 static void poll_cb(uv_poll_t *handle, int status, int events);
 static void timer_cb(uv_timer_t *t);
 static void deferred_cb(uv_timer_t *t);
+static void flush_cb(uv_prepare_t *p);
 
 static void list_push(struct req_list *l, struct kern_req *r)
 {
@@ -139,6 +158,15 @@ static struct kern_req *hash_take(struct kern *k, uint32_t seq, uint8_t type)
 	return NULL;
 }
 
+/* XFRM: acknowledgements carry the seq only. */
+static struct kern_req *hash_find_seq(struct kern *k, uint32_t seq)
+{
+	for (struct kern_req *r = *hash_slot(k, seq); r; r = r->hnext)
+		if (r->seq == seq)
+			return r;
+	return NULL;
+}
+
 static void wipe_wire(struct kern_req *r)
 {
 	if (r->wire) {
@@ -197,8 +225,8 @@ static void note_loss(struct kern *k, const char *why)
 static void finish_dump(struct kern *k, int err);
 static void start_next_dump(struct kern *k);
 
-/* Send queued requests while the window has room. */
-static void pump(struct kern *k)
+/* PF_KEY: one request per send(), while the window has room. */
+static void pump_pfkey(struct kern *k)
 {
 	while (k->queue.head && k->inflight.n < k->opts.window) {
 		struct kern_req *r = k->queue.head;
@@ -249,30 +277,127 @@ static void pump(struct kern *k)
 	arm_timer(k);
 }
 
+
+static void sent_ok(struct kern *k, struct kern_req *r)
+{
+	list_remove(&k->queue, r);
+	wipe_wire(r);
+	k->stats.sent++;
+	r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
+	if (r->is_dump)
+		return; /* active_dump already points at it */
+	list_push(&k->inflight, r);
+	hash_insert(k, r);
+}
+
+/*
+ * XFRM: as many queued requests per sendmsg as fit XFRM_BATCH_MAX and the
+ * window. Only the last of a batch asks for an acknowledgement: the kernel
+ * handles a batch's messages in order and acknowledges every failure
+ * anyway (netlink_rcv_skb), so the last one's answer means every earlier
+ * request that drew no error succeeded (see complete_before).
+ */
+static void pump_xfrm(struct kern *k)
+{
+	while (k->queue.head && k->inflight.n < k->opts.window) {
+		struct kern_req *r, *last = NULL;
+		unsigned n = 0, room = k->opts.window - k->inflight.n;
+		size_t len = 0;
+		ssize_t sent;
+
+		for (r = k->queue.head; r && n < room; r = r->next) {
+			if (len && len + r->wire_len > XFRM_BATCH_MAX)
+				break;
+			memcpy(k->sbuf + len, r->wire, r->wire_len);
+			if (!r->data_reply && !r->is_dump)
+				((struct nlmsghdr *)(k->sbuf + len))->nlmsg_flags &= (uint16_t)~NLM_F_ACK;
+			len += r->wire_len;
+			last = r;
+			n++;
+			if (r->is_dump)
+				break; /* a dump ends its batch: its replies follow it */
+		}
+		if (!last->data_reply && !last->is_dump)
+			((struct nlmsghdr *)(k->sbuf + len - last->wire_len))->nlmsg_flags |= NLM_F_ACK;
+		sent = send(k->fd, k->sbuf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		pfkey_cleanse(k->sbuf, len);
+		if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+			k->send_blocked = true;
+			k->stats.send_blocked++;
+			break;
+		}
+		k->send_blocked = false;
+		uv_update_time(k->loop);
+		if (sent < 0) {
+			int err = -errno;
+
+			log_warn("sendmsg of %u XFRM request%s: %s", n, n == 1 ? "" : "s",
+				 strerror(errno));
+			for (unsigned i = 0; i < n; i++) {
+				r = k->queue.head;
+				list_remove(&k->queue, r);
+				wipe_wire(r);
+				if (r->is_dump) {
+					k->active_dump = r;
+					finish_dump(k, err);
+				} else {
+					defer_done(k, r, err);
+				}
+			}
+			continue;
+		}
+		k->stats.batches++;
+		for (unsigned i = 0; i < n; i++)
+			sent_ok(k, k->queue.head);
+	}
+	if (!k->closing)
+		uv_poll_start(&k->poll, UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0),
+			      poll_cb);
+	arm_timer(k);
+}
+
+static void pump(struct kern *k)
+{
+	if (k->xfrm)
+		pump_xfrm(k);
+	else
+		pump_pfkey(k);
+}
+
 static int enqueue(struct kern *k, struct kern_req *r, struct pfkey_msg *m)
 {
-	uint8_t *buf;
+	/*
+	 * Encoded into the channel's scratch buffer, then copied to a block of
+	 * its own size: a PFKEY_MSG_MAX malloc per request would be an mmap and
+	 * a munmap each (above glibc's mmap threshold), two more syscalls per SA.
+	 */
+	uint8_t *buf = k->ebuf;
 	ssize_t len;
 
-	/* A caller may set seq, e.g. an ACQUIRE's to answer it (pfkey-linux.md §4.3). */
-	m->seq = r->seq = m->seq ? m->seq : fresh_seq(k);
-	m->pid = k->pid;
 	r->type = m->type;
-	buf = malloc(PFKEY_MSG_MAX);
-	if (!buf)
-		return -ENOMEM;
-	len = pfkey_encode(m, buf, PFKEY_MSG_MAX);
+	if (k->xfrm) {
+		/* The ACQUIRE's seq goes into the SA (km.seq); netlink's seq is ours. */
+		r->seq = fresh_seq(k);
+		r->acq_seq = m->seq;
+		r->data_reply = xfrm_reply_is_data(m->type);
+		len = xfrm_encode(m, r->seq, k->pid, r->acq_seq, buf, XFRM_BATCH_MAX);
+	} else {
+		/* A caller may set seq, e.g. an ACQUIRE's to answer it (pfkey-linux.md §4.3). */
+		m->seq = r->seq = m->seq ? m->seq : fresh_seq(k);
+		m->pid = k->pid;
+		len = pfkey_encode(m, buf, PFKEY_MSG_MAX);
+	}
 	if (len < 0) {
-		pfkey_cleanse(buf, PFKEY_MSG_MAX);
-		free(buf);
+		/* A failed encoding may have written any part of the buffer. */
+		pfkey_cleanse(buf, k->xfrm ? XFRM_BATCH_MAX : PFKEY_MSG_MAX);
 		return (int)len;
 	}
-	r->wire = realloc(buf, (size_t)len);
-	if (!r->wire) {
-		pfkey_cleanse(buf, (size_t)len);
-		free(buf);
+	r->wire = malloc((size_t)len);
+	if (r->wire)
+		memcpy(r->wire, buf, (size_t)len);
+	pfkey_cleanse(buf, (size_t)len);
+	if (!r->wire)
 		return -ENOMEM;
-	}
 	r->wire_len = (size_t)len;
 	return 0;
 }
@@ -298,7 +423,11 @@ int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *ar
 	list_push(&k->queue, r);
 	if (k->queue.n > k->stats.queued_max)
 		k->stats.queued_max = k->queue.n;
-	pump(k);
+	/* XFRM: the requests of one loop turn leave together (flush_cb). */
+	if (k->xfrm && k->queue.n < k->opts.window)
+		uv_prepare_start(&k->flush, flush_cb);
+	else
+		pump(k);
 	return 0;
 }
 
@@ -401,8 +530,194 @@ static void dispatch(struct kern *k, const struct pfkey_msg *m)
 		k->opts.on_event(k, m, m->pid == k->pid, k->opts.arg);
 }
 
+
+/*
+ * XFRM: complete, successfully, every acknowledgement-type request sent
+ * before `until` (in send order) that is still waiting: the kernel answered
+ * a later request of the same socket, so it handled these without error.
+ */
+static void complete_before(struct kern *k, struct kern_req *until)
+{
+	struct kern_req *r = k->inflight.head;
+
+	while (r && r != until) {
+		struct kern_req *next = r->next;
+
+		if (!r->data_reply) {
+			list_remove(&k->inflight, r);
+			hash_take(k, r->seq, r->type);
+			k->stats.replies++;
+			complete(k, r, 0, NULL);
+		}
+		r = next;
+	}
+}
+
+/* The kernel's reason in an extended acknowledgement, or NULL. */
+static const char *ext_ack_msg(const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	size_t off = sizeof(*e);
+	const struct nlattr *a;
+
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return NULL;
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += e->msg.nlmsg_len > sizeof(struct nlmsghdr) ? e->msg.nlmsg_len - sizeof(struct nlmsghdr) : 0;
+	off = MNL_ALIGN(off);
+	if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + off)
+		return NULL;
+	mnl_attr_for_each(a, nlh, off) {
+		if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0)
+			return mnl_attr_get_str(a);
+	}
+	return NULL;
+}
+
+/* One netlink message from the kernel (bounded by the caller). */
+static void dispatch_xfrm(struct kern *k, const struct nlmsghdr *nlh)
+{
+	struct kern_req *r;
+	struct pfkey_msg m;
+	const char *why = NULL;
+	bool dump_msg;
+	int ret;
+
+	dump_msg = k->active_dump && nlh->nlmsg_seq == k->active_dump->seq &&
+		   nlh->nlmsg_pid == k->pid;
+	if (nlh->nlmsg_type == NLMSG_ERROR || nlh->nlmsg_type == NLMSG_DONE) {
+		int err = 0;
+
+		if (nlh->nlmsg_len >= MNL_NLMSG_HDRLEN + sizeof(int))
+			err = *(const int *)mnl_nlmsg_get_payload(nlh);
+		else if (nlh->nlmsg_type == NLMSG_ERROR) {
+			k->stats.malformed++;
+			log_warn("dropped a short netlink error message");
+			return;
+		}
+		if (err > 0 || err < -4095)
+			err = -EPROTO;
+		if (dump_msg) {
+			finish_dump(k, err);
+			return;
+		}
+		if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_pid != k->pid ||
+		    !(r = hash_find_seq(k, nlh->nlmsg_seq)))
+			return;
+		if (err) {
+			const char *reason = ext_ack_msg(nlh);
+
+			if (reason)
+				log_debug("%s seq %u: %s (%s)", pfkey_type_name(r->type), r->seq,
+					  strerror(-err), reason);
+		}
+		complete_before(k, r);
+		list_remove(&k->inflight, r);
+		hash_take(k, r->seq, r->type);
+		k->stats.replies++;
+		complete(k, r, err, NULL);
+		pump(k);
+		return;
+	}
+	if (nlh->nlmsg_type == NLMSG_NOOP || nlh->nlmsg_type == NLMSG_OVERRUN)
+		return;
+	ret = xfrm_decode(nlh, &m, &why);
+	if (ret < 0) {
+		k->stats.malformed++;
+		log_warn("dropped malformed XFRM message (type %u, %u bytes): %s", nlh->nlmsg_type,
+			 nlh->nlmsg_len, why ? why : "?");
+		if (dump_msg)
+			k->active_dump->deadline = uv_now(k->loop) + k->opts.timeout_ms;
+		return;
+	}
+	if (ret == 0)
+		return; /* a message type the daemon does not use (NEWAE, REPORT, ...) */
+	if (dump_msg && (nlh->nlmsg_flags & NLM_F_MULTI)) {
+		m.type = k->active_dump->type;
+		k->dump_n++;
+		k->active_dump->deadline = uv_now(k->loop) + k->opts.timeout_ms;
+		k->active_dump->dump_each(k, &m, k->active_dump->arg);
+		return;
+	}
+	if (nlh->nlmsg_pid == k->pid && nlh->nlmsg_seq && (r = hash_find_seq(k, nlh->nlmsg_seq)) &&
+	    r->data_reply) {
+		complete_before(k, r);
+		list_remove(&k->inflight, r);
+		hash_take(k, r->seq, r->type);
+		k->stats.replies++;
+		m.type = r->type;
+		if (r->type == SADB_GETSPI)
+			m.state = SADB_SASTATE_LARVAL;
+		complete(k, r, 0, &m);
+		pump(k);
+		return;
+	}
+	k->stats.events++;
+	if (k->opts.on_event)
+		k->opts.on_event(k, &m, nlh->nlmsg_pid == k->pid, k->opts.arg);
+}
+
+static void on_readable_xfrm(struct kern *k)
+{
+	struct mmsghdr msgs[XFRM_RECV_SLOTS];
+	struct iovec iov[XFRM_RECV_SLOTS];
+
+	for (int budget = READ_BUDGET; budget > 0 && !k->closing;) {
+		int n;
+
+		memset(msgs, 0, sizeof(msgs));
+		for (int i = 0; i < XFRM_RECV_SLOTS; i++) {
+			iov[i].iov_base = k->rbuf + (size_t)i * XFRM_SLOT_SIZE;
+			iov[i].iov_len = XFRM_SLOT_SIZE;
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(k->fd, msgs, XFRM_RECV_SLOTS, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno == ENOBUFS) {
+				/* Multicasts were dropped: our view may be stale. */
+				k->stats.overruns++;
+				note_loss(k, "netlink receive buffer overrun");
+				continue;
+			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_err("recvmmsg: %s", strerror(errno));
+			return;
+		}
+		budget -= n;
+		for (int i = 0; i < n && !k->closing; i++) {
+			uint8_t *buf = iov[i].iov_base;
+			size_t len = msgs[i].msg_len;
+			const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+			int left = (int)(len > XFRM_SLOT_SIZE ? XFRM_SLOT_SIZE : len);
+
+			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				k->stats.truncated++;
+				note_loss(k, "truncated netlink datagram");
+			} else {
+				while (mnl_nlmsg_ok(nlh, left)) {
+					dispatch_xfrm(k, nlh);
+					nlh = mnl_nlmsg_next(nlh, &left);
+				}
+				if (left > 0) {
+					k->stats.malformed++;
+					log_warn("dropped %d bytes of a malformed netlink datagram", left);
+				}
+			}
+			/* SA notifications carry keys (xfrm_user.c: copy_to_user_state_extra). */
+			pfkey_cleanse(buf, len > XFRM_SLOT_SIZE ? XFRM_SLOT_SIZE : len);
+		}
+		if (n < XFRM_RECV_SLOTS)
+			return;
+	}
+}
+
 static void on_readable(struct kern *k)
 {
+	if (k->xfrm) {
+		on_readable_xfrm(k);
+		return;
+	}
 	for (int budget = READ_BUDGET; budget > 0 && !k->closing; budget--) {
 		struct pfkey_msg m;
 		const char *why = NULL;
@@ -445,6 +760,18 @@ static void poll_cb(uv_poll_t *handle, int status, int events)
 	struct kern *k = container_of(handle, struct kern, poll);
 
 	if (status < 0) {
+		/*
+		 * libuv reports POLLERR as UV_EBADF and stops the handle. A netlink
+		 * socket raises it when multicasts overran the receive buffer
+		 * (sk_err = ENOBUFS): read, which reports the loss and clears
+		 * the error, and watch the socket again.
+		 */
+		if (k->xfrm && status == UV_EBADF && !k->closing) {
+			on_readable(k);
+			uv_poll_start(&k->poll, UV_READABLE, poll_cb);
+			pump(k);
+			return;
+		}
 		log_err("poll: %s", uv_strerror(status));
 		return;
 	}
@@ -481,6 +808,14 @@ static void timer_cb(uv_timer_t *t)
 	pump(k);
 }
 
+static void flush_cb(uv_prepare_t *p)
+{
+	struct kern *k = container_of(p, struct kern, flush);
+
+	uv_prepare_stop(p);
+	pump(k);
+}
+
 static void deferred_cb(uv_timer_t *t)
 {
 	struct kern *k = container_of(t, struct kern, deferred);
@@ -514,14 +849,21 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 	while (k->hash_size < 2 * (size_t)k->opts.window)
 		k->hash_size <<= 1;
 	k->hash = calloc(k->hash_size, sizeof(*k->hash));
-	k->rbuf = malloc(PFKEY_MSG_MAX);
-	if (!k->hash || !k->rbuf) {
+	k->xfrm = opts->backend == KERN_BACKEND_XFRM;
+	k->rbuf = malloc(k->xfrm ? (size_t)XFRM_RECV_SLOTS * XFRM_SLOT_SIZE : PFKEY_MSG_MAX);
+	k->ebuf = malloc(PFKEY_MSG_MAX);
+	if (k->xfrm)
+		k->sbuf = malloc(XFRM_BATCH_MAX);
+	if (!k->hash || !k->rbuf || !k->ebuf || (k->xfrm && !k->sbuf)) {
 		ret = -ENOMEM;
 		goto cleanup;
 	}
 	switch (opts->backend) {
 	case KERN_BACKEND_PFKEY:
 		ret = kern_pfkey_open(&k->opts, &fd);
+		break;
+	case KERN_BACKEND_XFRM:
+		ret = kern_xfrm_open(&k->opts, &fd, &k->pid);
 		break;
 	case KERN_BACKEND_FD:
 		fd = opts->fd;
@@ -538,23 +880,26 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 	 * take each other's replies: the kernel echoes pid verbatim and delivers
 	 * ADD/DELETE replies to every socket (af_key.c: pfkey_broadcast, BROADCAST_ALL).
 	 */
-	k->pid = (uint32_t)getpid() + ((uint32_t)instance_count++ << 22);
+	if (!k->xfrm)
+		k->pid = (uint32_t)getpid() + ((uint32_t)instance_count++ << 22);
 	k->loop = loop;
 	/* Our seqs stay far above the kernel's acquire counter, which callers may reuse. */
 	k->next_seq = 0x10000000;
 	uv_timer_init(loop, &k->timer);
 	uv_timer_init(loop, &k->deferred);
+	uv_prepare_init(loop, &k->flush);
 	ret = uv_poll_init(loop, &k->poll, fd);
 	if (ret) {
 		log_err("uv_poll_init: %s", uv_strerror(ret));
 		uv_close((uv_handle_t *)&k->timer, NULL);
 		uv_close((uv_handle_t *)&k->deferred, NULL);
+		uv_close((uv_handle_t *)&k->flush, NULL);
 		/* The handles are embedded: let the loop release them before freeing. */
 		uv_run(loop, UV_RUN_NOWAIT);
 		goto cleanup;
 	}
 	uv_poll_start(&k->poll, UV_READABLE, poll_cb);
-	if (k->opts.promisc) {
+	if (k->opts.promisc && !k->xfrm) {
 		struct pfkey_msg m;
 
 		pfkey_msg_init(&m, SADB_X_PROMISC, 1, 0, k->pid);
@@ -570,6 +915,8 @@ cleanup:
 	if (k) {
 		free(k->hash);
 		free(k->rbuf);
+		free(k->sbuf);
+		free(k->ebuf);
 		free(k);
 	}
 	return ret;
@@ -582,8 +929,12 @@ static void close_cb(uv_handle_t *h)
 	if (--k->closing_handles > 0)
 		return;
 	close(k->fd);
-	pfkey_cleanse(k->rbuf, PFKEY_MSG_MAX);
+	pfkey_cleanse(k->rbuf, k->xfrm ? (size_t)XFRM_RECV_SLOTS * XFRM_SLOT_SIZE : PFKEY_MSG_MAX);
 	free(k->rbuf);
+	if (k->sbuf)
+		pfkey_cleanse(k->sbuf, XFRM_BATCH_MAX);
+	free(k->sbuf);
+	free(k->ebuf);
 	free(k->hash);
 	free(k);
 }
@@ -616,11 +967,12 @@ void kern_close(struct kern *k)
 		r->dump_done(k, -ECANCELED, 0, r->arg);
 		req_free(r);
 	}
-	k->closing_handles = 3;
-	k->poll.data = k->timer.data = k->deferred.data = k;
+	k->closing_handles = 4;
+	k->poll.data = k->timer.data = k->deferred.data = k->flush.data = k;
 	uv_close((uv_handle_t *)&k->poll, close_cb);
 	uv_close((uv_handle_t *)&k->timer, close_cb);
 	uv_close((uv_handle_t *)&k->deferred, close_cb);
+	uv_close((uv_handle_t *)&k->flush, close_cb);
 }
 
 void *kern_get_arg(const struct kern *k)
@@ -646,4 +998,9 @@ void kern_get_stats(const struct kern *k, struct kern_stats *st)
 int kern_fd(const struct kern *k)
 {
 	return k->fd;
+}
+
+enum kern_backend kern_backend(const struct kern *k)
+{
+	return k->opts.backend;
 }

@@ -10,14 +10,20 @@
 #include "svc/pfkey.h"
 
 /*
- * A channel speaks PF_KEYv2 datagrams over one file descriptor. Backends
- * differ only in where that descriptor comes from: a PF_KEY socket (the
- * real kernel) or one end of a SOCK_SEQPACKET pair / Unix socket (the
- * simulated SADB). The codec is the same for all of them.
+ * A channel speaks struct pfkey_msg whatever the backend:
+ * - PFKEY: PF_KEYv2 datagrams on a PF_KEY socket (the real kernel);
+ * - FD: PF_KEYv2 datagrams on one end of a SOCK_SEQPACKET pair or Unix
+ *   socket (the simulated SADB);
+ * - XFRM: NETLINK_XFRM (the real kernel, with or without PF_KEY). Requests
+ *   are translated by svc/xfrm.c and sent many per sendmsg; replies and
+ *   events are translated back into the messages af_key would have sent.
+ *   An acknowledged request's reply is NULL (the SA arrives as an own ADD
+ *   event, as from PF_KEY's broadcast).
  */
 enum kern_backend {
 	KERN_BACKEND_PFKEY = 0,
 	KERN_BACKEND_FD,
+	KERN_BACKEND_XFRM,
 };
 
 struct kern;
@@ -64,11 +70,14 @@ struct kern_opts {
 struct kern_stats {
 	unsigned long sent, replies, events, timeouts, malformed, truncated, dumps;
 	unsigned long queued_max, send_blocked;
+	unsigned long batches; /* XFRM: sendmsg calls carrying requests */
+	unsigned long overruns; /* XFRM: ENOBUFS from the socket (messages lost) */
 };
 
 /*
  * Open a channel on loop. Returns 0 and *out, or -errno (e.g. -EAFNOSUPPORT
- * when the kernel has no PF_KEY, -EPERM without CAP_NET_ADMIN).
+ * when the kernel has no PF_KEY, -EPROTONOSUPPORT without XFRM netlink,
+ * -EPERM without CAP_NET_ADMIN).
  */
 int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out);
 
@@ -103,5 +112,14 @@ unsigned kern_pending(const struct kern *k);
 void kern_get_stats(const struct kern *k, struct kern_stats *st);
 /* The descriptor (tests). */
 int kern_fd(const struct kern *k);
+/* The backend the channel was opened with. */
+enum kern_backend kern_backend(const struct kern *k);
+
+/*
+ * Whether this kernel offers PF_KEY (a PF_KEY socket opens, perhaps after
+ * the af_key module autoloads) and XFRM netlink. For kernel = auto.
+ */
+bool kern_pfkey_available(void);
+bool kern_xfrm_available(void);
 
 #endif

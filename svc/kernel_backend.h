@@ -17,4 +17,11 @@ int kern_pfkey_open(const struct kern_opts *opts, int *fd);
  */
 int kern_pfkey_register(int fd);
 
+/*
+ * Open a non-blocking NETLINK_XFRM socket with a large receive buffer,
+ * joined to the ACQUIRE, EXPIRE, SA and POLICY groups. *portid is the
+ * address the kernel bound it to. Returns 0 and *fd, or -errno.
+ */
+int kern_xfrm_open(const struct kern_opts *opts, int *fd, uint32_t *portid);
+
 #endif

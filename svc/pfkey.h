@@ -151,6 +151,14 @@ struct pfkey_msg {
 	uint8_t natt_type;
 	uint16_t natt_sport, natt_dport; /* host order */
 	struct pfkey_addr natt_oa;
+
+	/*
+	 * XFRM netlink only (svc/xfrm.c): PF_KEY has no field for these, so
+	 * pfkey_encode ignores them and pfkey_decode leaves them zero.
+	 */
+	uint16_t x_icv_bits;      /* integrity/AEAD ICV bits; 0 = the algorithm's RFC length */
+	uint32_t x_replay_window; /* packets; 0 = use replay (the SA extension's u8) */
+	bool x_esn;               /* extended sequence numbers (RFC 4303) */
 };
 
 /*

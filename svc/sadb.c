@@ -8,8 +8,6 @@
 #include "rotate/keysched.h"
 #include "svc/sadb.h"
 
-/* Replay window: the most Linux PF_KEY allows (af_key.c: pfkey_msg2xfrm_state caps at 32). */
-#define REPLAY_WINDOW 32
 
 uint8_t sadb_satype_proto(uint8_t satype)
 {
@@ -58,10 +56,12 @@ const char *sadb_addr_str(const struct conf_addr *a, char *buf, size_t len)
 	return buf;
 }
 
-const struct conf_alg *sadb_alg_by_ids(uint8_t ealg, uint8_t aalg)
+const struct conf_alg *sadb_alg_by_ids(uint8_t ealg, uint8_t aalg, uint16_t enc_bits)
 {
+	/* aes-gcm-128 and aes-gcm-256 share an id: the key length tells them apart. */
 	for (const struct conf_alg *a = conf_algs; a->name; a++)
-		if (a->sadb_ealg && a->sadb_ealg == ealg && a->sadb_aalg == aalg)
+		if (a->sadb_ealg && a->sadb_ealg == ealg && a->sadb_aalg == aalg &&
+		    (!enc_bits || enc_bits == a->enc_key_len * 8))
 			return a;
 	return NULL;
 }
@@ -86,7 +86,8 @@ int sadb_msg_to_sa(const struct pfkey_msg *m, struct rot_sa *sa)
 			sa->mode = (enum conf_mode)m->mode; /* BEET: shown, never managed */
 		sa->reqid = m->reqid;
 	}
-	sa->alg = sadb_alg_by_ids(m->encrypt, m->auth);
+	sa->alg = sadb_alg_by_ids(m->encrypt, m->auth,
+				  (m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT)) ? m->key_enc.bits : 0);
 	return 0;
 }
 
@@ -165,7 +166,17 @@ int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *sec
 	uint8_t *keymat = NULL;
 	int ret;
 
-	if (!alg || !secret || !alg->pfkey_ok)
+	bool xfrm = kern_backend(k) == KERN_BACKEND_XFRM;
+	const struct conf_link *link = sa->link;
+	uint32_t window;
+
+	if (!alg || !secret || (!xfrm && !alg->pfkey_ok))
+		return -EINVAL;
+	/* af_key.c: pfkey_msg2xfrm_state caps the window at 32 and has no ESN. */
+	window = link && link->replay_window ? link->replay_window :
+		 xfrm			     ? CONF_REPLAY_DEFAULT_XFRM :
+					       CONF_REPLAY_DEFAULT_PFKEY;
+	if (!xfrm && (window > CONF_REPLAY_MAX_PFKEY || (link && link->esn == CONF_YES)))
 		return -EINVAL;
 	keymat = rot_secret_alloc(ROT_KEYMAT_MAX);
 	if (!keymat)
@@ -176,7 +187,14 @@ int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *sec
 		goto cleanup;
 	fill_sa_id(&m, SADB_ADD, sa);
 	m.seq = seq;
-	pfkey_set_sa(&m, sa->spi, REPLAY_WINDOW, alg->sadb_aalg, alg->sadb_ealg);
+	pfkey_set_sa(&m, sa->spi, window > UINT8_MAX ? UINT8_MAX : (uint8_t)window, alg->sadb_aalg,
+		     alg->sadb_ealg);
+	if (xfrm) {
+		/* What PF_KEY cannot say: DESIGN.md's ICV, the full window, ESN. */
+		m.x_icv_bits = alg->icv_bits;
+		m.x_replay_window = window;
+		m.x_esn = !link || link->esn != CONF_NO;
+	}
 	pfkey_set_key(&m, SADB_EXT_KEY_ENCRYPT, keymat, (uint16_t)(alg->enc_key_len * 8));
 	if (alg->auth_key_len)
 		pfkey_set_key(&m, SADB_EXT_KEY_AUTH, keymat + alg->enc_key_len,

@@ -16,7 +16,7 @@ void sadb_addr_to_pfkey(const struct conf_addr *in, struct pfkey_addr *out);
 /* "192.0.2.1" or "2001:db8::1" (no prefix); returns buf. */
 const char *sadb_addr_str(const struct conf_addr *a, char *buf, size_t len);
 /* The algorithm of conf_algs[] with these PF_KEY ids, or NULL. */
-const struct conf_alg *sadb_alg_by_ids(uint8_t ealg, uint8_t aalg);
+const struct conf_alg *sadb_alg_by_ids(uint8_t ealg, uint8_t aalg, uint16_t enc_bits);
 
 /*
  * The identity and attributes of the SA a message describes (SA, SRC and DST

@@ -158,8 +158,19 @@ ERR_TEST(spi_prefix_collision,
 ERR_TEST(unknown_algorithm, LINK_A "algorithm = aes-ctr\n", 4, "unknown algorithm 'aes-ctr'",
 	 "aes-gcm-128, aes-gcm-256, aes-cbc-256-hmac-sha256, aes-cbc-256-hmac-sha384, "
 	 "aes-cbc-256-hmac-sha512")
-ERR_TEST(gcm_on_pfkey, LINK_A "algorithm = aes-gcm-128\n", 4, "kernel = pfkey", "ENOSYS",
-	 "use aes-cbc-256-hmac-sha512")
+ERR_TEST(gcm_on_pfkey, "[daemon]\nkernel = pfkey\n" LINK_A "algorithm = aes-gcm-128\n", 6,
+	 "kernel = pfkey", "ENOSYS", "use aes-cbc-256-hmac-sha512")
+ERR_TEST(esn_on_pfkey, "[daemon]\nkernel = pfkey\n" LINK_A "esn = yes\n", 6,
+	 "esn = yes needs kernel = xfrm or auto", "set esn = no")
+ERR_TEST(replay_on_pfkey, "[daemon]\nkernel = pfkey\n" LINK_A "replay_window = 64\n", 6,
+	 "replay_window 64 is above PF_KEY's 32", "use kernel = xfrm")
+ERR_TEST(replay_zero, LINK_A "replay_window = 0\n", 4, "replay_window = '0' is not a packet count",
+	 "from 1 to 4096")
+ERR_TEST(replay_huge, LINK_A "replay_window = 4097\n", 4, "replay_window = '4097'")
+ERR_TEST(replay_signed, LINK_A "replay_window = +64\n", 4, "replay_window = '+64'")
+ERR_TEST(replay_word, LINK_A "replay_window = lots\n", 4, "replay_window = 'lots'",
+	 "write a number or auto")
+ERR_TEST(esn_maybe, LINK_A "esn = maybe\n", 4, "esn = 'maybe' is not a boolean")
 ERR_TEST(sha256_on_sim, "[daemon]\nkernel = sim\n" LINK_A "algorithm = aes-cbc-256-hmac-sha256\n",
 	 6, "kernel = sim", "96-bit ICV", "use aes-cbc-256-hmac-sha512")
 ERR_TEST(tunnel_without_subnets, LINK_A "mode = tunnel\nlocal_subnet = 10.1.0.0/16\n", 4,
@@ -182,7 +193,8 @@ ERR_TEST(subnet_hostname, LINK_A "mode = tunnel\nlocal_subnet = lan.example/16\n
 			     "remote_subnet = 10.2.0.0/16\n",
 	 5, "IP literals only")
 ERR_TEST(bad_mode, LINK_A "mode = tunel\n", 4, "mode = 'tunel' is unknown", "transport or tunnel")
-ERR_TEST(bad_kernel, "[daemon]\nkernel = xfrm\n", 2, "kernel = 'xfrm' is unknown", "pfkey or sim")
+ERR_TEST(bad_kernel, "[daemon]\nkernel = netlink\n", 2, "kernel = 'netlink' is unknown",
+	 "write auto, xfrm, pfkey or sim")
 ERR_TEST(bad_policy, LINK_A "policy = maybe\n", 4, "policy = 'maybe' is not a boolean",
 	 "yes, no, true or false")
 ERR_TEST(relative_state_dir, "[daemon]\nstate_dir = var/lib/sakeyd\n", 2,
@@ -227,7 +239,7 @@ static void nul_byte(void **state)
 static void all_errors_reported(void **state)
 {
 	static const char text[] = "[daemon]\n"
-				   "kernel = xfrm\n"	     /* 2 */
+				   "kernel = xfrn\n"	     /* 2 */
 				   "bogus = 1\n"	     /* 3 */
 				   "[link a]\n"		     /* 4 */
 				   "local = host.example\n"  /* 5 */
@@ -278,6 +290,42 @@ static void messages_escape_input(void **state)
 
 /* ---- Accepted input ---- */
 
+/* kernel = xfrm takes what PF_KEY cannot; auto leaves the choice to run time. */
+static void xfrm_settings(void **state)
+{
+	struct config *cfg;
+	const char *why = NULL;
+
+	(void)state;
+	cfg = parse_ok("[daemon]\nkernel = xfrm\n" LINK_A "algorithm = aes-gcm-256\nesn = yes\n"
+		       "replay_window = 1024\n"
+		       "[link b]\nlocal = 192.0.2.1\nremote = 198.51.100.9\nesn = no\n"
+		       "[link c]\nlocal = 192.0.2.1\nremote = 198.51.100.10\nreplay_window = auto\n"
+		       "esn = auto\n");
+	assert_int_equal(cfg->daemon.kernel, CONF_KERNEL_XFRM);
+	assert_string_equal(conf_kernel_name(cfg->daemon.kernel), "xfrm");
+	assert_int_equal(cfg->links[0].esn, CONF_YES);
+	assert_int_equal(cfg->links[0].replay_window, 1024);
+	assert_false(conf_link_pfkey_ok(&cfg->links[0], &why));
+	assert_non_null(strstr(why, "ENOSYS"));
+	assert_int_equal(cfg->links[1].esn, CONF_NO);
+	assert_int_equal(cfg->links[1].replay_window, 0);
+	assert_true(conf_link_pfkey_ok(&cfg->links[1], NULL));
+	assert_int_equal(cfg->links[2].esn, CONF_AUTO);
+	assert_true(conf_link_pfkey_ok(&cfg->links[2], NULL));
+	conf_free(cfg);
+
+	cfg = parse_ok(LINK_A "replay_window = 33\n");
+	assert_int_equal(cfg->daemon.kernel, CONF_KERNEL_AUTO);
+	assert_false(conf_link_pfkey_ok(&cfg->links[0], &why));
+	assert_non_null(strstr(why, "replay_window"));
+	conf_free(cfg);
+	cfg = parse_ok(LINK_A "esn = true\n");
+	assert_false(conf_link_pfkey_ok(&cfg->links[0], &why));
+	assert_non_null(strstr(why, "esn = yes"));
+	conf_free(cfg);
+}
+
 static void defaults(void **state)
 {
 	struct config *cfg;
@@ -287,7 +335,7 @@ static void defaults(void **state)
 	cfg = parse_ok("");
 	assert_string_equal(cfg->path, "t.conf");
 	assert_int_equal(cfg->nlinks, 0); /* no links: a monitor-only daemon */
-	assert_int_equal(cfg->daemon.kernel, CONF_KERNEL_PFKEY);
+	assert_int_equal(cfg->daemon.kernel, CONF_KERNEL_AUTO);
 	assert_string_equal(cfg->daemon.state_dir, "/var/lib/sakeyd");
 	assert_string_equal(cfg->daemon.control_socket, "/run/sakeyd/control.sock");
 	assert_string_equal(cfg->daemon.alert_command, "");
@@ -674,6 +722,14 @@ int main(void)
 		cmocka_unit_test(spi_prefix_collision),
 		cmocka_unit_test(unknown_algorithm),
 		cmocka_unit_test(gcm_on_pfkey),
+		cmocka_unit_test(esn_on_pfkey),
+		cmocka_unit_test(replay_on_pfkey),
+		cmocka_unit_test(replay_zero),
+		cmocka_unit_test(replay_huge),
+		cmocka_unit_test(replay_signed),
+		cmocka_unit_test(replay_word),
+		cmocka_unit_test(esn_maybe),
+		cmocka_unit_test(xfrm_settings),
 		cmocka_unit_test(sha256_on_sim),
 		cmocka_unit_test(tunnel_without_subnets),
 		cmocka_unit_test(subnet_in_transport),
