@@ -27,6 +27,8 @@ import sys
 import time
 
 SAKEYD, OUT = sys.argv[1], sys.argv[2]
+# The backend under test: pfkey, or xfrm (the same checks, the XFRM backend).
+KERNEL = sys.argv[4] if len(sys.argv) > 4 else "pfkey"
 WORK = "/run/daemon-events"
 LOCAL, REMOTE, REMOTE2 = "192.0.2.1", "192.0.2.2", "192.0.2.3"
 failures, passes = [], []
@@ -79,7 +81,7 @@ os.write(fd, (os.urandom(32).hex() + "\n").encode())
 os.close(fd)
 CONF = f"{WORK}/sakeyd.conf"
 BASE = f"""[daemon]
-kernel = pfkey
+kernel = {KERNEL}
 state_dir = {WORK}/state
 control_socket = {WORK}/control.sock
 

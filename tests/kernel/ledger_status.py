@@ -27,6 +27,8 @@ import sys
 import time
 
 SAKEYD, OUT, SACTL = sys.argv[1], sys.argv[2], sys.argv[3]
+# The backend under test: pfkey, or xfrm (the same checks, the XFRM backend).
+KERNEL = sys.argv[4] if len(sys.argv) > 4 else "pfkey"
 WORK = "/run/ledger-status"
 LOCAL, REMOTE = "192.0.2.1", "192.0.2.2"
 ENC_KEY = "000102030405060708090a0b0c0d0e0f"
@@ -83,7 +85,7 @@ METRICS = f"{WORK}/metrics/sakeyd.prom"
 CONF = f"{WORK}/sakeyd.conf"
 with open(CONF, "w") as f:
     f.write(f"""[daemon]
-kernel = pfkey
+kernel = {KERNEL}
 state_dir = {WORK}/state
 control_socket = {WORK}/control.sock
 alert_command = {WORK}/alert.sh

@@ -11,8 +11,14 @@ equal the key schedule's, recomputed here with an independent HKDF; no
 xfrm error counter moved; both daemons stop cleanly and leave their SAs
 and policies installed (fail closed).
 
-usage: two_hosts.py SAKEYD OUTDIR
+With --kernels the two hosts may use different backends (pfkey, xfrm,
+auto) and with --alg another algorithm of DESIGN.md's table: xfrm <-> xfrm
+with AES-GCM and ESN, pfkey <-> xfrm with one both can install (the xfrm
+side then needs esn = no, since PF_KEY has no ESN and both ends must agree).
+
+usage: two_hosts.py SAKEYD OUTDIR [SACTL] [--kernels K,K] [--alg NAME] [--esn auto|no]
 """
+import argparse
 import hashlib
 import hmac
 import os
@@ -22,10 +28,30 @@ import subprocess
 import sys
 import time
 
-SAKEYD, OUT = sys.argv[1], sys.argv[2]
+ap = argparse.ArgumentParser()
+ap.add_argument("sakeyd")
+ap.add_argument("out")
+ap.add_argument("sactl", nargs="?")
+ap.add_argument("--kernels", default="pfkey,pfkey")
+ap.add_argument("--alg", default="aes-cbc-256-hmac-sha512")
+ap.add_argument("--esn", default="auto", choices=("auto", "no"))
+args = ap.parse_args()
+SAKEYD, OUT = args.sakeyd, args.out
+KERNELS = dict(zip(("a", "b"), args.kernels.split(",")))
 PERIOD = 4
 ROTATIONS = 6
-ALG = "aes-cbc-256-hmac-sha512"
+ALG = args.alg
+# DESIGN.md's table: HKDF output length, encryption key length, ICV bits.
+ALGS = {
+    "aes-gcm-128": (20, 20, 128),
+    "aes-gcm-256": (36, 36, 128),
+    "aes-cbc-256-hmac-sha256": (64, 32, 128),
+    "aes-cbc-256-hmac-sha384": (80, 32, 192),
+    "aes-cbc-256-hmac-sha512": (96, 32, 256),
+}
+L, ELEN, ICV = ALGS[ALG]
+# ESN is on where the backend is XFRM and the config leaves esn = auto.
+ESN = {ns: KERNELS[ns] == "xfrm" and args.esn == "auto" for ns in ("a", "b")}
 A, B = "192.0.2.1", "192.0.2.2"
 WORK = "/run/two-hosts"
 failures = []
@@ -59,7 +85,7 @@ def addr(ip):
 def keymat(secret, src, dst, epoch):
     info = (b"sakeyd-v1 sa\x00" + bytes([50, 1]) + ALG.encode() + b"\x00" + addr(src) +
             addr(dst) + epoch.to_bytes(8, "big", signed=True))
-    return hkdf(secret, info, 96)
+    return hkdf(secret, info, L)
 
 
 # --- set-up -----------------------------------------------------------------
@@ -84,7 +110,7 @@ def epoch_at(t):
 for name, local, remote in (("a", A, B), ("b", B, A)):
     with open(f"{WORK}/{name}.conf", "w") as f:
         f.write(f"""[daemon]
-kernel = pfkey
+kernel = {KERNELS[name]}
 state_dir = {WORK}/state-{name}
 control_socket = {WORK}/{name}.sock
 
@@ -94,6 +120,8 @@ remote = {remote}
 secret_file = {WORK}/link.key
 rotate_every = {PERIOD}s
 hard_slack = 30s
+algorithm = {ALG}
+esn = {args.esn}
 """)
 
 daemons = {}
@@ -122,9 +150,21 @@ def states(ns):
         if m:
             cur["enc"] = m.group(1)
         # iproute2 6.1 prints "auth-trunc hmac(sha512) 0xKEY (512 bits) 256".
-        m = re.search(r"auth-trunc hmac\(sha512\) 0x([0-9a-f]+) (?:\(\d+ bits\) )?(\d+)", line)
+        m = re.search(r"auth-trunc hmac\(sha\d+\) 0x([0-9a-f]+) (?:\(\d+ bits\) )?(\d+)", line)
         if m:
             cur["auth"], cur["icv"] = m.group(1), int(m.group(2))
+        # ... and "aead rfc4106(gcm(aes)) 0xKEY (160 bits) 128".
+        m = re.search(r"aead rfc4106\(gcm\(aes\)\) 0x([0-9a-f]+) (?:\(\d+ bits\) )?(\d+)", line)
+        if m:
+            cur["enc"], cur["auth"], cur["icv"] = m.group(1), "", int(m.group(2))
+        if re.search(r"\bflag\b.*\besn\b", line):
+            cur["esn"] = True
+        m = re.search(r"replay_window (\d+)", line)
+        if m:
+            cur["window"] = int(m.group(1))
+        m = re.search(r"replay-window (\d+)", line)
+        if m and int(m.group(1)):
+            cur["window"] = int(m.group(1))
         m = re.match(r"\s+(\d+)\(bytes\), (\d+)\(packets\)", line)
         if m:
             cur["packets"] = int(m.group(2))
@@ -176,12 +216,17 @@ send = {ns: subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", SEND, 
         for ns, dst in (("a", B), ("b", A))}
 
 out_spis = {"a": set(), "b": set()}
+# Inbound SAs seen counting packets while traffic flows (at the end, the
+# epoch may have just turned and the new inbound SA not yet been used).
+in_counted = {"a": False, "b": False}
 sample_end = time.time() + duration
 while time.time() < sample_end:
     for ns, src in (("a", A), ("b", B)):
         for s in states(ns):
             if s["src"] == src and "spi" in s:
                 out_spis[ns].add(s["spi"])
+            elif s["packets"] > 0:
+                in_counted[ns] = True
     time.sleep(0.5)
 sent = {ns: tuple(map(int, p.communicate(timeout=30)[0].split())) for ns, p in send.items()}
 time.sleep(0.5)
@@ -226,14 +271,22 @@ for ns, local, remote in (("a", A, B), ("b", B, A)):
     for s in sas:
         ep = e + (((s["spi"] & 0xFF) - (e & 0xFF) + 128) % 256) - 128
         km = keymat(secret, s["src"], s["dst"], ep)
-        if s.get("enc") != km[:32].hex() or s.get("auth") != km[32:].hex() or s.get("icv") != 256:
+        if (s.get("enc") != km[:ELEN].hex() or s.get("auth") != km[ELEN:].hex() or
+                s.get("icv") != ICV):
             bad_keys += 1
             print(f"     spi {s['spi']:#x} epoch {ep}: kernel enc {s.get('enc', '?')[:12]}.. "
                   f"auth {s.get('auth', '?')[:12]}.. icv {s.get('icv')}, "
                   f"schedule enc {km[:6].hex()}.. auth {km[32:38].hex()}..")
     check(sas and bad_keys == 0,
-          f"{ns}: the kernel's keys of all {len(sas)} SAs equal the key schedule's")
-    check(any(s["packets"] > 0 for s in inbound), f"{ns}: inbound ESP SAs counted packets")
+          f"{ns}: the kernel's keys of all {len(sas)} SAs equal the key schedule's "
+          f"({ALG}, ICV {ICV})")
+    want_window = 128 if KERNELS[ns] == "xfrm" else 32
+    check(all(s.get("esn", False) == ESN[ns] for s in sas),
+          f"{ns} ({KERNELS[ns]}): ESN {'on' if ESN[ns] else 'off'} on every SA")
+    check(all(s.get("window") == want_window for s in sas),
+          f"{ns} ({KERNELS[ns]}): replay window {want_window} on every SA "
+          f"({sorted(set(s.get('window') for s in sas), key=str)})")
+    check(in_counted[ns], f"{ns}: inbound ESP SAs counted packets")
     stat = sh(f"ip netns exec {ns} cat /proc/net/xfrm_stat")
     errors = {k: int(v) for k, v in (line.split() for line in stat.splitlines()) if int(v)}
     check(not errors, f"{ns}: no xfrm error counter moved {errors or ''}")
