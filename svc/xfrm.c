@@ -541,10 +541,10 @@ ssize_t xfrm_encode(const struct pfkey_msg *m, uint32_t seq, uint32_t portid, ui
 	uint16_t flags = NLM_F_REQUEST | NLM_F_ACK;
 	int ret = 0;
 
-	/* The largest fixed part (xfrm_userspi_info) and room for the attributes' headers. */
-	if (cap < MNL_NLMSG_HDRLEN + 512)
+	/* Room for the largest fixed part (xfrm_userspi_info); attributes are checked as added. */
+	if (cap < MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct xfrm_userspi_info)))
 		return -EMSGSIZE;
-	memset(buf, 0, MNL_NLMSG_HDRLEN + 512);
+	memset(buf, 0, MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct xfrm_userspi_info)));
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_seq = seq;
 	nlh->nlmsg_pid = portid;
@@ -682,9 +682,29 @@ static int parse_attrs(const struct nlmsghdr *nlh, size_t fixed, struct attrs *a
 		}
 		return 0;
 	}
-	if (mnl_attr_parse(nlh, (unsigned)MNL_ALIGN(fixed), attr_cb, at) != MNL_CB_OK) {
-		*why = at->why ? at->why : "attribute length out of bounds";
-		return -EINVAL;
+	/*
+	 * mnl_attr_parse stops quietly at the first attribute that does not fit
+	 * and measures against the padded end: walk them here, within
+	 * nlmsg_len, and refuse a message whose attributes do not fill it.
+	 */
+	const uint8_t *end = (const uint8_t *)nlh + nlh->nlmsg_len;
+	const uint8_t *pos = (const uint8_t *)nlh + MNL_NLMSG_HDRLEN + MNL_ALIGN(fixed);
+
+	while (pos < end) {
+		const struct nlattr *a = (const struct nlattr *)pos;
+		size_t left = (size_t)(end - pos);
+
+		if (left < MNL_ATTR_HDRLEN || a->nla_len < MNL_ATTR_HDRLEN || a->nla_len > left) {
+			*why = "attribute length out of bounds";
+			return -EINVAL;
+		}
+		if (attr_cb(a, at) != MNL_CB_OK) {
+			*why = at->why;
+			return -EINVAL;
+		}
+		size_t step = MNL_ALIGN((size_t)a->nla_len);
+
+		pos += step < left ? step : left;
 	}
 	return 0;
 }
@@ -902,11 +922,28 @@ static int get_policy(struct pfkey_msg *m, const struct xfrm_userpolicy_info *p,
 	return 0;
 }
 
+/*
+ * Netlink aligns messages and attributes to 4 bytes only, and several XFRM
+ * structures hold 64-bit counters: the decoder reads those from aligned
+ * copies, never in place.
+ */
+union fixed {
+	struct xfrm_usersa_info sa;
+	struct xfrm_usersa_id id;
+	struct xfrm_user_expire expire;
+	struct xfrm_user_acquire acquire;
+	struct xfrm_usersa_flush flush;
+	struct xfrm_userpolicy_info pol;
+	struct xfrm_userpolicy_id pol_id;
+	struct xfrm_user_polexpire polexpire;
+};
+
 int xfrm_decode(const struct nlmsghdr *nlh, struct pfkey_msg *m, const char **why)
 {
 	const char *dummy;
 	struct attrs at;
-	const void *data = mnl_nlmsg_get_payload(nlh);
+	union fixed fx;
+	const void *data = &fx;
 	int ret = 0;
 
 	if (!why)
@@ -917,6 +954,10 @@ int xfrm_decode(const struct nlmsghdr *nlh, struct pfkey_msg *m, const char **wh
 		*why = "netlink message shorter than its header";
 		return -EINVAL;
 	}
+	memset(&fx, 0, sizeof(fx));
+	memcpy(&fx, mnl_nlmsg_get_payload(nlh),
+	       nlh->nlmsg_len - MNL_NLMSG_HDRLEN < sizeof(fx) ? nlh->nlmsg_len - MNL_NLMSG_HDRLEN :
+								 sizeof(fx));
 	m->pid = nlh->nlmsg_pid;
 	m->seq = nlh->nlmsg_seq;
 	switch (nlh->nlmsg_type) {
@@ -935,8 +976,11 @@ int xfrm_decode(const struct nlmsghdr *nlh, struct pfkey_msg *m, const char **wh
 		if (ret)
 			break;
 		if (at.tb[XFRMA_SA]) {
+			struct xfrm_usersa_info sa;
+
 			/* xfrm_notify_sa: the whole SA follows the id (its keys too). */
-			ret = get_sa(m, mnl_attr_get_payload(at.tb[XFRMA_SA]), &at, 3, why);
+			memcpy(&sa, mnl_attr_get_payload(at.tb[XFRMA_SA]), sizeof(sa));
+			ret = get_sa(m, &sa, &at, 3, why);
 			break;
 		}
 		if (!addr_len((uint8_t)id->family)) {
@@ -1028,7 +1072,10 @@ int xfrm_decode(const struct nlmsghdr *nlh, struct pfkey_msg *m, const char **wh
 		if (ret)
 			break;
 		if (at.tb[XFRMA_POLICY]) {
-			ret = get_policy(m, mnl_attr_get_payload(at.tb[XFRMA_POLICY]), &at, why);
+			struct xfrm_userpolicy_info pol;
+
+			memcpy(&pol, mnl_attr_get_payload(at.tb[XFRMA_POLICY]), sizeof(pol));
+			ret = get_policy(m, &pol, &at, why);
 			break;
 		}
 		if (id->dir > XFRM_POLICY_FWD) {
