@@ -41,7 +41,8 @@ int kern_pfkey_open(const struct kern_opts *opts, int *fd_out)
 	if (fd < 0) {
 		ret = -errno;
 		if (errno == EAFNOSUPPORT)
-			log_err("this kernel has no PF_KEY (CONFIG_NET_KEY); load it with: modprobe af_key");
+			log_err("this kernel has no PF_KEY (CONFIG_NET_KEY): load it (modprobe af_key) "
+				"or set kernel = auto or xfrm");
 		else if (errno == EPERM || errno == EACCES)
 			log_err("PF_KEY needs CAP_NET_ADMIN: run sakeyd as root");
 		else

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""kernel = auto on the real kernel (runs as root inside User-Mode Linux).
+
+- with PF_KEY present and links PF_KEY can install: PF_KEY, and the log says so;
+- a link with AES-GCM: XFRM, and the SAs carry rfc4106(gcm(aes)) with ESN;
+- a reload that adds a GCM link to a daemon running on PF_KEY is refused,
+  naming the link and the fix;
+- af_key unloaded (a kernel without PF_KEY): XFRM, SAs installed with ESN;
+- kernel = pfkey on that kernel fails at start with the fix in the message.
+
+usage: kernel_auto.py SAKEYD OUTDIR [SACTL]
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+SAKEYD, OUT = sys.argv[1], sys.argv[2]
+WORK = "/run/kernel-auto"
+failures, passes = [], []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    (passes if cond else failures).append(what)
+
+
+def sh(cmd, check_rc=True):
+    return subprocess.run(cmd, shell=True, check=check_rc, capture_output=True, text=True).stdout
+
+
+def wait_for(pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+os.makedirs(WORK, exist_ok=True)
+fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, (os.urandom(32).hex() + "\n").encode())
+os.close(fd)
+
+
+def config(name, kernel, links):
+    text = f"""[daemon]
+kernel = {kernel}
+state_dir = {WORK}/state-{name}
+control_socket = {WORK}/{name}.sock
+"""
+    for i, alg in enumerate(links):
+        text += f"""
+[link l{i}]
+local = 192.0.2.1
+remote = 192.0.2.{10 + i}
+secret_file = {WORK}/l.key
+spi_prefix = {0x2a00 + i:#x}
+rotate_every = 1h
+algorithm = {alg}
+"""
+    path = f"{WORK}/{name}.conf"
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def start(name, conf):
+    log = f"{OUT}/sakeyd-{name}.log"
+    p = subprocess.Popen([SAKEYD, "-c", conf, "-v"], stderr=open(log, "w"),
+                         stdout=subprocess.DEVNULL)
+    return p, log
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    return p.wait(timeout=20)
+
+
+def states():
+    return sh("ip -s xfrm state")
+
+
+# 1. PF_KEY present, links it can install.
+conf = config("pf", "auto", ["aes-cbc-256-hmac-sha512"])
+p, log = start("pf", conf)
+check(wait_for(lambda: "kernel pfkey" in read(log), 10), "auto picked PF_KEY (log: kernel pfkey)")
+check("kernel = auto: using PF_KEYv2" in read(log), "the log says why")
+check(wait_for(lambda: "spi 0x002a00" in states(), 10), "its SAs are installed")
+check("flag esn" not in states(), "no ESN on PF_KEY SAs")
+# A reload adding a link PF_KEY cannot install is refused, with the fix.
+config("pf", "auto", ["aes-cbc-256-hmac-sha512", "aes-gcm-128"])
+p.send_signal(signal.SIGHUP)
+check(wait_for(lambda: "reload refused" in read(log), 10), "reload with a GCM link refused")
+check(re.search(r"link l1 needs XFRM .*restart", read(log)) is not None,
+      "the refusal names the link and the fix")
+check(stop(p) == 0, "stopped cleanly")
+sh("ip xfrm state flush; ip xfrm policy flush")
+
+# 2. A link that needs XFRM.
+conf = config("gcm", "auto", ["aes-cbc-256-hmac-sha512", "aes-gcm-128"])
+p, log = start("gcm", conf)
+check(wait_for(lambda: "kernel xfrm" in read(log), 10), "auto picked XFRM for a GCM link")
+check(re.search(r"link l1 needs XFRM", read(log)) is not None, "the log names the link")
+check(wait_for(lambda: states().count("rfc4106(gcm(aes))") >= 1, 10), "GCM SAs installed")
+check("flag esn" in states(), "with ESN")
+check(stop(p) == 0, "stopped cleanly")
+sh("ip xfrm state flush; ip xfrm policy flush")
+
+# 3. A kernel without PF_KEY: keep the module from loading again on demand.
+sh("echo /bin/false > /proc/sys/kernel/modprobe")
+sh("rmmod af_key")
+check(not os.path.exists("/proc/net/pfkey"), "af_key unloaded")
+conf = config("nopf", "auto", ["aes-cbc-256-hmac-sha512"])
+p, log = start("nopf", conf)
+check(wait_for(lambda: "kernel xfrm" in read(log), 10), "auto picked XFRM without PF_KEY")
+check("this kernel has no PF_KEY" in read(log), "the log says why")
+check(wait_for(lambda: "spi 0x002a00" in states(), 10), "its SAs are installed")
+check("flag esn" in states() and "replay_window 128" in states(), "ESN, window 128")
+check(stop(p) == 0, "stopped cleanly")
+conf = config("pfonly", "pfkey", ["aes-cbc-256-hmac-sha512"])
+p, log = start("pfonly", conf)
+rc = p.wait(timeout=20)
+check(rc != 0, f"kernel = pfkey without PF_KEY fails at start (exit {rc})")
+check("kernel = auto or xfrm" in read(log), "and says to use kernel = auto or xfrm")
+
+print(f"{len(passes)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
