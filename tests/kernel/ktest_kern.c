@@ -8,6 +8,16 @@
  * User-Mode Linux (uml-run.sh).
  *
  *   ktest_kern [pfkey|xfrm] [TEST...]
+ *
+ * The PF_KEY conformance scenarios of tests/sim/conform.py, as they apply to
+ * both backends: add_get_delete -> roundtrip-*, flush -> flush, dump ->
+ * burst-dump, expire -> expire-soft-hard, spd, acquire and acquire_answer ->
+ * acquire-and-spd, update -> update, getspi -> getspi, traffic -> traffic.
+ * register, malformed and promisc are about the PF_KEY socket itself (its
+ * REGISTER, its wire format, X_PROMISC); XFRM's counterparts are the
+ * multicast groups joined at open, svc/xfrm.c's hostile-input tests and
+ * fuzz target, and nothing. update, getspi, flush and traffic compare the
+ * XFRM run's transcript with the PF_KEY run's, line for line.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -317,6 +327,55 @@ static bool output_has(const char *cmd, ...)
 		}
 	va_end(ap);
 	return all;
+}
+
+/*
+ * Differential transcripts: a test appends what it observed (errnos, states,
+ * lifetimes, SPIs) step by step; the pfkey run's transcript is kept and the
+ * xfrm run's must equal it line for line.
+ */
+static char transcript[4096];
+static struct {
+	const char *test;
+	char text[4096];
+} kept[16];
+static size_t nkept;
+
+static void note(const char *fmt, ...)
+{
+	size_t len = strlen(transcript);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(transcript + len, sizeof(transcript) - len, fmt, ap);
+	va_end(ap);
+	len = strlen(transcript);
+	if (len + 1 < sizeof(transcript))
+		strcat(transcript, "\n");
+}
+
+/* 0 if this run's transcript matches the pfkey run's (or is the pfkey run). */
+static int compare_transcript(const char *test)
+{
+	if (backend == KERN_BACKEND_PFKEY) {
+		if (nkept < sizeof(kept) / sizeof(kept[0])) {
+			kept[nkept].test = test;
+			snprintf(kept[nkept++].text, sizeof(kept[0].text), "%s", transcript);
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < nkept; i++) {
+		if (strcmp(kept[i].test, test))
+			continue;
+		if (!strcmp(kept[i].text, transcript)) {
+			printf("# %s: transcript equal to PF_KEY's:\n%s", test, transcript);
+			return 0;
+		}
+		snprintf(failure, sizeof(failure), "transcript differs from PF_KEY's");
+		printf("# pfkey transcript:\n%s# xfrm transcript:\n%s", kept[i].text, transcript);
+		return -1;
+	}
+	return 0; /* run alone: nothing to compare with */
 }
 
 /* --- SA construction ----------------------------------------------------- */
@@ -810,6 +869,189 @@ out:
 	return ret;
 }
 
+
+static void note_get(struct ctx *c, struct pfkey_msg *m, const struct sa_def *d, const char *label)
+{
+	int err;
+
+	build_sa(m, SADB_GET, d, false);
+	err = call(c, m);
+	if (err) {
+		note("%s: %s", label, strerror(-err));
+		return;
+	}
+	note("%s: spi %#x state %u soft %llu hard %llu key %02x ealg %u", label, c->reply.spi,
+	     c->reply.state, (unsigned long long)c->reply.soft.addtime,
+	     (unsigned long long)c->reply.hard.addtime, c->reply.ebits ? c->reply.ekey[0] : 0,
+	     c->reply.ealg);
+}
+
+/*
+ * conform.py's "update": UPDATE of a mature SA changes its lifetimes only
+ * (xfrm_state_update), of a missing one fails; same answers from both.
+ */
+static int test_update(void)
+{
+	struct sa_def d = {
+		.spi = 0x2a8001, .src = "192.0.2.1", .dst = "198.51.100.7",
+		.mode = IPSEC_MODE_TRANSPORT, .ealg = SADB_X_EALG_AESCBC,
+		.aalg = SADB_X_AALG_SHA2_512HMAC, .ebits = 256, .abits = 512, .soft_add = 100,
+		.hard_add = 200,
+	};
+	struct pfkey_msg m;
+	struct ctx c;
+	int ret = -1;
+
+	transcript[0] = 0;
+	CHECK(ctx_open(&c, 0, 2000) == 0, "kern_open");
+	build_sa(&m, SADB_ADD, &d, true);
+	note("ADD: %d", call(&c, &m));
+	ekey[0] ^= 0xff;
+	d.soft_add = 300;
+	d.hard_add = 400;
+	build_sa(&m, SADB_UPDATE, &d, true);
+	note("UPDATE new key and lifetimes: %d", call(&c, &m));
+	ekey[0] ^= 0xff;
+	note_get(&c, &m, &d, "GET");
+	d.spi = 0x2a8002;
+	build_sa(&m, SADB_UPDATE, &d, true);
+	note("UPDATE missing: %d", call(&c, &m));
+	ret = compare_transcript("update");
+out:
+	if (ctx_close(&c))
+		ret = -1;
+	sh("ip xfrm state flush");
+	return ret;
+}
+
+/*
+ * conform.py's "getspi": GETSPI (XFRM_MSG_ALLOCSPI) makes a larval SA with
+ * an SPI from the range; ADD of that SPI collides, UPDATE matures it.
+ */
+static int test_getspi(void)
+{
+	struct sa_def d = {
+		.spi = 0x7001, .src = "192.0.2.1", .dst = "198.51.100.7",
+		.mode = IPSEC_MODE_TRANSPORT, .ealg = SADB_X_EALG_AESCBC,
+		.aalg = SADB_X_AALG_SHA2_512HMAC, .ebits = 256, .abits = 512,
+	};
+	struct pfkey_addr src, dst;
+	struct pfkey_msg m;
+	struct ctx c;
+	int ret = -1, err;
+
+	transcript[0] = 0;
+	CHECK(ctx_open(&c, 0, 2000) == 0, "kern_open");
+	for (int i = 0; i < 3; i++) {
+		uint32_t lo = i < 2 ? 0x7001 : 0x7003, hi = i < 2 ? 0x7001 : 0x7002;
+
+		pfkey_addr_from_string(&src, d.src);
+		pfkey_addr_from_string(&dst, d.dst);
+		pfkey_msg_init(&m, SADB_GETSPI, SADB_SATYPE_ESP, 0, 0);
+		pfkey_set_addr(&m, SADB_EXT_ADDRESS_SRC, &src);
+		pfkey_set_addr(&m, SADB_EXT_ADDRESS_DST, &dst);
+		pfkey_set_spirange(&m, lo, hi);
+		err = call(&c, &m);
+		note("GETSPI %#x-%#x: %d spi %#x state %u", lo, hi, err,
+		     err || !c.has_reply ? 0 : c.reply.spi, err || !c.has_reply ? 9 : c.reply.state);
+		if (i == 1) {
+			note_get(&c, &m, &d, "GET larval");
+			build_sa(&m, SADB_ADD, &d, true);
+			note("ADD: %d", call(&c, &m));
+			build_sa(&m, SADB_UPDATE, &d, true);
+			note("UPDATE: %d", call(&c, &m));
+			note_get(&c, &m, &d, "GET");
+		}
+	}
+	ret = compare_transcript("getspi");
+out:
+	if (ctx_close(&c))
+		ret = -1;
+	sh("ip xfrm state flush");
+	return ret;
+}
+
+/*
+ * conform.py's "traffic": packet-count lifetimes (PF_KEY allocations, XFRM
+ * packet limits) expire an outbound SA under real traffic, soft then hard.
+ */
+static int test_traffic(void)
+{
+	struct sa_def d = {
+		.spi = 0x2a6001, .src = "10.1.0.1", .dst = "10.1.0.2", .mode = IPSEC_MODE_TRANSPORT,
+		.ealg = SADB_X_EALG_AESCBC, .aalg = SADB_X_AALG_SHA2_512HMAC, .ebits = 256,
+		.abits = 512,
+	};
+	struct want w = { .type = SADB_EXPIRE, .spi = 0x2a6001 };
+	struct pfkey_lifetime soft = { .allocations = 3 }, hard = { .allocations = 5 };
+	const struct rec *e;
+	struct pfkey_msg m;
+	struct ctx c;
+	int ret = -1;
+
+	transcript[0] = 0;
+	CHECK(sh("ip link add d0 type dummy && ip link set d0 up && "
+		 "ip addr add 10.1.0.1/24 dev d0") == 0, "dummy link");
+	CHECK(ctx_open(&c, 0, 2000) == 0, "kern_open");
+	policy_msg(&m, SADB_X_SPDUPDATE, "10.1.0.1", "10.1.0.2", IPSEC_DIR_OUTBOUND);
+	note("SPDUPDATE: %d", call(&c, &m));
+	build_sa(&m, SADB_ADD, &d, true);
+	pfkey_set_lifetime(&m, SADB_EXT_LIFETIME_SOFT, &soft);
+	pfkey_set_lifetime(&m, SADB_EXT_LIFETIME_HARD, &hard);
+	note("ADD packets soft 3 hard 5: %d", call(&c, &m));
+	/* xfrm_state_check_expire runs before each packet counts: the 4th sees 3. */
+	for (int i = 0; i < 4; i++)
+		send_udp("10.1.0.2", 9);
+	CHECK(run_until(&c, has_event, &w, 3000), "no EXPIRE after 4 packets");
+	e = find_event(&c, &w);
+	note("EXPIRE: %s allocations %u", (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ?
+						 "hard" : "soft",
+	     (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ? e->hard.allocations :
+								    e->soft.allocations);
+	w.from = (size_t)(e - c.ev) + 1;
+	for (int i = 0; i < 3; i++)
+		send_udp("10.1.0.2", 9);
+	CHECK(run_until(&c, has_event, &w, 3000), "no second EXPIRE");
+	e = find_event(&c, &w);
+	note("EXPIRE: %s allocations %u", (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ?
+						 "hard" : "soft",
+	     (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ? e->hard.allocations :
+								    e->soft.allocations);
+	note_get(&c, &m, &d, "GET after hard expiry");
+	ret = compare_transcript("traffic");
+out:
+	if (ctx_close(&c))
+		ret = -1;
+	sh("ip link del d0 2>/dev/null; ip xfrm state flush; ip xfrm policy flush");
+	return ret;
+}
+
+/* conform.py's "flush": FLUSH empties the SADB; a flush of nothing is no error. */
+static int test_flush(void)
+{
+	struct want w = { .type = SADB_FLUSH };
+	struct pfkey_msg m;
+	struct ctx c;
+	int ret = -1;
+
+	transcript[0] = 0;
+	CHECK(ctx_open(&c, 0, 5000) == 0, "kern_open");
+	CHECK(add_many(&c, 0x2d0000, 3, SADB_ADD) == 0, "kern_request");
+	CHECK(run_until(&c, none_pending, NULL, 5000) && c.ok == 3, "3 ADDs");
+	pfkey_msg_init(&m, SADB_FLUSH, SADB_SATYPE_ESP, 0, 0);
+	note("FLUSH ESP: %d", call(&c, &m));
+	/* PF_KEY answers with the FLUSH itself; XFRM acknowledges and notifies. */
+	note("FLUSH seen: %d", c.has_reply || run_until(&c, has_event, &w, 2000));
+	note("DUMP: %d, %lu SAs", dump(&c, SADB_DUMP), c.dumped);
+	pfkey_msg_init(&m, SADB_FLUSH, SADB_SATYPE_UNSPEC, 0, 0);
+	note("FLUSH of nothing: %d", call(&c, &m));
+	ret = compare_transcript("flush");
+out:
+	if (ctx_close(&c))
+		ret = -1;
+	return ret;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
@@ -824,6 +1066,10 @@ static const struct {
 	{ "burst-dump", test_burst_dump },
 	{ "loss-resync", test_loss_resync },
 	{ "algorithms", test_algorithms },
+	{ "update", test_update },
+	{ "getspi", test_getspi },
+	{ "traffic", test_traffic },
+	{ "flush", test_flush },
 };
 
 static bool selected(const char *name, int argc, char **argv, int first)
