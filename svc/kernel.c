@@ -689,19 +689,19 @@ static void on_readable_xfrm(struct kern *k)
 			uint8_t *buf = iov[i].iov_base;
 			size_t len = msgs[i].msg_len;
 			const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-			int left = (int)(len > XFRM_SLOT_SIZE ? XFRM_SLOT_SIZE : len);
+			size_t left = len > XFRM_SLOT_SIZE ? XFRM_SLOT_SIZE : len;
 
 			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				k->stats.truncated++;
 				note_loss(k, "truncated netlink datagram");
 			} else {
-				while (mnl_nlmsg_ok(nlh, left)) {
+				while (left && xfrm_nlmsg_ok(nlh, left)) {
 					dispatch_xfrm(k, nlh);
-					nlh = mnl_nlmsg_next(nlh, &left);
+					nlh = xfrm_nlmsg_next(nlh, &left);
 				}
 				if (left > 0) {
 					k->stats.malformed++;
-					log_warn("dropped %d bytes of a malformed netlink datagram", left);
+					log_warn("dropped %zu bytes of a malformed netlink datagram", left);
 				}
 			}
 			/* SA notifications carry keys (xfrm_user.c: copy_to_user_state_extra). */

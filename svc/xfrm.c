@@ -100,6 +100,23 @@ static uint8_t aalg_id(const char *name)
 	return 0;
 }
 
+bool xfrm_nlmsg_ok(const struct nlmsghdr *nlh, size_t left)
+{
+	return left >= sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) && nlh->nlmsg_len <= left;
+}
+
+const struct nlmsghdr *xfrm_nlmsg_next(const struct nlmsghdr *nlh, size_t *left)
+{
+	size_t step = NLMSG_ALIGN((size_t)nlh->nlmsg_len);
+
+	if (step >= *left) {
+		*left = 0;
+		return nlh;
+	}
+	*left -= step;
+	return (const struct nlmsghdr *)((const uint8_t *)nlh + step);
+}
+
 bool xfrm_reply_is_data(uint8_t type)
 {
 	return type == SADB_GET || type == SADB_GETSPI || type == SADB_X_SPDGET;
@@ -275,7 +292,7 @@ static int put_algs(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m)
 				return -EMSGSIZE;
 			a = attr_reserve(nlh, XFRMA_ALG_AEAD, sizeof(*a) + elen);
 			strcpy(a->alg_name, name);
-			a->alg_key_len = (unsigned)elen * 8;
+			a->alg_key_len = enc ? m->key_enc.bits : 0;
 			a->alg_icv_len = m->x_icv_bits ? m->x_icv_bits : icv;
 			if (elen)
 				memcpy(a->alg_key, m->key_enc.data, elen);
@@ -286,7 +303,7 @@ static int put_algs(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m)
 				return -EMSGSIZE;
 			a = attr_reserve(nlh, XFRMA_ALG_CRYPT, sizeof(*a) + elen);
 			strcpy(a->alg_name, name);
-			a->alg_key_len = (unsigned)elen * 8;
+			a->alg_key_len = enc ? m->key_enc.bits : 0;
 			if (elen)
 				memcpy(a->alg_key, m->key_enc.data, elen);
 		}
@@ -303,7 +320,7 @@ static int put_algs(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m)
 			return -EMSGSIZE;
 		a = attr_reserve(nlh, XFRMA_ALG_AUTH_TRUNC, sizeof(*a) + alen);
 		strcpy(a->alg_name, name);
-		a->alg_key_len = (unsigned)alen * 8;
+		a->alg_key_len = auth ? m->key_auth.bits : 0;
 		a->alg_trunc_len = m->x_icv_bits ? m->x_icv_bits : icv;
 		if (alen)
 			memcpy(a->alg_key, m->key_auth.data, alen);

@@ -44,6 +44,15 @@ ssize_t xfrm_encode(const struct pfkey_msg *m, uint32_t seq, uint32_t portid, ui
 		    void *buf, size_t cap);
 
 /*
+ * Walk the messages of a received datagram: whether nlh is a whole message
+ * within the left bytes, and the next one (left shrinks; 0 at the end).
+ * libmnl's mnl_nlmsg_ok compares the length as an int, so a hostile
+ * nlmsg_len of 2^31 or more passes it: these compare unsigned.
+ */
+bool xfrm_nlmsg_ok(const struct nlmsghdr *nlh, size_t left);
+const struct nlmsghdr *xfrm_nlmsg_next(const struct nlmsghdr *nlh, size_t *left);
+
+/*
  * Translate one netlink message (already bounded: nlh->nlmsg_len bytes are
  * readable and >= sizeof(*nlh)) into *m. The input is hostile: every
  * attribute length, string and count is checked. Key pointers in *m point

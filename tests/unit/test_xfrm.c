@@ -432,8 +432,7 @@ static void kernel_fixtures(void **state)
 	while ((e = readdir(dir))) {
 		char path[512];
 		FILE *f;
-		size_t n;
-		int left;
+		size_t n, left;
 		const struct nlmsghdr *nlh = (const void *)buf;
 
 		if (!strstr(e->d_name, ".bin"))
@@ -443,9 +442,9 @@ static void kernel_fixtures(void **state)
 		assert_non_null(f);
 		n = fread(buf, 1, sizeof(buf), f);
 		fclose(f);
-		left = (int)n;
+		left = n;
 		files++;
-		while (mnl_nlmsg_ok(nlh, left)) {
+		while (left && xfrm_nlmsg_ok(nlh, left)) {
 			struct pfkey_msg d;
 			const char *why = NULL;
 			int ret = xfrm_decode(nlh, &d, &why);
@@ -461,13 +460,34 @@ static void kernel_fixtures(void **state)
 				assert_int_equal(d.type, SADB_ACQUIRE);
 				assert_int_not_equal(d.seq, 0);
 			}
-			nlh = mnl_nlmsg_next(nlh, &left);
+			nlh = xfrm_nlmsg_next(nlh, &left);
 		}
 		assert_int_equal(left, 0);
 	}
 	closedir(dir);
 	assert_true(files >= 8);
 	assert_true(msgs >= files);
+}
+
+/* A datagram walk that libmnl's int comparison would let run off the buffer. */
+static void walk(void **state)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+	size_t left = 64;
+
+	memset(buf, 0, 64);
+	nlh->nlmsg_len = 0xfffffffc;
+	assert_false(xfrm_nlmsg_ok(nlh, left));
+	nlh->nlmsg_len = 22;
+	assert_true(xfrm_nlmsg_ok(nlh, left));
+	nlh = (struct nlmsghdr *)xfrm_nlmsg_next(nlh, &left);
+	assert_int_equal(left, 40); /* 22 rounds up to 24 */
+	assert_ptr_equal(nlh, buf + 24);
+	nlh->nlmsg_len = 41;
+	assert_false(xfrm_nlmsg_ok(nlh, left));
+	nlh->nlmsg_len = 40;
+	xfrm_nlmsg_next(nlh, &left);
+	assert_int_equal(left, 0);
 }
 
 int main(void)
@@ -482,6 +502,7 @@ int main(void)
 		cmocka_unit_test(hostile),
 		cmocka_unit_test(events),
 		cmocka_unit_test(kernel_fixtures),
+		cmocka_unit_test(walk),
 	};
 
 	for (unsigned i = 0; i < sizeof(ekey); i++)
