@@ -39,6 +39,7 @@ struct kern_req {
 	bool is_dump;
 	bool data_reply; /* XFRM: answered by a message, not an acknowledgement */
 	uint32_t acq_seq; /* XFRM: the ACQUIRE seq an ADD or GETSPI answers (km.seq) */
+	unsigned long overrun_gen; /* XFRM: k->overruns when sent */
 	uint64_t deadline;
 	uint8_t *wire; /* encoded message until sent; may hold keys */
 	size_t wire_len;
@@ -282,6 +283,7 @@ static void sent_ok(struct kern *k, struct kern_req *r)
 {
 	list_remove(&k->queue, r);
 	wipe_wire(r);
+	r->overrun_gen = k->stats.overruns;
 	k->stats.sent++;
 	r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
 	if (r->is_dump)
@@ -535,6 +537,8 @@ static void dispatch(struct kern *k, const struct pfkey_msg *m)
  * XFRM: complete, successfully, every acknowledgement-type request sent
  * before `until` (in send order) that is still waiting: the kernel answered
  * a later request of the same socket, so it handled these without error.
+ * Not those sent before an overrun: their error acknowledgement may be what
+ * the kernel dropped. They time out instead, and the loss is reported.
  */
 static void complete_before(struct kern *k, struct kern_req *until)
 {
@@ -543,7 +547,7 @@ static void complete_before(struct kern *k, struct kern_req *until)
 	while (r && r != until) {
 		struct kern_req *next = r->next;
 
-		if (!r->data_reply) {
+		if (!r->data_reply && r->overrun_gen == k->stats.overruns) {
 			list_remove(&k->inflight, r);
 			hash_take(k, r->seq, r->type);
 			k->stats.replies++;

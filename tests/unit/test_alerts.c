@@ -271,7 +271,6 @@ static void test_timeout(void **state)
 	struct fixture *f = *state;
 	const char *want[] = { "sleep.pid", (const char *)(uintptr_t)1 };
 	char buf[64], path[64];
-	int64_t start = mono_ms();
 	long pid;
 	FILE *st;
 
@@ -279,8 +278,8 @@ static void test_timeout(void **state)
 	use_command(f, "hang");
 	f->d.hooks.alert(&f->d, "expire-hard", NULL, NULL, "x");
 	assert_true(run_until(f, files_at_least, want, 5000));
+	/* Within 5 s: the 300 ms limit applied, not the default 10 s (no timing asserted beyond). */
 	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
-	assert_true(mono_ms() - start < 3000);
 	assert_int_equal(alerts_get_stats(&f->d)->timeouts, 1);
 	assert_int_equal(alerts_get_stats(&f->d)->ok + alerts_get_stats(&f->d)->failed, 0);
 	/* The whole process group went: the command's own child too. */
