@@ -34,6 +34,7 @@ import signal
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netpair import Pair, Traffic, lost  # noqa: E402
 
