@@ -9,24 +9,33 @@ random around the link's change points (just before an epoch turns, inside
 the reconciliation pass of T-lead, T and T+grace, anywhere in the
 make-before-break window, anywhere; sometimes a second kill during the
 restarted daemon's start-up), host a, host b or both get SIGKILL and are
-restarted at once. Asserted:
+restarted at once (every third time after a look at the kernel). Then
+four crash points, each the instant right after one kernel request of a
+pass: the LD_PRELOAD shim crash_at.c SIGKILLs sakeyd once it sent the next
+inbound SA (T-lead), the new outbound SA (T, the old one still there), the
+old outbound's delete (T) or the previous inbound's delete (T+grace),
+before it read the reply or wrote its ledger. Asserted:
 - while a daemon is dead its SAs and policies stay installed (a snapshot
-  at death, one just before the restart: nothing removed);
+  at death, one a moment later: nothing removed);
 - after each restart, at the next instant clear of a change point, each
   host's SA set equals the desired set recomputed here (no duplicate, no
   orphan, nothing missing), and the ledger (`sactl status --json`) lists
   exactly the kernel's SAs as live;
 - no rotation is recorded twice for one epoch (`sactl history --json`);
 - no alert in any restarted daemon's log;
-- zero datagrams lost or refused, apart from those sent while a daemon was
-  down for min(lead, grace) or longer (then a window can be missed); the
-  test prints every downtime, and with downtimes below that bound the
+- zero datagrams lost or refused, apart from those a downtime explains: a
+  host down over T-lead and still down at T loses what its peer sends it
+  from T until it is back; down over T and still down at T+grace, it loses
+  what it sends from T+grace until it is back (see excusing()). The test
+  prints every downtime; below min(lead, grace) nothing is excused and the
   expectation is exactly zero loss;
+- one scheduled wake-up per change point (at most two): no busy loop;
 - no XFRM error counter moved; both daemons stop cleanly on SIGTERM.
 
-usage: crash_restart.py SAKEYD OUTDIR SACTL
+usage: crash_restart.py SAKEYD OUTDIR SACTL CRASH_AT_SHIM
 """
 import calendar
+import glob
 import os
 import random
 import re
@@ -36,9 +45,9 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netpair import Pair, Traffic, lost  # noqa: E402
+from netpair import ADDR, Pair, Traffic, lost  # noqa: E402
 
-SAKEYD, OUT, SACTL = sys.argv[1], sys.argv[2], sys.argv[3]
+SAKEYD, OUT, SACTL, CRASH_AT = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 PERIOD, LEAD, GRACE = 6, 2, 2
 KILLS = int(os.environ.get("CRASH_KILLS", "14"))
 WORK = "/run/crash-restart"
@@ -111,7 +120,29 @@ def kill_instant(kind, lo, hi):
         e += 1
 
 
+def verify(label, target):
+    """At the next instant clear of change points: kernel == desired, ledger == kernel."""
+    for attempt in range(5):
+        t1 = pair.wait_quiet()
+        got = {ns: pair.sa_set(ns) for ns in "ab"}
+        t2 = time.time()
+        want = {ns: sorted(pair.desired(ns, t1)) for ns in "ab"}
+        if all(sorted(pair.desired(ns, t2)) == want[ns] for ns in "ab"):
+            break
+    for ns in "ab":
+        check(got[ns] == want[ns], f"{label} {ns}: SA set = desired set "
+              f"{[(d, hex(s)) for d, s in want[ns]]}" +
+              ("" if got[ns] == want[ns] else f", kernel has {[(d, hex(s)) for d, s in got[ns]]}"))
+    for ns in target:
+        rows = pair.sactl_json(SACTL, ns, "status")
+        live = sorted((r["dir"], r["spi"]) for r in rows or [] if r["state"] != "gone")
+        check(rows is not None and live == pair.sa_set(ns),
+              f"{label} {ns}: the ledger lists exactly the kernel's SAs as live"
+              + ("" if live == pair.sa_set(ns) else f" (ledger {live})"))
+
+
 downs = []  # (ns, t_kill, t_ready)
+starts = []  # kill -> first log line of the restarted daemon
 mid_pass = 0
 for i in range(KILLS):
     kind, (lo, hi), label = CATEGORIES[i % len(CATEGORIES)]
@@ -121,6 +152,7 @@ for i in range(KILLS):
     # the others restart at once.
     look = i % 3 == 2
     t_kill, base = kill_instant(kind, lo, hi)
+    spare = {ns: pair.prepare(ns) for ns in target}
     while time.time() < t_kill:
         time.sleep(min(0.005, max(0.0, t_kill - time.time())))
     t0 = time.time()
@@ -141,7 +173,7 @@ for i in range(KILLS):
             check(set(sas) <= set(pair.sa_set(ns)) and pair.policies(ns) == policies_ref[ns],
                   f"kill {i + 1} {ns}: no SA or policy removed while the daemon was dead")
     for ns in target:
-        pair.launch(ns)
+        pair.go(spare[ns])
     if double:
         time.sleep(rng.uniform(0.01, 0.08))
         for ns in target:
@@ -152,6 +184,11 @@ for i in range(KILLS):
         t_ready = pair.wait_ready(ns)
         check(t_ready is not None, f"kill {i + 1} {ns}: the restarted daemon reconciled")
         downs.append((ns, t0, t_ready or time.time()))
+        with open(pair.logs[ns]) as f:
+            first = log_time(f.readline()) or t0
+        # Where a downtime goes: kill to the daemon's first log line (exec, libraries,
+        # config, secrets, database), then to its first reconciliation done.
+        starts.append(first - t0)
     # Which pass the kill interrupted: ops logged since the change point vs ops it takes.
     note = ""
     if kind in OPS_AT:
@@ -161,24 +198,49 @@ for i in range(KILLS):
     print(f"     kill {i + 1}: {'+'.join(target)} at {t0 - base:+.3f} s from {kind} ({label})"
           f"{', looked while dead' if look else ''}{note}; down "
           f"{', '.join(f'{b - a:.3f}' for _, a, b in downs[-len(target):])} s", flush=True)
-    # At the next instant clear of change points: kernel == desired, ledger == kernel.
-    for attempt in range(5):
-        t1 = pair.wait_quiet()
-        got = {ns: pair.sa_set(ns) for ns in "ab"}
-        t2 = time.time()
-        want = {ns: sorted(pair.desired(ns, t1)) for ns in "ab"}
-        if all(sorted(pair.desired(ns, t2)) == want[ns] for ns in "ab"):
-            break
-    for ns in "ab":
-        check(got[ns] == want[ns], f"kill {i + 1} {ns}: SA set = desired set "
-              f"{[(d, hex(s)) for d, s in want[ns]]}" +
-              ("" if got[ns] == want[ns] else f", kernel has {[(d, hex(s)) for d, s in got[ns]]}"))
-    for ns in target:
-        rows = pair.sactl_json(SACTL, ns, "status")
-        live = sorted((r["dir"], r["spi"]) for r in rows or [] if r["state"] != "gone")
-        check(rows is not None and live == pair.sa_set(ns),
-              f"kill {i + 1} {ns}: the ledger lists exactly the kernel's SAs as live"
-              + ("" if live == pair.sa_set(ns) else f" (ledger {live})"))
+    verify(f"kill {i + 1}", target)
+
+# Crash points: SIGKILL right after one kernel request of a pass (crash_at.c), e.g. the new
+# outbound SA added and the old one not yet deleted, or an SA added but not yet in the ledger.
+CRASH_POINTS = [("add-in", "T-lead"), ("add-out", "T"), ("delete-out", "T"),
+                ("delete-in", "T+grace")]
+for j, (point, kind) in enumerate(CRASH_POINTS):
+    ns = "ab"[j % 2]
+    label = f"crash at {point}"
+    # Arm: kill -9 at a quiet instant and restart with the shim.
+    spare = pair.prepare(ns, tag="-armed", env={
+        "LD_PRELOAD": CRASH_AT, "SAKEYD_TEST_CRASH_AT": point,
+        "SAKEYD_TEST_CRASH_LOCAL": ADDR[ns]})
+    pair.wait_quiet()
+    t0 = time.time()
+    pair.procs[ns].kill()
+    pair.procs[ns].wait()
+    armed = pair.go(spare)
+    spare = pair.prepare(ns)
+    t_ready = pair.wait_ready(ns)
+    if t_ready:
+        downs.append((ns, t0, t_ready))
+    end = time.time() + PERIOD + 3
+    while pair.procs[ns].poll() is None and time.time() < end:
+        time.sleep(0.002)
+    t_death = time.time()
+    rc = pair.procs[ns].poll()
+    check(rc == -signal.SIGKILL, f"{label}: sakeyd {ns} died by SIGKILL after that request "
+          f"(status {rc})")
+    if rc is None:
+        pair.procs[ns].kill()
+        pair.procs[ns].wait()
+    pair.go(spare)
+    t_back = pair.wait_ready(ns)
+    check(t_back is not None, f"{label}: the restarted daemon reconciled")
+    downs.append((ns, t_death, t_back or time.time()))
+    with open(armed) as f:
+        ops = OPLINE.findall(f.read())
+    check(ops and "-".join(ops[-1]) == point,
+          f"{label}: the last request logged before death was {point} ({'-'.join(ops[-1]) if ops else ''})")
+    print(f"     {label}: {ns} died {t_death - t0:.1f} s after arming; down "
+          f"{downs[-1][2] - downs[-1][1]:.3f} s", flush=True)
+    verify(label, (ns,))
 
 # Let the last restarts run through one more epoch change under traffic.
 time.sleep(PERIOD)
@@ -212,6 +274,9 @@ durations = sorted(b - a for _, a, b in downs)
 print(f"     {len(downs)} restarts; downtime kill -> reconciled: min {durations[0]:.3f} s, "
       f"median {durations[len(durations) // 2]:.3f} s, max {durations[-1]:.3f} s; "
       f"{len(spans)} downtime(s) long enough to explain loss")
+starts.sort()
+print(f"     of which kill -> the restarted daemon's first log line: median "
+      f"{starts[len(starts) // 2]:.3f} s, max {starts[-1]:.3f} s")
 print(f"     {mid_pass} kills landed between the ops of one pass (some sent, some not)")
 print(f"     traffic ran {t_end - t_traffic:.0f} s = {(t_end - t_traffic) / PERIOD:.1f} epochs")
 check(len(downs) >= 10, f"at least 10 restarts ({len(downs)})")
@@ -237,19 +302,18 @@ for ns in "ab":
           f"epochs {min(epochs, default=0)}..{max(epochs, default=0)}{', twice: ' if dup else ''}"
           f"{dup or ''})")
 wakes = points = 0
-for ns in "ab":
-    for n in range(pair.nlogs[ns]):
-        with open(f"{OUT}/sakeyd-{ns}.{n}.log") as f:
-            text = f.read()
-        alerts = [line for line in text.splitlines() if "ALERT" in line]
-        check(not alerts, f"{ns} run {n}: no alert {alerts[:2] or ''}")
-        stamps = [log_time(line) for line in text.splitlines()]
-        stamps = [t for t in stamps if t]
-        if not stamps:
-            continue  # killed again before its first line
-        wakes += text.count("reconcile requested: scheduled change point")
-        points += sum(1 for e in range(pair.epoch_at(stamps[0]), pair.epoch_at(stamps[-1]) + 2)
-                      for c in pair.change_points(e) if stamps[0] < c <= stamps[-1])
+for path in sorted(glob.glob(f"{OUT}/sakeyd-*.log")):
+    with open(path) as f:
+        text = f.read()
+    alerts = [line for line in text.splitlines() if "ALERT" in line]
+    check(not alerts, f"{os.path.basename(path)}: no alert {alerts[:2] or ''}")
+    stamps = [log_time(line) for line in text.splitlines()]
+    stamps = [t for t in stamps if t]
+    if not stamps:
+        continue  # killed again before its first line
+    wakes += text.count("reconcile requested: scheduled change point")
+    points += sum(1 for e in range(pair.epoch_at(stamps[0]), pair.epoch_at(stamps[-1]) + 2)
+                  for c in pair.change_points(e) if stamps[0] < c <= stamps[-1])
 # One wake-up per change point, a second if the timer fired a little early: not a busy loop.
 check(wakes <= 2 * points, f"{wakes} scheduled wake-ups for {points} change points")
 for ns in "ab":

@@ -153,22 +153,40 @@ hard_slack = 60s
         return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
 
     # --- the daemons ---------------------------------------------------------------
-    def launch(self, ns, faketime=None, tag=""):
-        """Start sakeyd in ns (faketime: a libfaketime offset such as '+1'); return its log path."""
+    def prepare(self, ns, faketime=None, tag="", env=None):
+        """
+        Spawn what becomes sakeyd in ns, waiting on its stdin for go(): a shell
+        in the namespace that then execs the daemon (same pid), so a restart
+        costs the daemon's own start only, not UML's slow fork of this script
+        and of ip(8). faketime: a libfaketime offset such as '+1'; env: more
+        environment. Returns a handle for go().
+        """
         n = self.nlogs.get(ns, 0)
         self.nlogs[ns] = n + 1
         path = f"{self.out}/sakeyd-{ns}{tag}.{n}.log"
-        env = dict(os.environ)
+        env_extra, env = env, dict(os.environ)
         if faketime is not None:
             env.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME=faketime,
                        FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+        env.update(env_extra or {})
         log = open(path, "w")
-        self.procs[ns] = subprocess.Popen(
-            ["ip", "netns", "exec", ns, self.sakeyd, "-c", self.conf(ns), "-v"],
-            stdout=log, stderr=log, env=env)
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "sh", "-c", 'read go && exec "$0" "$@"', self.sakeyd,
+             "-c", self.conf(ns), "-v"], stdin=subprocess.PIPE, stdout=log, stderr=log, env=env)
         log.close()
-        self.logs[ns] = path
+        return (ns, p, path)
+
+    def go(self, handle):
+        """Let a prepared sakeyd start; it becomes procs[ns]. Returns its log path."""
+        ns, p, path = handle
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        self.procs[ns], self.logs[ns] = p, path
         return path
+
+    def launch(self, ns, faketime=None, tag="", env=None):
+        """Start sakeyd in ns now (see prepare()); return its log path."""
+        return self.go(self.prepare(ns, faketime, tag, env))
 
     def log_text(self, ns):
         with open(self.logs[ns]) as f:
