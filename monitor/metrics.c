@@ -296,3 +296,33 @@ int mon_xfrm_stat_parse(const char *text, size_t len, struct mon_xfrm_stat *out,
 	}
 	return 0;
 }
+
+size_t mon_xfrm_stat_rises(const struct mon_xfrm_stat *prev, size_t nprev,
+			   const struct mon_xfrm_stat *cur, size_t ncur, char *msg, size_t len)
+{
+	size_t rose = 0, used = 0;
+
+	if (len)
+		msg[0] = '\0';
+	for (size_t i = 0; i < ncur; i++) {
+		const struct mon_xfrm_stat *old = NULL;
+		int n;
+
+		for (size_t j = 0; j < nprev && !old; j++)
+			if (!strcmp(prev[j].name, cur[i].name))
+				old = &prev[j];
+		/* A counter not seen before is a baseline; one that fell was reset. */
+		if (!old || cur[i].value <= old->value)
+			continue;
+		rose++;
+		if (used >= len)
+			continue;
+		n = snprintf(msg + used, len - used, "%s%s +%" PRIu64 " (now %" PRIu64 ")",
+			     used ? ", " : "", cur[i].name, cur[i].value - old->value, cur[i].value);
+		if (n < 0 || (size_t)n >= len - used)
+			used = len; /* truncated: the message stays a prefix, NUL-terminated */
+		else
+			used += (size_t)n;
+	}
+	return rose;
+}

@@ -75,4 +75,14 @@ int mon_metrics_render(const struct mon_metrics *m, char **text, size_t *len);
 int mon_xfrm_stat_parse(const char *text, size_t len, struct mon_xfrm_stat *out, size_t max,
 			size_t *n);
 
+/*
+ * Which counters rose from prev[0..nprev) to cur[0..ncur), matched by name:
+ * "XfrmInNoStates +12 (now 40), XfrmInStateProtoError +1 (now 1)" into msg
+ * (len bytes, always NUL-terminated when len > 0; cut short if too small).
+ * A counter missing from prev is a baseline and one that fell was reset:
+ * neither counts. Returns how many counters rose.
+ */
+size_t mon_xfrm_stat_rises(const struct mon_xfrm_stat *prev, size_t nprev,
+			   const struct mon_xfrm_stat *cur, size_t ncur, char *msg, size_t len);
+
 #endif

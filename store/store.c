@@ -99,6 +99,34 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX event_sa ON event(sa_id);"
 	"CREATE INDEX event_kind_at ON event(kind, at);"
 	"CREATE INDEX rotation_link_at ON rotation(link, at);",
+
+	/*
+	 * v2 -> v3: event kind xfrm-errors. A CHECK constraint cannot be altered:
+	 * the table is rebuilt with the same columns and rows (ids kept, so
+	 * nothing that points at an event changes), then its indexes.
+	 */
+	"CREATE TABLE event_v3 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('add', 'update', 'delete', 'expire-soft',"
+	"    'expire-hard', 'acquire', 'acquire-unanswered', 'sa-removed', 'sa-too-old',"
+	"    'rotation-failed', 'resync', 'xfrm-errors')),"
+	"  link TEXT,"
+	"  spi INTEGER CHECK (spi BETWEEN 1 AND 4294967295),"
+	"  src TEXT,"
+	"  dst TEXT,"
+	"  proto INTEGER CHECK (proto BETWEEN 1 AND 255),"
+	"  message TEXT NOT NULL DEFAULT '',"
+	"  origin_pid INTEGER,"
+	"  sa_id INTEGER REFERENCES sa(id) ON DELETE SET NULL"
+	");"
+	"INSERT INTO event_v3 (id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id)"
+	"  SELECT id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id FROM event;"
+	"DROP TABLE event;"
+	"ALTER TABLE event_v3 RENAME TO event;"
+	"CREATE INDEX event_at ON event(at);"
+	"CREATE INDEX event_sa ON event(sa_id);"
+	"CREATE INDEX event_kind_at ON event(kind, at);",
 };
 
 enum stmt_id {
@@ -232,6 +260,7 @@ static const char *const kind_names[STORE_EV_COUNT_] = {
 	[STORE_EV_SA_TOO_OLD] = "sa-too-old",
 	[STORE_EV_ROTATION_FAILED] = "rotation-failed",
 	[STORE_EV_RESYNC] = "resync",
+	[STORE_EV_XFRM_ERRORS] = "xfrm-errors",
 };
 
 static const char *const result_names[] = {

@@ -34,7 +34,7 @@
 
 #define STORE_DB_NAME "sakeyd.db"
 /* Current schema version (PRAGMA user_version); see store.c for each migration. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BUSY_TIMEOUT_MS 2000
 
 /* Buffer sizes, terminating NUL included. */
@@ -80,6 +80,7 @@ enum store_event_kind {
 	STORE_EV_SA_TOO_OLD,
 	STORE_EV_ROTATION_FAILED,
 	STORE_EV_RESYNC,
+	STORE_EV_XFRM_ERRORS, /* an /proc/net/xfrm_stat counter rose (schema v3) */
 	STORE_EV_COUNT_,
 };
 

@@ -20,11 +20,14 @@
 
 #define XFRM_STAT_PATH "/proc/net/xfrm_stat"
 #define XFRM_STAT_MAX 8192
+/* xfrm-errors: at most one alert this often; rises in between add up into the next one. */
+#define XFRM_ALERT_EVERY_S 60
 
 /* Event kinds counted for sakeyd_events_total (store.h's names). */
 static const char *const event_names[] = {
 	"add",	       "delete",     "expire-soft",	"expire-hard",	   "acquire",
 	"acquire-unanswered", "sa-removed", "sa-too-old", "rotation-failed", "resync",
+	"xfrm-errors",
 };
 #define NEVENTS (sizeof(event_names) / sizeof(event_names[0]))
 
@@ -66,6 +69,12 @@ struct alerts {
 	int64_t last_update;
 	bool xfrm_warned;
 	int last_metrics_err;
+	/* xfrm-errors: the counters as last alerted on (or first read), when watched. */
+	char xfrm_path[PATH_MAX];
+	bool xfrm_watch, xfrm_baseline;
+	struct mon_xfrm_stat xfrm_base[MON_XFRM_MAX];
+	size_t nxfrm_base;
+	int64_t xfrm_alerted_at;
 };
 
 static struct alerts *alerts_of(const struct daemon *d)
@@ -294,7 +303,7 @@ static size_t read_xfrm_stat(struct alerts *a, struct mon_xfrm_stat *out, size_t
 	size_t len = 0, n = 0;
 	int fd, ret;
 
-	fd = open(XFRM_STAT_PATH, O_RDONLY | O_CLOEXEC);
+	fd = open(a->xfrm_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	while (len < sizeof(text)) {
@@ -310,8 +319,9 @@ static size_t read_xfrm_stat(struct alerts *a, struct mon_xfrm_stat *out, size_t
 	ret = mon_xfrm_stat_parse(text, len, out, max, &n);
 	if (ret) {
 		if (!a->xfrm_warned)
-			log_warn("%s: cannot parse it (%s); sakeyd_xfrm_errors_total left out",
-				 XFRM_STAT_PATH, strerror(-ret));
+			log_warn("%s: cannot parse it (%s); sakeyd_xfrm_errors_total and "
+				 "xfrm-errors alerts left out",
+				 a->xfrm_path, strerror(-ret));
 		a->xfrm_warned = true;
 		return 0;
 	}
@@ -531,6 +541,41 @@ static void check_ages(struct alerts *a)
 	}
 }
 
+/*
+ * After each dump: xfrm-errors when a counter of /proc/net/xfrm_stat rose
+ * (packets dropped for want of a state, bad authentication, replay...). The
+ * first reading is the baseline; then at most one alert per
+ * XFRM_ALERT_EVERY_S, each with the rises since the previous one.
+ */
+static void check_xfrm(struct alerts *a)
+{
+	struct mon_xfrm_stat cur[MON_XFRM_MAX];
+	int64_t now = time(NULL);
+	char msg[300];
+	size_t n;
+
+	if (!a->xfrm_watch)
+		return;
+	n = read_xfrm_stat(a, cur, MON_XFRM_MAX);
+	if (!n)
+		return;
+	if (a->xfrm_baseline) {
+		if (a->xfrm_alerted_at && now - a->xfrm_alerted_at < XFRM_ALERT_EVERY_S &&
+		    now >= a->xfrm_alerted_at)
+			return; /* held off: the rises add up against the old baseline */
+		if (!mon_xfrm_stat_rises(a->xfrm_base, a->nxfrm_base, cur, n, msg, sizeof(msg)))
+			goto baseline;
+		a->stats.xfrm_alerts++;
+		a->xfrm_alerted_at = now;
+		daemon_alert(a->d, "xfrm-errors", NULL, NULL,
+			     "the kernel counted IPsec errors (packets dropped): %s", msg);
+	}
+baseline:
+	memcpy(a->xfrm_base, cur, n * sizeof(cur[0]));
+	a->nxfrm_base = n;
+	a->xfrm_baseline = true;
+}
+
 static void on_synced(struct daemon *d, unsigned long n)
 {
 	struct alerts *a = alerts_of(d);
@@ -541,6 +586,7 @@ static void on_synced(struct daemon *d, unsigned long n)
 	count_event(a, "resync");
 	a->last_update = time(NULL);
 	check_ages(a);
+	check_xfrm(a);
 	metrics_touch(a);
 }
 
@@ -572,6 +618,9 @@ int alerts_start(struct daemon *d)
 	a->timeout_ms = ALERTS_TIMEOUT_MS;
 	a->max_running = ALERTS_MAX_RUNNING;
 	a->max_queued = ALERTS_MAX_QUEUED;
+	snprintf(a->xfrm_path, sizeof(a->xfrm_path), "%s", XFRM_STAT_PATH);
+	/* The simulated SADB has no kernel counters: the host's would say nothing of it. */
+	a->xfrm_watch = d->cfg->daemon.kernel != CONF_KERNEL_SIM;
 	d->alerts = a;
 	a->chain = d->hooks;
 	d->hooks.sa_added = on_sa_added;
@@ -661,6 +710,15 @@ void alerts_set_limits(struct daemon *d, unsigned timeout_ms, unsigned max_runni
 	}
 	if (max_running)
 		a->max_running = max_running;
+}
+
+void alerts_set_xfrm_stat_path(struct daemon *d, const char *path)
+{
+	struct alerts *a = alerts_of(d);
+
+	snprintf(a->xfrm_path, sizeof(a->xfrm_path), "%s", path);
+	a->xfrm_baseline = false;
+	a->xfrm_alerted_at = 0;
 }
 
 const struct alerts_stats *alerts_get_stats(const struct daemon *d)

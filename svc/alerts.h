@@ -23,6 +23,7 @@ struct alerts_stats {
 	unsigned long dropped; /* queue full, or still queued at stop */
 	unsigned long running_max; /* most children at once */
 	unsigned long too_old;     /* sa-too-old alerts raised */
+	unsigned long xfrm_alerts; /* xfrm-errors alerts raised */
 	unsigned long metrics_written, metrics_failed;
 };
 
@@ -37,7 +38,10 @@ struct alerts_stats {
  * once, ALERTS_MAX_QUEUED more wait; each is killed (SIGKILL) after
  * ALERTS_TIMEOUT_MS. A failure is logged and counted, never fatal. After
  * each kernel dump (hooks.synced) every SA older than max_sa_age raises
- * sa-too-old, once per SA life. If metrics_file is set it is rewritten
+ * sa-too-old, once per SA life, and with a real kernel (not kernel = sim)
+ * a rise of any /proc/net/xfrm_stat counter since the last alert (or since
+ * the first reading) raises xfrm-errors, at most once a minute. If
+ * metrics_file is set it is rewritten
  * atomically at most every ALERTS_METRICS_MS while something changes.
  * Returns 0 or -ENOMEM.
  */
@@ -54,6 +58,8 @@ void alerts_free(struct daemon *d);
 /* Change the runner's limits (tests use a short timeout); 0 keeps a value. */
 void alerts_set_limits(struct daemon *d, unsigned timeout_ms, unsigned max_running,
 		       size_t max_queued);
+/* Read path instead of /proc/net/xfrm_stat (tests): the next reading is a new baseline. */
+void alerts_set_xfrm_stat_path(struct daemon *d, const char *path);
 /* The counters so far; NULL before alerts_start. */
 const struct alerts_stats *alerts_get_stats(const struct daemon *d);
 /* Write the metrics file now (if metrics_file is set). 0 or -errno (logged). */

@@ -42,9 +42,18 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Whole seconds of the same clock as wall_ms(). Not time(NULL): glibc's
+ * time() reads the coarse clock, which lags CLOCK_REALTIME by up to a tick
+ * (10 ms at HZ=100); a wake-up armed with wall_ms() for 5 ms past a change
+ * point then still planned the previous second and re-armed at once, a busy
+ * loop until the tick (seen in UML: hundreds of wake-ups per change point).
+ */
 static int64_t wall_s(void)
 {
-	return (int64_t)time(NULL);
+	int64_t ms = wall_ms();
+
+	return ms >= 0 ? ms / 1000 : -((999 - ms) / 1000);
 }
 
 /* --- links --------------------------------------------------------------- */
@@ -845,7 +854,12 @@ static void arm_wake(struct daemon *d)
 		uv_timer_stop(&d->wake);
 		return;
 	}
-	/* Wake just after the change second starts: the plan works in whole seconds. */
+	/*
+	 * Wake just after the change second starts: the plan works in whole seconds.
+	 * The timer counts from the loop's cached time, which lags by however long
+	 * this turn has run: refresh it, or the wake-up comes that much early.
+	 */
+	uv_update_time(&d->loop);
 	delay = next * 1000 - now_ms + 5;
 	if (delay < 0)
 		delay = 0;

@@ -26,7 +26,8 @@ struct ledger {
 	uv_timer_t reopen;
 	uv_timer_t prune;
 	bool syncing;
-	bool failed; /* a write failed: reopen and resync */
+	bool failed;  /* a write failed: reopen and resync */
+	bool adopted; /* rotations found installed at start-up are recorded */
 	unsigned long errors;
 	struct daemon_hooks chain; /* hooks that were installed before ours */
 };
@@ -269,6 +270,56 @@ static void on_resync_begin(struct daemon *d)
 		l->chain.resync_begin(d);
 }
 
+/*
+ * After the first dump: a link whose current outbound SA is installed but
+ * whose latest recorded rotation is older was rotated by a sakeyd that died
+ * before its ledger write (writes are committed once per loop turn, after the
+ * kernel request): record that rotation now, at the kernel's add time, so
+ * the history has every epoch's rotation once.
+ */
+static void adopt_rotations(struct ledger *l, struct store *s)
+{
+	struct daemon *d = l->d;
+
+	for (size_t i = 0; i < d->nlinks; i++) {
+		const struct conf_link *link = d->links[i].link;
+		const struct mon_sa *out = NULL, *e;
+		struct store_rotation last, rot = { .result = STORE_ROT_OK };
+		size_t cur = 0;
+		int ret;
+
+		while ((e = mon_table_next(d->table, &cur)))
+			if (e->managed && e->sa.link == link && e->sa.dir == ROT_DIR_OUT &&
+			    (!out || e->sa.epoch > out->sa.epoch))
+				out = e;
+		if (!out)
+			continue;
+		ret = store_rotation_last(s, link->name, true, &last);
+		if (ret && ret != -ENOENT) {
+			fail(l, ret, "rotation");
+			return;
+		}
+		if (!ret && last.epoch >= out->sa.epoch)
+			continue;
+		rot.at = out->added_at ? out->added_at : time(NULL);
+		rot.epoch = out->sa.epoch;
+		rot.old_spi = rot_spi(link->spi_prefix, out->sa.epoch - 1);
+		rot.new_spi = out->sa.spi;
+		snprintf(rot.link, sizeof(rot.link), "%s", link->name);
+		snprintf(rot.detail, sizeof(rot.detail),
+			 "recorded at start-up: installed by a sakeyd that stopped before "
+			 "recording it");
+		log_info("link %s: epoch %lld's outbound spi %#x was installed but not recorded "
+			 "(sakeyd stopped in between): recording its rotation",
+			 link->name, (long long)out->sa.epoch, out->sa.spi);
+		ret = store_rotation_add(s, &rot, NULL);
+		if (ret && ret != -EINVAL) {
+			fail(l, ret, "rotation");
+			return;
+		}
+	}
+}
+
 static void on_synced(struct daemon *d, unsigned long n)
 {
 	struct ledger *l = ledger_of(d);
@@ -282,6 +333,10 @@ static void on_synced(struct daemon *d, unsigned long n)
 			ret = store_meta_set_int(s, STORE_META_LAST_DUMP_AT, time(NULL));
 		if (ret)
 			fail(l, ret, "sync");
+		else if (!l->adopted) {
+			l->adopted = true;
+			adopt_rotations(l, s);
+		}
 	}
 	l->syncing = false;
 	if (l->chain.synced)

@@ -774,6 +774,8 @@ int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 	check_event(&c, &tally, STORE_EV_SA_REMOVED, CHECK_WARNING, "managed SA removal", window);
 	check_event(&c, &tally, STORE_EV_ACQUIRE_UNANSWERED, CHECK_WARNING, "unanswered acquire",
 		    window);
+	check_event(&c, &tally, STORE_EV_XFRM_ERRORS, CHECK_WARNING, "kernel IPsec error alert",
+		    window);
 	if (db.running && db.last_write_at &&
 	    db.now - db.last_write_at > 3 * (int64_t)db.cfg->daemon.refresh_interval + 30)
 		reason(&c, CHECK_WARNING, "data %s old: sakeyd is not refreshing it",

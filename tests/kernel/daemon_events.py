@@ -28,7 +28,7 @@ import time
 
 SAKEYD, OUT = sys.argv[1], sys.argv[2]
 # The backend under test: pfkey, or xfrm (the same checks, the XFRM backend).
-KERNEL = sys.argv[4] if len(sys.argv) > 4 else "pfkey"
+KERNEL = next((a for a in sys.argv[4:] if a in ("pfkey", "xfrm")), "pfkey")
 WORK = "/run/daemon-events"
 LOCAL, REMOTE, REMOTE2 = "192.0.2.1", "192.0.2.2", "192.0.2.3"
 failures, passes = [], []

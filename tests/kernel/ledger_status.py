@@ -28,7 +28,7 @@ import time
 
 SAKEYD, OUT, SACTL = sys.argv[1], sys.argv[2], sys.argv[3]
 # The backend under test: pfkey, or xfrm (the same checks, the XFRM backend).
-KERNEL = sys.argv[4] if len(sys.argv) > 4 else "pfkey"
+KERNEL = next((a for a in sys.argv[4:] if a in ("pfkey", "xfrm")), "pfkey")
 WORK = "/run/ledger-status"
 LOCAL, REMOTE = "192.0.2.1", "192.0.2.2"
 ENC_KEY = "000102030405060708090a0b0c0d0e0f"

@@ -170,6 +170,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "old")) {
 			sa(NULL, STORE_DIR_NONE, 0x5678, "192.0.2.30", "192.0.2.40", 0,
 			   now - 2 * 86400 - 3 * 3600, 0, 0, 5, 1, NULL);
+		} else if (!strcmp(argv[i], "xfrm")) {
+			event(now - 90, STORE_EV_XFRM_ERRORS, NULL, 0, NULL, NULL,
+			      "the kernel counted IPsec errors (packets dropped): XfrmInNoStates "
+			      "+37 (now 37)");
 		} else if (!strcmp(argv[i], "stale")) {
 			last_write = now - 600;
 		}

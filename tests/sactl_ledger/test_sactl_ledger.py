@@ -183,6 +183,9 @@ check("soft_expiries=1 hard_expiries=1" in out, "check hard: perfdata counts bot
 check_case("rotfail", daemon.pid, ["rotfail"], 2, "1 rotation failure in the last 15m (l2 spi")
 check_case("old", daemon.pid, ["old"], 1, "1 SA older than 1d (oldest 2d3h")
 check_case("warnage", daemon.pid, [], 1, "4 SAs older than 1m", "--warn-age", "1m")
+check_case("xfrm", daemon.pid, ["xfrm"], 1, "SAKEYD WARNING - 1 kernel IPsec error alert in the "
+           "last 15m (the kernel counted IPsec errors (packets dropped): XfrmInNoStates +37 "
+           "(now 37))")
 check_case("stale", daemon.pid, ["stale"], 1, "data 10m old: sakeyd is not refreshing it")
 check_case("down", 0, [], 2, "SAKEYD CRITICAL - sakeyd is not running;")
 check_case("crashed", dead.pid, [], 2, "sakeyd is not running (crashed?)")

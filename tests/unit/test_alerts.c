@@ -65,6 +65,8 @@ static int setup(void **state)
 	if (!mkdtemp(f->dir))
 		return -1;
 	f->cfg.daemon.max_sa_age = 24 * 3600;
+	/* Not the host's /proc/net/xfrm_stat: test_xfrm_errors watches a file of its own. */
+	f->cfg.daemon.kernel = CONF_KERNEL_SIM;
 	f->d.cfg = &f->cfg;
 	f->d.table = mon_table_new();
 	snprintf(f->link.name, sizeof(f->link.name), "l1");
@@ -460,6 +462,72 @@ static void test_metrics_file(void **state)
 	assert_int_equal(alerts_get_stats(&f->d)->metrics_failed, 1);
 }
 
+static void write_stat(struct fixture *f, const char *text)
+{
+	char path[128], tmp[136];
+	FILE *s;
+
+	snprintf(path, sizeof(path), "%s/xfrm_stat", f->dir);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	s = fopen(tmp, "w");
+	assert_non_null(s);
+	fputs(text, s);
+	fclose(s);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void test_xfrm_errors(void **state)
+{
+	struct fixture *f = *state;
+	const struct alerts_stats *s = alerts_get_stats(&f->d);
+	const char *want[] = { "env.", (const char *)(uintptr_t)1 };
+	char path[128], buf[4096];
+	size_t len;
+
+	use_command(f, "record");
+	snprintf(path, sizeof(path), "%s/xfrm_stat", f->dir);
+	/* kernel = sim: the counters say nothing of the simulated SADB, not watched. */
+	alerts_set_xfrm_stat_path(&f->d, path);
+	write_stat(f, "XfrmInNoStates\t1\n");
+	f->d.hooks.synced(&f->d, 0);
+	write_stat(f, "XfrmInNoStates\t9\n");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 0);
+
+	/* A real kernel: restart the outputs with kernel = pfkey. */
+	alerts_stop(&f->d);
+	uv_run(&f->d.loop, UV_RUN_NOWAIT); /* the metrics timer's close */
+	alerts_free(&f->d);
+	memset(&f->d.hooks, 0, sizeof(f->d.hooks));
+	f->cfg.daemon.kernel = CONF_KERNEL_PFKEY;
+	assert_int_equal(alerts_start(&f->d), 0);
+	s = alerts_get_stats(&f->d);
+	alerts_set_xfrm_stat_path(&f->d, path);
+	write_stat(f, "XfrmInError\t0\nXfrmInNoStates\t40\n");
+	/* The first reading is the baseline, however high. */
+	f->d.hooks.synced(&f->d, 0);
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 0);
+	/* A rise: one alert, with the counter and its rise, through alert_command. */
+	write_stat(f, "XfrmInError\t0\nXfrmInNoStates\t52\n");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 1);
+	assert_true(run_until(f, files_at_least, want, 5000));
+	len = read_first(f, "env.", buf, sizeof(buf));
+	assert_non_null(memmem(buf, len, "SAKEYD_EVENT=xfrm-errors", 24));
+	assert_non_null(memmem(buf, len, "XfrmInNoStates +12 (now 52)", 27));
+	/* Within the minute: held off. */
+	write_stat(f, "XfrmInError\t1\nXfrmInNoStates\t60\n");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 1);
+	/* Unreadable or malformed: no alert, no crash. */
+	write_stat(f, "garbage\n");
+	f->d.hooks.synced(&f->d, 0);
+	alerts_set_xfrm_stat_path(&f->d, "/nonexistent/xfrm_stat");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +540,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_with_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xfrm_errors, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

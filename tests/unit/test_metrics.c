@@ -269,12 +269,49 @@ static void test_xfrm_rejects(void **state)
 	assert_int_equal(strlen(out[0].name), MON_XFRM_NAME_LEN - 1);
 }
 
+static void test_xfrm_rises(void **state)
+{
+	const struct mon_xfrm_stat prev[] = { { "XfrmInError", 5 }, { "XfrmInNoStates", 10 },
+					      { "XfrmOutPolBlock", 7 } };
+	const struct mon_xfrm_stat cur[] = { { "XfrmInError", 5 },
+					     { "XfrmInNoStates", 22 },
+					     { "XfrmOutPolBlock", 3 }, /* fell: reset, not a rise */
+					     { "XfrmInStateProtoError", 9 }, /* new: a baseline */
+					     { "XfrmAcquireError", 1 } };
+	const struct mon_xfrm_stat cur2[] = { { "XfrmInError", 6 }, { "XfrmInNoStates", 23 } };
+	char msg[128], tiny[12];
+
+	/* The same counters: nothing rose, an empty message. */
+	assert_int_equal(mon_xfrm_stat_rises(prev, 3, prev, 3, msg, sizeof(msg)), 0);
+	assert_string_equal(msg, "");
+	assert_int_equal(mon_xfrm_stat_rises(prev, 3, cur, 5, msg, sizeof(msg)), 1);
+	assert_string_equal(msg, "XfrmInNoStates +12 (now 22)");
+	/* No previous reading: all baseline. */
+	assert_int_equal(mon_xfrm_stat_rises(NULL, 0, cur, 5, msg, sizeof(msg)), 0);
+	/* Two rises, in the current reading's order; matched by name, not position. */
+	assert_int_equal(mon_xfrm_stat_rises(prev, 3, cur2, 2, msg, sizeof(msg)), 2);
+	assert_string_equal(msg, "XfrmInError +1 (now 6), XfrmInNoStates +13 (now 23)");
+	/* A short buffer: a NUL-terminated prefix, every rise still counted. */
+	assert_int_equal(mon_xfrm_stat_rises(prev, 3, cur2, 2, tiny, sizeof(tiny)), 2);
+	assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+	assert_memory_equal(tiny, "XfrmInError", 11);
+	assert_int_equal(mon_xfrm_stat_rises(prev, 3, cur2, 2, NULL, 0), 2);
+	/* Up to UINT64_MAX. */
+	{
+		const struct mon_xfrm_stat big[] = { { "XfrmInNoStates", UINT64_MAX } };
+
+		assert_int_equal(mon_xfrm_stat_rises(prev, 3, big, 1, msg, sizeof(msg)), 1);
+		assert_string_equal(msg, "XfrmInNoStates +18446744073709551605 "
+					 "(now 18446744073709551615)");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render_golden), cmocka_unit_test(test_render_empty),
 		cmocka_unit_test(test_render_many),   cmocka_unit_test(test_xfrm_parse),
-		cmocka_unit_test(test_xfrm_rejects),
+		cmocka_unit_test(test_xfrm_rejects),  cmocka_unit_test(test_xfrm_rises),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

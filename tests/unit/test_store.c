@@ -321,6 +321,11 @@ static void migrates_from_every_version(void **state)
 		assert_int_equal(query_int(f, "PRAGMA user_version"), from);
 		if (from >= 1)
 			assert_int_equal(store_test_exec(f->dir, v1_rows), 0);
+		if (from >= 2) /* an event that points at its SA survives v3's table rebuild */
+			assert_int_equal(store_test_exec(f->dir, "INSERT INTO event (at, kind, sa_id, "
+								 "message) VALUES (1700000001, "
+								 "'delete', 1, 'v2 row');"),
+					 0);
 		if (from < 2) {
 			/* v2 is not there yet. */
 			assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_schema "
@@ -344,9 +349,13 @@ static void migrates_from_every_version(void **state)
 			assert_string_equal(sas[1].link, "");
 			assert_false(sas[1].has_epoch);
 			assert_int_equal(store_event_list(s, 0, NULL, &evs, &n), 0);
-			assert_int_equal(n, 1);
+			assert_int_equal(n, from >= 2 ? 2 : 1);
 			assert_string_equal(evs[0].message, "added by v1");
 			assert_int_equal(evs[0].sa_id, 0);
+			if (from >= 2) {
+				assert_string_equal(evs[1].message, "v2 row");
+				assert_int_equal(evs[1].sa_id, 1);
+			}
 			assert_int_equal(store_meta_get_int(s, STORE_META_PID, &pid), 0);
 			assert_int_equal(pid, 77);
 		} else {
@@ -359,9 +368,16 @@ static void migrates_from_every_version(void **state)
 		{
 			struct store_sa sa = make_sa(0x2a01, "192.0.2.1", "198.51.100.7", T0);
 			struct store_event ev = { .at = T0, .kind = STORE_EV_ADD };
+			uint64_t count = 0;
 
 			ev.sa_id = add_sa(s, &sa);
 			assert_int_equal(store_event_add(s, &ev, NULL), 0);
+			/* v3: the kind the v2 table's CHECK refused. */
+			ev.kind = STORE_EV_XFRM_ERRORS;
+			ev.sa_id = 0;
+			assert_int_equal(store_event_add(s, &ev, NULL), 0);
+			assert_int_equal(store_event_count(s, STORE_EV_XFRM_ERRORS, 0, &count), 0);
+			assert_int_equal(count, 1);
 		}
 		store_close(s);
 

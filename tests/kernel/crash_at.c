@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * LD_PRELOAD shim for the kernel suite: SIGKILL the process right after it
+ * sent a chosen PF_KEY request, so a test can crash sakeyd between two kernel
+ * operations of one reconciliation pass (after the new outbound SA, before
+ * the old one is deleted) or between a kernel operation and its ledger write,
+ * instants too short to hit with kill(1) from outside.
+ *
+ *   SAKEYD_TEST_CRASH_AT     add-in | add-out | delete-in | delete-out
+ *   SAKEYD_TEST_CRASH_LOCAL  the host's IPv4 address: "out" is an SA from it,
+ *                            "in" an SA to it
+ *   SAKEYD_TEST_CRASH_SKIP   matching requests to let through first (default 0)
+ *
+ * The request reaches the kernel (af_key handles it inside send()), then the
+ * process dies as by kill -9, before it reads the reply. Nothing happens
+ * without SAKEYD_TEST_CRASH_AT; only sockets of PF_KEY are looked at.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <linux/pfkeyv2.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+ssize_t send(int fd, const void *buf, size_t len, int flags);
+
+static bool is_pfkey(int fd)
+{
+	int domain = 0;
+	socklen_t n = sizeof(domain);
+
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &n) == 0 && domain == PF_KEY;
+}
+
+/* The IPv4 address of extension type in msg, or 0 if absent. */
+static uint32_t ext_addr(const uint8_t *msg, size_t len, uint16_t type)
+{
+	size_t off = sizeof(struct sadb_msg);
+
+	while (off + sizeof(struct sadb_ext) <= len) {
+		struct sadb_ext ext;
+		size_t ext_len;
+
+		memcpy(&ext, msg + off, sizeof(ext));
+		ext_len = (size_t)ext.sadb_ext_len * 8;
+		if (ext_len < sizeof(ext) || off + ext_len > len)
+			return 0;
+		if (ext.sadb_ext_type == type &&
+		    ext_len >= sizeof(struct sadb_address) + sizeof(struct sockaddr_in)) {
+			struct sockaddr_in sin;
+
+			memcpy(&sin, msg + off + sizeof(struct sadb_address), sizeof(sin));
+			return sin.sin_family == AF_INET ? sin.sin_addr.s_addr : 0;
+		}
+		off += ext_len;
+	}
+	return 0;
+}
+
+static bool matches(const void *buf, size_t len)
+{
+	const char *at = getenv("SAKEYD_TEST_CRASH_AT"), *local = getenv("SAKEYD_TEST_CRASH_LOCAL");
+	const uint8_t *msg = buf;
+	struct in_addr me;
+	uint8_t type;
+	bool out;
+
+	if (!at || !local || inet_pton(AF_INET, local, &me) != 1 || len < sizeof(struct sadb_msg))
+		return false;
+	type = msg[1]; /* sadb_msg_type */
+	if (type == SADB_ADD && !strncmp(at, "add-", 4))
+		at += 4;
+	else if (type == SADB_DELETE && !strncmp(at, "delete-", 7))
+		at += 7;
+	else
+		return false;
+	out = ext_addr(msg, len, SADB_EXT_ADDRESS_SRC) == me.s_addr;
+	if (!out && ext_addr(msg, len, SADB_EXT_ADDRESS_DST) != me.s_addr)
+		return false;
+	return !strcmp(at, out ? "out" : "in");
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	static ssize_t (*real_send)(int, const void *, size_t, int);
+	static long seen;
+	ssize_t n;
+
+	if (!real_send)
+		real_send = (ssize_t(*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
+	n = real_send(fd, buf, len, flags);
+	if (n > 0 && getenv("SAKEYD_TEST_CRASH_AT") && is_pfkey(fd) && matches(buf, len)) {
+		const char *skip = getenv("SAKEYD_TEST_CRASH_SKIP");
+
+		if (seen++ >= (skip ? atol(skip) : 0))
+			raise(SIGKILL);
+	}
+	return n;
+}

@@ -1,0 +1,286 @@
+# SPDX-License-Identifier: ISC
+"""Two sakeyd hosts in two network namespaces of a User-Mode Linux guest (a library).
+
+Shared by crash_restart.py and clock_skew.py: namespaces a (192.0.2.1) and
+b (192.0.2.2) joined by veth, one link "ab" between them (ESP transport,
+policies on), daemons started with an optional libfaketime offset, the
+desired SA set recomputed here from DESIGN.md's key schedule, `ip xfrm`
+parsing, and UDP sequence streams both ways that record what was lost and
+when it was sent.
+"""
+import hashlib
+import hmac
+import json
+import os
+import re
+import subprocess
+import time
+
+A, B = "192.0.2.1", "192.0.2.2"
+ADDR = {"a": A, "b": B}
+PEER = {"a": "b", "b": "a"}
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def sh(cmd, check=True):
+    return subprocess.run(cmd, shell=True, check=check, capture_output=True, text=True).stdout
+
+
+def hkdf(secret, info, length):
+    prk = hmac.new(b"sakeyd-v1", secret, hashlib.sha256).digest()
+    okm, block, i = b"", b"", 1
+    while len(okm) < length:
+        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        okm += block
+        i += 1
+    return okm[:length]
+
+
+class Pair:
+    """The two hosts, their link's schedule and their daemons."""
+
+    def __init__(self, sakeyd, out, work, period, lead, grace, daemon_extra=""):
+        self.sakeyd, self.out, self.work = sakeyd, out, work
+        self.period, self.lead, self.grace = period, lead, grace
+        self.procs, self.logs, self.nlogs = {}, {}, {}
+        os.makedirs(work, exist_ok=True)
+        sh("ip netns add a && ip netns add b")
+        sh("ip link add va netns a type veth peer name vb netns b")
+        for ns, dev in (("a", "va"), ("b", "vb")):
+            sh(f"ip -n {ns} addr add {ADDR[ns]}/24 dev {dev} && ip -n {ns} link set {dev} up "
+               f"&& ip -n {ns} link set lo up")
+        self.secret = os.urandom(32)
+        fd = os.open(f"{work}/link.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (self.secret.hex() + "\n").encode())
+        os.close(fd)
+        self.phase = int.from_bytes(hkdf(self.secret, b"sakeyd-v1 phase", 8), "big") % period
+        self.prefix = (int.from_bytes(hkdf(self.secret, b"sakeyd-v1 spi", 4), "big")
+                       & 0xFFFFFF) or 1
+        for ns in ("a", "b"):
+            with open(self.conf(ns), "w") as f:
+                f.write(f"""[daemon]
+kernel = pfkey
+state_dir = {work}/state-{ns}
+control_socket = {work}/{ns}.sock
+metrics_file = {work}/{ns}.prom
+{daemon_extra}
+[link ab]
+local = {ADDR[ns]}
+remote = {ADDR[PEER[ns]]}
+secret_file = {work}/link.key
+rotate_every = {period}s
+lead = {lead}s
+grace = {grace}s
+hard_slack = 60s
+""")
+
+    def conf(self, ns):
+        return f"{self.work}/{ns}.conf"
+
+    # --- the schedule (DESIGN.md) ---------------------------------------------
+    def epoch_at(self, t):
+        return (int(t) - self.phase) // self.period
+
+    def start(self, e):
+        return e * self.period + self.phase
+
+    def change_points(self, e):
+        """Change points around epoch e's start: T-lead, T, T+grace."""
+        t = self.start(e)
+        return [t - self.lead, t, t + self.grace]
+
+    def spi(self, e):
+        return (self.prefix << 8) | (e % 256)
+
+    def desired(self, ns, t):
+        """Desired SAs of host ns at wall time t: set of (dir, spi)."""
+        e = self.epoch_at(t)
+        want = {("out", self.spi(e)), ("in", self.spi(e))}
+        if int(t) < self.start(e) + self.grace:
+            want.add(("in", self.spi(e - 1)))
+        if int(t) >= self.start(e + 1) - self.lead:
+            want.add(("in", self.spi(e + 1)))
+        return want
+
+    def distance_to_change(self, t):
+        """Seconds from t to the nearest change point of the link."""
+        e = self.epoch_at(t)
+        points = self.change_points(e) + self.change_points(e + 1) + self.change_points(e - 1)
+        return min(abs(t - p) for p in points)
+
+    def wait_quiet(self, margin=0.35):
+        """Sleep until at least margin seconds from any change point (and return the time)."""
+        while self.distance_to_change(time.time()) < margin:
+            time.sleep(0.02)
+        return time.time()
+
+    # --- the kernel ---------------------------------------------------------------
+    def states(self, ns):
+        """SAs of namespace ns: list of dicts (src, dst, spi, packets)."""
+        out = sh(f"ip -s -n {ns} xfrm state")
+        sas, cur = [], None
+        for line in out.splitlines():
+            m = re.match(r"src (\S+) dst (\S+)", line)
+            if m:
+                cur = {"src": m.group(1), "dst": m.group(2), "packets": 0}
+                sas.append(cur)
+                continue
+            if cur is None:
+                continue
+            m = re.search(r"proto esp spi (0x[0-9a-f]+)", line)
+            if m:
+                cur["spi"] = int(m.group(1), 16)
+            m = re.match(r"\s+(\d+)\(bytes\), (\d+)\(packets\)", line)
+            if m:
+                cur["packets"] = int(m.group(2))
+        return sas
+
+    def sa_set(self, ns):
+        """The kernel's SAs of ns as a sorted list of (dir, spi); dir '?' if foreign."""
+        res = []
+        for s in self.states(ns):
+            d = "out" if s["src"] == ADDR[ns] else "in" if s["dst"] == ADDR[ns] else "?"
+            res.append((d, s.get("spi", 0)))
+        return sorted(res)
+
+    def policies(self, ns):
+        """Directions of the link's policies in ns (a sorted list)."""
+        out = sh(f"ip -n {ns} xfrm policy")
+        return sorted(re.findall(r"\bdir (in|out|fwd)\b", out))
+
+    def xfrm_stat(self, ns):
+        text = sh(f"ip netns exec {ns} cat /proc/net/xfrm_stat")
+        return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
+
+    # --- the daemons ---------------------------------------------------------------
+    def prepare(self, ns, faketime=None, tag="", env=None):
+        """
+        Spawn what becomes sakeyd in ns, waiting on its stdin for go(): a shell
+        in the namespace that then execs the daemon (same pid), so a restart
+        costs the daemon's own start only, not UML's slow fork of this script
+        and of ip(8). faketime: a libfaketime offset such as '+1'; env: more
+        environment. Returns a handle for go().
+        """
+        n = self.nlogs.get(ns, 0)
+        self.nlogs[ns] = n + 1
+        path = f"{self.out}/sakeyd-{ns}{tag}.{n}.log"
+        env_extra, env = env, dict(os.environ)
+        if faketime is not None:
+            env.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME=faketime,
+                       FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+        env.update(env_extra or {})
+        log = open(path, "w")
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "sh", "-c", 'read go && exec "$0" "$@"', self.sakeyd,
+             "-c", self.conf(ns), "-v"], stdin=subprocess.PIPE, stdout=log, stderr=log, env=env)
+        log.close()
+        return (ns, p, path)
+
+    def go(self, handle):
+        """Let a prepared sakeyd start; it becomes procs[ns]. Returns its log path."""
+        ns, p, path = handle
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        self.procs[ns], self.logs[ns] = p, path
+        return path
+
+    def launch(self, ns, faketime=None, tag="", env=None):
+        """Start sakeyd in ns now (see prepare()); return its log path."""
+        return self.go(self.prepare(ns, faketime, tag, env))
+
+    def log_text(self, ns):
+        with open(self.logs[ns]) as f:
+            return f.read()
+
+    def wait_ready(self, ns, timeout=10):
+        """Wait for the daemon's first reconciliation ("ready:"); the time seen, or None."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if re.search(r"\bready: ", self.log_text(ns)):
+                return time.time()
+            if self.procs[ns].poll() is not None:
+                return None
+            time.sleep(0.005)
+        return None
+
+    def sactl_json(self, sactl, ns, *args):
+        r = subprocess.run([sactl, "-c", self.conf(ns), *args, "--json"], capture_output=True,
+                           text=True)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def sactl(self, sactl, ns, *args):
+        r = subprocess.run([sactl, "-c", self.conf(ns), *args], capture_output=True, text=True)
+        return r.returncode, r.stdout + r.stderr
+
+
+# --- traffic ------------------------------------------------------------------------
+RECV = r"""
+import socket, sys, signal, json
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5000)); s.settimeout(0.5)
+seen, stop = set(), []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+print("ready", flush=True)
+while not stop:
+    try:
+        seen.add(int(s.recv(64).decode()))
+    except socket.timeout:
+        pass
+with open(sys.argv[2], "w") as f:
+    json.dump(sorted(seen), f)
+"""
+# Sends seq 0, 1, ... every 10 ms until SIGTERM; records each seq's send time and result.
+SEND = r"""
+import socket, sys, time, signal, json
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+stop, sent = [], []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+while not stop:
+    t = time.time()
+    try:
+        s.sendto(str(len(sent)).encode(), (sys.argv[1], 5000))
+        sent.append((t, 1))
+    except OSError:
+        sent.append((t, 0))
+    time.sleep(0.01)
+with open(sys.argv[2], "w") as f:
+    json.dump(sent, f)
+"""
+
+
+class Traffic:
+    """UDP sequence streams a->b and b->a."""
+
+    def __init__(self, work):
+        self.work = work
+        self.recv = {ns: subprocess.Popen(
+            ["ip", "netns", "exec", ns, "python3", "-c", RECV, ADDR[ns], f"{work}/recv-{ns}"],
+            stdout=subprocess.PIPE, text=True) for ns in ("a", "b")}
+        for r in self.recv.values():
+            r.stdout.readline()
+        self.send = {ns: subprocess.Popen(
+            ["ip", "netns", "exec", ns, "python3", "-c", SEND, ADDR[PEER[ns]],
+             f"{work}/send-{ns}"]) for ns in ("a", "b")}
+
+    def stop(self):
+        """Stop; per direction 'a->b': (sent [(time, ok)], set of seqs received)."""
+        for p in self.send.values():
+            p.terminate()
+            p.wait(timeout=30)
+        time.sleep(0.5)
+        for p in self.recv.values():
+            p.terminate()
+            p.wait(timeout=30)
+        res = {}
+        for ns in ("a", "b"):
+            with open(f"{self.work}/send-{ns}") as f:
+                sent = json.load(f)
+            with open(f"{self.work}/recv-{PEER[ns]}") as f:
+                got = set(json.load(f))
+            res[f"{ns}->{PEER[ns]}"] = (sent, got)
+        return res
+
+
+def lost(sent, got):
+    """Seqs sent (or refused) but not received: list of (seq, send time, refused)."""
+    return [(i, t, not ok) for i, (t, ok) in enumerate(sent) if not ok or i not in got]
