@@ -16,8 +16,17 @@
 
 /* A broken database is retried this often; the ledger then catches up by a resync. */
 #define REOPEN_MS 5000
-/* Retention pruning cadence. */
-#define PRUNE_MS (3600 * 1000)
+/*
+ * Retention pruning cadence: a tenth of event_retention, within [1 s, 1 h],
+ * so the database stays within about 1.1 × retention of history whatever
+ * the retention (an hourly prune alone let a short retention grow 1 h of rows).
+ */
+static uint64_t prune_ms(const struct config *cfg)
+{
+	uint64_t ms = cfg->daemon.event_retention * 100;
+
+	return ms < 1000 ? 1000 : ms > 3600 * 1000 ? 3600 * 1000 : ms;
+}
 
 struct ledger {
 	struct daemon *d;
@@ -354,9 +363,12 @@ static void prune_cb(uv_timer_t *t)
 {
 	struct ledger *l = t->data;
 	struct store_prune_result r = { 0 };
-	struct store *s = writable(l);
+	struct store *s;
 	int ret;
 
+	/* A reload may have changed event_retention. */
+	uv_timer_set_repeat(t, prune_ms(l->d->cfg));
+	s = writable(l);
 	if (!s)
 		return;
 	ret = store_prune(s, time(NULL), (int64_t)l->d->cfg->daemon.event_retention, &r);
@@ -392,7 +404,7 @@ int ledger_start(struct daemon *d)
 	uv_prepare_start(&l->commit, commit_cb);
 	if (open_store(l))
 		fail(l, -EIO, "open");
-	uv_timer_start(&l->prune, prune_cb, 1000, PRUNE_MS);
+	uv_timer_start(&l->prune, prune_cb, 1000, prune_ms(d->cfg));
 	return 0;
 }
 
