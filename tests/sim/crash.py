@@ -12,7 +12,8 @@ kill it with SIGKILL at a random instant of one of three kinds:
 After every restart that reaches "ready", asserted:
 - the SADB equals the desired set computed here from DESIGN.md (no missing
   SA, no duplicate, no orphan: nothing outside the window);
-- the ledger's live SAs (sactl status --json) equal the SADB.
+- the ledger's live SAs (sactl status --json) equal the SADB;
+and at the end every row of the ledger (live or gone) matches the key schedule.
 Then a last run ends with SIGTERM: exit 0 and no sanitizer report.
 
 usage: crash.py SAKEYD SACTL SIMD LOGDIR [KILLS]
@@ -94,6 +95,11 @@ try:
           "after every restart the SADB equals the desired set: no missing SA, no duplicate, "
           "no orphan")
     check(ledger_bad == 0, "after every restart the ledger's live SAs equal the SADB")
+    rows, wrong = env.ledger_wrong()
+    print(f"     {rows} ledger rows checked against the key schedule; wrong: {wrong[:3]}")
+    check(rows > 0 and not wrong,
+          "every SA the ledger ever recorded has the link, SPI, addresses and key "
+          "fingerprint of its epoch")
     rc, bad = env.stop()
     check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
     text = open(env.logpath, errors="replace").read()

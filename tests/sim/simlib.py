@@ -79,6 +79,16 @@ def parse(data):
     return typ, err, seq, pid, spi, src, dst
 
 
+def key_fp(secret, src, dst, epoch, alg="aes-cbc-256-hmac-sha512", mode=1, length=96):
+    """The fingerprint of the SA src -> dst of an epoch (DESIGN.md key schedule), ESP."""
+    def addr(ip):
+        return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+    info = (b"sakeyd-v1 sa\0" + bytes([50, mode]) + alg.encode() + b"\0" + addr(src) +
+            addr(dst) + struct.pack("!q", epoch))
+    keymat = hkdf(secret, info, length)
+    return hashlib.sha256(b"sakeyd-v1 fp\0" + keymat).hexdigest()[:16]
+
+
 class Link:
     def __init__(self, name, local, remote, period, lead=None, grace=None):
         self.name, self.local, self.remote, self.period = name, local, remote, period
@@ -282,6 +292,34 @@ hard_slack = 30s
             return None
         return [(sa["spi"], sa["src"], sa["dst"]) for sa in json.loads(r.stdout)
                 if sa.get("state") != "gone"]
+
+    def ledger_wrong(self):
+        """Rows of the whole ledger (sactl status --json --all) that contradict the key
+        schedule: a managed SA whose link, direction, addresses, SPI or key fingerprint
+        is not the one its epoch gives. Returns (rows checked, list of wrong rows)."""
+        r = self.sactl("status", "--json", "--all")
+        if r.returncode != 0:
+            return 0, [f"sactl status --all: exit {r.returncode}: {r.stderr.strip()}"]
+        by_name = {link.name: link for link in self.links}
+        rows, wrong = 0, []
+        for sa in json.loads(r.stdout):
+            if not sa.get("managed"):
+                wrong.append(("unmanaged", sa["spi"], sa["src"], sa["dst"]))
+                continue
+            rows += 1
+            link = by_name.get(sa["link"])
+            e = sa["epoch"]
+            if link is None or e is None:
+                wrong.append(("no link/epoch", sa))
+                continue
+            src, dst = (link.local, link.remote) if sa["dir"] == "out" else \
+                (link.remote, link.local)
+            ok = (sa["dir"] in ("in", "out") and (sa["src"], sa["dst"]) == (src, dst) and
+                  sa["spi"] == (link.prefix << 8) | (e % 256) and
+                  sa.get("key_fp") in (None, key_fp(link.secret, src, dst, e)))
+            if not ok:
+                wrong.append((sa["link"], sa["dir"], sa["spi"], e, sa.get("key_fp")))
+        return rows, wrong
 
     def ledger_agrees(self, tries=10):
         """The ledger's live SAs equal the kernel's, at a quiet moment (same dump before and after)."""
