@@ -1194,7 +1194,14 @@ void daemon_fini(struct daemon *d)
 int daemon_run(struct config *cfg, const char *config_path)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
-	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY };
+	/*
+	 * Replies: af_key answers inside sendmsg (the reply is queued before
+	 * send returns), so one not read within 500 ms was dropped (full
+	 * receive queue). The channel's 2 s default held a whole pass that
+	 * long per lost reply: with 1 s epochs and 10 % loss, rotation fell
+	 * behind (tests/sim/loss.py). A late reply costs only a resync.
+	 */
+	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY, .timeout_ms = 500 };
 	int ret;
 
 	if (!d)
