@@ -297,6 +297,7 @@ enum daemon_key {
 	DK_EVENT_RETENTION,
 	DK_REFRESH_INTERVAL,
 	DK_SIM_SOCKET,
+	DK_SIM_CONNECT,
 	DK_COUNT
 };
 
@@ -310,6 +311,7 @@ static const char *const daemon_keys[DK_COUNT] = {
 	[DK_EVENT_RETENTION] = "event_retention",
 	[DK_REFRESH_INTERVAL] = "refresh_interval",
 	[DK_SIM_SOCKET] = "sim_socket",
+	[DK_SIM_CONNECT] = "sim_connect",
 };
 
 enum link_key {
@@ -928,7 +930,34 @@ static void set_daemon_key(struct parser *p, int key, const char *value)
 		}
 		set_path(p, "sim_socket", value, d->sim_socket, sizeof(d->sim_socket), true);
 		break;
+	case DK_SIM_CONNECT:
+		if (strlen(value) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			err(p, p->line, "sim_connect is too long for a Unix socket (at most %zu "
+				     "characters); choose a shorter path",
+			    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+			break;
+		}
+		set_path(p, "sim_connect", value, d->sim_connect, sizeof(d->sim_connect), true);
+		break;
 	}
+}
+
+/* sim_connect replaces the in-process simulator: only with kernel = sim, and not with sim_socket. */
+static void validate_daemon(struct parser *p)
+{
+	const struct conf_daemon *d = &p->cfg->daemon;
+	unsigned line = p->daemon_key[DK_SIM_CONNECT];
+
+	if (!d->sim_connect[0])
+		return;
+	if (d->kernel != CONF_KERNEL_SIM)
+		err(p, line, "sim_connect needs kernel = sim (it reaches a simulated SADB, never "
+			     "the real kernel)");
+	else if (d->sim_socket[0])
+		err(p, line, "sim_connect and sim_socket (line %u) exclude each other: with "
+			     "sim_connect there is no in-process simulator to share; let other "
+			     "clients connect to the simulator's own socket",
+		    p->daemon_key[DK_SIM_SOCKET]);
 }
 
 static void set_link_key(struct parser *p, struct conf_link *link, int key, const char *value)
@@ -1262,6 +1291,7 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 		for (size_t i = 0; i < p.cfg->nlinks; i++)
 			validate_link(&p, &p.cfg->links[i], &p.lines[i]);
 		check_spi_prefixes(&p);
+		validate_daemon(&p);
 	}
 	free(p.lines);
 	ret = p.oom ? -ENOMEM : p.errors ? -EINVAL : 0;

@@ -115,6 +115,11 @@ struct conf_daemon {
 	uint64_t refresh_interval;    /* seconds */
 	/* kernel = sim: also accept PF_KEY clients (other tools) here; "" if unset */
 	char sim_socket[PATH_MAX];
+	/*
+	 * kernel = sim, tests: no in-process simulator; connect to one at this
+	 * Unix SOCK_SEQPACKET socket (tests/sim/simd), which outlives the daemon. "" if unset.
+	 */
+	char sim_connect[PATH_MAX];
 };
 
 struct config {

@@ -225,6 +225,13 @@ int mon_metrics_render(const struct mon_metrics *m, char **text, size_t *len)
 		render_counts(&o, "sakeyd_alert_commands_total", "result", m->alert_commands,
 			      m->nalert_commands);
 	}
+	if (m->nkernel_drops) {
+		family(&o, "sakeyd_kernel_messages_dropped_total", "counter",
+		       "Messages from the kernel dropped: malformed (rejected by the decoder), "
+		       "truncated, or replies that never came (reply-timeout).");
+		render_counts(&o, "sakeyd_kernel_messages_dropped_total", "reason",
+			      m->kernel_drops, m->nkernel_drops);
+	}
 	if (m->nxfrm) {
 		family(&o, "sakeyd_xfrm_errors_total", "counter",
 		       "The kernel's XFRM error counters (/proc/net/xfrm_stat).");

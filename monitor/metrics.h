@@ -48,6 +48,9 @@ struct mon_metrics {
 	size_t nxfrm;
 	const struct mon_count *alert_commands; /* by result: ok, failed, timeout, dropped */
 	size_t nalert_commands;
+	/* Kernel messages dropped by reason: malformed, truncated, reply-timeout */
+	const struct mon_count *kernel_drops;
+	size_t nkernel_drops;
 };
 
 /*
@@ -60,7 +63,8 @@ struct mon_metrics {
  * out for an SA without that lifetime), sakeyd_events_total{event},
  * sakeyd_rotations_total{link,result}, sakeyd_link_epoch{link},
  * sakeyd_link_next_rotation_timestamp_seconds{link},
- * sakeyd_alert_commands_total{result}, sakeyd_xfrm_errors_total{error}.
+ * sakeyd_alert_commands_total{result}, sakeyd_kernel_messages_dropped_total{reason},
+ * sakeyd_xfrm_errors_total{error}.
  * On success *text (caller frees) holds *len bytes plus a NUL. 0 or -ENOMEM.
  */
 int mon_metrics_render(const struct mon_metrics *m, char **text, size_t *len);

@@ -233,6 +233,11 @@ struct store {
 	int version;
 	sqlite3_stmt *stmt[ST_COUNT_];
 	char errmsg[STORE_ERRMSG_LEN];
+	/* The writer's file, to notice it deleted or replaced under us (store_file_replaced). */
+	char path[PATH_MAX];
+	dev_t dev;
+	ino_t ino;
+	bool have_ino;
 };
 
 static const char *const dir_names[] = {
@@ -944,7 +949,17 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 		return err;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(s->db, readonly ? STORE_BUSY_TIMEOUT_MS : STORE_WRITER_BUSY_TIMEOUT_MS);
+	if (!readonly) {
+		struct stat st;
+
+		if (stat(path, &st) == 0) {
+			strcpy(s->path, path);
+			s->dev = st.st_dev;
+			s->ino = st.st_ino;
+			s->have_ino = true;
+		}
+	}
 
 	if (readonly) {
 		if ((err = query_int(s, "PRAGMA user_version", &version)))
@@ -1060,6 +1075,17 @@ int store_schema_version(const struct store *s)
 void store_set_busy_timeout(struct store *s, int ms)
 {
 	sqlite3_busy_timeout(s->db, ms);
+}
+
+bool store_file_replaced(const struct store *s)
+{
+	struct stat st;
+
+	if (!s->have_ino)
+		return false;
+	if (stat(s->path, &st) < 0)
+		return errno == ENOENT || errno == ENOTDIR;
+	return st.st_dev != s->dev || st.st_ino != s->ino;
 }
 
 /* Transactions */

@@ -35,7 +35,13 @@
 #define STORE_DB_NAME "sakeyd.db"
 /* Current schema version (PRAGMA user_version); see store.c for each migration. */
 #define STORE_SCHEMA_VERSION 3
+/* How long a reader waits for a lock. */
 #define STORE_BUSY_TIMEOUT_MS 2000
+/*
+ * How long the writer (the daemon) waits: the wait blocks its event loop, so
+ * briefly; past it the write fails with -EBUSY and the ledger catches up later.
+ */
+#define STORE_WRITER_BUSY_TIMEOUT_MS 100
 
 /* Buffer sizes, terminating NUL included. */
 #define STORE_LINK_LEN 64 /* = CONF_NAME_MAX */
@@ -176,8 +182,18 @@ const char *store_errmsg(const struct store *s);
 /* Schema version of the open database (STORE_SCHEMA_VERSION once open). */
 int store_schema_version(const struct store *s);
 
-/* How long a statement waits for a lock before -EBUSY (default STORE_BUSY_TIMEOUT_MS). */
+/*
+ * How long a statement waits for a lock before -EBUSY (default
+ * STORE_WRITER_BUSY_TIMEOUT_MS for a writer, STORE_BUSY_TIMEOUT_MS for a reader).
+ */
 void store_set_busy_timeout(struct store *s, int ms);
+
+/*
+ * Writer: true if the database's path no longer names the file that is open
+ * (deleted, or replaced by another file). SQLite would go on writing to the
+ * unlinked file unaware, losing everything at close; the caller reopens.
+ */
+bool store_file_replaced(const struct store *s);
 
 /*
  * Batching: store_begin takes the write lock (BEGIN IMMEDIATE; -EBUSY if

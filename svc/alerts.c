@@ -369,7 +369,8 @@ static int write_metrics(struct alerts *a, bool up)
 {
 	struct daemon *d = a->d;
 	const char *path = d->cfg->daemon.metrics_file;
-	struct mon_count events[NEVENTS], commands[4];
+	struct mon_count events[NEVENTS], commands[4], drops[3];
+	struct kern_stats ks = { 0 };
 	struct mon_metrics_link *links = NULL;
 	struct mon_xfrm_stat xfrm[MON_XFRM_MAX];
 	struct mon_metrics m = {
@@ -395,6 +396,13 @@ static int write_metrics(struct alerts *a, bool up)
 	commands[1] = (struct mon_count){ "failed", a->stats.failed };
 	commands[2] = (struct mon_count){ "timeout", a->stats.timeouts };
 	commands[3] = (struct mon_count){ "dropped", a->stats.dropped };
+	if (d->kern)
+		kern_get_stats(d->kern, &ks);
+	drops[0] = (struct mon_count){ "malformed", ks.malformed };
+	drops[1] = (struct mon_count){ "truncated", ks.truncated };
+	drops[2] = (struct mon_count){ "reply-timeout", ks.timeouts };
+	m.kernel_drops = drops;
+	m.nkernel_drops = 3;
 	if (d->nlinks) {
 		links = calloc(d->nlinks, sizeof(*links));
 		if (!links) {

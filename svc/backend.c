@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "svc/daemon_int.h"
 #include "svc/log.h"
@@ -28,6 +31,31 @@ static void sim_faults_from_env(struct sim *s)
 	log_warn("simulated SADB: the next %u requests of type %u fail with %s (SAKEYD_SIM_FAIL)",
 		 count, type, strerror((int)err));
 	sim_fail_count(s, (uint8_t)type, (int)err, count);
+}
+
+/*
+ * kernel = sim with sim_connect: the simulated SADB runs in another process
+ * (tests/sim/simd) that outlives the daemon, so a test can kill -9 the
+ * daemon and restart it on the same SADB. The channel gets the socket.
+ */
+static int sim_connect_socket(const char *path, int *fd)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int s, ret;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, path);
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (connect(s, (struct sockaddr *)&sun, sizeof(sun))) {
+		ret = -errno;
+		close(s);
+		return ret;
+	}
+	*fd = s;
+	return 0;
 }
 
 int daemon_backend_open(struct daemon *d, struct kern_opts *o)
@@ -66,6 +94,18 @@ int daemon_backend_open(struct daemon *d, struct kern_opts *o)
 		return 0;
 	}
 	case CONF_KERNEL_SIM:
+		if (d->cfg->daemon.sim_connect[0]) {
+			ret = sim_connect_socket(d->cfg->daemon.sim_connect, &fd);
+			if (ret) {
+				log_err("sim_connect %s: %s", d->cfg->daemon.sim_connect,
+					strerror(-ret));
+				return ret;
+			}
+			o->backend = KERN_BACKEND_FD;
+			o->fd = fd;
+			log_info("kernel = sim: the simulated SADB at %s", d->cfg->daemon.sim_connect);
+			return 0;
+		}
 		ret = sim_new(&d->loop, NULL, &s);
 		if (!ret)
 			ret = sim_connect(s, &fd);

@@ -28,6 +28,7 @@ struct link_state {
 	int64_t retry_at; /* backoff after failures; 0 if none */
 	uint32_t acquire_seq;
 	bool failed_this_pass;
+	bool unsure_this_pass; /* a reply was lost: the outcome waits for the resync */
 	bool policy_installed, policy_failed;
 	bool conflict_alerted;
 };

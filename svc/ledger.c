@@ -16,8 +16,18 @@
 
 /* A broken database is retried this often; the ledger then catches up by a resync. */
 #define REOPEN_MS 5000
-/* Retention pruning cadence. */
-#define PRUNE_MS (3600 * 1000)
+
+/*
+ * Retention pruning cadence: a tenth of event_retention, within [1 s, 1 h],
+ * so the database stays within about 1.1 × retention of history whatever
+ * the retention (an hourly prune alone let a short retention grow 1 h of rows).
+ */
+static uint64_t prune_ms(const struct config *cfg)
+{
+	uint64_t ms = cfg->daemon.event_retention * 100;
+
+	return ms < 1000 ? 1000 : ms > 3600 * 1000 ? 3600 * 1000 : ms;
+}
 
 struct ledger {
 	struct daemon *d;
@@ -41,23 +51,33 @@ static struct ledger *ledger_of(struct daemon *d)
 
 static void fail(struct ledger *l, int err, const char *what)
 {
-	if (!l->failed) {
-		log_err("ledger: %s: %s (%s); rotation goes on, the ledger catches up once the "
-			"database works again",
-			what, strerror(-err), l->store ? store_errmsg(l->store) : "");
-		daemon_alert(l->d, "rotation-failed", NULL, NULL,
-			     "the SQLite ledger in %s cannot be written: %s",
-			     l->d->cfg->daemon.state_dir, strerror(-err));
-	}
+	bool first = !l->failed;
+	char msg[256] = "";
+
+	/*
+	 * Close before alerting: the alert is itself written to the ledger
+	 * (on_alert), and with the store still open that write failed again
+	 * and alerted again, recursing (each level blocked in the busy wait)
+	 * for as long as another writer held the lock.
+	 */
 	l->failed = true;
 	l->errors++;
 	if (l->store) {
+		snprintf(msg, sizeof(msg), "%s", store_errmsg(l->store));
 		store_rollback(l->store);
 		store_close(l->store);
 		l->store = NULL;
 	}
 	if (!uv_is_active((uv_handle_t *)&l->reopen))
 		uv_timer_start(&l->reopen, reopen_cb, REOPEN_MS, 0);
+	if (first) {
+		log_err("ledger: %s: %s (%s); rotation goes on, the ledger catches up once the "
+			"database works again",
+			what, strerror(-err), msg);
+		daemon_alert(l->d, "rotation-failed", NULL, NULL,
+			     "the SQLite ledger in %s cannot be written: %s",
+			     l->d->cfg->daemon.state_dir, strerror(-err));
+	}
 }
 
 /* The store to write to, inside this turn's transaction; NULL if broken. */
@@ -353,6 +373,10 @@ static void commit_cb(uv_prepare_t *h)
 	/* A sync spans loop turns (the dump arrives in pieces): keep it in one transaction. */
 	if (l->syncing)
 		return;
+	if (store_file_replaced(l->store)) {
+		fail(l, -ENOENT, "database file deleted or replaced");
+		return;
+	}
 	ret = store_meta_set_int(l->store, STORE_META_LAST_WRITE_AT, time(NULL));
 	if (!ret)
 		ret = store_commit(l->store);
@@ -409,9 +433,12 @@ static void prune_cb(uv_timer_t *t)
 {
 	struct ledger *l = t->data;
 	struct store_prune_result r = { 0 };
-	struct store *s = writable(l);
+	struct store *s;
 	int ret;
 
+	/* A reload may have changed event_retention. */
+	uv_timer_set_repeat(t, prune_ms(l->d->cfg));
+	s = writable(l);
 	if (!s)
 		return;
 	ret = store_prune(s, time(NULL), (int64_t)l->d->cfg->daemon.event_retention, &r);
@@ -447,7 +474,7 @@ int ledger_start(struct daemon *d)
 	uv_prepare_start(&l->commit, commit_cb);
 	if (open_store(l))
 		fail(l, -EIO, "open");
-	uv_timer_start(&l->prune, prune_cb, 1000, PRUNE_MS);
+	uv_timer_start(&l->prune, prune_cb, 1000, prune_ms(d->cfg));
 	return 0;
 }
 

@@ -19,10 +19,19 @@
  *
  * The control socket (SOCK_STREAM) takes one command a line:
  *   traffic SRC DST BYTES  -> the return value of sim_traffic, a line
+ *   drop PERMILLE SEED     -> "ok": from now on each reply and broadcast to
+ *                             any client is lost with probability
+ *                             PERMILLE/1000 (sim_drop_rate; 0 = off)
+ *   inject HEX             -> "ok": these raw bytes (e.g. a malformed
+ *                             message) to every client (sim_inject)
+ *   stats                  -> "requests N replies N broadcasts N dropped N
+ *                             malformed N sas N"
  *   quit                   -> "ok", then simd exits
+ * These let tests/sim drive faults into a daemon connected with sim_connect.
  */
 
-#define LINE_MAX_LEN 512
+/* inject carries up to 4 KiB of hex */
+#define LINE_MAX_LEN 8400
 
 struct conn {
 	uv_pipe_t pipe;
@@ -97,12 +106,47 @@ static void command(struct conn *c, char *line)
 {
 	char src_text[128], dst_text[128], out[64];
 	unsigned long bytes;
+	unsigned permille, seed;
+	static unsigned char raw[4096];
 	struct pfkey_addr src, dst;
 
 	if (!strcmp(line, "quit")) {
 		/* Answer first; the write's callback shuts down. */
 		quitting = true;
 		reply(c, "ok\n");
+		return;
+	}
+	if (sscanf(line, "drop %u %u", &permille, &seed) == 2) {
+		sim_drop_rate(sim, permille, seed);
+		reply(c, "ok\n");
+		return;
+	}
+	if (!strncmp(line, "inject ", 7)) {
+		size_t n = 0;
+		const char *hex = line + 7;
+
+		while (hex[0] && hex[1] && n < sizeof(raw) && sscanf(hex, "%2hhx", &raw[n]) == 1) {
+			n++;
+			hex += 2;
+		}
+		if (*hex || !n) {
+			reply(c, "error\n");
+			return;
+		}
+		sim_inject(sim, -1, raw, n);
+		reply(c, "ok\n");
+		return;
+	}
+	if (!strcmp(line, "stats")) {
+		struct sim_stats st;
+		char text[256];
+
+		sim_get_stats(sim, &st);
+		snprintf(text, sizeof(text),
+			 "requests %lu replies %lu broadcasts %lu dropped %lu malformed %lu sas %u\n",
+			 st.requests, st.replies, st.broadcasts, st.dropped, st.malformed,
+			 sim_sa_count(sim));
+		reply(c, text);
 		return;
 	}
 	if (sscanf(line, "traffic %127s %127s %lu", src_text, dst_text, &bytes) == 3 &&

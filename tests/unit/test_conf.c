@@ -209,6 +209,30 @@ ERR_TEST(control_socket_too_long,
 	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
 	 2, "too long for a Unix socket")
 
+ERR_TEST(sim_connect_without_sim, "[daemon]\nsim_connect = /run/simd.sock\n", 2,
+	 "sim_connect needs kernel = sim")
+ERR_TEST(sim_connect_with_sim_socket,
+	 "[daemon]\nkernel = sim\nsim_socket = /run/a.sock\nsim_connect = /run/b.sock\n", 4,
+	 "sim_connect and sim_socket (line 3) exclude each other")
+ERR_TEST(sim_connect_relative, "[daemon]\nkernel = sim\nsim_connect = simd.sock\n", 3,
+	 "sim_connect must be an absolute path")
+ERR_TEST(sim_connect_too_long,
+	 "[daemon]\nkernel = sim\nsim_connect = /run/"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+	 3, "sim_connect is too long for a Unix socket")
+
+static void sim_connect_parsed(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = parse_ok("[daemon]\nkernel = sim\nsim_connect = /run/simd.sock\n");
+	assert_string_equal(cfg->daemon.sim_connect, "/run/simd.sock");
+	assert_string_equal(cfg->daemon.sim_socket, "");
+	conf_free(cfg);
+}
+
 static void line_too_long(void **state)
 {
 	char text[2048];
@@ -745,6 +769,11 @@ int main(void)
 		cmocka_unit_test(relative_secret_file),
 		cmocka_unit_test(relative_alert_command),
 		cmocka_unit_test(control_socket_too_long),
+		cmocka_unit_test(sim_connect_without_sim),
+		cmocka_unit_test(sim_connect_with_sim_socket),
+		cmocka_unit_test(sim_connect_relative),
+		cmocka_unit_test(sim_connect_too_long),
+		cmocka_unit_test(sim_connect_parsed),
 		cmocka_unit_test(line_too_long),
 		cmocka_unit_test(nul_byte),
 		cmocka_unit_test(all_errors_reported),

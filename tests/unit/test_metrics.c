@@ -92,6 +92,11 @@ static const char golden[] =
 	"# TYPE sakeyd_alert_commands_total counter\n"
 	"sakeyd_alert_commands_total{result=\"ok\"} 2\n"
 	"sakeyd_alert_commands_total{result=\"timeout\"} 1\n"
+	"# HELP sakeyd_kernel_messages_dropped_total Messages from the kernel dropped: malformed "
+	"(rejected by the decoder), truncated, or replies that never came (reply-timeout).\n"
+	"# TYPE sakeyd_kernel_messages_dropped_total counter\n"
+	"sakeyd_kernel_messages_dropped_total{reason=\"malformed\"} 4\n"
+	"sakeyd_kernel_messages_dropped_total{reason=\"reply-timeout\"} 1\n"
 	"# HELP sakeyd_xfrm_errors_total The kernel's XFRM error counters (/proc/net/xfrm_stat).\n"
 	"# TYPE sakeyd_xfrm_errors_total counter\n"
 	"sakeyd_xfrm_errors_total{error=\"XfrmInError\"} 0\n"
@@ -104,6 +109,7 @@ static void test_render_golden(void **state)
 	struct mon_sa *e;
 	struct mon_count events[] = { { "add", 3 }, { "expire-soft", 1 } };
 	struct mon_count commands[] = { { "ok", 2 }, { "timeout", 1 } };
+	struct mon_count drops[] = { { "malformed", 4 }, { "reply-timeout", 1 } };
 	struct mon_metrics_link links[] = {
 		{ .name = link.name, .has_epoch = true, .epoch = 7, .next_rotation = T0 + 3540,
 		  .rotations_ok = 5, .rotations_failed = 1 },
@@ -123,6 +129,8 @@ static void test_render_golden(void **state)
 		.nxfrm = 2,
 		.alert_commands = commands,
 		.nalert_commands = 2,
+		.kernel_drops = drops,
+		.nkernel_drops = 2,
 	};
 	char *text = NULL;
 	size_t len = 0;

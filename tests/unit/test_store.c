@@ -303,6 +303,36 @@ static const char v1_rows[] =
 	"VALUES (1700000000, 'l1', 491234, 'ok', '', 10753, 10754);"
 	"INSERT INTO meta (key, value) VALUES ('pid', '77');";
 
+/* The file deleted, or replaced by another, under an open writer: noticed. */
+static void notices_file_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_writer(f);
+	struct store *r = NULL;
+	char err[256];
+	int fd;
+
+	assert_false(store_file_replaced(s));
+	assert_int_equal(unlink(f->db), 0);
+	assert_true(store_file_replaced(s));
+	fd = open(f->db, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_true(store_file_replaced(s));
+	store_close(s);
+	s = open_writer(f);
+	assert_false(store_file_replaced(s));
+	store_close(s);
+	/* A reader never claims it. */
+	s = open_writer(f);
+	assert_int_equal(store_open(f->dir, true, &r, err, sizeof(err)), 0);
+	assert_int_equal(unlink(f->db), 0);
+	assert_false(store_file_replaced(r));
+	assert_true(store_file_replaced(s));
+	store_close(r);
+	store_close(s);
+}
+
 static void migrates_from_every_version(void **state)
 {
 	struct fixture *f = *state;
@@ -1581,6 +1611,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(reentrant_iteration, setup, teardown),
 		cmocka_unit_test_setup_teardown(no_key_material, setup, teardown),
 		cmocka_unit_test_setup_teardown(many_sas_in_one_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(notices_file_replaced, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

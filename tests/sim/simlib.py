@@ -1,0 +1,400 @@
+# SPDX-License-Identifier: ISC
+"""Helpers of the reliability tests (tests/sim/{crash,loss,dbfault,hostile,soak}.py).
+
+The daemon runs with kernel = sim and sim_connect: the simulated SADB is
+tests/sim/simd, another process, which outlives the daemon and takes fault
+commands on its control socket (drop, inject, stats). The test is one more
+PF_KEY client of simd: it dumps the SADB and compares it with the desired set
+computed here, independently of the daemon, from DESIGN.md (HKDF key
+schedule, SPI = spi_prefix << 8 | epoch mod 256, make-before-break windows).
+"""
+import hashlib
+import hmac
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+SADB_ADD, SADB_DELETE, SADB_DUMP = 3, 4, 10
+
+
+class Checks:
+    def __init__(self):
+        self.failures, self.passes = [], []
+
+    def __call__(self, cond, what):
+        print(("ok   " if cond else "FAIL ") + what, flush=True)
+        (self.passes if cond else self.failures).append(what)
+        return cond
+
+    def finish(self):
+        print(f"{len(self.passes)} passed, {len(self.failures)} failed", flush=True)
+        sys.exit(1 if self.failures else 0)
+
+
+def hkdf(secret, info, length):
+    prk = hmac.new(b"sakeyd-v1", secret, hashlib.sha256).digest()
+    okm, block, i = b"", b"", 1
+    while len(okm) < length:
+        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        okm += block
+        i += 1
+    return okm[:length]
+
+
+def parse(data):
+    """(type, errno, seq, pid, spi, src, dst) of a PF_KEY message; spi/src/dst None if absent."""
+    if len(data) < 16:
+        return None
+    _ver, typ, err, _sat, _len, _res, seq, pid = struct.unpack_from("=BBBBHHII", data)
+    spi = src = dst = None
+    off = 16
+    try:
+        while off + 4 <= len(data):
+            elen, etype = struct.unpack_from("=HH", data, off)
+            if elen == 0:
+                break
+            body = data[off:off + elen * 8]
+            if etype == 1:
+                spi = struct.unpack_from("!I", body, 4)[0]
+            elif etype in (5, 6):
+                family = struct.unpack_from("=H", body, 8)[0]
+                ip = socket.inet_ntop(socket.AF_INET, body[12:16]) if family == socket.AF_INET \
+                    else socket.inet_ntop(socket.AF_INET6, body[16:32])
+                if etype == 5:
+                    src = ip
+                else:
+                    dst = ip
+            off += elen * 8
+    except (struct.error, ValueError):
+        return None
+    return typ, err, seq, pid, spi, src, dst
+
+
+def key_fp(secret, src, dst, epoch, alg="aes-cbc-256-hmac-sha512", mode=1, length=96):
+    """The fingerprint of the SA src -> dst of an epoch (DESIGN.md key schedule), ESP."""
+    def addr(ip):
+        return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+    info = (b"sakeyd-v1 sa\0" + bytes([50, mode]) + alg.encode() + b"\0" + addr(src) +
+            addr(dst) + struct.pack("!q", epoch))
+    keymat = hkdf(secret, info, length)
+    return hashlib.sha256(b"sakeyd-v1 fp\0" + keymat).hexdigest()[:16]
+
+
+class Link:
+    def __init__(self, name, local, remote, period, lead=None, grace=None):
+        self.name, self.local, self.remote, self.period = name, local, remote, period
+        quarter = min(60, period // 4)
+        self.lead = quarter if lead is None else lead
+        self.grace = quarter if grace is None else grace
+        self.secret = os.urandom(32)
+        self.phase = int.from_bytes(hkdf(self.secret, b"sakeyd-v1 phase", 8), "big") % period
+        self.prefix = (int.from_bytes(hkdf(self.secret, b"sakeyd-v1 spi", 4), "big")
+                       & 0xFFFFFF) or 1
+
+    def epoch(self, t):
+        return (int(t) - self.phase) // self.period
+
+    def desired(self, t):
+        """The (spi, src, dst) this link should have at Unix time t (DESIGN.md windows)."""
+        e = self.epoch(t)
+        start, nxt = e * self.period + self.phase, (e + 1) * self.period + self.phase
+        inbound = [e]
+        if t >= nxt - self.lead:
+            inbound.append(e + 1)
+        if t < start + self.grace:
+            inbound.append(e - 1)
+        out = {((self.prefix << 8) | (k % 256), self.remote, self.local) for k in inbound}
+        out.add(((self.prefix << 8) | (e % 256), self.local, self.remote))
+        return out
+
+
+def make_links(n, period, lead=None, grace=None, prefix="l"):
+    """n links from 192.0.2.1 to distinct remotes, distinct spi_prefixes."""
+    links, prefixes = [], set()
+    for i in range(n):
+        while True:
+            link = Link(f"{prefix}{i + 1}", "192.0.2.1", f"10.{(i >> 8) & 255}.{i & 255}.2",
+                        period, lead, grace)
+            if link.prefix not in prefixes:
+                break
+        prefixes.add(link.prefix)
+        links.append(link)
+    return links
+
+
+class Env:
+    """A work directory, simd, the configuration; the daemon started and stopped at will."""
+
+    def __init__(self, sakeyd, sactl, simd, logdir, links, daemon_extra="", private_state=False):
+        self.sakeyd, self.sactl_path, self.simd, self.logdir = sakeyd, sactl, simd, logdir
+        self.links = links
+        # Unix socket paths must stay short: work in a fresh private directory.
+        self.work = tempfile.mkdtemp(prefix="sakeyd-rel-")
+        self.state = f"{self.work}/state"
+        os.makedirs(self.state)
+        os.makedirs(logdir, exist_ok=True)
+        self.sim_sock, self.sim_ctl = f"{self.work}/sim.sock", f"{self.work}/simctl.sock"
+        self.conf = f"{self.work}/sakeyd.conf"
+        self.logpath = f"{self.work}/sakeyd.log"
+        self.daemon = None
+        self.runs = 0
+        text = f"""[daemon]
+kernel = sim
+sim_connect = {self.sim_sock}
+state_dir = {self.state}
+control_socket = {self.work}/control.sock
+{daemon_extra}
+"""
+        for link in links:
+            path = f"{self.work}/{link.name}.key"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, (link.secret.hex() + "\n").encode())
+            os.close(fd)
+            text += f"""
+[link {link.name}]
+local = {link.local}
+remote = {link.remote}
+secret_file = {path}
+rotate_every = {link.period}s
+lead = {link.lead}s
+grace = {link.grace}s
+hard_slack = 30s
+"""
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.simd_log = open(f"{self.work}/simd.log", "w")
+        self.simd_proc = subprocess.Popen([simd, self.sim_sock, self.sim_ctl],
+                                          stdout=self.simd_log, stderr=self.simd_log)
+        deadline = time.time() + 20
+        while not (os.path.exists(self.sim_sock) and os.path.exists(self.sim_ctl)):
+            if time.time() > deadline or self.simd_proc.poll() is not None:
+                raise RuntimeError("simd did not start")
+            time.sleep(0.02)
+        self.obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.obs.connect(self.sim_sock)
+        self.dump_seq = 0
+
+    # --- simd ------------------------------------------------------------------
+    def simctl(self, line):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(self.sim_ctl)
+            s.sendall((line + "\n").encode())
+            out = b""
+            while not out.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+        return out.decode().strip()
+
+    def sim_stats(self):
+        words = self.simctl("stats").split()
+        return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
+    def dump(self):
+        """Every SA in the simulated SADB, as a list of (spi, src, dst) (duplicates kept)."""
+        while select.select([self.obs], [], [], 0)[0]:
+            self.obs.recv(65536)  # broadcasts we do not need
+        self.dump_seq += 1
+        seq = self.dump_seq
+        self.obs.send(struct.pack("=BBBBHHII", 2, SADB_DUMP, 0, 0, 2, 0, seq, 4242))
+        out = []
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r, _, _ = select.select([self.obs], [], [], 1)
+            if not r:
+                continue
+            m = parse(self.obs.recv(65536))
+            if not m or m[0] != SADB_DUMP or m[3] != 4242:
+                continue
+            typ, err, mseq, pid, spi, src, dst = m
+            if err:
+                return out  # ENOENT: empty
+            out.append((spi, src, dst))
+            if mseq == 0:
+                return out
+        raise RuntimeError("dump did not finish")
+
+    def desired(self, t):
+        out = set()
+        for link in self.links:
+            out |= link.desired(t)
+        return out
+
+    def managed(self, sas):
+        prefixes = {link.prefix for link in self.links}
+        return [sa for sa in sas if sa[0] >> 8 in prefixes]
+
+    # --- the daemon ----------------------------------------------------------------
+    def start(self, env=None):
+        """Start sakeyd; its output goes to the log after a run marker. Returns the log offset."""
+        self.runs += 1
+        with open(self.logpath, "a") as f:
+            f.write(f"=== run {self.runs} ===\n")
+            offset = f.tell()
+        self.log = open(self.logpath, "a")
+        self.daemon = subprocess.Popen([self.sakeyd, "-c", self.conf], stdout=self.log,
+                                       stderr=self.log, env=env)
+        self.offset = offset
+        return offset
+
+    def log_since(self, offset=None):
+        with open(self.logpath, errors="replace") as f:
+            f.seek(self.offset if offset is None else offset)
+            return f.read()
+
+    def wait_log(self, needle, timeout=30, offset=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if needle in self.log_since(offset):
+                return True
+            if self.daemon.poll() is not None:
+                return needle in self.log_since(offset)
+            time.sleep(0.02)
+        return False
+
+    def kill9(self):
+        self.daemon.kill()
+        self.daemon.wait()
+        self.log.close()
+
+    def stop(self):
+        """SIGTERM; (exit status, sanitizer report found in this run's output)."""
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            rc = self.daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            rc = self.daemon.wait()
+        self.log.close()
+        text = self.log_since()
+        bad = any(s in text for s in ("LeakSanitizer", "AddressSanitizer", "runtime error:"))
+        return rc, bad
+
+    def sactl(self, *args):
+        return subprocess.run([self.sactl_path, "-c", self.conf, *args], capture_output=True,
+                              text=True)
+
+    def ledger_live(self):
+        """The SAs the ledger holds as live: a list of (spi, src, dst)."""
+        r = self.sactl("status", "--json")
+        if r.returncode != 0:
+            return None
+        return [(sa["spi"], sa["src"], sa["dst"]) for sa in json.loads(r.stdout)
+                if sa.get("state") != "gone"]
+
+    def ledger_wrong(self):
+        """Rows of the whole ledger (sactl status --json --all) that contradict the key
+        schedule: a managed SA whose link, direction, addresses, SPI or key fingerprint
+        is not the one its epoch gives. Returns (rows checked, list of wrong rows)."""
+        r = self.sactl("status", "--json", "--all")
+        if r.returncode != 0:
+            return 0, [f"sactl status --all: exit {r.returncode}: {r.stderr.strip()}"]
+        by_name = {link.name: link for link in self.links}
+        rows, wrong = 0, []
+        for sa in json.loads(r.stdout):
+            if not sa.get("managed"):
+                wrong.append(("unmanaged", sa["spi"], sa["src"], sa["dst"]))
+                continue
+            rows += 1
+            link = by_name.get(sa["link"])
+            e = sa["epoch"]
+            if link is None or e is None:
+                wrong.append(("no link/epoch", sa))
+                continue
+            src, dst = (link.local, link.remote) if sa["dir"] == "out" else \
+                (link.remote, link.local)
+            ok = (sa["dir"] in ("in", "out") and (sa["src"], sa["dst"]) == (src, dst) and
+                  sa["spi"] == (link.prefix << 8) | (e % 256) and
+                  sa.get("key_fp") in (None, key_fp(link.secret, src, dst, e)))
+            if not ok:
+                wrong.append((sa["link"], sa["dir"], sa["spi"], e, sa.get("key_fp")))
+        return rows, wrong
+
+    def ledger_agrees(self, tries=10):
+        """The ledger's live SAs equal the kernel's, at a quiet moment (same dump before and after)."""
+        last = None
+        for _ in range(tries):
+            before = sorted(self.dump())
+            ledger = self.ledger_live()
+            after = sorted(self.dump())
+            if ledger is not None and before == after:
+                last = (before, sorted(ledger))
+                if last[0] == last[1]:
+                    return True, last
+            time.sleep(0.3)
+        return False, last
+
+    def wait_mid_second(self, lo=0.3, hi=0.6):
+        """Sleep to the middle of a second: every period here is whole seconds, phase too."""
+        while True:
+            frac = time.time() % 1
+            if lo <= frac <= hi:
+                return
+            time.sleep(((lo - frac) % 1) + 0.01)
+
+    def settled_set(self, tries=6):
+        """Dump at mid-second until the SADB equals the desired set; (ok, have, want, tries used)."""
+        have = want = None
+        for i in range(tries):
+            self.wait_mid_second()
+            t = time.time()
+            have = self.dump()
+            want = self.desired(t)
+            if sorted(self.managed(have)) == sorted(want) and \
+                    self.desired(time.time()) == want:
+                return True, have, want, i + 1
+            time.sleep(0.5)
+        return False, have, want, tries
+
+    def close(self, keep_logs=True):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.kill()
+            self.daemon.wait()
+        try:
+            self.simctl("quit")
+        except OSError:
+            pass
+        try:
+            self.simd_proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.simd_proc.kill()
+            self.simd_proc.wait()
+        self.simd_log.close()
+        if keep_logs:
+            for name in ("sakeyd.log", "simd.log"):
+                if os.path.exists(f"{self.work}/{name}"):
+                    shutil.copy(f"{self.work}/{name}", f"{self.logdir}/{name}")
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def secrets_absent(self):
+        text = open(self.logpath, errors="replace").read()
+        return not any(link.secret.hex() in text for link in self.links)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rng(seed=None):
+    seed = int(os.environ.get("SAKEYD_TEST_SEED", seed if seed is not None else time.time()))
+    print(f"     seed {seed} (SAKEYD_TEST_SEED to replay)", flush=True)
+    return random.Random(seed)

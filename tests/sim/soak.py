@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""Soak: EPOCHS epochs of 50 links with rotate_every = 1s on simd; resources stay flat.
+
+Every second the daemon's RSS (VmRSS), its open descriptors (/proc/PID/fd)
+and the database's size on disk (sakeyd.db + -wal + -shm) are sampled.
+event_retention = 20s, so the ledger prunes every 2 s and its size must
+level off. "Flat" (RELIABILITY.md): after a warm-up of WARMUP seconds, the
+baseline is the median of the next 30 samples; the median of the last 50
+samples must not exceed the baseline by more than 10 % (RSS), 25 % (database)
+or at all (descriptors: a transient one, e.g. the metrics file being
+rewritten at the sampling instant, moves no median; one leaked does). The
+samples go to LOGDIR/samples.csv (or --csv). Also asserted:
+every 10 s the SADB equals the desired set, no failed rotation, every link
+rotated at least EPOCHS - 10 times (metrics), the ledger agrees with the
+SADB at the end, SIGTERM exits 0 with no sanitizer report.
+
+Under ASan the daemon runs with ASAN_OPTIONS quarantine_size_mb=8: the
+default 256 MiB quarantine of freed blocks would otherwise make RSS climb for
+minutes by design, which is not a leak (leaks are LeakSanitizer's job at exit).
+
+usage: soak.py SAKEYD SACTL SIMD LOGDIR [--epochs N] [--links N] [--csv FILE]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import simlib  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("sakeyd")
+ap.add_argument("sactl")
+ap.add_argument("simd")
+ap.add_argument("logdir")
+ap.add_argument("--epochs", type=int, default=200)
+ap.add_argument("--links", type=int, default=50)
+ap.add_argument("--csv")
+ap.add_argument("--sample-every", type=float, default=1.0)
+args = ap.parse_args()
+check = simlib.Checks()
+
+RETENTION = 20
+WARMUP = 60
+links = simlib.make_links(args.links, 1)
+env = simlib.Env(args.sakeyd, args.sactl, args.simd, args.logdir, links,
+                 f"event_retention = {RETENTION}s\nrefresh_interval = 5s\n"
+                 f"metrics_file = /tmp/sakeyd-soak-{os.getpid()}.prom\n")
+metrics = f"/tmp/sakeyd-soak-{os.getpid()}.prom"
+denv = dict(os.environ)
+denv["ASAN_OPTIONS"] = (denv.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8").lstrip(":")
+
+
+def db_size():
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            total += os.path.getsize(f"{env.state}/sakeyd.db{suffix}")
+        except OSError:
+            pass
+    return total
+
+
+def read_metrics():
+    out = {}
+    try:
+        for line in open(metrics):
+            if line.startswith("sakeyd_rotations_total{"):
+                labels, value = line.rsplit(" ", 1)
+                out[labels] = float(value)
+    except OSError:
+        pass
+    return out
+
+
+samples = []  # (t, rss_kb, fds, db_bytes)
+os.makedirs(args.logdir, exist_ok=True)
+csv = open(args.csv or f"{args.logdir}/samples.csv", "w")
+csv.write("elapsed_s,rss_kb,fds,db_bytes\n")
+bad_sets, set_checks = [], 0
+try:
+    env.start(denv)
+    check(env.wait_log("ready:", 60), "sakeyd ready")
+    pid = env.daemon.pid
+    t0 = time.time()
+    end = t0 + args.epochs
+    next_set = t0 + 10
+    while time.time() < end and env.daemon.poll() is None:
+        now = time.time()
+        s = (now - t0, simlib.rss_kb(pid), simlib.fd_count(pid), db_size())
+        samples.append(s)
+        csv.write("%.1f,%d,%d,%d\n" % s)
+        csv.flush()
+        if now >= next_set:
+            ok, have, want, _ = env.settled_set(tries=3)
+            set_checks += 1
+            if not ok:
+                bad_sets.append((round(now - t0), sorted(set(have) ^ want)[:4]))
+            next_set = time.time() + 10
+        time.sleep(max(0.0, args.sample_every - (time.time() - now)))
+    alive = env.daemon.poll() is None
+    check(alive, f"sakeyd alive after {len(samples)} samples over {args.epochs} epochs")
+
+    def flat(name, idx, tol, use_max=False):
+        base = [s[idx] for s in samples if WARMUP <= s[0] < WARMUP + 30]
+        last = [s[idx] for s in samples[-50:]]
+        if not base or not last:
+            return check(False, f"{name}: not enough samples")
+        b = max(base) if use_max else statistics.median(base)
+        f = max(last) if use_max else statistics.median(last)
+        peak = max(s[idx] for s in samples)
+        return check(f <= b * (1 + tol),
+                     f"{name} flat: baseline {b} (t={WARMUP}-{WARMUP + 30}s), last 50 samples "
+                     f"{f} (limit +{tol * 100:.0f} %), peak {peak}")
+
+    flat("RSS kB (median)", 1, 0.10)
+    flat("open descriptors (median)", 2, 0.0)
+    flat("database bytes (median)", 3, 0.25)
+    print(f"     {set_checks} SADB checks, failures: {bad_sets[:3]}")
+    check(set_checks >= args.epochs // 12 and not bad_sets,
+          "every 10 s the SADB equals the desired set")
+    m = read_metrics()
+    oks = [v for k, v in m.items() if 'result="ok"' in k]
+    fails = [v for k, v in m.items() if 'result="failed"' in k]
+    print(f"     rotations per link: min {min(oks) if oks else None}, "
+          f"failed total {sum(fails)}")
+    check(len(oks) == args.links and min(oks) >= args.epochs - 10 and sum(fails) == 0,
+          f"every link rotated >= {args.epochs - 10} times, no failed rotation")
+    agree, last = env.ledger_agrees()
+    check(agree, "the ledger's live SAs equal the SADB")
+    rc, bad = env.stop()
+    check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
+finally:
+    env.close()
+    csv.close()
+    try:
+        os.unlink(metrics)
+    except OSError:
+        pass
+check.finish()
