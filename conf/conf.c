@@ -1187,7 +1187,7 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 int conf_load(const char *path, struct config **out, struct conf_diag *diag)
 {
 	char *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, cap;
 	struct stat st;
 	int fd, ret;
 
@@ -1209,13 +1209,29 @@ int conf_load(const char *path, struct config **out, struct conf_diag *diag)
 		conf_diag_add(diag, path, 0, "not a regular file; give the path of the config file");
 		goto cleanup;
 	}
-	buf = malloc(CONF_FILE_MAX + 1);
+	/* Sized by the file, not the limit: the daemon's memory is locked (mlockall). */
+	cap = st.st_size < CONF_FILE_MAX ? (size_t)st.st_size + 1 : (size_t)CONF_FILE_MAX + 1;
+	buf = malloc(cap);
 	if (!buf) {
 		ret = -ENOMEM;
 		goto cleanup;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf + len, CONF_FILE_MAX + 1 - len);
+		ssize_t n;
+
+		if (len == cap && cap <= CONF_FILE_MAX) { /* it grew since fstat */
+			size_t grown = cap * 2 < (size_t)CONF_FILE_MAX + 1 ? cap * 2 :
+									(size_t)CONF_FILE_MAX + 1;
+			char *nb = realloc(buf, grown);
+
+			if (!nb) {
+				ret = -ENOMEM;
+				goto cleanup;
+			}
+			buf = nb;
+			cap = grown;
+		}
+		n = read(fd, buf + len, cap - len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
