@@ -16,6 +16,8 @@
 #define DEFAULT_TIMEOUT_MS 2000
 /* Messages read per poll callback before yielding to the loop. */
 #define READ_BUDGET 4096
+/* Datagrams per recvmmsg: the receive buffer holds this many slots. */
+#define RECV_BATCH 32
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -63,7 +65,10 @@ struct kern {
 	struct kern_req **hash;
 	size_t hash_size;
 
-	uint8_t *rbuf; /* one received datagram; wiped after each */
+	uint8_t *rbuf;  /* PFKEY_MSG_MAX: RECV_BATCH slots, or one whole datagram; wiped */
+	unsigned batch; /* datagrams per recvmmsg: RECV_BATCH, 1 after a truncation */
+	bool reading;     /* dispatching a received batch: sends wait for its end */
+	bool pump_wanted; /* a send or a free window slot came up while reading */
 	struct kern_stats stats;
 	unsigned long loss_count;
 };
@@ -200,6 +205,9 @@ static void start_next_dump(struct kern *k);
 /* Send queued requests while the window has room. */
 static void pump(struct kern *k)
 {
+	bool timed = false; /* one clock read per call, not per message */
+
+	k->pump_wanted = false;
 	while (k->queue.head && k->inflight.n < k->opts.window) {
 		struct kern_req *r = k->queue.head;
 		ssize_t n;
@@ -232,7 +240,10 @@ static void pump(struct kern *k)
 		}
 		k->stats.sent++;
 		/* The loop's time is from the start of this turn, which may be long. */
-		uv_update_time(k->loop);
+		if (!timed) {
+			uv_update_time(k->loop);
+			timed = true;
+		}
 		r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
 		if (r->is_dump)
 			continue; /* active_dump already points at it */
@@ -247,6 +258,18 @@ static void pump(struct kern *k)
 		uv_poll_start(&k->poll, UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0),
 			      poll_cb);
 	arm_timer(k);
+}
+
+/*
+ * Send now, or once the batch being read is dispatched: one pump (and one
+ * clock read) per batch of replies, not one per reply.
+ */
+static void want_pump(struct kern *k)
+{
+	if (k->reading)
+		k->pump_wanted = true;
+	else
+		pump(k);
 }
 
 static int enqueue(struct kern *k, struct kern_req *r, struct pfkey_msg *m)
@@ -298,7 +321,7 @@ int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *ar
 	list_push(&k->queue, r);
 	if (k->queue.n > k->stats.queued_max)
 		k->stats.queued_max = k->queue.n;
-	pump(k);
+	want_pump(k);
 	return 0;
 }
 
@@ -313,9 +336,16 @@ static void start_next_dump(struct kern *k)
 	k->active_dump = r;
 	k->dump_n = 0;
 	k->stats.dumps++;
+	/*
+	 * Its deadline runs from now, and again from its send: with a full
+	 * window it waits in the queue, and a zero deadline would time it out
+	 * at once, over and over.
+	 */
+	uv_update_time(k->loop);
+	r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
 	/* First in line, so a resync is not stuck behind a long queue. */
 	list_push_front(&k->queue, r);
-	pump(k);
+	want_pump(k);
 }
 
 int kern_dump(struct kern *k, uint8_t type, uint8_t satype, kern_dump_msg_cb each,
@@ -393,7 +423,7 @@ static void dispatch(struct kern *k, const struct pfkey_msg *m)
 		list_remove(&k->inflight, r);
 		k->stats.replies++;
 		complete(k, r, m->errno_val ? -(int)m->errno_val : 0, m);
-		pump(k);
+		want_pump(k);
 		return;
 	}
 	k->stats.events++;
@@ -401,42 +431,95 @@ static void dispatch(struct kern *k, const struct pfkey_msg *m)
 		k->opts.on_event(k, m, m->pid == k->pid, k->opts.arg);
 }
 
+/* One received datagram: hand it on, then wipe it. cap is its slot's size. */
+static void on_datagram(struct kern *k, uint8_t *buf, size_t cap, size_t n)
+{
+	struct pfkey_msg m;
+	const char *why = NULL;
+
+	if (n > cap) {
+		k->stats.truncated++;
+		pfkey_cleanse(buf, cap);
+		if (k->batch > 1) {
+			/*
+			 * Longer than a batch slot: read one message at a time into
+			 * the whole buffer from now on, so the resync sees it.
+			 */
+			log_warn("a %zu-byte kernel message does not fit a %zu-byte slot; reading "
+				 "one message per call from now on",
+				 n, cap);
+			k->batch = 1;
+		}
+		note_loss(k, "truncated message");
+		return;
+	}
+	if (pfkey_decode(buf, n, &m, &why)) {
+		k->stats.malformed++;
+		log_warn("dropped malformed message (%zu bytes): %s", n, why ? why : "?");
+	} else {
+		dispatch(k, &m);
+	}
+	/* Broadcasts carry the keys of every SA (af_key.c: key_notify_sa). */
+	pfkey_cleanse(buf, n);
+}
+
+static void read_batches(struct kern *k);
+
 static void on_readable(struct kern *k)
 {
-	for (int budget = READ_BUDGET; budget > 0 && !k->closing; budget--) {
-		struct pfkey_msg m;
-		const char *why = NULL;
-		ssize_t n;
+	k->reading = true;
+	read_batches(k);
+	k->reading = false;
+	if (k->pump_wanted && !k->closing)
+		pump(k);
+}
 
-		n = recv(k->fd, k->rbuf, PFKEY_MSG_MAX, MSG_DONTWAIT | MSG_TRUNC);
+static void read_batches(struct kern *k)
+{
+	struct mmsghdr mm[RECV_BATCH];
+	struct iovec iov[RECV_BATCH];
+
+	for (int budget = READ_BUDGET; budget > 0 && !k->closing;) {
+		unsigned batch = k->batch;
+		size_t cap = batch > 1 ? PFKEY_MSG_MAX / RECV_BATCH : PFKEY_MSG_MAX;
+		int n;
+
+		/* recvmmsg: one system call for up to RECV_BATCH replies of a burst. */
+		memset(mm, 0, batch * sizeof(mm[0]));
+		for (unsigned i = 0; i < batch; i++) {
+			iov[i].iov_base = k->rbuf + i * cap;
+			iov[i].iov_len = cap;
+			mm[i].msg_hdr.msg_iov = &iov[i];
+			mm[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(k->fd, mm, batch, MSG_DONTWAIT | MSG_TRUNC, NULL);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_err("recv: %s", strerror(errno));
+				log_err("recvmmsg: %s", strerror(errno));
 			return;
 		}
-		if (n == 0) {
-			/* A seqpacket peer (the simulated SADB) went away. */
-			if (k->opts.backend == KERN_BACKEND_FD) {
-				log_err("kernel channel closed by peer");
-				uv_poll_stop(&k->poll);
-				return;
+		for (int i = 0; i < n; i++) {
+			uint8_t *buf = k->rbuf + (size_t)i * cap;
+
+			budget--;
+			if (k->closing) {
+				pfkey_cleanse(buf, mm[i].msg_len < cap ? mm[i].msg_len : cap);
+				continue;
 			}
-			continue;
+			if (mm[i].msg_len == 0) {
+				/* A seqpacket peer (the simulated SADB) went away. */
+				if (k->opts.backend == KERN_BACKEND_FD) {
+					log_err("kernel channel closed by peer");
+					uv_poll_stop(&k->poll);
+					return;
+				}
+				continue;
+			}
+			on_datagram(k, buf, cap, mm[i].msg_len);
 		}
-		if ((size_t)n > PFKEY_MSG_MAX) {
-			k->stats.truncated++;
-			pfkey_cleanse(k->rbuf, PFKEY_MSG_MAX);
-			note_loss(k, "truncated message");
-			continue;
-		}
-		if (pfkey_decode(k->rbuf, (size_t)n, &m, &why)) {
-			k->stats.malformed++;
-			log_warn("dropped malformed message (%zd bytes): %s", n, why ? why : "?");
-		} else {
-			dispatch(k, &m);
-		}
-		/* Broadcasts carry the keys of every SA (af_key.c: key_notify_sa). */
-		pfkey_cleanse(k->rbuf, (size_t)n);
+		/* Fewer than asked: the socket was empty; epoll reports what came since. */
+		if ((unsigned)n < batch)
+			return;
 	}
 }
 
@@ -515,6 +598,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		k->hash_size <<= 1;
 	k->hash = calloc(k->hash_size, sizeof(*k->hash));
 	k->rbuf = malloc(PFKEY_MSG_MAX);
+	k->batch = RECV_BATCH;
 	if (!k->hash || !k->rbuf) {
 		ret = -ENOMEM;
 		goto cleanup;
