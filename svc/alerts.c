@@ -60,7 +60,9 @@ struct alerts {
 	struct alerts_stats stats;
 	uint64_t events[NEVENTS];
 	struct link_count *links;
-	size_t nlinks;
+	size_t nlinks, links_cap;
+	size_t *by_name; /* open addressing: index + 1 into links, 0 = empty */
+	size_t by_name_size; /* a power of two, more than twice nlinks */
 	uv_timer_t metrics; /* coalesces metrics writes */
 	bool metrics_dirty, stopping;
 	int64_t last_update;
@@ -258,22 +260,63 @@ static void run_command(struct alerts *a, const char *event, const struct mon_sa
 
 /* --- metrics ------------------------------------------------------------- */
 
+static size_t name_hash(const char *name)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The index slot of name: where it is, or the empty slot it would go to. */
+static size_t *name_slot(struct alerts *a, const char *name)
+{
+	size_t mask = a->by_name_size - 1, i = name_hash(name) & mask;
+
+	while (a->by_name[i] && strcmp(a->links[a->by_name[i] - 1].name, name))
+		i = (i + 1) & mask;
+	return &a->by_name[i];
+}
+
+/* Counters of a link name: a hash lookup, so a pass over 10,000 links stays linear. */
 static struct link_count *link_count(struct alerts *a, const char *name, bool create)
 {
 	struct link_count *l;
+	size_t *slot;
 
-	for (size_t i = 0; i < a->nlinks; i++)
-		if (!strcmp(a->links[i].name, name))
-			return &a->links[i];
+	if (a->by_name_size) {
+		slot = name_slot(a, name);
+		if (*slot)
+			return &a->links[*slot - 1];
+	}
 	if (!create)
 		return NULL;
-	l = realloc(a->links, (a->nlinks + 1) * sizeof(*l));
-	if (!l)
-		return NULL;
-	a->links = l;
+	if (a->nlinks == a->links_cap) {
+		size_t cap = a->links_cap ? a->links_cap * 2 : 16;
+
+		l = realloc(a->links, cap * sizeof(*l));
+		if (!l)
+			return NULL;
+		a->links = l;
+		a->links_cap = cap;
+	}
+	if ((a->nlinks + 1) * 2 > a->by_name_size) {
+		size_t size = a->by_name_size ? a->by_name_size * 2 : 32;
+		size_t *idx = calloc(size, sizeof(*idx));
+
+		if (!idx)
+			return NULL;
+		free(a->by_name);
+		a->by_name = idx;
+		a->by_name_size = size;
+		for (size_t i = 0; i < a->nlinks; i++)
+			*name_slot(a, a->links[i].name) = i + 1;
+	}
 	l = &a->links[a->nlinks++];
 	memset(l, 0, sizeof(*l));
 	snprintf(l->name, sizeof(l->name), "%s", name);
+	*name_slot(a, l->name) = a->nlinks;
 	return l;
 }
 
@@ -638,6 +681,7 @@ void alerts_free(struct daemon *d)
 		return;
 	free(a->live);
 	free(a->links);
+	free(a->by_name);
 	free(a);
 	d->alerts = NULL;
 }

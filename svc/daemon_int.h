@@ -85,6 +85,9 @@ struct daemon {
 	struct pass *pass; /* the reconciliation in progress */
 	unsigned policy_pending;
 	bool synced, resync_wanted, resync_running, kick_pending, policies_done, stopping;
+	uint64_t resync_started_ns; /* uv_hrtime() of the running dump's start */
+	int64_t now_s;              /* daemon_now()'s wall clock, read at loop time now_turn */
+	uint64_t now_turn;
 
 	struct daemon_hooks hooks;
 	struct daemon_stats stats;
@@ -110,6 +113,8 @@ void daemon_fini(struct daemon *d);
 int daemon_set_config(struct daemon *d, struct config *cfg);
 /* Re-read the config file; a bad one is reported and the running one stays. */
 int daemon_reload(struct daemon *d);
+/* Wall-clock seconds, read once per loop turn (uv_now): for per-SA bookkeeping. */
+int64_t daemon_now(struct daemon *d);
 /* Reconcile soon (coalesced). why is logged at debug level, may be NULL. */
 void daemon_kick(struct daemon *d, const char *why);
 /* Raise an alert (log + hooks). e and link may be NULL. */
