@@ -730,6 +730,50 @@ static void pass_finish(struct daemon *d)
 		arm_wake(d);
 }
 
+/* Fill in the key fingerprint of sa, planned for ls, from the link's cache. */
+static int planned_fingerprint(struct link_state *ls, struct rot_sa *sa)
+{
+	struct planned_fp *slot;
+	int ret;
+
+	for (size_t i = 0; i < sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]); i++) {
+		slot = &ls->fp_cache[i];
+		if (slot->fp[0] && slot->epoch == sa->epoch && slot->dir == sa->dir) {
+			memcpy(sa->key_fp, slot->fp, sizeof(sa->key_fp));
+			return 0;
+		}
+	}
+	if (!ls->link->secret)
+		return 0;
+	ret = rot_sa_fingerprint(ls->link->secret, sa);
+	if (ret)
+		return ret;
+	slot = &ls->fp_cache[ls->fp_next++ % (sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]))];
+	slot->epoch = sa->epoch;
+	slot->dir = sa->dir;
+	memcpy(slot->fp, sa->key_fp, sizeof(slot->fp));
+	return 0;
+}
+
+/*
+ * The link's desired SAs now. The plan is made without the secret and the
+ * fingerprints come from the link's cache: a pass over 10,000 links would
+ * otherwise derive every SA's keys again (HKDF) each time.
+ */
+static int plan_link(struct link_state *ls, int64_t now, struct rot_plan *plan)
+{
+	struct conf_link bare = *ls->link;
+	int ret;
+
+	bare.secret = NULL;
+	ret = rot_plan(&bare, now, plan);
+	for (size_t i = 0; !ret && i < plan->n; i++) {
+		plan->sa[i].link = ls->link;
+		ret = planned_fingerprint(ls, &plan->sa[i]);
+	}
+	return ret;
+}
+
 static bool link_due(struct link_state *ls, int64_t now)
 {
 	return !ls->retry_at || now >= ls->retry_at;
@@ -770,7 +814,7 @@ static void reconcile(struct daemon *d)
 
 		if (!link_due(ls, now))
 			continue;
-		ret = rot_plan(ls->link, now, &plan);
+		ret = plan_link(ls, now, &plan);
 		if (ret) {
 			log_err("link %s: cannot plan: %s", ls->link->name, strerror(-ret));
 			continue;

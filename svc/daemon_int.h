@@ -30,6 +30,13 @@ struct link_state {
 	bool failed_this_pass;
 	bool policy_installed, policy_failed;
 	bool conflict_alerted;
+	/* Fingerprints of its planned SAs by (epoch, dir): one HKDF per SA, not per pass. */
+	struct planned_fp {
+		int64_t epoch;
+		enum rot_dir dir;
+		char fp[ROT_FP_LEN + 1]; /* "" = empty slot */
+	} fp_cache[4];
+	unsigned fp_next;
 };
 
 /*

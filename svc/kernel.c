@@ -69,6 +69,7 @@ struct kern {
 	unsigned batch; /* datagrams per recvmmsg: RECV_BATCH, 1 after a truncation */
 	bool reading;     /* dispatching a received batch: sends wait for its end */
 	bool pump_wanted; /* a send or a free window slot came up while reading */
+	int poll_events;  /* what k->poll waits for now */
 	struct kern_stats stats;
 	unsigned long loss_count;
 };
@@ -254,9 +255,18 @@ static void pump(struct kern *k)
 	 * Requests still queued when the window is full wait for replies; ones
 	 * refused with EAGAIN/ENOBUFS wait for the socket to become writable.
 	 */
-	if (!k->closing)
-		uv_poll_start(&k->poll, UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0),
-			      poll_cb);
+	if (!k->closing) {
+		int events = UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0);
+
+		/*
+		 * Only on a change: libuv's uv_poll_start deletes the fd from
+		 * epoll and adds it back, two system calls per request.
+		 */
+		if (events != k->poll_events) {
+			uv_poll_start(&k->poll, events, poll_cb);
+			k->poll_events = events;
+		}
+	}
 	arm_timer(k);
 }
 
@@ -511,6 +521,7 @@ static void read_batches(struct kern *k)
 				if (k->opts.backend == KERN_BACKEND_FD) {
 					log_err("kernel channel closed by peer");
 					uv_poll_stop(&k->poll);
+					k->poll_events = 0;
 					return;
 				}
 				continue;
@@ -638,6 +649,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		goto cleanup;
 	}
 	uv_poll_start(&k->poll, UV_READABLE, poll_cb);
+	k->poll_events = UV_READABLE;
 	if (k->opts.promisc) {
 		struct pfkey_msg m;
 
