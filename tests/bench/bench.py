@@ -267,6 +267,13 @@ class Daemon:
                     return int(line.split()[1])  # kB
         return -1
 
+    def cpu(self):
+        """(user s, system s, minor faults) of the daemon so far (proc(5) stat)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tck = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tck, int(fields[12]) / tck, int(fields[7])
+
     def stop(self):
         os.kill(self.pid, signal.SIGTERM)
         rc = self.proc.wait(timeout=120)
@@ -399,6 +406,7 @@ notes["phase_b"] = {"lead": L, "grace": L, "rotate_every": P}
 d = Daemon(CONF_B, LOG_B, "startup-rotation")
 check(time.time() < T1 - L, "phase B started before the first burst")
 base = len(passes(LOG_B))
+cpu0 = d.cpu()
 for rep in range(args.reps):
     T = T1 + rep * P
     for at, op, target, name in ((T - L, "ge", 3 * N, "in-add"), (T, None, 0, "out-replace"),
@@ -426,6 +434,11 @@ for rep in range(args.reps):
         sample("sakeyd:in-del", ps[2][3])
         sample("sakeyd:rotation", ps[0][3] + ps[1][3] + ps[2][3])
     expect_count(SAS, f"rotation {rep}: 2N SAs after it")
+cpu1 = d.cpu()
+# What the rotations cost the daemon, including its refresh dumps meanwhile.
+notes["rotation_cpu_per_rep"] = {"user_s": (cpu1[0] - cpu0[0]) / args.reps,
+                                 "system_s": (cpu1[1] - cpu0[1]) / args.reps,
+                                 "minor_faults": (cpu1[2] - cpu0[2]) / args.reps}
 sample("sakeyd:vmhwm-kB:rotation", d.status("VmHWM"))
 d.stop()
 flush()
