@@ -370,6 +370,8 @@ struct parser {
 	struct link_lines *lines; /* parallel to cfg->links */
 	size_t cap;
 	enum section sec;
+	size_t *names;     /* link names, open addressing: index + 1 into cfg->links */
+	size_t names_size; /* a power of two, more than twice nlinks */
 	unsigned daemon_section_line;
 	unsigned daemon_key[DK_COUNT];
 	bool errors;
@@ -487,6 +489,46 @@ static struct conf_link *link_new(struct parser *p, const char *name, size_t n)
 	return link;
 }
 
+/* The name index's slot of name: where it is, or the empty slot it would take. */
+static size_t *name_slot(struct parser *p, const char *name, size_t n)
+{
+	size_t mask = p->names_size - 1, h = 1469598103934665603u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211u;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		const char *other;
+
+		if (!p->names[i])
+			return &p->names[i];
+		other = p->cfg->links[p->names[i] - 1].name;
+		if (strlen(other) == n && !memcmp(other, name, n))
+			return &p->names[i];
+	}
+}
+
+/* Index link i's name (10,000 links: a hash, not a scan per [link] header). */
+static void name_add(struct parser *p, size_t i)
+{
+	const char *name = p->cfg->links[i].name;
+
+	if ((p->cfg->nlinks + 1) * 2 > p->names_size) {
+		size_t size = p->names_size ? p->names_size * 2 : 64;
+		size_t *names = calloc(size, sizeof(*names));
+
+		if (!names) {
+			p->oom = true;
+			return;
+		}
+		free(p->names);
+		p->names = names;
+		p->names_size = size;
+		for (size_t j = 0; j < i; j++)
+			*name_slot(p, p->cfg->links[j].name, strlen(p->cfg->links[j].name)) = j + 1;
+	}
+	*name_slot(p, name, strlen(name)) = i + 1;
+}
+
 static void section_start(struct parser *p, const char *s, size_t n)
 {
 	char qb[256];
@@ -522,13 +564,14 @@ static void section_start(struct parser *p, const char *s, size_t n)
 			    quote(qb, name, nlen), CONF_NAME_MAX - 1);
 			return;
 		}
-		for (size_t i = 0; i < p->cfg->nlinks; i++) {
-			if (strlen(p->cfg->links[i].name) == nlen &&
-			    !memcmp(p->cfg->links[i].name, name, nlen)) {
+		if (p->names_size) {
+			size_t dup = *name_slot(p, name, nlen);
+
+			if (dup) {
 				err(p, p->line,
 				    "duplicate link name '%s' (first defined at line %u); give each "
 				    "link its own name",
-				    quote(qb, name, nlen), p->cfg->links[i].line);
+				    quote(qb, name, nlen), p->cfg->links[dup - 1].line);
 				return;
 			}
 		}
@@ -537,8 +580,10 @@ static void section_start(struct parser *p, const char *s, size_t n)
 			    CONF_LINKS_MAX);
 			return;
 		}
-		if (link_new(p, name, nlen))
+		if (link_new(p, name, nlen)) {
 			p->sec = SEC_LINK;
+			name_add(p, p->cfg->nlinks - 1);
+		}
 		return;
 	}
 	p->sec = SEC_BAD;
@@ -1294,6 +1339,7 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 		validate_daemon(&p);
 	}
 	free(p.lines);
+	free(p.names);
 	ret = p.oom ? -ENOMEM : p.errors ? -EINVAL : 0;
 	if (ret) {
 		conf_free(p.cfg);
@@ -1306,7 +1352,7 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 int conf_load(const char *path, struct config **out, struct conf_diag *diag)
 {
 	char *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, cap;
 	struct stat st;
 	int fd, ret;
 
@@ -1328,13 +1374,29 @@ int conf_load(const char *path, struct config **out, struct conf_diag *diag)
 		conf_diag_add(diag, path, 0, "not a regular file; give the path of the config file");
 		goto cleanup;
 	}
-	buf = malloc(CONF_FILE_MAX + 1);
+	/* Sized by the file, not the limit: the daemon's memory is locked (mlockall). */
+	cap = st.st_size < CONF_FILE_MAX ? (size_t)st.st_size + 1 : (size_t)CONF_FILE_MAX + 1;
+	buf = malloc(cap);
 	if (!buf) {
 		ret = -ENOMEM;
 		goto cleanup;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf + len, CONF_FILE_MAX + 1 - len);
+		ssize_t n;
+
+		if (len == cap && cap <= CONF_FILE_MAX) { /* it grew since fstat */
+			size_t grown = cap * 2 < (size_t)CONF_FILE_MAX + 1 ? cap * 2 :
+									(size_t)CONF_FILE_MAX + 1;
+			char *nb = realloc(buf, grown);
+
+			if (!nb) {
+				ret = -ENOMEM;
+				goto cleanup;
+			}
+			buf = nb;
+			cap = grown;
+		}
+		n = read(fd, buf + len, cap - len);
 
 		if (n < 0 && errno == EINTR)
 			continue;

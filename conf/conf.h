@@ -12,6 +12,8 @@
 
 #define CONF_DEFAULT_PATH "/etc/sakeyd/sakeyd.conf"
 #define CONF_NAME_MAX 64
+/* secret_file paths: bounded, not PATH_MAX, since every link holds one (locked) copy. */
+#define CONF_SECRET_PATH_MAX 256
 #define CONF_SECRET_LEN 32
 
 /* An IP address (and prefix, for subnets). bytes in network order, 4 or 16 used. */
@@ -82,7 +84,7 @@ struct conf_link {
 	enum conf_mode mode;
 	struct conf_addr local_subnet, remote_subnet; /* tunnel mode; family 0 if unset */
 	const struct conf_alg *alg;
-	char secret_file[PATH_MAX];
+	char secret_file[CONF_SECRET_PATH_MAX];
 	uint64_t rotate_every; /* seconds, >= 1 */
 	bool phase_auto;
 	uint64_t phase; /* seconds in [0, rotate_every); resolved by rotate/ if phase_auto */
@@ -173,8 +175,8 @@ char *conf_format_duration(uint64_t secs, char buf[CONF_DURATION_STRLEN]);
 
 /* ---- Parsing ---- */
 
-/* Config files larger than this are refused by conf_load(). */
-#define CONF_FILE_MAX (1024 * 1024)
+/* Config files larger than this are refused by conf_load(): 10,000 links take about 2.5 MB. */
+#define CONF_FILE_MAX (16 * 1024 * 1024)
 /* Links per config; more is an error. */
 #define CONF_LINKS_MAX 65536
 

@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,9 +37,8 @@ static const char *const event_names[] = {
 struct job {
 	struct alerts *a;
 	struct job *next; /* in the queue */
-	uv_process_t proc;
-	uv_timer_t timer;
-	unsigned open_handles; /* freed when both are closed */
+	pid_t pid;
+	uv_timer_t timer; /* the job is freed when it is closed */
 	bool timed_out;
 	char event[32];
 	char *envp[MON_ALERT_ENV_N];
@@ -63,8 +64,11 @@ struct alerts {
 	struct alerts_stats stats;
 	uint64_t events[NEVENTS];
 	struct link_count *links;
-	size_t nlinks;
+	size_t nlinks, links_cap;
+	size_t *by_name; /* open addressing: index + 1 into links, 0 = empty */
+	size_t by_name_size; /* a power of two, more than twice nlinks */
 	uv_timer_t metrics; /* coalesces metrics writes */
+	uv_signal_t sigchld; /* reaps the children (posix_spawn, not uv_spawn) */
 	bool metrics_dirty, stopping;
 	int64_t last_update;
 	bool xfrm_warned;
@@ -90,10 +94,8 @@ static void job_closed(uv_handle_t *h)
 {
 	struct job *j = h->data;
 
-	if (--j->open_handles == 0) {
-		explicit_bzero(j->buf, sizeof(j->buf));
-		free(j);
-	}
+	explicit_bzero(j->buf, sizeof(j->buf));
+	free(j);
 }
 
 static void job_close(struct job *j)
@@ -106,32 +108,46 @@ static void job_close(struct job *j)
 			break;
 		}
 	}
-	uv_close((uv_handle_t *)&j->proc, job_closed);
 	uv_close((uv_handle_t *)&j->timer, job_closed);
 }
 
-static void exit_cb(uv_process_t *p, int64_t status, int term_signal)
+static void job_exited(struct job *j, int wstatus)
 {
-	struct job *j = p->data;
 	struct alerts *a = j->a;
 
 	uv_timer_stop(&j->timer);
 	a->running--;
 	if (j->timed_out) {
 		/* counted and logged when the limit passed */
-	} else if (status == 0 && term_signal == 0) {
+	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
 		a->stats.ok++;
 		log_debug("alert_command for %s: done", j->event);
 	} else {
 		a->stats.failed++;
-		if (term_signal)
+		if (WIFSIGNALED(wstatus))
 			log_err("alert_command %s for %s: killed by signal %d",
-				a->d->cfg->daemon.alert_command, j->event, term_signal);
+				a->d->cfg->daemon.alert_command, j->event, WTERMSIG(wstatus));
 		else
-			log_err("alert_command %s for %s: exit status %lld",
-				a->d->cfg->daemon.alert_command, j->event, (long long)status);
+			log_err("alert_command %s for %s: exit status %d",
+				a->d->cfg->daemon.alert_command, j->event, WEXITSTATUS(wstatus));
 	}
 	job_close(j);
+}
+
+/* SIGCHLD: reap the children that exited (only ours: the daemon has no others). */
+static void sigchld_cb(uv_signal_t *h, int signum)
+{
+	struct alerts *a = h->data;
+
+	for (size_t i = 0; i < a->nlive;) {
+		struct job *j = a->live[i];
+		int wstatus;
+
+		if (waitpid(j->pid, &wstatus, WNOHANG) == j->pid)
+			job_exited(j, wstatus); /* moves the last job into slot i */
+		else
+			i++;
+	}
 	drain(a);
 }
 
@@ -144,32 +160,25 @@ static void timeout_cb(uv_timer_t *t)
 	a->stats.timeouts++;
 	log_err("alert_command %s for %s: still running after %u ms: killed",
 		a->d->cfg->daemon.alert_command, j->event, a->timeout_ms);
-	/* Its own process group (UV_PROCESS_DETACHED: setsid): what it started dies with it. */
-	if (kill(-j->proc.pid, SIGKILL))
-		uv_process_kill(&j->proc, SIGKILL);
+	/* Its own process group (POSIX_SPAWN_SETSID): what it started dies with it. */
+	if (kill(-j->pid, SIGKILL))
+		kill(j->pid, SIGKILL);
 }
 
-/* Spawn j now; on failure j is released. */
+/*
+ * Spawn j now; on failure j is released. posix_spawn, not uv_spawn: glibc
+ * starts the child with vfork semantics (CLONE_VM), where fork() copies the
+ * page tables of a daemon holding 10,000 links and marks every page
+ * copy-on-write, which delays the alert and slows the daemon after it.
+ */
 static void spawn(struct alerts *a, struct job *j)
 {
 	struct daemon *d = a->d;
 	char *cmd = d->cfg->daemon.alert_command;
 	char *args[] = { cmd, NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE }, /* stdin: /dev/null */
-		{ .flags = UV_INHERIT_FD, .data.fd = STDERR_FILENO },
-		{ .flags = UV_INHERIT_FD, .data.fd = STDERR_FILENO },
-	};
-	uv_process_options_t o = {
-		.exit_cb = exit_cb,
-		.file = cmd,
-		.args = args,
-		.env = j->envp,
-		.cwd = "/",
-		.flags = UV_PROCESS_DETACHED,
-		.stdio_count = 3,
-		.stdio = stdio,
-	};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	int ret;
 
 	if (!cmd[0]) { /* a reload removed it while this alert waited */
@@ -177,19 +186,36 @@ static void spawn(struct alerts *a, struct job *j)
 		free(j);
 		return;
 	}
-	uv_timer_init(&d->loop, &j->timer);
-	j->timer.data = j->proc.data = j;
-	j->open_handles = 2;
-	ret = uv_spawn(&d->loop, &j->proc, &o);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	/* stdin /dev/null, stdout and stderr to the daemon's log, cwd /, own session. */
+	ret = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	if (!ret)
+		ret = posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+	if (!ret)
+		ret = posix_spawn_file_actions_addchdir_np(&fa, "/");
+	if (!ret)
+		ret = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+							      POSIX_SPAWN_SETSIGDEF);
+	if (!ret)
+		ret = posix_spawnattr_setsigmask(&attr, &none);
+	if (!ret)
+		ret = posix_spawnattr_setsigdefault(&attr, &all);
+	if (!ret)
+		ret = posix_spawn(&j->pid, cmd, &fa, &attr, args, j->envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
 	if (ret) {
 		a->stats.failed++;
-		log_err("alert_command %s for %s: cannot run it: %s", cmd, j->event,
-			uv_strerror(ret));
-		/* A failed uv_spawn leaves the handle initialised: it must be closed too. */
-		uv_close((uv_handle_t *)&j->proc, job_closed);
-		uv_close((uv_handle_t *)&j->timer, job_closed);
+		log_err("alert_command %s for %s: cannot run it: %s", cmd, j->event, strerror(ret));
+		explicit_bzero(j->buf, sizeof(j->buf));
+		free(j);
 		return;
 	}
+	uv_timer_init(&d->loop, &j->timer);
+	j->timer.data = j;
 	a->stats.started++;
 	a->running++;
 	if (a->running > a->stats.running_max)
@@ -267,22 +293,63 @@ static void run_command(struct alerts *a, const char *event, const struct mon_sa
 
 /* --- metrics ------------------------------------------------------------- */
 
+static size_t name_hash(const char *name)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The index slot of name: where it is, or the empty slot it would go to. */
+static size_t *name_slot(struct alerts *a, const char *name)
+{
+	size_t mask = a->by_name_size - 1, i = name_hash(name) & mask;
+
+	while (a->by_name[i] && strcmp(a->links[a->by_name[i] - 1].name, name))
+		i = (i + 1) & mask;
+	return &a->by_name[i];
+}
+
+/* Counters of a link name: a hash lookup, so a pass over 10,000 links stays linear. */
 static struct link_count *link_count(struct alerts *a, const char *name, bool create)
 {
 	struct link_count *l;
+	size_t *slot;
 
-	for (size_t i = 0; i < a->nlinks; i++)
-		if (!strcmp(a->links[i].name, name))
-			return &a->links[i];
+	if (a->by_name_size) {
+		slot = name_slot(a, name);
+		if (*slot)
+			return &a->links[*slot - 1];
+	}
 	if (!create)
 		return NULL;
-	l = realloc(a->links, (a->nlinks + 1) * sizeof(*l));
-	if (!l)
-		return NULL;
-	a->links = l;
+	if (a->nlinks == a->links_cap) {
+		size_t cap = a->links_cap ? a->links_cap * 2 : 16;
+
+		l = realloc(a->links, cap * sizeof(*l));
+		if (!l)
+			return NULL;
+		a->links = l;
+		a->links_cap = cap;
+	}
+	if ((a->nlinks + 1) * 2 > a->by_name_size) {
+		size_t size = a->by_name_size ? a->by_name_size * 2 : 32;
+		size_t *idx = calloc(size, sizeof(*idx));
+
+		if (!idx)
+			return NULL;
+		free(a->by_name);
+		a->by_name = idx;
+		a->by_name_size = size;
+		for (size_t i = 0; i < a->nlinks; i++)
+			*name_slot(a, a->links[i].name) = i + 1;
+	}
 	l = &a->links[a->nlinks++];
 	memset(l, 0, sizeof(*l));
 	snprintf(l->name, sizeof(l->name), "%s", name);
+	*name_slot(a, l->name) = a->nlinks;
 	return l;
 }
 
@@ -640,6 +707,9 @@ int alerts_start(struct daemon *d)
 	d->hooks.pass_done = on_pass_done;
 	uv_timer_init(&d->loop, &a->metrics);
 	a->metrics.data = a;
+	uv_signal_init(&d->loop, &a->sigchld);
+	a->sigchld.data = a;
+	uv_signal_start(&a->sigchld, sigchld_cb, SIGCHLD);
 	if (d->cfg->daemon.alert_command[0] && access(d->cfg->daemon.alert_command, X_OK))
 		log_warn("alert_command %s: %s; alerts will go to the log and the database only "
 			 "until it is fixed",
@@ -677,14 +747,18 @@ void alerts_stop(struct daemon *d)
 			 a->nlive);
 	while (a->nlive) {
 		struct job *j = a->live[0];
+		int wstatus;
 
-		if (kill(-j->proc.pid, SIGTERM))
-			uv_process_kill(&j->proc, SIGTERM);
+		if (kill(-j->pid, SIGTERM))
+			kill(j->pid, SIGTERM);
+		waitpid(j->pid, &wstatus, WNOHANG);
 		a->running--;
 		job_close(j); /* removes it from live */
 	}
 	if (!uv_is_closing((uv_handle_t *)&a->metrics))
 		uv_close((uv_handle_t *)&a->metrics, NULL);
+	if (!uv_is_closing((uv_handle_t *)&a->sigchld))
+		uv_close((uv_handle_t *)&a->sigchld, NULL);
 }
 
 void alerts_free(struct daemon *d)
@@ -695,6 +769,7 @@ void alerts_free(struct daemon *d)
 		return;
 	free(a->live);
 	free(a->links);
+	free(a->by_name);
 	free(a);
 	d->alerts = NULL;
 }

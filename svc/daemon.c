@@ -56,6 +56,21 @@ static int64_t wall_s(void)
 	return ms >= 0 ? ms / 1000 : -((999 - ms) / 1000);
 }
 
+int64_t daemon_now(struct daemon *d)
+{
+	uint64_t turn = uv_now(&d->loop);
+
+	/*
+	 * One time() per loop turn, not one per SA: the plan works in whole
+	 * seconds, and some kernels (User-Mode Linux) trap every clock read.
+	 */
+	if (!d->now_s || turn != d->now_turn) {
+		d->now_s = wall_s();
+		d->now_turn = turn;
+	}
+	return d->now_s;
+}
+
 /* --- links --------------------------------------------------------------- */
 
 static struct link_state *link_by_prefix(struct daemon *d, uint32_t prefix)
@@ -208,7 +223,7 @@ static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_
 	struct rot_sa sa;
 	struct mon_sa *e;
 	bool created;
-	int64_t now = wall_s();
+	int64_t now = daemon_now(d);
 
 	if (sadb_msg_to_sa(m, &sa))
 		return;
@@ -235,7 +250,7 @@ static bool desired_now(struct daemon *d, const struct mon_sa *e)
 
 	if (!e->managed || !e->sa.link)
 		return false;
-	if (rot_plan(e->sa.link, wall_s(), &plan))
+	if (rot_plan(e->sa.link, daemon_now(d), &plan))
 		return false;
 	for (size_t i = 0; i < plan.n; i++)
 		if (!rot_sa_id_cmp(&plan.sa[i], &e->sa))
@@ -437,8 +452,9 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 	}
 	d->synced = true;
 	d->stats.resyncs++;
-	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync", n,
-		 d->nlinks, vanished);
+	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
+		 "in %.3f s",
+		 n, d->nlinks, vanished, (double)(uv_hrtime() - d->resync_started_ns) / 1e9);
 	if (d->hooks.synced)
 		d->hooks.synced(d, n);
 	daemon_kick(d, "resync");
@@ -453,6 +469,7 @@ static void start_resync(struct daemon *d)
 	if (d->resync_running || d->stopping)
 		return;
 	d->resync_wanted = false;
+	d->resync_started_ns = uv_hrtime();
 	while ((e = mon_table_next(d->table, &cur)))
 		e->seen = false;
 	if (d->hooks.resync_begin)
@@ -528,6 +545,8 @@ struct pass {
 	unsigned pending;
 	bool deleting;
 	int64_t now;
+	uint64_t started_ns; /* uv_hrtime() when the pass was planned */
+	unsigned long added, deleted, failed, rotated;
 };
 
 static void pass_free(struct pass *p)
@@ -585,6 +604,7 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		d->resync_wanted = true;
 		d->kick_pending = true;
 	} else if (!rot_op_result_ok(step, err)) {
+		d->pass->failed++;
 		link_failed(d, c->ls, &c->sa, err, step == ROT_OP_ADD ? "adding" : "deleting");
 	} else if (err) {
 		/*
@@ -596,13 +616,16 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 			mon_table_del(d->table, &c->sa);
 	} else if (step == ROT_OP_ADD) {
 		d->stats.sa_added++;
+		d->pass->added++;
 		/* The reply is the ADD broadcast (af_key.c: key_notify_sa): it is the SA. */
 		if (reply)
 			table_update(d, reply, false);
 		if (c->sa.dir == ROT_DIR_OUT && c->sa.epoch != c->ls->last_epoch) {
 			c->ls->last_epoch = c->sa.epoch;
 			d->stats.rotations_ok++;
-			log_info("link %s: epoch %lld, outbound spi %#x (key %s)", c->ls->link->name,
+			d->pass->rotated++;
+			/* Per link at debug: thousands of links roll at once; sactl history has each. */
+			log_debug("link %s: epoch %lld, outbound spi %#x (key %s)", c->ls->link->name,
 				 (long long)c->sa.epoch, c->sa.spi, c->sa.key_fp);
 			if (d->hooks.rotation)
 				d->hooks.rotation(d, c->ls->link, &c->sa, true, NULL);
@@ -611,6 +634,7 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		struct mon_sa *e = mon_table_get(d->table, &c->sa);
 
 		d->stats.sa_deleted++;
+		d->pass->deleted++;
 		if (e) {
 			if (d->hooks.sa_gone)
 				d->hooks.sa_gone(d, e, "deleted (rotation)");
@@ -639,7 +663,8 @@ static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kin
 	c->ls = ls;
 	c->sa = *sa;
 	c->kind = kind;
-	log_info("link %s: %s %s spi %#x epoch %lld%s%s", ls->link->name,
+	/* Per SA at debug: a pass's totals are logged at info by pass_finish. */
+	log_debug("link %s: %s %s spi %#x epoch %lld%s%s", ls->link->name,
 		 kind == ROT_OP_DELETE ? "delete" : kind == ROT_OP_REPLACE ? "re-add" : "add",
 		 sa->dir == ROT_DIR_OUT ? "out" : sa->dir == ROT_DIR_IN ? "in" : "?", sa->spi,
 		 (long long)sa->epoch, sa->key_fp[0] ? " key " : "", sa->key_fp);
@@ -703,6 +728,15 @@ static void pass_finish(struct daemon *d)
 		ls->failed_this_pass = false;
 		ls->unsure_this_pass = false;
 	}
+	/*
+	 * One line per pass that changed anything: what a change point cost,
+	 * from planning to the last reply (the burst's end for an operator).
+	 */
+	if (p->added || p->deleted || p->failed)
+		log_info("reconcile pass: %lu added, %lu deleted, %lu failed in %.3f s; %lu link%s "
+			 "to a new epoch; %zu SAs in the kernel",
+			 p->added, p->deleted, p->failed, (double)(uv_hrtime() - p->started_ns) / 1e9,
+			 p->rotated, p->rotated == 1 ? "" : "s", mon_table_count(d->table));
 	pass_free(p);
 	d->pass = NULL;
 	d->stats.passes++;
@@ -714,10 +748,54 @@ static void pass_finish(struct daemon *d)
 	}
 	if (d->hooks.pass_done)
 		d->hooks.pass_done(d);
-	if (d->kick_pending)
+	if (d->kick_pending || d->resync_wanted)
 		daemon_kick(d, NULL);
 	else
 		arm_wake(d);
+}
+
+/* Fill in the key fingerprint of sa, planned for ls, from the link's cache. */
+static int planned_fingerprint(struct link_state *ls, struct rot_sa *sa)
+{
+	struct planned_fp *slot;
+	int ret;
+
+	for (size_t i = 0; i < sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]); i++) {
+		slot = &ls->fp_cache[i];
+		if (slot->fp[0] && slot->epoch == sa->epoch && slot->dir == sa->dir) {
+			memcpy(sa->key_fp, slot->fp, sizeof(sa->key_fp));
+			return 0;
+		}
+	}
+	if (!ls->link->secret)
+		return 0;
+	ret = rot_sa_fingerprint(ls->link->secret, sa);
+	if (ret)
+		return ret;
+	slot = &ls->fp_cache[ls->fp_next++ % (sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]))];
+	slot->epoch = sa->epoch;
+	slot->dir = sa->dir;
+	memcpy(slot->fp, sa->key_fp, sizeof(slot->fp));
+	return 0;
+}
+
+/*
+ * The link's desired SAs now. The plan is made without the secret and the
+ * fingerprints come from the link's cache: a pass over 10,000 links would
+ * otherwise derive every SA's keys again (HKDF) each time.
+ */
+static int plan_link(struct link_state *ls, int64_t now, struct rot_plan *plan)
+{
+	struct conf_link bare = *ls->link;
+	int ret;
+
+	bare.secret = NULL;
+	ret = rot_plan(&bare, now, plan);
+	for (size_t i = 0; !ret && i < plan->n; i++) {
+		plan->sa[i].link = ls->link;
+		ret = planned_fingerprint(ls, &plan->sa[i]);
+	}
+	return ret;
 }
 
 static bool link_due(struct link_state *ls, int64_t now)
@@ -734,7 +812,12 @@ static void reconcile(struct daemon *d)
 	int ret;
 
 	d->kick_pending = false;
-	if (d->resync_wanted)
+	/*
+	 * A dump waits for the running pass: a change point's burst is not
+	 * slowed by reading every SA (a second or more at 10,000 links), and
+	 * the dump does not see the pass half applied. pass_finish kicks again.
+	 */
+	if (d->resync_wanted && !d->pass)
 		start_resync(d);
 	if (!d->synced || d->resync_running || d->pass || d->policy_pending || d->stopping)
 		return;
@@ -748,6 +831,7 @@ static void reconcile(struct daemon *d)
 	if (!p)
 		goto nomem;
 	p->now = now;
+	p->started_ns = uv_hrtime();
 	rot_ops_init(&p->ops);
 	p->desired = calloc(d->nlinks * ROT_PLAN_MAX + 1, sizeof(*p->desired));
 	p->actual = calloc(mon_table_count(d->table) + 1, sizeof(*p->actual));
@@ -759,7 +843,7 @@ static void reconcile(struct daemon *d)
 
 		if (!link_due(ls, now))
 			continue;
-		ret = rot_plan(ls->link, now, &plan);
+		ret = plan_link(ls, now, &plan);
 		if (ret) {
 			log_err("link %s: cannot plan: %s", ls->link->name, strerror(-ret));
 			continue;

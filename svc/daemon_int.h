@@ -31,6 +31,13 @@ struct link_state {
 	bool unsure_this_pass; /* a reply was lost: the outcome waits for the resync */
 	bool policy_installed, policy_failed;
 	bool conflict_alerted;
+	/* Fingerprints of its planned SAs by (epoch, dir): one HKDF per SA, not per pass. */
+	struct planned_fp {
+		int64_t epoch;
+		enum rot_dir dir;
+		char fp[ROT_FP_LEN + 1]; /* "" = empty slot */
+	} fp_cache[4];
+	unsigned fp_next;
 };
 
 /*
@@ -86,6 +93,9 @@ struct daemon {
 	struct pass *pass; /* the reconciliation in progress */
 	unsigned policy_pending;
 	bool synced, resync_wanted, resync_running, kick_pending, policies_done, stopping;
+	uint64_t resync_started_ns; /* uv_hrtime() of the running dump's start */
+	int64_t now_s;              /* daemon_now()'s wall clock, read at loop time now_turn */
+	uint64_t now_turn;
 
 	struct daemon_hooks hooks;
 	struct daemon_stats stats;
@@ -111,6 +121,8 @@ void daemon_fini(struct daemon *d);
 int daemon_set_config(struct daemon *d, struct config *cfg);
 /* Re-read the config file; a bad one is reported and the running one stays. */
 int daemon_reload(struct daemon *d);
+/* Wall-clock seconds, read once per loop turn (uv_now): for per-SA bookkeeping. */
+int64_t daemon_now(struct daemon *d);
 /* Reconcile soon (coalesced). why is logged at debug level, may be NULL. */
 void daemon_kick(struct daemon *d, const char *why);
 /* Raise an alert (log + hooks). e and link may be NULL. */

@@ -28,6 +28,8 @@
 #define XFRM_BATCH_MAX (64 * 1024)
 #define XFRM_RECV_SLOTS 32
 #define XFRM_SLOT_SIZE (32 * 1024)
+/* Datagrams per recvmmsg: the receive buffer holds this many slots. */
+#define RECV_BATCH 32
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -80,9 +82,14 @@ struct kern {
 	struct kern_req **hash;
 	size_t hash_size;
 
-	uint8_t *rbuf; /* one received datagram (XFRM: XFRM_RECV_SLOTS); wiped after each */
-	uint8_t *sbuf; /* XFRM: one batch of requests; wiped after each send */
-	uint8_t *ebuf; /* one request being encoded; wiped after each */
+	uint8_t *rbuf;  /* PF_KEY: RECV_BATCH slots of PFKEY_MSG_MAX, or one whole datagram;
+			 * XFRM: XFRM_RECV_SLOTS slots; wiped after each datagram */
+	uint8_t *sbuf;  /* XFRM: one batch of requests; wiped after each send */
+	uint8_t *ebuf;  /* one request being encoded; wiped after each */
+	unsigned batch; /* PF_KEY datagrams per recvmmsg: RECV_BATCH, 1 after a truncation */
+	bool reading;     /* dispatching a received batch: sends wait for its end */
+	bool pump_wanted; /* a send or a free window slot came up while reading */
+	int poll_events;  /* what k->poll waits for now */
 	struct kern_stats stats;
 	unsigned long loss_count;
 };
@@ -226,9 +233,30 @@ static void note_loss(struct kern *k, const char *why)
 static void finish_dump(struct kern *k, int err);
 static void start_next_dump(struct kern *k);
 
+/*
+ * Watch for readability, and writability while requests wait for a send
+ * that was refused. Only on a change: libuv's uv_poll_start deletes the fd
+ * from epoll and adds it back, two system calls per request.
+ */
+static void watch(struct kern *k)
+{
+	int events;
+
+	if (k->closing)
+		return;
+	events = UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0);
+	if (events != k->poll_events) {
+		uv_poll_start(&k->poll, events, poll_cb);
+		k->poll_events = events;
+	}
+}
+
 /* PF_KEY: one request per send(), while the window has room. */
 static void pump_pfkey(struct kern *k)
 {
+	bool timed = false; /* one clock read per call, not per message */
+
+	k->pump_wanted = false;
 	while (k->queue.head && k->inflight.n < k->opts.window) {
 		struct kern_req *r = k->queue.head;
 		ssize_t n;
@@ -261,7 +289,10 @@ static void pump_pfkey(struct kern *k)
 		}
 		k->stats.sent++;
 		/* The loop's time is from the start of this turn, which may be long. */
-		uv_update_time(k->loop);
+		if (!timed) {
+			uv_update_time(k->loop);
+			timed = true;
+		}
 		r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
 		if (r->is_dump)
 			continue; /* active_dump already points at it */
@@ -272,9 +303,7 @@ static void pump_pfkey(struct kern *k)
 	 * Requests still queued when the window is full wait for replies; ones
 	 * refused with EAGAIN/ENOBUFS wait for the socket to become writable.
 	 */
-	if (!k->closing)
-		uv_poll_start(&k->poll, UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0),
-			      poll_cb);
+	watch(k);
 	arm_timer(k);
 }
 
@@ -301,6 +330,7 @@ static void sent_ok(struct kern *k, struct kern_req *r)
  */
 static void pump_xfrm(struct kern *k)
 {
+	k->pump_wanted = false;
 	while (k->queue.head && k->inflight.n < k->opts.window) {
 		struct kern_req *r, *last = NULL;
 		unsigned n = 0, room = k->opts.window - k->inflight.n;
@@ -352,9 +382,7 @@ static void pump_xfrm(struct kern *k)
 		for (unsigned i = 0; i < n; i++)
 			sent_ok(k, k->queue.head);
 	}
-	if (!k->closing)
-		uv_poll_start(&k->poll, UV_READABLE | (k->queue.head && k->send_blocked ? UV_WRITABLE : 0),
-			      poll_cb);
+	watch(k);
 	arm_timer(k);
 }
 
@@ -364,6 +392,18 @@ static void pump(struct kern *k)
 		pump_xfrm(k);
 	else
 		pump_pfkey(k);
+}
+
+/*
+ * Send now, or once the batch being read is dispatched: one pump (and one
+ * clock read) per batch of replies, not one per reply.
+ */
+static void want_pump(struct kern *k)
+{
+	if (k->reading)
+		k->pump_wanted = true;
+	else
+		pump(k);
 }
 
 static int enqueue(struct kern *k, struct kern_req *r, struct pfkey_msg *m)
@@ -429,7 +469,7 @@ int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *ar
 	if (k->xfrm && k->queue.n < k->opts.window)
 		uv_prepare_start(&k->flush, flush_cb);
 	else
-		pump(k);
+		want_pump(k);
 	return 0;
 }
 
@@ -444,9 +484,16 @@ static void start_next_dump(struct kern *k)
 	k->active_dump = r;
 	k->dump_n = 0;
 	k->stats.dumps++;
+	/*
+	 * Its deadline runs from now, and again from its send: with a full
+	 * window it waits in the queue, and a zero deadline would time it out
+	 * at once, over and over.
+	 */
+	uv_update_time(k->loop);
+	r->deadline = uv_now(k->loop) + k->opts.timeout_ms;
 	/* First in line, so a resync is not stuck behind a long queue. */
 	list_push_front(&k->queue, r);
-	pump(k);
+	want_pump(k);
 }
 
 int kern_dump(struct kern *k, uint8_t type, uint8_t satype, kern_dump_msg_cb each,
@@ -524,7 +571,7 @@ static void dispatch(struct kern *k, const struct pfkey_msg *m)
 		list_remove(&k->inflight, r);
 		k->stats.replies++;
 		complete(k, r, m->errno_val ? -(int)m->errno_val : 0, m);
-		pump(k);
+		want_pump(k);
 		return;
 	}
 	k->stats.events++;
@@ -620,7 +667,7 @@ static void dispatch_xfrm(struct kern *k, const struct nlmsghdr *nlh)
 		hash_take(k, r->seq, r->type);
 		k->stats.replies++;
 		complete(k, r, err, NULL);
-		pump(k);
+		want_pump(k);
 		return;
 	}
 	if (nlh->nlmsg_type == NLMSG_NOOP || nlh->nlmsg_type == NLMSG_OVERRUN)
@@ -653,7 +700,7 @@ static void dispatch_xfrm(struct kern *k, const struct nlmsghdr *nlh)
 		if (r->type == SADB_GETSPI)
 			m.state = SADB_SASTATE_LARVAL;
 		complete(k, r, 0, &m);
-		pump(k);
+		want_pump(k);
 		return;
 	}
 	k->stats.events++;
@@ -716,46 +763,99 @@ static void on_readable_xfrm(struct kern *k)
 	}
 }
 
-static void on_readable(struct kern *k)
+/* One received datagram: hand it on, then wipe it. cap is its slot's size. */
+static void on_datagram(struct kern *k, uint8_t *buf, size_t cap, size_t n)
 {
-	if (k->xfrm) {
-		on_readable_xfrm(k);
+	struct pfkey_msg m;
+	const char *why = NULL;
+
+	if (n > cap) {
+		k->stats.truncated++;
+		pfkey_cleanse(buf, cap);
+		if (k->batch > 1) {
+			/*
+			 * Longer than a batch slot: read one message at a time into
+			 * the whole buffer from now on, so the resync sees it.
+			 */
+			log_warn("a %zu-byte kernel message does not fit a %zu-byte slot; reading "
+				 "one message per call from now on",
+				 n, cap);
+			k->batch = 1;
+		}
+		note_loss(k, "truncated message");
 		return;
 	}
-	for (int budget = READ_BUDGET; budget > 0 && !k->closing; budget--) {
-		struct pfkey_msg m;
-		const char *why = NULL;
-		ssize_t n;
+	if (pfkey_decode(buf, n, &m, &why)) {
+		k->stats.malformed++;
+		log_warn("dropped malformed message (%zu bytes): %s", n, why ? why : "?");
+	} else {
+		dispatch(k, &m);
+	}
+	/* Broadcasts carry the keys of every SA (af_key.c: key_notify_sa). */
+	pfkey_cleanse(buf, n);
+}
 
-		n = recv(k->fd, k->rbuf, PFKEY_MSG_MAX, MSG_DONTWAIT | MSG_TRUNC);
+static void read_batches(struct kern *k);
+
+static void on_readable(struct kern *k)
+{
+	k->reading = true;
+	if (k->xfrm)
+		on_readable_xfrm(k);
+	else
+		read_batches(k);
+	k->reading = false;
+	if (k->pump_wanted && !k->closing)
+		pump(k);
+}
+
+static void read_batches(struct kern *k)
+{
+	struct mmsghdr mm[RECV_BATCH];
+	struct iovec iov[RECV_BATCH];
+
+	for (int budget = READ_BUDGET; budget > 0 && !k->closing;) {
+		unsigned batch = k->batch;
+		size_t cap = batch > 1 ? PFKEY_MSG_MAX / RECV_BATCH : PFKEY_MSG_MAX;
+		int n;
+
+		/* recvmmsg: one system call for up to RECV_BATCH replies of a burst. */
+		memset(mm, 0, batch * sizeof(mm[0]));
+		for (unsigned i = 0; i < batch; i++) {
+			iov[i].iov_base = k->rbuf + i * cap;
+			iov[i].iov_len = cap;
+			mm[i].msg_hdr.msg_iov = &iov[i];
+			mm[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(k->fd, mm, batch, MSG_DONTWAIT | MSG_TRUNC, NULL);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_err("recv: %s", strerror(errno));
+				log_err("recvmmsg: %s", strerror(errno));
 			return;
 		}
-		if (n == 0) {
-			/* A seqpacket peer (the simulated SADB) went away. */
-			if (k->opts.backend == KERN_BACKEND_FD) {
-				log_err("kernel channel closed by peer");
-				uv_poll_stop(&k->poll);
-				return;
+		for (int i = 0; i < n; i++) {
+			uint8_t *buf = k->rbuf + (size_t)i * cap;
+
+			budget--;
+			if (k->closing) {
+				pfkey_cleanse(buf, mm[i].msg_len < cap ? mm[i].msg_len : cap);
+				continue;
 			}
-			continue;
+			if (mm[i].msg_len == 0) {
+				/* A seqpacket peer (the simulated SADB) went away. */
+				if (k->opts.backend == KERN_BACKEND_FD) {
+					log_err("kernel channel closed by peer");
+					uv_poll_stop(&k->poll);
+					k->poll_events = 0;
+					return;
+				}
+				continue;
+			}
+			on_datagram(k, buf, cap, mm[i].msg_len);
 		}
-		if ((size_t)n > PFKEY_MSG_MAX) {
-			k->stats.truncated++;
-			pfkey_cleanse(k->rbuf, PFKEY_MSG_MAX);
-			note_loss(k, "truncated message");
-			continue;
-		}
-		if (pfkey_decode(k->rbuf, (size_t)n, &m, &why)) {
-			k->stats.malformed++;
-			log_warn("dropped malformed message (%zd bytes): %s", n, why ? why : "?");
-		} else {
-			dispatch(k, &m);
-		}
-		/* Broadcasts carry the keys of every SA (af_key.c: key_notify_sa). */
-		pfkey_cleanse(k->rbuf, (size_t)n);
+		/* Fewer than asked: the socket was empty; epoll reports what came since. */
+		if ((unsigned)n < batch)
+			return;
 	}
 }
 
@@ -771,8 +871,9 @@ static void poll_cb(uv_poll_t *handle, int status, int events)
 		 * the error, and watch the socket again.
 		 */
 		if (k->xfrm && status == UV_EBADF && !k->closing) {
+			k->poll_events = 0; /* libuv stopped the handle */
 			on_readable(k);
-			uv_poll_start(&k->poll, UV_READABLE, poll_cb);
+			watch(k);
 			pump(k);
 			return;
 		}
@@ -856,6 +957,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 	k->xfrm = opts->backend == KERN_BACKEND_XFRM;
 	k->rbuf = malloc(k->xfrm ? (size_t)XFRM_RECV_SLOTS * XFRM_SLOT_SIZE : PFKEY_MSG_MAX);
 	k->ebuf = malloc(PFKEY_MSG_MAX);
+	k->batch = RECV_BATCH;
 	if (k->xfrm)
 		k->sbuf = malloc(XFRM_BATCH_MAX);
 	if (!k->hash || !k->rbuf || !k->ebuf || (k->xfrm && !k->sbuf)) {
@@ -903,6 +1005,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		goto cleanup;
 	}
 	uv_poll_start(&k->poll, UV_READABLE, poll_cb);
+	k->poll_events = UV_READABLE;
 	if (k->opts.promisc && !k->xfrm) {
 		struct pfkey_msg m;
 

@@ -132,7 +132,7 @@ static void to_row(const struct mon_sa *e, struct store_sa *row, int64_t now)
 static void event(struct ledger *l, const char *kind, const struct mon_sa *e,
 		  const struct conf_link *link, const char *msg)
 {
-	struct store_event ev = { .at = time(NULL) };
+	struct store_event ev = { .at = daemon_now(l->d) };
 	struct store *s = writable(l);
 	int ret;
 
@@ -164,7 +164,7 @@ static void record(struct ledger *l, struct mon_sa *e)
 {
 	struct store *s = writable(l);
 	struct store_sa row;
-	int64_t now = time(NULL);
+	int64_t now = daemon_now(l->d);
 	int ret;
 
 	if (!s)
@@ -216,7 +216,7 @@ static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why
 	int ret;
 
 	if (s && e->store_id) {
-		ret = store_sa_set_state(s, e->store_id, STORE_SA_GONE, time(NULL));
+		ret = store_sa_set_state(s, e->store_id, STORE_SA_GONE, daemon_now(d));
 		if (ret && ret != -ENOENT)
 			fail(l, ret, "SA gone");
 	}
@@ -240,7 +240,7 @@ static void on_rotation(struct daemon *d, const struct conf_link *link, const st
 {
 	struct ledger *l = ledger_of(d);
 	struct store_rotation rot = {
-		.at = time(NULL),
+		.at = daemon_now(d),
 		.epoch = sa->epoch,
 		.result = ok ? STORE_ROT_OK : STORE_ROT_FAILED,
 		.new_spi = sa->spi,

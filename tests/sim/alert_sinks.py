@@ -59,13 +59,20 @@ secret_file = {WORK}/l.key
 rotate_every = 1h
 """)
 log = open(f"{WORK}/sakeyd.log", "w")
-daemon = subprocess.Popen([SAKEYD, "-c", CONF], stdout=log, stderr=log,
+# -v: the SPI of each SA added is logged at debug level.
+daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=log, stderr=log,
                           env=dict(os.environ, SAKEYD_SIM_FAIL="3:105:1", SECRET_MARKER="x"))
 deadline = time.time() + 10
 while not os.path.exists(f"{WORK}/sim.sock") and time.time() < deadline:
     time.sleep(0.05)
 obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 obs.connect(f"{WORK}/sim.sock")
+# The daemon's first pass meets the injected ADD failure, not our hand-keyed ADD.
+while time.time() < deadline:
+    with open(f"{WORK}/sakeyd.log") as f:
+        if "ready:" in f.read():
+            break
+    time.sleep(0.05)
 
 
 def addr_ext(t, ip):

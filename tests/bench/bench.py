@@ -1,0 +1,512 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""Guest side of the benchmark: sakeyd against the raw-kernel floor, in one boot.
+
+Run by tests/bench/run (or the 'bench' meson suite) inside User-Mode Linux as
+root:  bench.py --sakeyd EXE --sactl EXE --floor EXE --out DIR [--links N]
+[--reps R] [--kernel pfkey|xfrm] [--quick]
+
+It writes DIR/results.json (every sample) and DIR/table.md, and prints the
+table. The steps, all in this boot:
+  1. floor: the same 2N SAs that N links make (floor.c) added and deleted by
+     pfkey-sync, pfkey-pipe, netlink-batch and ip -batch, REPS times each;
+  2. phase A, sakeyd with N links, rotate_every 1d (no change point during
+     the phase): start-up from an empty SADB, then start-up with the 2N SAs
+     already installed (REPS restarts), sactl status --json and the table
+     against a PF_KEY dump of the same SAs, SADB_EXPIRE -> alert_command
+     latency with 2N SAs present, peak RSS;
+  3. phase B, sakeyd with N links whose epochs all end at known instants:
+     REPS rotations of every link, each one three passes (next inbound SA
+     added `lead` before the change point, outbound SA replaced at it,
+     previous inbound SA deleted `grace` after), timed by the daemon's own
+     "reconcile pass" lines (planning to last reply, CLOCK_MONOTONIC), and
+     the add-only and delete-only bursts also from outside (SAD count).
+The check lines (CHECK ok / CHECK FAIL) make the smoke test fail; no timing
+is asserted anywhere.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--sakeyd", required=True)
+ap.add_argument("--sactl", required=True)
+ap.add_argument("--floor", required=True)
+ap.add_argument("--out", required=True)
+ap.add_argument("--links", type=int, default=10000)
+ap.add_argument("--reps", type=int, default=3)
+ap.add_argument("--kernel", default="pfkey")
+ap.add_argument("--expire-n", type=int, default=250)
+ap.add_argument("--lead", type=int, default=0, help="lead = grace of phase B (s); 0: from N")
+ap.add_argument("--skip-ip", action="store_true", help="leave out ip -batch (slow)")
+ap.add_argument("--quick", action="store_true", help="smoke run: small N, one rep")
+args = ap.parse_args()
+if args.quick:
+    args.links = min(args.links, 200)
+    args.reps = 1
+    args.expire_n = min(args.expire_n, 20)
+
+N = args.links
+SAS = 2 * N
+FLOOR = args.floor
+WORK = "/run/sakeyd-bench"  # guest tmpfs: the daemon's files never touch hostfs
+OUT = os.path.abspath(args.out)
+os.makedirs(WORK, exist_ok=True)
+os.makedirs(OUT, exist_ok=True)
+failures = []
+samples = {}  # name -> list of floats (seconds unless noted)
+notes = {}
+
+
+LOG_A = f"{WORK}/sakeyd-a.log"
+LOG_B = f"{WORK}/sakeyd-b.log"
+
+
+def finish():
+    """Write results.json, keep the daemon's logs; the exit status."""
+    with open(f"{OUT}/results.json", "w") as f:
+        json.dump({"env": env, "samples": samples, "notes": notes, "failures": failures}, f,
+                  indent=1)
+    for src in (LOG_A, LOG_B):
+        if os.path.exists(src):
+            subprocess.run(["cp", src, OUT], check=False)
+    log(f"RESULTS {len(failures)} check(s) failed" if failures else "RESULTS all checks passed")
+    return 1 if failures else 0
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def check(ok, what):
+    log(("CHECK ok " if ok else "CHECK FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def sample(name, value):
+    samples.setdefault(name, []).append(value)
+
+
+def parse_result(text):
+    out = []
+    for line in text.splitlines():
+        if line.startswith("RESULT "):
+            out.append(dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv))
+    return out
+
+
+def floor(*argv, check_rc=True):
+    p = subprocess.run([FLOOR, *argv], capture_output=True, text=True)
+    if p.returncode and check_rc:
+        check(False, f"floor {' '.join(argv)}: exit {p.returncode}: {p.stderr.strip()}")
+    r = parse_result(p.stdout)
+    return r[0] if r else None
+
+
+def count():
+    out = subprocess.run([FLOOR, "count"], capture_output=True, text=True).stdout.strip()
+    return int(out) if out.lstrip("-").isdigit() else -1
+
+
+def expect_count(n, what):
+    c = count()
+    check(c == n, f"{what}: SAD count {c}, expected {n}")
+
+
+def ip4(net, p):
+    v = (p + 1) & 0xFFFF
+    return f"10.{net}.{v >> 8}.{v & 0xFF}"
+
+
+# --- environment ------------------------------------------------------------
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+
+env = {
+    "kernel": sh("uname -r"),
+    "guest_cpus": sh("nproc"),
+    "guest_mem": sh("grep MemTotal /proc/meminfo | tr -s ' '"),
+    "links": N,
+    "reps": args.reps,
+    "backend": args.kernel,
+    "date": sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+}
+log(f"INFO {json.dumps(env)}")
+
+# --- warm-up ----------------------------------------------------------------
+# The first SA makes the kernel load authenc/hmac/sha512/cbc/aes; the xfrm
+# hash tables grow to the largest count once (they never shrink), so every
+# measurement sees the same tables.
+floor("-m", "warmup", "add-sync", "1")
+floor("-m", "warmup", "del-sync", "1")
+floor("-m", "warmup", "nl-add-batch", str(2 * SAS))
+time.sleep(1.5)
+floor("-m", "warmup", "nl-del-batch", str(2 * SAS))
+time.sleep(0.5)
+expect_count(0, "warm-up")
+
+# --- 1. the floor -----------------------------------------------------------
+BIG = str(128 << 20)  # SO_RCVBUFFORCE, doubled by the kernel: no reply is lost
+SETTLE_ADD, SETTLE_DEL = 1.2, 0.3  # each new SA arms a 1 s kernel timer (RESULTS.md note 2)
+
+methods = {
+    "pfkey-sync": (["add-sync"], ["del-sync"]),
+    "pfkey-pipe": (["-r", BIG, "add-pipe"], ["-r", BIG, "del-pipe"]),
+    "netlink-batch": (["nl-add-batch"], ["nl-del-batch"]),
+}
+if not args.skip_ip:
+    for what in ("add", "del"):
+        with open(f"{WORK}/ip-{what}.batch", "w") as f:
+            f.write(subprocess.run([FLOOR, "gen-batch", what, str(SAS)], capture_output=True,
+                                   text=True, check=True).stdout)
+    methods["ip-batch"] = (["timeit", str(SAS), "--", "ip", "-batch", f"{WORK}/ip-add.batch"],
+                           ["timeit", str(SAS), "--", "ip", "-batch", f"{WORK}/ip-del.batch"])
+
+for rep in range(args.reps):
+    for m, (add, dele) in methods.items():
+        r = floor("-m", m, *add, *([] if m == "ip-batch" else [str(SAS)]))
+        time.sleep(SETTLE_ADD)
+        expect_count(SAS, f"floor {m} add")
+        if r:
+            check(int(r.get("lost", 0)) == 0 and int(r.get("err", 0)) == 0,
+                  f"floor {m} add: no error, no lost reply ({r.get('err')}/{r.get('lost')})")
+            sample(f"floor:{m}:add", float(r["secs"]))
+        if m == "pfkey-pipe":
+            # The floor of a status listing: a PF_KEY dump of 2N SAs.
+            d = floor("-m", "dump", "dump")
+            if d:
+                check(int(d["n"]) == SAS, f"floor dump: {d['n']} SAs")
+                sample("floor:pfkey-dump", float(d["secs"]))
+        r = floor("-m", m, *dele, *([] if m == "ip-batch" else [str(SAS)]))
+        time.sleep(SETTLE_DEL)
+        expect_count(0, f"floor {m} del")
+        if r:
+            sample(f"floor:{m}:del", float(r["secs"]))
+
+# --- the daemon's configuration ---------------------------------------------
+KEYS = f"{WORK}/keys"
+os.makedirs(KEYS, mode=0o700, exist_ok=True)
+for p in range(N):
+    path = f"{KEYS}/l{p}.key"
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (os.urandom(32).hex() + "\n").encode())
+        os.close(fd)
+STAMP = f"{WORK}/alert-stamp"  # floor.c run under this name appends to WORK/stamps
+if not os.path.lexists(STAMP):
+    os.symlink(os.path.abspath(FLOOR), STAMP)
+
+
+def write_config(path, state, rotate_every, phase, lead):
+    lines = [
+        "[daemon]",
+        f"kernel = {args.kernel}",
+        f"state_dir = {state}",
+        f"control_socket = {state}/control.sock",
+        f"alert_command = {STAMP}",
+        "",
+    ]
+    for p in range(N):
+        lines += [
+            f"[link l{p}]",
+            f"local = {ip4(1, p)}",
+            f"remote = {ip4(2, p)}",
+            f"secret_file = {KEYS}/l{p}.key",
+            f"rotate_every = {rotate_every}s",
+            f"phase = {phase}s",
+            # Explicit: 10,000 auto prefixes (24 bits) would collide (birthday bound).
+            f"spi_prefix = {0x1000 + p:#x}",
+            f"lead = {lead}s",
+            f"grace = {lead}s",
+            # The floor installs no policy: neither does this benchmark.
+            "policy = no",
+            "",
+        ]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+PASS_RE = re.compile(r"reconcile pass: (\d+) added, (\d+) deleted, (\d+) failed in ([0-9.]+) s")
+SYNC_RE = re.compile(r"SADB synchronised: (\d+) SAs .* in ([0-9.]+) s")
+
+
+def passes(logpath):
+    with open(logpath, errors="replace") as f:
+        return [tuple(float(x) for x in m.groups()) for m in PASS_RE.finditer(f.read())]
+
+
+class Daemon:
+    """sakeyd started through floor start-ready: exec -> READY=1 is timed."""
+
+    def __init__(self, conf, logpath, label):
+        self.log = open(logpath, "a")
+        self.proc = subprocess.Popen([FLOOR, "-m", label, "start-ready", "--", args.sakeyd, "-c",
+                                      conf], stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        r = parse_result(line)
+        self.result = r[0] if r else None
+        ok = bool(self.result) and self.result.get("ok") == "1"
+        check(ok, f"{label}: sakeyd ready ({line.strip()})")
+        if not ok:
+            raise SystemExit(finish())
+        self.pid = int(self.result["pid"])
+        self.secs = float(self.result["secs"])
+
+    def status(self, key):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])  # kB
+        return -1
+
+    def cpu(self):
+        """(user s, system s, minor faults) of the daemon so far (proc(5) stat)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tck = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tck, int(fields[12]) / tck, int(fields[7])
+
+    def stop(self):
+        os.kill(self.pid, signal.SIGTERM)
+        rc = self.proc.wait(timeout=120)
+        self.log.close()
+        check(rc == 0, f"sakeyd stopped cleanly (exit {rc})")
+
+
+def flush():
+    subprocess.run(["ip", "xfrm", "state", "flush"], check=False)
+    time.sleep(SETTLE_DEL)
+    expect_count(0, "flushed")
+
+
+def med(name):
+    xs = samples.get(name, [])
+    return statistics.median(xs) if xs else float("nan")
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+# --- 2. phase A: start-up, status, EXPIRE latency, RSS ----------------------
+STATE_A = f"{WORK}/state-a"
+os.makedirs(STATE_A, exist_ok=True)
+CONF_A = f"{WORK}/a.conf"
+DAY = 86400
+# The middle of an epoch: no change point for half a day.
+write_config(CONF_A, STATE_A, DAY, (int(time.time()) + DAY // 2) % DAY, 60)
+open(LOG_A, "w").close()
+
+d = Daemon(CONF_A, LOG_A, "startup-empty")
+sample("sakeyd:startup-empty", d.secs)
+ps = passes(LOG_A)
+check(len(ps) == 1 and ps[0][0] == SAS and ps[0][2] == 0,
+      f"start-up from empty: one pass adding {SAS} SAs ({ps})")
+if ps:
+    sample("sakeyd:initial-pass", ps[0][3])
+expect_count(SAS, "phase A installed")
+sample("sakeyd:vmhwm-kB:startup-empty", d.status("VmHWM"))
+
+for rep in range(args.reps):
+    d.stop()
+    expect_count(SAS, "SAs stay after SIGTERM")
+    d = Daemon(CONF_A, LOG_A, "startup-adopt")
+    sample("sakeyd:startup-adopt", d.secs)
+    sample("sakeyd:vmhwm-kB:adopt", d.status("VmHWM"))
+    check(len(passes(LOG_A)) == len(ps), "adoption: no SA added or deleted")
+with open(LOG_A, errors="replace") as f:
+    syncs = [float(m.group(2)) for m in SYNC_RE.finditer(f.read()) if int(m.group(1)) == SAS]
+notes["resync_s"] = syncs
+
+# sactl over the same SAs, and the floor's PF_KEY dump of them, alternated.
+for rep in range(args.reps):
+    r = floor("-m", "sactl-json", "-o", f"{WORK}/status.json", "timeit", str(SAS), "--",
+              args.sactl, "-c", CONF_A, "status", "--json")
+    if r:
+        sample("sactl:status-json", float(r["secs"]))
+    r = floor("-m", "sactl-table", "-o", f"{WORK}/status.txt", "timeit", str(SAS), "--",
+              args.sactl, "-c", CONF_A, "status")
+    if r:
+        sample("sactl:status-table", float(r["secs"]))
+    r = floor("-m", "dump", "dump")
+    if r:
+        sample("floor:pfkey-dump-daemon-sas", float(r["secs"]))
+try:
+    with open(f"{WORK}/status.json") as f:
+        js = json.load(f)
+    check(sum(1 for e in js if e.get("managed")) == SAS, f"status --json lists {SAS} managed SAs")
+except (OSError, ValueError) as e:
+    check(False, f"status --json parses: {e}")
+with open(f"{WORK}/status.txt") as f:
+    table_lines = sum(1 for _ in f)
+check(table_lines >= SAS, f"status table has a line per SA ({table_lines})")
+
+# SADB_EXPIRE -> alert_command, with 2N SAs present.
+lat_all = []
+for rep in range(args.reps):
+    stamps = f"{WORK}/stamps"
+    if os.path.exists(stamps):
+        os.unlink(stamps)
+    exp = f"{WORK}/expire-{rep}.txt"
+    r = floor("-s", "0x20000", "-m", "expire", "expire-lat", str(args.expire_n), "40", "2", exp)
+    time.sleep(2)  # the last alert commands
+    arrived = {}
+    with open(exp) as f:
+        for line in f:
+            _, spi, ns = line.split()
+            arrived[int(spi, 16)] = int(ns)
+    started = {}
+    if os.path.exists(stamps):
+        with open(stamps) as f:
+            for line in f:
+                ev, spi, ns = line.split()
+                if ev == "expire-soft" and spi.startswith("0x"):
+                    started.setdefault(int(spi, 16), int(ns))
+    lat = [(started[s] - arrived[s]) / 1e6 for s in arrived if s in started]
+    check(len(lat) == args.expire_n,
+          f"expire rep {rep}: {len(lat)} of {args.expire_n} EXPIREs reached the alert command")
+    lat_all += lat
+    floor("-s", "0x20000", "expire-del", str(args.expire_n))
+    time.sleep(SETTLE_DEL)
+samples["expire-alert-ms"] = lat_all
+sample("sakeyd:vmhwm-kB:phase-a-end", d.status("VmHWM"))
+d.stop()
+flush()
+
+# --- 3. phase B: rotation throughput ----------------------------------------
+# lead = grace = L; rotate_every = 4L: per rotation three bursts, L apart.
+# L covers one burst with room to spare: start-up from empty made 2N SAs.
+L = args.lead or max(10, int(0.75 * med("sakeyd:startup-empty")) + 5)
+P = 4 * L
+# Start-up (config, secrets, 2N adds) must be over before the first burst;
+# the start must lie outside the previous epoch's grace: startup budget <= 2L.
+budget = 2 * L
+t0 = int(time.time()) + 1
+T1 = t0 + budget + L  # first change point; its inbound burst at T1 - L
+STATE_B = f"{WORK}/state-b"
+os.makedirs(STATE_B, exist_ok=True)
+CONF_B = f"{WORK}/b.conf"
+write_config(CONF_B, STATE_B, P, T1 % P, L)
+open(LOG_B, "w").close()
+notes["phase_b"] = {"lead": L, "grace": L, "rotate_every": P}
+d = Daemon(CONF_B, LOG_B, "startup-rotation")
+check(time.time() < T1 - L, "phase B started before the first burst")
+base = len(passes(LOG_B))
+cpu0 = d.cpu()
+for rep in range(args.reps):
+    T = T1 + rep * P
+    for at, op, target, name in ((T - L, "ge", 3 * N, "in-add"), (T, None, 0, "out-replace"),
+                                 (T + L, "le", 2 * N, "in-del")):
+        delay = at - 0.3 - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        if op:
+            r = floor("-m", f"ext-{name}", "wait-count", op, str(target), str(L - 1))
+            if r and r.get("ok") == "1":
+                sample(f"ext:{name}", float(r["at"]) - at)
+    time.sleep(min(L - 1, 5))
+    # The three passes of this rotation.
+    deadline = time.time() + L
+    while len(passes(LOG_B)) < base + 3 and time.time() < deadline:
+        time.sleep(0.5)
+    ps = passes(LOG_B)[base:base + 3]
+    base += 3
+    shape = [(a, dl, fl) for a, dl, fl, _ in ps]
+    ok = shape == [(N, 0, 0), (N, N, 0), (0, N, 0)]
+    check(ok, f"rotation {rep}: passes {shape}")
+    if ok:
+        sample("sakeyd:in-add", ps[0][3])
+        sample("sakeyd:out-replace", ps[1][3])
+        sample("sakeyd:in-del", ps[2][3])
+        sample("sakeyd:rotation", ps[0][3] + ps[1][3] + ps[2][3])
+    expect_count(SAS, f"rotation {rep}: 2N SAs after it")
+cpu1 = d.cpu()
+# What the rotations cost the daemon, including its refresh dumps meanwhile.
+notes["rotation_cpu_per_rep"] = {"user_s": (cpu1[0] - cpu0[0]) / args.reps,
+                                 "system_s": (cpu1[1] - cpu0[1]) / args.reps,
+                                 "minor_faults": (cpu1[2] - cpu0[2]) / args.reps}
+sample("sakeyd:vmhwm-kB:rotation", d.status("VmHWM"))
+d.stop()
+flush()
+
+
+# --- results ----------------------------------------------------------------
+def cell(name, scale=1.0, fmt="{:.3f}"):
+    xs = samples.get(name, [])
+    if not xs:
+        return "-"
+    return (fmt.format(statistics.median(xs) * scale) + " (" + fmt.format(min(xs) * scale) + "–"
+            + fmt.format(max(xs) * scale) + ")")
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a == a and b == b and b > 0 else "-"
+
+
+rows = []
+floor_rot = {m: med(f"floor:{m}:add") + med(f"floor:{m}:del") for m in methods}
+d_rot = med("sakeyd:rotation")
+rows.append("| figure | median (min–max) | floor, same boot | ratio | goal |")
+rows.append("|---|---|---|---|---|")
+for m in methods:
+    rows.append(f"| floor {m}: add {SAS} / delete {SAS} SAs (s) | {cell(f'floor:{m}:add')} / "
+                f"{cell(f'floor:{m}:del')} | | | |")
+rows.append(f"| sakeyd rotation of {N} links: {SAS} adds + {SAS} deletes, sum of its 3 passes (s) "
+            f"| {cell('sakeyd:rotation')} | pfkey-pipe {floor_rot['pfkey-pipe']:.3f} s | "
+            f"{ratio(floor_rot['pfkey-pipe'], d_rot)}x pfkey-pipe | >= 0.8x |")
+if "ip-batch" in methods:
+    rows.append(f"| same, against ip -batch | | ip-batch {floor_rot['ip-batch']:.3f} s | "
+                f"{ratio(floor_rot['ip-batch'], d_rot)}x ip-batch | >= 20x |")
+rows.append(f"| same, against netlink-batch (the XFRM floor) | | netlink-batch "
+            f"{floor_rot['netlink-batch']:.3f} s | {ratio(floor_rot['netlink-batch'], d_rot)}x | "
+            f"(#9, kernel = xfrm: >= 0.5x) |")
+rows.append(f"| pass: {N} inbound adds at T-lead (s) | {cell('sakeyd:in-add')} | outside: "
+            f"{cell('ext:in-add')} | | |")
+rows.append(f"| pass: {N} outbound adds + {N} deletes at T (s) | {cell('sakeyd:out-replace')} | "
+            f"| | |")
+rows.append(f"| pass: {N} inbound deletes at T+grace (s) | {cell('sakeyd:in-del')} | outside: "
+            f"{cell('ext:in-del')} | | |")
+dump = med("floor:pfkey-dump-daemon-sas")
+rows.append(f"| sactl status --json, {SAS} SAs (s) | {cell('sactl:status-json')} | pfkey dump "
+            f"{cell('floor:pfkey-dump-daemon-sas')} | {ratio(med('sactl:status-json'), dump)}x "
+            f"dump | < 10x |")
+rows.append(f"| sactl status (table), {SAS} SAs (s) | {cell('sactl:status-table')} | | "
+            f"{ratio(med('sactl:status-table'), dump)}x dump | |")
+for k, what in (("startup-empty", "after start-up from empty"),
+                ("adopt", f"after start-up with {SAS} SAs present"),
+                ("phase-a-end", "end of phase A (status, expiries)"),
+                ("rotation", f"end of phase B ({args.reps} rotations, up to {2 * SAS} SAs)")):
+    rows.append(f"| peak RSS (VmHWM), {what} (MiB) | "
+                f"{cell('sakeyd:vmhwm-kB:' + k, 1 / 1024, '{:.1f}')} | | | < 64 MiB |")
+lat = samples.get("expire-alert-ms", [])
+if lat:
+    rows.append(f"| SADB_EXPIRE -> alert_command running, {len(lat)} samples, {SAS} SAs (ms) | "
+                f"p50 {pct(lat, .5):.2f}, p99 {pct(lat, .99):.2f}, max {max(lat):.2f} | | | "
+                f"p99 < 5 ms |")
+rows.append(f"| start-up, exec -> READY=1, {SAS} SAs present (s) | {cell('sakeyd:startup-adopt')} "
+            f"| | | |")
+rows.append(f"| start-up, exec -> READY=1, empty SADB, installs {SAS} (s) | "
+            f"{cell('sakeyd:startup-empty')} | initial pass {cell('sakeyd:initial-pass')} | | |")
+table = "\n".join(rows)
+
+
+
+with open(f"{OUT}/table.md", "w") as f:
+    f.write(table + "\n")
+log(table)
+log(f"INFO notes {json.dumps(notes)}")
+sys.exit(finish())
