@@ -391,7 +391,10 @@ flush()
 # lead = grace = L; rotate_every = 4L: per rotation three bursts, L apart.
 # L covers one burst with room to spare: start-up from empty made 2N SAs.
 L = args.lead or max(10, int(0.75 * med("sakeyd:startup-empty")) + 5)
-P = 4 * L
+# The previous change point's grace (T1 - P + L) must be over before the
+# daemon starts (about t0 - 1): with P = 4L it ended at t0, and a fast start
+# planned inside it (one more inbound SA, deleted a moment later).
+P = 4 * L + 3
 # Start-up (config, secrets, 2N adds) must be over before the first burst;
 # the start must lie outside the previous epoch's grace: startup budget <= 2L.
 budget = 2 * L
