@@ -228,7 +228,8 @@ int mon_metrics_render(const struct mon_metrics *m, char **text, size_t *len)
 	if (m->nkernel_drops) {
 		family(&o, "sakeyd_kernel_messages_dropped_total", "counter",
 		       "Messages from the kernel dropped: malformed (rejected by the decoder), "
-		       "truncated, or replies that never came (reply-timeout).");
+		       "truncated, replies that never came (reply-timeout), or receive-buffer "
+		       "overruns the kernel reported (overrun, XFRM).");
 		render_counts(&o, "sakeyd_kernel_messages_dropped_total", "reason",
 			      m->kernel_drops, m->nkernel_drops);
 	}

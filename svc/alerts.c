@@ -436,7 +436,7 @@ static int write_metrics(struct alerts *a, bool up)
 {
 	struct daemon *d = a->d;
 	const char *path = d->cfg->daemon.metrics_file;
-	struct mon_count events[NEVENTS], commands[4], drops[3];
+	struct mon_count events[NEVENTS], commands[4], drops[4];
 	struct kern_stats ks = { 0 };
 	struct mon_metrics_link *links = NULL;
 	struct mon_xfrm_stat xfrm[MON_XFRM_MAX];
@@ -468,8 +468,10 @@ static int write_metrics(struct alerts *a, bool up)
 	drops[0] = (struct mon_count){ "malformed", ks.malformed };
 	drops[1] = (struct mon_count){ "truncated", ks.truncated };
 	drops[2] = (struct mon_count){ "reply-timeout", ks.timeouts };
+	/* XFRM: netlink said ENOBUFS, notifications were dropped (how many is not told). */
+	drops[3] = (struct mon_count){ "overrun", ks.overruns };
 	m.kernel_drops = drops;
-	m.nkernel_drops = 3;
+	m.nkernel_drops = 4;
 	if (d->nlinks) {
 		links = calloc(d->nlinks, sizeof(*links));
 		if (!links) {
