@@ -33,6 +33,10 @@ fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 os.write(fd, (os.urandom(32).hex() + "\n").encode())
 os.close(fd)
 CONF = f"{WORK}/sakeyd.conf"
+# Epochs change half an hour from now: no next inbound SA (lead) and no
+# previous one (grace) is wanted, so the link has two SAs and the three
+# refused ADDs span two passes (with phase auto, 1 start in 30 wanted three
+# SAs at once and recovered after one failed pass).
 with open(CONF, "w") as f:
     f.write(f"""[daemon]
 kernel = sim
@@ -44,6 +48,7 @@ local = 192.0.2.1
 remote = 192.0.2.2
 secret_file = {WORK}/l.key
 rotate_every = 1h
+phase = {(int(time.time()) + 1800) % 3600}s
 """)
 env = dict(os.environ, SAKEYD_SIM_FAIL="3:105:3")
 log = open(f"{WORK}/sakeyd.log", "w")
