@@ -288,16 +288,25 @@ static void test_timeout(void **state)
 	read_first(f, "sleep.pid", buf, sizeof(buf));
 	pid = strtol(buf, NULL, 10);
 	assert_true(pid > 0);
-	usleep(100 * 1000);
+	/*
+	 * SIGKILL is delivered when the child next runs, which under load can
+	 * take a while: wait (up to 10 s) until it is gone or a zombie, which
+	 * a command that escaped the group's kill would never become.
+	 */
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	st = fopen(path, "r");
-	if (st) {
-		/* Killed, perhaps not reaped yet by whoever inherited it. */
+	for (int i = 0; i < 1000; i++) {
 		char line[256] = "";
 
-		assert_non_null(fgets(line, sizeof(line), st));
+		st = fopen(path, "r");
+		if (!st)
+			break;
+		if (!fgets(line, sizeof(line), st))
+			line[0] = 0;
 		fclose(st);
-		assert_non_null(strstr(line, ") Z"));
+		if (strstr(line, ") Z"))
+			break;
+		assert_true(i < 999);
+		usleep(10 * 1000);
 	}
 }
 
