@@ -990,6 +990,14 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 			    "%s: schema version %" PRId64 " is newer than this build's %d; "
 			    "upgrade sakeyd",
 			    path, version, STORE_SCHEMA_VERSION);
+	/*
+	 * A new database gets 16 KiB pages (it is a no-op on an existing one):
+	 * a change point's commit dirties index pages all over, and WAL writes
+	 * each with its own pwrite(); larger pages are fewer calls, which is
+	 * what costs where system calls trap (User-Mode Linux, 50 us each).
+	 */
+	if (version == 0 && (err = exec_sql(s, "PRAGMA page_size = 16384", "page_size")))
+		return err;
 	{
 		sqlite3_stmt *st = NULL;
 		const unsigned char *mode;

@@ -22,6 +22,9 @@
  * so the database stays within about 1.1 × retention of history whatever
  * the retention (an hourly prune alone let a short retention grow 1 h of rows).
  */
+/* Longest a transaction stays open while kernel requests are outstanding. */
+#define COMMIT_MAX_MS 1000
+
 static uint64_t prune_ms(const struct config *cfg)
 {
 	uint64_t ms = cfg->daemon.event_retention * 100;
@@ -38,6 +41,7 @@ struct ledger {
 	bool syncing;
 	bool failed;  /* a write failed: reopen and resync */
 	bool adopted; /* rotations found installed at start-up are recorded */
+	uint64_t txn_seen_ms; /* loop time the open transaction was first seen; 0: none */
 	unsigned long errors;
 	struct daemon_hooks chain; /* hooks that were installed before ours */
 };
@@ -368,11 +372,27 @@ static void commit_cb(uv_prepare_t *h)
 	struct ledger *l = h->data;
 	int ret;
 
-	if (!l->store || !store_in_transaction(l->store))
+	if (!l->store || !store_in_transaction(l->store)) {
+		l->txn_seen_ms = 0;
 		return;
+	}
 	/* A sync spans loop turns (the dump arrives in pieces): keep it in one transaction. */
 	if (l->syncing)
 		return;
+	/*
+	 * A burst (a change point's thousands of requests) is answered over
+	 * many loop turns: committing each turn rewrote the same pages again
+	 * and again, two thousand pwrite() calls for 6000 SAs, each a trap in
+	 * User-Mode Linux. Commit when the kernel has answered everything, or
+	 * after COMMIT_MAX_MS: a crash loses at most that, and the start-up
+	 * resync records what the kernel holds.
+	 */
+	if (!l->txn_seen_ms)
+		l->txn_seen_ms = uv_now(&l->d->loop) + 1;
+	if (l->d->kern && kern_pending(l->d->kern) &&
+	    uv_now(&l->d->loop) + 1 - l->txn_seen_ms < COMMIT_MAX_MS)
+		return;
+	l->txn_seen_ms = 0;
 	if (store_file_replaced(l->store)) {
 		fail(l, -ENOENT, "database file deleted or replaced");
 		return;
