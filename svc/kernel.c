@@ -233,6 +233,17 @@ static void note_loss(struct kern *k, const char *why)
 static void finish_dump(struct kern *k, int err);
 static void start_next_dump(struct kern *k);
 
+/* A request the kernel never got (send failed): its callback gets err, later. */
+static void fail_unsent(struct kern *k, struct kern_req *r, int err)
+{
+	if (r->is_dump) {
+		k->active_dump = r;
+		finish_dump(k, err);
+	} else {
+		defer_done(k, r, err);
+	}
+}
+
 /*
  * Watch for readability, and writability while requests wait for a send
  * that was refused. Only on a change: libuv's uv_poll_start deletes the fd
@@ -279,12 +290,7 @@ static void pump_pfkey(struct kern *k)
 
 			log_warn("send %s seq %u: %s", pfkey_type_name(r->type), r->seq,
 				 strerror(errno));
-			if (r->is_dump) {
-				k->active_dump = r;
-				finish_dump(k, err);
-			} else {
-				defer_done(k, r, err);
-			}
+			fail_unsent(k, r, err);
 			continue;
 		}
 		k->stats.sent++;
@@ -369,12 +375,7 @@ static void pump_xfrm(struct kern *k)
 				r = k->queue.head;
 				list_remove(&k->queue, r);
 				wipe_wire(r);
-				if (r->is_dump) {
-					k->active_dump = r;
-					finish_dump(k, err);
-				} else {
-					defer_done(k, r, err);
-				}
+				fail_unsent(k, r, err);
 			}
 			continue;
 		}

@@ -18,6 +18,12 @@ int kern_pfkey_open(const struct kern_opts *opts, int *fd);
 int kern_pfkey_register(int fd);
 
 /*
+ * A receive buffer of size bytes on fd: SO_RCVBUFFORCE (past rmem_max, with
+ * CAP_NET_ADMIN), else SO_RCVBUF; a failure is logged, not fatal.
+ */
+void kern_set_rcvbuf(int fd, int size);
+
+/*
  * Open a non-blocking NETLINK_XFRM socket with a large receive buffer,
  * joined to the ACQUIRE, EXPIRE, SA and POLICY groups. *portid is the
  * address the kernel bound it to. Returns 0 and *fd, or -errno.

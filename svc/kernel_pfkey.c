@@ -33,6 +33,13 @@ int kern_pfkey_register(int fd)
 	return 0;
 }
 
+void kern_set_rcvbuf(int fd, int size)
+{
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)))
+		log_warn("SO_RCVBUF %d: %s", size, strerror(errno));
+}
+
 int kern_pfkey_open(const struct kern_opts *opts, int *fd_out)
 {
 	int fd, ret, size = opts->rcvbuf;
@@ -54,9 +61,7 @@ int kern_pfkey_open(const struct kern_opts *opts, int *fd_out)
 	 * no error anywhere (af_key.c: pfkey_broadcast_one): make it large.
 	 * SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN.
 	 */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) &&
-	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)))
-		log_warn("SO_RCVBUF %d: %s", size, strerror(errno));
+	kern_set_rcvbuf(fd, size);
 	ret = kern_pfkey_register(fd);
 	if (ret) {
 		log_err("SADB_REGISTER: %s", strerror(-ret));

@@ -39,9 +39,7 @@ int kern_xfrm_open(const struct kern_opts *opts, int *fd_out, uint32_t *portid)
 	 * with ENOBUFS: the channel then reports a loss and the daemon resyncs.
 	 * A burst of N requests brings N SA notifications: make room.
 	 */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) &&
-	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)))
-		log_warn("SO_RCVBUF %d: %s", size, strerror(errno));
+	kern_set_rcvbuf(fd, size);
 	/*
 	 * An error acknowledgement echoes the whole request by default, keys
 	 * included: have the kernel echo only its header. Extended acks carry
@@ -67,23 +65,24 @@ int kern_xfrm_open(const struct kern_opts *opts, int *fd_out, uint32_t *portid)
 	return 0;
 }
 
-bool kern_pfkey_available(void)
+/* Whether socket(domain, SOCK_RAW, proto) works, or fails other than with missing. */
+static bool family_available(int domain, int proto, int missing)
 {
-	int fd = socket(PF_KEY, SOCK_RAW | SOCK_CLOEXEC, PF_KEY_V2);
+	int fd = socket(domain, SOCK_RAW | SOCK_CLOEXEC, proto);
 
 	/* Without CAP_NET_ADMIN the family exists all the same (EPERM). */
 	if (fd < 0)
-		return errno != EAFNOSUPPORT;
+		return errno != missing;
 	close(fd);
 	return true;
 }
 
+bool kern_pfkey_available(void)
+{
+	return family_available(PF_KEY, PF_KEY_V2, EAFNOSUPPORT);
+}
+
 bool kern_xfrm_available(void)
 {
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_XFRM);
-
-	if (fd < 0)
-		return errno != EPROTONOSUPPORT;
-	close(fd);
-	return true;
+	return family_available(AF_NETLINK, NETLINK_XFRM, EPROTONOSUPPORT);
 }

@@ -1223,3 +1223,17 @@ void pfkey_set_natt(struct pfkey_msg *m, uint8_t type, uint16_t sport, uint16_t 
 	m->present |= PFKEY_EXT_BIT(SADB_X_EXT_NAT_T_TYPE) |
 		      PFKEY_EXT_BIT(SADB_X_EXT_NAT_T_SPORT) | PFKEY_EXT_BIT(SADB_X_EXT_NAT_T_DPORT);
 }
+
+uint8_t pfkey_satype_proto(uint8_t satype)
+{
+	switch (satype) {
+	case SADB_SATYPE_ESP:
+		return IPPROTO_ESP;
+	case SADB_SATYPE_AH:
+		return IPPROTO_AH;
+	case SADB_X_SATYPE_IPCOMP:
+		return IPPROTO_COMP;
+	default:
+		return 0;
+	}
+}

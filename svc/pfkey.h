@@ -195,6 +195,9 @@ int pfkey_addr_from_string(struct pfkey_addr *a, const char *text);
 /* Format an address (without prefix) into buf; returns buf. */
 const char *pfkey_addr_to_string(const struct pfkey_addr *a, char *buf, size_t len);
 
+/* IP protocol of a PF_KEY satype (ESP 50, AH 51, IPCOMP 108), 0 if none. */
+uint8_t pfkey_satype_proto(uint8_t satype);
+
 /* Name of a message type ("ADD", "X_SPDDUMP", ...), or "UNKNOWN". */
 const char *pfkey_type_name(uint8_t type);
 

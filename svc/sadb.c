@@ -11,16 +11,7 @@
 
 uint8_t sadb_satype_proto(uint8_t satype)
 {
-	switch (satype) {
-	case SADB_SATYPE_ESP:
-		return IPPROTO_ESP;
-	case SADB_SATYPE_AH:
-		return IPPROTO_AH;
-	case SADB_X_SATYPE_IPCOMP:
-		return IPPROTO_COMP;
-	default:
-		return 0;
-	}
+	return pfkey_satype_proto(satype);
 }
 
 int sadb_addr_from_pfkey(const struct pfkey_addr *in, struct conf_addr *out)

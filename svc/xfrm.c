@@ -124,20 +124,6 @@ bool xfrm_reply_is_data(uint8_t type)
 
 /* --- small mappings ------------------------------------------------------ */
 
-static uint8_t satype_to_proto(uint8_t satype)
-{
-	switch (satype) {
-	case SADB_SATYPE_ESP:
-		return IPPROTO_ESP;
-	case SADB_SATYPE_AH:
-		return IPPROTO_AH;
-	case SADB_X_SATYPE_IPCOMP:
-		return IPPROTO_COMP;
-	default:
-		return 0;
-	}
-}
-
 static uint8_t proto_to_satype(uint8_t proto)
 {
 	switch (proto) {
@@ -369,13 +355,13 @@ static int encode_sa(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m
 		return -EINVAL;
 	if (m->present & PFKEY_EXT_BIT(SADB_X_EXT_SA2))
 		mode = mode_to_xfrm(m->mode);
-	if (mode < 0 || !satype_to_proto(m->satype))
+	if (mode < 0 || !pfkey_satype_proto(m->satype))
 		return -EINVAL;
 	p = mnl_nlmsg_put_extra_header(nlh, sizeof(*p));
 	if (put_addr(&p->id.daddr, &m->dst) || put_addr(&p->saddr, &m->src))
 		return -EINVAL;
 	p->id.spi = htonl(m->spi);
-	p->id.proto = satype_to_proto(m->satype);
+	p->id.proto = pfkey_satype_proto(m->satype);
 	p->family = m->dst.family;
 	/* A wildcard selector of the SA's family, as ip xfrm state add leaves it. */
 	p->sel.family = m->dst.family;
@@ -400,14 +386,14 @@ static int encode_sa_id(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg
 	const uint32_t need = PFKEY_EXT_BIT(SADB_EXT_SA) | PFKEY_EXT_BIT(SADB_EXT_ADDRESS_DST);
 	struct xfrm_usersa_id *id;
 
-	if ((m->present & need) != need || !satype_to_proto(m->satype))
+	if ((m->present & need) != need || !pfkey_satype_proto(m->satype))
 		return -EINVAL;
 	id = mnl_nlmsg_put_extra_header(nlh, sizeof(*id));
 	if (put_addr(&id->daddr, &m->dst))
 		return -EINVAL;
 	id->spi = htonl(m->spi);
 	id->family = m->dst.family;
-	id->proto = satype_to_proto(m->satype);
+	id->proto = pfkey_satype_proto(m->satype);
 	if (m->present & PFKEY_EXT_BIT(SADB_EXT_ADDRESS_SRC) && m->src.family == m->dst.family) {
 		xfrm_address_t s;
 
@@ -425,7 +411,7 @@ static int encode_getspi(struct nlmsghdr *nlh, const struct pfkey_msg *m, uint32
 	int mode = XFRM_MODE_TRANSPORT;
 
 	if ((m->present & need) != need || m->src.family != m->dst.family ||
-	    !satype_to_proto(m->satype))
+	    !pfkey_satype_proto(m->satype))
 		return -EINVAL;
 	if (m->present & PFKEY_EXT_BIT(SADB_X_EXT_SA2))
 		mode = mode_to_xfrm(m->mode);
@@ -434,7 +420,7 @@ static int encode_getspi(struct nlmsghdr *nlh, const struct pfkey_msg *m, uint32
 	s = mnl_nlmsg_put_extra_header(nlh, sizeof(*s));
 	if (put_addr(&s->info.id.daddr, &m->dst) || put_addr(&s->info.saddr, &m->src))
 		return -EINVAL;
-	s->info.id.proto = satype_to_proto(m->satype);
+	s->info.id.proto = pfkey_satype_proto(m->satype);
 	s->info.family = m->dst.family;
 	s->info.sel.family = m->dst.family;
 	s->info.mode = (uint8_t)mode;
@@ -589,16 +575,16 @@ ssize_t xfrm_encode(const struct pfkey_msg *m, uint32_t seq, uint32_t portid, ui
 		struct xfrm_usersa_flush *f = mnl_nlmsg_put_extra_header(nlh, sizeof(*f));
 
 		nlh->nlmsg_type = XFRM_MSG_FLUSHSA;
-		f->proto = satype_to_proto(m->satype);
+		f->proto = pfkey_satype_proto(m->satype);
 		break;
 	}
 	case SADB_DUMP:
 		nlh->nlmsg_type = XFRM_MSG_GETSA;
 		flags = NLM_F_REQUEST | NLM_F_DUMP;
 		if (m->satype != SADB_SATYPE_UNSPEC) {
-			if (!satype_to_proto(m->satype))
+			if (!pfkey_satype_proto(m->satype))
 				return -EINVAL;
-			mnl_attr_put_u8(nlh, XFRMA_PROTO, satype_to_proto(m->satype));
+			mnl_attr_put_u8(nlh, XFRMA_PROTO, pfkey_satype_proto(m->satype));
 		}
 		break;
 	case SADB_X_SPDADD:
