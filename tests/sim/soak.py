@@ -119,7 +119,7 @@ try:
     flat("open descriptors (median)", 2, 0.0)
     flat("database bytes (median)", 3, 0.25)
     print(f"     {set_checks} SADB checks, failures: {bad_sets[:3]}")
-    check(set_checks >= args.epochs // 12 and not bad_sets,
+    check(set_checks >= args.epochs // 25 and not bad_sets,
           "every 10 s the SADB equals the desired set")
     m = read_metrics()
     oks = [v for k, v in m.items() if 'result="ok"' in k]
