@@ -21,12 +21,11 @@
 #define READ_BUDGET 4096
 /*
  * XFRM: bytes of requests per sendmsg (the kernel refuses a datagram above
- * its send buffer, 212992 by default), and datagrams per recvmmsg, each in
- * a slot large enough for a dump chunk (netlink_dump sizes them after our
- * receive length, capped at 32 KiB).
+ * its send buffer, 212992 by default), and the receive slot of each of the
+ * RECV_BATCH datagrams per recvmmsg, large enough for a dump chunk
+ * (netlink_dump sizes them after our receive length, capped at 32 KiB).
  */
 #define XFRM_BATCH_MAX (64 * 1024)
-#define XFRM_RECV_SLOTS 32
 #define XFRM_SLOT_SIZE (32 * 1024)
 /* Datagrams per recvmmsg: the receive buffer holds this many slots. */
 #define RECV_BATCH 32
@@ -82,8 +81,8 @@ struct kern {
 	struct kern_req **hash;
 	size_t hash_size;
 
-	uint8_t *rbuf;  /* PF_KEY: RECV_BATCH slots of PFKEY_MSG_MAX, or one whole datagram;
-			 * XFRM: XFRM_RECV_SLOTS slots; wiped after each datagram */
+	uint8_t *rbuf;  /* PF_KEY: PFKEY_MSG_MAX in RECV_BATCH slots, or one whole datagram;
+			 * XFRM: RECV_BATCH slots of XFRM_SLOT_SIZE; wiped after each datagram */
 	uint8_t *sbuf;  /* XFRM: one batch of requests; wiped after each send */
 	uint8_t *ebuf;  /* one request being encoded; wiped after each */
 	unsigned batch; /* PF_KEY datagrams per recvmmsg: RECV_BATCH, 1 after a truncation */
@@ -100,6 +99,11 @@ static void poll_cb(uv_poll_t *handle, int status, int events);
 static void timer_cb(uv_timer_t *t);
 static void deferred_cb(uv_timer_t *t);
 static void flush_cb(uv_prepare_t *p);
+
+static size_t rbuf_size(const struct kern *k)
+{
+	return k->xfrm ? (size_t)RECV_BATCH * XFRM_SLOT_SIZE : PFKEY_MSG_MAX;
+}
 
 static void list_push(struct req_list *l, struct kern_req *r)
 {
@@ -548,6 +552,14 @@ static void complete(struct kern *k, struct kern_req *r, int err, const struct p
 	req_free(r);
 }
 
+/* An in-flight request answered (reply: the kernel's message, if one came). */
+static void answered(struct kern *k, struct kern_req *r, int err, const struct pfkey_msg *reply)
+{
+	list_remove(&k->inflight, r);
+	k->stats.replies++;
+	complete(k, r, err, reply);
+}
+
 static void dispatch(struct kern *k, const struct pfkey_msg *m)
 {
 	struct kern_req *r;
@@ -569,9 +581,7 @@ static void dispatch(struct kern *k, const struct pfkey_msg *m)
 		return;
 	}
 	if (m->pid == k->pid && m->seq != 0 && (r = hash_take(k, m->seq, m->type))) {
-		list_remove(&k->inflight, r);
-		k->stats.replies++;
-		complete(k, r, m->errno_val ? -(int)m->errno_val : 0, m);
+		answered(k, r, m->errno_val ? -(int)m->errno_val : 0, m);
 		want_pump(k);
 		return;
 	}
@@ -596,10 +606,8 @@ static void complete_before(struct kern *k, struct kern_req *until)
 		struct kern_req *next = r->next;
 
 		if (!r->data_reply && r->overrun_gen == k->stats.overruns) {
-			list_remove(&k->inflight, r);
 			hash_take(k, r->seq, r->type);
-			k->stats.replies++;
-			complete(k, r, 0, NULL);
+			answered(k, r, 0, NULL);
 		}
 		r = next;
 	}
@@ -664,10 +672,8 @@ static void dispatch_xfrm(struct kern *k, const struct nlmsghdr *nlh)
 					  strerror(-err), reason);
 		}
 		complete_before(k, r);
-		list_remove(&k->inflight, r);
 		hash_take(k, r->seq, r->type);
-		k->stats.replies++;
-		complete(k, r, err, NULL);
+		answered(k, r, err, NULL);
 		want_pump(k);
 		return;
 	}
@@ -694,13 +700,11 @@ static void dispatch_xfrm(struct kern *k, const struct nlmsghdr *nlh)
 	if (nlh->nlmsg_pid == k->pid && nlh->nlmsg_seq && (r = hash_find_seq(k, nlh->nlmsg_seq)) &&
 	    r->data_reply) {
 		complete_before(k, r);
-		list_remove(&k->inflight, r);
 		hash_take(k, r->seq, r->type);
-		k->stats.replies++;
 		m.type = r->type;
 		if (r->type == SADB_GETSPI)
 			m.state = SADB_SASTATE_LARVAL;
-		complete(k, r, 0, &m);
+		answered(k, r, 0, &m);
 		want_pump(k);
 		return;
 	}
@@ -709,58 +713,18 @@ static void dispatch_xfrm(struct kern *k, const struct nlmsghdr *nlh)
 		k->opts.on_event(k, &m, nlh->nlmsg_pid == k->pid, k->opts.arg);
 }
 
-static void on_readable_xfrm(struct kern *k)
+/* XFRM: the netlink messages of one received datagram (n bytes, whole). */
+static void dispatch_netlink(struct kern *k, const uint8_t *buf, size_t n)
 {
-	struct mmsghdr msgs[XFRM_RECV_SLOTS];
-	struct iovec iov[XFRM_RECV_SLOTS];
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
 
-	for (int budget = READ_BUDGET; budget > 0 && !k->closing;) {
-		int n;
-
-		memset(msgs, 0, sizeof(msgs));
-		for (int i = 0; i < XFRM_RECV_SLOTS; i++) {
-			iov[i].iov_base = k->rbuf + (size_t)i * XFRM_SLOT_SIZE;
-			iov[i].iov_len = XFRM_SLOT_SIZE;
-			msgs[i].msg_hdr.msg_iov = &iov[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-		}
-		n = recvmmsg(k->fd, msgs, XFRM_RECV_SLOTS, MSG_DONTWAIT, NULL);
-		if (n < 0) {
-			if (errno == ENOBUFS) {
-				/* Multicasts were dropped: our view may be stale. */
-				k->stats.overruns++;
-				note_loss(k, "netlink receive buffer overrun");
-				continue;
-			}
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_err("recvmmsg: %s", strerror(errno));
-			return;
-		}
-		budget -= n;
-		for (int i = 0; i < n && !k->closing; i++) {
-			uint8_t *buf = iov[i].iov_base;
-			size_t len = msgs[i].msg_len;
-			const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
-			size_t left = len > XFRM_SLOT_SIZE ? XFRM_SLOT_SIZE : len;
-
-			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-				k->stats.truncated++;
-				note_loss(k, "truncated netlink datagram");
-			} else {
-				while (left && xfrm_nlmsg_ok(nlh, left)) {
-					dispatch_xfrm(k, nlh);
-					nlh = xfrm_nlmsg_next(nlh, &left);
-				}
-				if (left > 0) {
-					k->stats.malformed++;
-					log_warn("dropped %zu bytes of a malformed netlink datagram", left);
-				}
-			}
-			/* SA notifications carry keys (xfrm_user.c: copy_to_user_state_extra). */
-			pfkey_cleanse(buf, len > XFRM_SLOT_SIZE ? XFRM_SLOT_SIZE : len);
-		}
-		if (n < XFRM_RECV_SLOTS)
-			return;
+	while (n && !k->closing && xfrm_nlmsg_ok(nlh, n)) {
+		dispatch_xfrm(k, nlh);
+		nlh = xfrm_nlmsg_next(nlh, &n);
+	}
+	if (n > 0 && !k->closing) {
+		k->stats.malformed++;
+		log_warn("dropped %zu bytes of a malformed netlink datagram", n);
 	}
 }
 
@@ -773,7 +737,7 @@ static void on_datagram(struct kern *k, uint8_t *buf, size_t cap, size_t n)
 	if (n > cap) {
 		k->stats.truncated++;
 		pfkey_cleanse(buf, cap);
-		if (k->batch > 1) {
+		if (!k->xfrm && k->batch > 1) {
 			/*
 			 * Longer than a batch slot: read one message at a time into
 			 * the whole buffer from now on, so the resync sees it.
@@ -786,13 +750,18 @@ static void on_datagram(struct kern *k, uint8_t *buf, size_t cap, size_t n)
 		note_loss(k, "truncated message");
 		return;
 	}
-	if (pfkey_decode(buf, n, &m, &why)) {
+	if (k->xfrm) {
+		dispatch_netlink(k, buf, n);
+	} else if (pfkey_decode(buf, n, &m, &why)) {
 		k->stats.malformed++;
 		log_warn("dropped malformed message (%zu bytes): %s", n, why ? why : "?");
 	} else {
 		dispatch(k, &m);
 	}
-	/* Broadcasts carry the keys of every SA (af_key.c: key_notify_sa). */
+	/*
+	 * Broadcasts carry the keys of every SA (af_key.c: key_notify_sa;
+	 * xfrm_user.c: copy_to_user_state_extra).
+	 */
 	pfkey_cleanse(buf, n);
 }
 
@@ -801,10 +770,7 @@ static void read_batches(struct kern *k);
 static void on_readable(struct kern *k)
 {
 	k->reading = true;
-	if (k->xfrm)
-		on_readable_xfrm(k);
-	else
-		read_batches(k);
+	read_batches(k);
 	k->reading = false;
 	if (k->pump_wanted && !k->closing)
 		pump(k);
@@ -816,8 +782,10 @@ static void read_batches(struct kern *k)
 	struct iovec iov[RECV_BATCH];
 
 	for (int budget = READ_BUDGET; budget > 0 && !k->closing;) {
-		unsigned batch = k->batch;
-		size_t cap = batch > 1 ? PFKEY_MSG_MAX / RECV_BATCH : PFKEY_MSG_MAX;
+		unsigned batch = k->xfrm ? RECV_BATCH : k->batch;
+		size_t cap = k->xfrm	  ? XFRM_SLOT_SIZE :
+			     batch > 1 ? PFKEY_MSG_MAX / RECV_BATCH :
+					 PFKEY_MSG_MAX;
 		int n;
 
 		/* recvmmsg: one system call for up to RECV_BATCH replies of a burst. */
@@ -830,6 +798,12 @@ static void read_batches(struct kern *k)
 		}
 		n = recvmmsg(k->fd, mm, batch, MSG_DONTWAIT | MSG_TRUNC, NULL);
 		if (n < 0) {
+			if (errno == ENOBUFS) {
+				/* Netlink: multicasts were dropped, our view may be stale. */
+				k->stats.overruns++;
+				note_loss(k, "netlink receive buffer overrun");
+				continue;
+			}
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				log_err("recvmmsg: %s", strerror(errno));
 			return;
@@ -956,7 +930,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		k->hash_size <<= 1;
 	k->hash = calloc(k->hash_size, sizeof(*k->hash));
 	k->xfrm = opts->backend == KERN_BACKEND_XFRM;
-	k->rbuf = malloc(k->xfrm ? (size_t)XFRM_RECV_SLOTS * XFRM_SLOT_SIZE : PFKEY_MSG_MAX);
+	k->rbuf = malloc(rbuf_size(k));
 	k->ebuf = malloc(PFKEY_MSG_MAX);
 	k->batch = RECV_BATCH;
 	if (k->xfrm)
@@ -1037,7 +1011,7 @@ static void close_cb(uv_handle_t *h)
 	if (--k->closing_handles > 0)
 		return;
 	close(k->fd);
-	pfkey_cleanse(k->rbuf, k->xfrm ? (size_t)XFRM_RECV_SLOTS * XFRM_SLOT_SIZE : PFKEY_MSG_MAX);
+	pfkey_cleanse(k->rbuf, rbuf_size(k));
 	free(k->rbuf);
 	if (k->sbuf)
 		pfkey_cleanse(k->sbuf, XFRM_BATCH_MAX);
