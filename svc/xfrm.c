@@ -257,41 +257,50 @@ static void *attr_reserve(struct nlmsghdr *nlh, uint16_t type, size_t len)
 	return p;
 }
 
+/*
+ * Reserve an algorithm attribute and fill what struct xfrm_algo, _auth and
+ * _aead share: the name, then the key length in bits; the key follows the
+ * structure (fixed bytes). The caller sets the ICV of the last two. NULL if
+ * it does not fit.
+ */
+static void *put_alg(struct nlmsghdr *nlh, size_t cap, uint16_t type, size_t fixed,
+		     const char *name, bool has_key, const struct pfkey_key *key)
+{
+	size_t len = has_key ? (key->bits + 7u) / 8 : 0;
+	struct xfrm_algo *a;
+
+	if (!fits(nlh, cap, fixed + len))
+		return NULL;
+	a = attr_reserve(nlh, type, fixed + len);
+	strcpy(a->alg_name, name);
+	a->alg_key_len = has_key ? key->bits : 0;
+	if (len)
+		memcpy((uint8_t *)a + fixed, key->data, len);
+	return a;
+}
+
 static int put_algs(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m)
 {
 	bool enc = m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT);
 	bool auth = m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_AUTH);
-	size_t elen = enc ? (m->key_enc.bits + 7u) / 8 : 0;
-	size_t alen = auth ? (m->key_auth.bits + 7u) / 8 : 0;
 	uint16_t icv = 0;
 	bool aead = false;
 	const char *name;
 
 	if (m->encrypt != SADB_EALG_NONE) {
 		name = xfrm_ealg_name(m->encrypt, &aead, &icv);
-		if (!name || (elen && !m->key_enc.data))
+		if (!name || (enc && m->key_enc.bits && !m->key_enc.data))
 			return -EINVAL;
 		if (aead) {
-			struct xfrm_algo_aead *a;
+			struct xfrm_algo_aead *a = put_alg(nlh, cap, XFRMA_ALG_AEAD, sizeof(*a), name,
+							   enc, &m->key_enc);
 
-			if (!fits(nlh, cap, sizeof(*a) + elen))
+			if (!a)
 				return -EMSGSIZE;
-			a = attr_reserve(nlh, XFRMA_ALG_AEAD, sizeof(*a) + elen);
-			strcpy(a->alg_name, name);
-			a->alg_key_len = enc ? m->key_enc.bits : 0;
 			a->alg_icv_len = m->x_icv_bits ? m->x_icv_bits : icv;
-			if (elen)
-				memcpy(a->alg_key, m->key_enc.data, elen);
-		} else {
-			struct xfrm_algo *a;
-
-			if (!fits(nlh, cap, sizeof(*a) + elen))
-				return -EMSGSIZE;
-			a = attr_reserve(nlh, XFRMA_ALG_CRYPT, sizeof(*a) + elen);
-			strcpy(a->alg_name, name);
-			a->alg_key_len = enc ? m->key_enc.bits : 0;
-			if (elen)
-				memcpy(a->alg_key, m->key_enc.data, elen);
+		} else if (!put_alg(nlh, cap, XFRMA_ALG_CRYPT, sizeof(struct xfrm_algo), name, enc,
+				    &m->key_enc)) {
+			return -EMSGSIZE;
 		}
 	}
 	if (m->auth != SADB_AALG_NONE) {
@@ -300,16 +309,12 @@ static int put_algs(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m)
 		if (aead)
 			return -EINVAL; /* an AEAD integrity-protects on its own */
 		name = xfrm_aalg_name(m->auth, &icv);
-		if (!name || (alen && !m->key_auth.data))
+		if (!name || (auth && m->key_auth.bits && !m->key_auth.data))
 			return -EINVAL;
-		if (!fits(nlh, cap, sizeof(*a) + alen))
+		a = put_alg(nlh, cap, XFRMA_ALG_AUTH_TRUNC, sizeof(*a), name, auth, &m->key_auth);
+		if (!a)
 			return -EMSGSIZE;
-		a = attr_reserve(nlh, XFRMA_ALG_AUTH_TRUNC, sizeof(*a) + alen);
-		strcpy(a->alg_name, name);
-		a->alg_key_len = auth ? m->key_auth.bits : 0;
 		a->alg_trunc_len = m->x_icv_bits ? m->x_icv_bits : icv;
-		if (alen)
-			memcpy(a->alg_key, m->key_auth.data, alen);
 	}
 	return 0;
 }
@@ -718,6 +723,30 @@ static bool has_nul(const char *s, size_t n)
 	return memchr(s, 0, n) != NULL;
 }
 
+/*
+ * Whether an algorithm attribute (struct xfrm_algo, _auth or _aead, of
+ * fixed bytes) holds a C-string name and a key of at most 16 bits' length
+ * within the attribute.
+ */
+static bool alg_ok(const struct nlattr *a, size_t fixed)
+{
+	const struct xfrm_algo *x = mnl_attr_get_payload(a);
+
+	return has_nul(x->alg_name, sizeof(x->alg_name)) && x->alg_key_len <= UINT16_MAX &&
+	       mnl_attr_get_payload_len(a) >= fixed + (x->alg_key_len + 7u) / 8;
+}
+
+/* The key of an algorithm attribute checked by alg_ok, as KEY_ENCRYPT or KEY_AUTH. */
+static void get_key(struct pfkey_msg *m, uint16_t ext, const struct nlattr *a, size_t fixed)
+{
+	const struct xfrm_algo *x = mnl_attr_get_payload(a);
+	struct pfkey_key *key = ext == SADB_EXT_KEY_ENCRYPT ? &m->key_enc : &m->key_auth;
+
+	key->bits = (uint16_t)x->alg_key_len;
+	key->data = (const uint8_t *)x + fixed;
+	m->present |= PFKEY_EXT_BIT(ext);
+}
+
 static int get_algs(const struct attrs *at, struct pfkey_msg *m, bool *any, const char **why)
 {
 	const struct nlattr *a;
@@ -725,64 +754,48 @@ static int get_algs(const struct attrs *at, struct pfkey_msg *m, bool *any, cons
 	*any = false;
 	if ((a = at->tb[XFRMA_ALG_AEAD])) {
 		const struct xfrm_algo_aead *x = mnl_attr_get_payload(a);
-		size_t klen = (x->alg_key_len + 7u) / 8;
 
-		if (!has_nul(x->alg_name, sizeof(x->alg_name)) || x->alg_key_len > UINT16_MAX ||
-		    mnl_attr_get_payload_len(a) < sizeof(*x) + klen) {
+		if (!alg_ok(a, sizeof(*x))) {
 			*why = "XFRMA_ALG_AEAD: bad name or key length";
 			return -EINVAL;
 		}
 		m->encrypt = ealg_id(x->alg_name, true, x->alg_icv_len);
 		m->x_icv_bits = x->alg_icv_len > UINT16_MAX ? 0 : (uint16_t)x->alg_icv_len;
-		m->key_enc.bits = (uint16_t)x->alg_key_len;
-		m->key_enc.data = (const uint8_t *)x->alg_key;
-		m->present |= PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT);
+		get_key(m, SADB_EXT_KEY_ENCRYPT, a, sizeof(*x));
 		*any = true;
 	}
 	if ((a = at->tb[XFRMA_ALG_CRYPT])) {
 		const struct xfrm_algo *x = mnl_attr_get_payload(a);
-		size_t klen = (x->alg_key_len + 7u) / 8;
 
-		if (!has_nul(x->alg_name, sizeof(x->alg_name)) || x->alg_key_len > UINT16_MAX ||
-		    mnl_attr_get_payload_len(a) < sizeof(*x) + klen) {
+		if (!alg_ok(a, sizeof(*x))) {
 			*why = "XFRMA_ALG_CRYPT: bad name or key length";
 			return -EINVAL;
 		}
 		m->encrypt = ealg_id(x->alg_name, false, 0);
-		m->key_enc.bits = (uint16_t)x->alg_key_len;
-		m->key_enc.data = (const uint8_t *)x->alg_key;
-		m->present |= PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT);
+		get_key(m, SADB_EXT_KEY_ENCRYPT, a, sizeof(*x));
 		*any = true;
 	}
 	/* The kernel sends both AUTH and AUTH_TRUNC; only the latter has the ICV length. */
 	if ((a = at->tb[XFRMA_ALG_AUTH_TRUNC])) {
 		const struct xfrm_algo_auth *x = mnl_attr_get_payload(a);
-		size_t klen = (x->alg_key_len + 7u) / 8;
 
-		if (!has_nul(x->alg_name, sizeof(x->alg_name)) || x->alg_key_len > UINT16_MAX ||
-		    x->alg_trunc_len > UINT16_MAX || mnl_attr_get_payload_len(a) < sizeof(*x) + klen) {
+		if (!alg_ok(a, sizeof(*x)) || x->alg_trunc_len > UINT16_MAX) {
 			*why = "XFRMA_ALG_AUTH_TRUNC: bad name or key length";
 			return -EINVAL;
 		}
 		m->auth = aalg_id(x->alg_name);
 		m->x_icv_bits = (uint16_t)x->alg_trunc_len;
-		m->key_auth.bits = (uint16_t)x->alg_key_len;
-		m->key_auth.data = (const uint8_t *)x->alg_key;
-		m->present |= PFKEY_EXT_BIT(SADB_EXT_KEY_AUTH);
+		get_key(m, SADB_EXT_KEY_AUTH, a, sizeof(*x));
 		*any = true;
 	} else if ((a = at->tb[XFRMA_ALG_AUTH])) {
 		const struct xfrm_algo *x = mnl_attr_get_payload(a);
-		size_t klen = (x->alg_key_len + 7u) / 8;
 
-		if (!has_nul(x->alg_name, sizeof(x->alg_name)) || x->alg_key_len > UINT16_MAX ||
-		    mnl_attr_get_payload_len(a) < sizeof(*x) + klen) {
+		if (!alg_ok(a, sizeof(*x))) {
 			*why = "XFRMA_ALG_AUTH: bad name or key length";
 			return -EINVAL;
 		}
 		m->auth = aalg_id(x->alg_name);
-		m->key_auth.bits = (uint16_t)x->alg_key_len;
-		m->key_auth.data = (const uint8_t *)x->alg_key;
-		m->present |= PFKEY_EXT_BIT(SADB_EXT_KEY_AUTH);
+		get_key(m, SADB_EXT_KEY_AUTH, a, sizeof(*x));
 		*any = true;
 	}
 	if (at->tb[XFRMA_ALG_COMP])
