@@ -362,7 +362,7 @@ static void on_flush(struct daemon *d, const struct pfkey_msg *m)
 	size_t cur = 0;
 	struct mon_sa *e;
 	bool managed = false;
-	uint8_t proto = sadb_satype_proto(m->satype);
+	uint8_t proto = pfkey_satype_proto(m->satype);
 
 	while ((e = mon_table_next(d->table, &cur))) {
 		if (m->satype != SADB_SATYPE_UNSPEC && e->sa.proto != proto)

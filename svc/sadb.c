@@ -9,11 +9,6 @@
 #include "svc/sadb.h"
 
 
-uint8_t sadb_satype_proto(uint8_t satype)
-{
-	return pfkey_satype_proto(satype);
-}
-
 int sadb_addr_from_pfkey(const struct pfkey_addr *in, struct conf_addr *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -68,7 +63,7 @@ int sadb_msg_to_sa(const struct pfkey_msg *m, struct rot_sa *sa)
 	if (sadb_addr_from_pfkey(&m->src, &sa->src) || sadb_addr_from_pfkey(&m->dst, &sa->dst))
 		return -EINVAL;
 	sa->spi = m->spi;
-	sa->proto = sadb_satype_proto(m->satype);
+	sa->proto = pfkey_satype_proto(m->satype);
 	sa->mode = CONF_MODE_TRANSPORT;
 	if (m->present & PFKEY_EXT_BIT(SADB_X_EXT_SA2)) {
 		if (m->mode == IPSEC_MODE_TUNNEL)

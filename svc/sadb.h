@@ -9,8 +9,6 @@
 #include "svc/kernel.h"
 #include "svc/pfkey.h"
 
-/* IP protocol of a PF_KEY satype (ESP 50, AH 51, IPCOMP 108), 0 if unknown. */
-uint8_t sadb_satype_proto(uint8_t satype);
 int sadb_addr_from_pfkey(const struct pfkey_addr *in, struct conf_addr *out);
 void sadb_addr_to_pfkey(const struct conf_addr *in, struct pfkey_addr *out);
 /* "192.0.2.1" or "2001:db8::1" (no prefix); returns buf. */
