@@ -971,6 +971,15 @@ out:
 	return ret;
 }
 
+/* An EXPIRE's kind and the packet count it fired at. */
+static void note_expire(const struct rec *e)
+{
+	bool hard = e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD);
+
+	note("EXPIRE: %s allocations %u", hard ? "hard" : "soft",
+	     hard ? e->hard.allocations : e->soft.allocations);
+}
+
 /*
  * conform.py's "traffic": packet-count lifetimes (PF_KEY allocations, XFRM
  * packet limits) expire an outbound SA under real traffic, soft then hard.
@@ -1004,19 +1013,13 @@ static int test_traffic(void)
 		send_udp("10.1.0.2", 9);
 	CHECK(run_until(&c, has_event, &w, 3000), "no EXPIRE after 4 packets");
 	e = find_event(&c, &w);
-	note("EXPIRE: %s allocations %u", (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ?
-						 "hard" : "soft",
-	     (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ? e->hard.allocations :
-								    e->soft.allocations);
+	note_expire(e);
 	w.from = (size_t)(e - c.ev) + 1;
 	for (int i = 0; i < 3; i++)
 		send_udp("10.1.0.2", 9);
 	CHECK(run_until(&c, has_event, &w, 3000), "no second EXPIRE");
 	e = find_event(&c, &w);
-	note("EXPIRE: %s allocations %u", (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ?
-						 "hard" : "soft",
-	     (e->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) ? e->hard.allocations :
-								    e->soft.allocations);
+	note_expire(e);
 	note_get(&c, &m, &d, "GET after hard expiry");
 	ret = compare_transcript("traffic");
 out:

@@ -283,6 +283,18 @@ static struct nlmsghdr *valid_newsa(void)
 	return (struct nlmsghdr *)buf;
 }
 
+/* The first attribute of type in a NEWSA message. */
+static struct nlattr *find_attr(struct nlmsghdr *nlh, int type)
+{
+	struct nlattr *a;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct xfrm_usersa_info))
+		if (mnl_attr_get_type(a) == type)
+			return a;
+	fail_msg("no attribute %d", type);
+	return NULL;
+}
+
 static void expect_reject(const struct nlmsghdr *nlh, const char *needle)
 {
 	struct pfkey_msg d;
@@ -315,30 +327,21 @@ static void hostile(void **state)
 
 	/* A key longer than its attribute. */
 	nlh = valid_newsa();
-	mnl_attr_for_each(a, nlh, sizeof(struct xfrm_usersa_info)) if (mnl_attr_get_type(a) ==
-								       XFRMA_ALG_CRYPT)
-	{
-		alg = mnl_attr_get_payload(a);
-		alg->alg_key_len = 4000;
-	}
+	a = find_attr(nlh, XFRMA_ALG_CRYPT);
+	alg = mnl_attr_get_payload(a);
+	alg->alg_key_len = 4000;
 	expect_reject(nlh, "XFRMA_ALG_CRYPT");
 
 	/* A name without its NUL. */
 	nlh = valid_newsa();
-	mnl_attr_for_each(a, nlh, sizeof(struct xfrm_usersa_info)) if (mnl_attr_get_type(a) ==
-								       XFRMA_ALG_AUTH_TRUNC)
-	{
-		memset(mnl_attr_get_payload(a), 'A', 64);
-	}
+	a = find_attr(nlh, XFRMA_ALG_AUTH_TRUNC);
+	memset(mnl_attr_get_payload(a), 'A', 64);
 	expect_reject(nlh, "XFRMA_ALG_AUTH_TRUNC");
 
 	/* An attribute shorter than its structure. */
 	nlh = valid_newsa();
-	mnl_attr_for_each(a, nlh, sizeof(struct xfrm_usersa_info)) if (mnl_attr_get_type(a) ==
-								       XFRMA_ALG_CRYPT)
-	{
-		a->nla_len = MNL_ATTR_HDRLEN + 10;
-	}
+	a = find_attr(nlh, XFRMA_ALG_CRYPT);
+	a->nla_len = MNL_ATTR_HDRLEN + 10;
 	expect_reject(nlh, "shorter than its structure");
 
 	/* An unknown address family. */
