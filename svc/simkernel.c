@@ -24,6 +24,8 @@ enum sa_state { ST_LARVAL = 0, ST_MATURE = 1, ST_DYING = 2, ST_DEAD = 3 };
 
 struct sim_sa {
 	struct sim_sa *next; /* newest first, as Linux dumps */
+	struct sim_sa *prev;
+	struct sim_sa *hnext; /* chain of its (satype, dst, SPI) bucket */
 	uint64_t order;      /* insertion counter: ties of add time go to the latest */
 	uint8_t satype;
 	uint32_t spi;
@@ -39,6 +41,9 @@ struct sim_sa {
 	uint32_t acq_seq;
 	bool by_spi; /* in the kernel's byspi hash: mature, or larval with a GETSPI'd SPI */
 };
+
+/* Buckets of the (satype, dst, SPI) index: lookups stay O(1) at 40,000 SAs. */
+#define SIM_BYSPI_BUCKETS 16384
 
 struct sim_pol {
 	struct sim_pol *next;
@@ -76,6 +81,8 @@ struct sim {
 	char listen_path[108];
 	struct client *clients;
 	struct sim_sa *sas;
+	struct sim_sa *byspi[SIM_BYSPI_BUCKETS]; /* as the kernel's state_byspi hash */
+	bool any_larval; /* once a larval state existed, adds look for one */
 	struct sim_pol *pols;
 	unsigned nsas, npols;
 	uint64_t order;
@@ -367,34 +374,74 @@ static void sa_to_msg(const struct sim_sa *sa, struct pfkey_msg *m, uint8_t type
 	pfkey_set_sa2(m, sa->mode, sa->reqid);
 }
 
-static struct sim_sa *find_sa(struct sim *s, uint8_t satype, const struct pfkey_addr *dst,
+static struct sim_sa **bucket(struct sim *s, uint8_t satype, const struct pfkey_addr *dst,
 			      uint32_t spi)
 {
-	for (struct sim_sa *sa = s->sas; sa; sa = sa->next)
-		if (sa->satype == satype && sa->spi == spi && addr_eq(&sa->dst, dst) && sa->by_spi)
-			return sa;
-	return NULL;
+	uint32_t h = 2166136261u;
+	const uint8_t *a = dst->addr;
+
+	for (size_t i = 0; i < alen(dst); i++)
+		h = (h ^ a[i]) * 16777619u;
+	h = (h ^ satype) * 16777619u;
+	h ^= spi * 2654435761u;
+	h ^= h >> 15;
+	return &s->byspi[h % SIM_BYSPI_BUCKETS];
 }
 
-static void unlink_sa(struct sim *s, struct sim_sa *victim)
+static void hash_sa(struct sim *s, struct sim_sa *sa)
 {
-	for (struct sim_sa **p = &s->sas; *p; p = &(*p)->next) {
-		if (*p == victim) {
-			*p = victim->next;
-			s->nsas--;
-			pfkey_cleanse(victim, sizeof(*victim));
-			free(victim);
+	struct sim_sa **b = bucket(s, sa->satype, &sa->dst, sa->spi);
+
+	sa->hnext = *b;
+	*b = sa;
+}
+
+static void unhash_sa(struct sim *s, struct sim_sa *sa)
+{
+	for (struct sim_sa **p = bucket(s, sa->satype, &sa->dst, sa->spi); *p; p = &(*p)->hnext) {
+		if (*p == sa) {
+			*p = sa->hnext;
 			return;
 		}
 	}
 }
 
+static struct sim_sa *find_sa(struct sim *s, uint8_t satype, const struct pfkey_addr *dst,
+			      uint32_t spi)
+{
+	for (struct sim_sa *sa = *bucket(s, satype, dst, spi); sa; sa = sa->hnext)
+		if (sa->satype == satype && sa->spi == spi && addr_eq(&sa->dst, dst) && sa->by_spi)
+			return sa;
+	return NULL;
+}
+
+/* Out of the list and the index, wiped and freed. */
+static void unlink_sa(struct sim *s, struct sim_sa *victim)
+{
+	if (victim->prev)
+		victim->prev->next = victim->next;
+	else
+		s->sas = victim->next;
+	if (victim->next)
+		victim->next->prev = victim->prev;
+	unhash_sa(s, victim);
+	s->nsas--;
+	pfkey_cleanse(victim, sizeof(*victim));
+	free(victim);
+}
+
 static void insert_sa(struct sim *s, struct sim_sa *sa)
 {
 	sa->order = ++s->order;
+	sa->prev = NULL;
 	sa->next = s->sas;
+	if (s->sas)
+		s->sas->prev = sa;
 	s->sas = sa;
+	hash_sa(s, sa);
 	s->nsas++;
+	if (sa->state == ST_LARVAL)
+		s->any_larval = true;
 }
 
 static bool ealg_ok(uint8_t id)
@@ -481,6 +528,8 @@ static int msg_to_sa(const struct pfkey_msg *m, struct sim_sa *sa, int64_t now)
 
 static struct sim_sa *find_larval(struct sim *s, const struct sim_sa *sa, uint32_t seq)
 {
+	if (!s->any_larval)
+		return NULL;
 	for (struct sim_sa *l = s->sas; l; l = l->next) {
 		if (l->state != ST_LARVAL || l->satype != sa->satype || !addr_eq(&l->dst, &sa->dst))
 			continue;
@@ -548,7 +597,10 @@ static void do_update(struct sim *s, struct client *c, const struct pfkey_msg *m
 	if (sa->state == ST_LARVAL) {
 		uint64_t order = sa->order;
 
+		/* Same (satype, dst, SPI): found by them, so the list and bucket links stay. */
 		tmp.next = sa->next;
+		tmp.prev = sa->prev;
+		tmp.hnext = sa->hnext;
 		*sa = tmp;
 		sa->order = order;
 	} else {
@@ -666,8 +718,10 @@ static void do_getspi(struct sim *s, struct client *c, const struct pfkey_msg *m
 			error_reply(s, c, m, ENOENT);
 			return;
 		}
+		unhash_sa(s, sa);
 		sa->spi = spi;
 		sa->by_spi = true;
+		hash_sa(s, sa);
 	}
 	sa_to_msg(sa, &out, SADB_GETSPI, false, m->seq, m->pid);
 	emit(s, c, ONE, &out);
@@ -675,21 +729,15 @@ static void do_getspi(struct sim *s, struct client *c, const struct pfkey_msg *m
 
 static void do_flush(struct sim *s, struct client *c, const struct pfkey_msg *m)
 {
-	struct sim_sa **p = &s->sas;
+	struct sim_sa *sa = s->sas, *next;
 	unsigned flushed = 0;
 	struct pfkey_msg out;
 
-	while (*p) {
-		struct sim_sa *sa = *p;
-
+	for (; sa; sa = next) {
+		next = sa->next;
 		if (m->satype == SADB_SATYPE_UNSPEC || sa->satype == m->satype) {
-			*p = sa->next;
-			s->nsas--;
-			pfkey_cleanse(sa, sizeof(*sa));
-			free(sa);
+			unlink_sa(s, sa);
 			flushed++;
-		} else {
-			p = &sa->next;
 		}
 	}
 	pfkey_msg_init(&out, SADB_FLUSH, m->satype, m->seq, m->pid);
@@ -1116,25 +1164,20 @@ static int count_use(struct sim *s, struct sim_sa *sa, uint32_t bytes, int64_t n
 void sim_tick(struct sim *s)
 {
 	int64_t now = now_s(s);
-	struct sim_sa **p = &s->sas;
+	struct sim_sa *sa = s->sas, *next;
 
-	while (*p) {
-		struct sim_sa *sa = *p;
-
+	for (; sa; sa = next) {
+		next = sa->next;
 		/* xfrm_timer_handler: hard deletes (EXPIRE to registered only, no DELETE). */
 		if (reached(&sa->hard, &sa->cur, now)) {
 			send_expire(s, sa, true);
-			*p = sa->next;
-			s->nsas--;
-			pfkey_cleanse(sa, sizeof(*sa));
-			free(sa);
+			unlink_sa(s, sa);
 			continue;
 		}
 		if (sa->state == ST_MATURE && reached(&sa->soft, &sa->cur, now)) {
 			sa->state = ST_DYING;
 			send_expire(s, sa, false);
 		}
-		p = &sa->next;
 	}
 }
 
@@ -1463,13 +1506,8 @@ void sim_close(struct sim *s)
 	s->closing = true;
 	while (s->clients)
 		client_close(s->clients);
-	while (s->sas) {
-		struct sim_sa *sa = s->sas;
-
-		s->sas = sa->next;
-		pfkey_cleanse(sa, sizeof(*sa));
-		free(sa);
-	}
+	while (s->sas)
+		unlink_sa(s, s->sas);
 	while (s->pols) {
 		struct sim_pol *p = s->pols;
 
