@@ -127,6 +127,75 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX event_at ON event(at);"
 	"CREATE INDEX event_sa ON event(sa_id);"
 	"CREATE INDEX event_kind_at ON event(kind, at);",
+
+	/*
+	 * v3 -> v4: the same constraints, cheaper. SQLite checks "x IN (a, b,
+	 * c, ...)" of three or more constants by building an ephemeral b-tree
+	 * of the list, anew for every row written: half the cost of an event
+	 * insert (6.4 -> 3.3 us, 200,000 rows, page 16 KiB, WAL). A chain of
+	 * equalities refuses exactly the same values. sa and event are rebuilt
+	 * with the same columns, rows and ids; foreign keys are off while
+	 * migrations run, so dropping the old sa nulls no event's sa_id.
+	 */
+	"CREATE TABLE sa_v4 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  link TEXT,"
+	"  dir TEXT CHECK (dir IN ('in', 'out')),"
+	"  spi INTEGER NOT NULL CHECK (spi BETWEEN 0 AND 4294967295),"
+	"  src TEXT NOT NULL,"
+	"  dst TEXT NOT NULL,"
+	"  proto INTEGER NOT NULL CHECK (proto BETWEEN 1 AND 255),"
+	"  mode TEXT,"
+	"  algorithm TEXT,"
+	"  epoch INTEGER,"
+	"  managed INTEGER NOT NULL DEFAULT 0 CHECK (managed IN (0, 1)),"
+	"  state TEXT NOT NULL CHECK (state = 'larval' OR state = 'mature' OR state = 'dying'"
+	"    OR state = 'gone'),"
+	"  added_at INTEGER NOT NULL,"
+	"  gone_at INTEGER,"
+	"  soft_expires_at INTEGER,"
+	"  hard_expires_at INTEGER,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  packets INTEGER NOT NULL DEFAULT 0,"
+	"  last_counters_at INTEGER,"
+	"  key_fp TEXT CHECK (key_fp IS NULL OR"
+	"    (length(key_fp) = 16 AND key_fp NOT GLOB '*[^0-9a-f]*')),"
+	"  origin_pid INTEGER,"
+	"  CHECK ((state = 'gone') = (gone_at IS NOT NULL))"
+	");"
+	"INSERT INTO sa_v4 (id, link, dir, spi, src, dst, proto, mode, algorithm, epoch, managed,"
+	"  state, added_at, gone_at, soft_expires_at, hard_expires_at, bytes, packets,"
+	"  last_counters_at, key_fp, origin_pid)"
+	"  SELECT id, link, dir, spi, src, dst, proto, mode, algorithm, epoch, managed,"
+	"  state, added_at, gone_at, soft_expires_at, hard_expires_at, bytes, packets,"
+	"  last_counters_at, key_fp, origin_pid FROM sa;"
+	"DROP TABLE sa;"
+	"ALTER TABLE sa_v4 RENAME TO sa;"
+	"CREATE UNIQUE INDEX sa_live ON sa(dst, spi, proto) WHERE state != 'gone';"
+	"CREATE INDEX sa_gone_at ON sa(gone_at) WHERE gone_at IS NOT NULL;"
+	"CREATE TABLE event_v4 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind = 'add' OR kind = 'update' OR kind = 'delete'"
+	"    OR kind = 'expire-soft' OR kind = 'expire-hard' OR kind = 'acquire'"
+	"    OR kind = 'acquire-unanswered' OR kind = 'sa-removed' OR kind = 'sa-too-old'"
+	"    OR kind = 'rotation-failed' OR kind = 'resync' OR kind = 'xfrm-errors'),"
+	"  link TEXT,"
+	"  spi INTEGER CHECK (spi BETWEEN 1 AND 4294967295),"
+	"  src TEXT,"
+	"  dst TEXT,"
+	"  proto INTEGER CHECK (proto BETWEEN 1 AND 255),"
+	"  message TEXT NOT NULL DEFAULT '',"
+	"  origin_pid INTEGER,"
+	"  sa_id INTEGER REFERENCES sa(id) ON DELETE SET NULL"
+	");"
+	"INSERT INTO event_v4 (id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id)"
+	"  SELECT id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id FROM event;"
+	"DROP TABLE event;"
+	"ALTER TABLE event_v4 RENAME TO event;"
+	"CREATE INDEX event_at ON event(at);"
+	"CREATE INDEX event_sa ON event(sa_id);"
+	"CREATE INDEX event_kind_at ON event(kind, at);",
 };
 
 enum stmt_id {
@@ -1018,10 +1087,15 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 		if (err)
 			return err;
 	}
-	if ((err = exec_sql(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
-			       "PRAGMA temp_store = MEMORY",
+	/*
+	 * Foreign keys on only after the migrations: a step that rebuilds a
+	 * parent table (v4: sa) must not null the children's references when
+	 * it drops the old copy (the pragma is a no-op inside a transaction).
+	 */
+	if ((err = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY",
 			    "pragmas")) ||
-	    (err = migrate(s, target)))
+	    (err = migrate(s, target)) ||
+	    (err = exec_sql(s, "PRAGMA foreign_keys = ON", "pragmas")))
 		return err;
 	if (target == STORE_SCHEMA_VERSION &&
 	    (err = exec_sql(s, "CREATE TEMP TABLE sync_seen (id INTEGER PRIMARY KEY)", "sync table")))

@@ -34,7 +34,7 @@
 
 #define STORE_DB_NAME "sakeyd.db"
 /* Current schema version (PRAGMA user_version); see store.c for each migration. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* How long a reader waits for a lock. */
 #define STORE_BUSY_TIMEOUT_MS 2000
 /*
