@@ -132,6 +132,25 @@ int daemon_backend_open(struct daemon *d, struct kern_opts *o)
 	}
 }
 
+int daemon_backend_dump_channel(struct daemon *d, struct kern_opts *o)
+{
+	int fd, ret;
+
+	o->backend = d->backend_kind;
+	o->dumps_only = true;
+	if (o->backend != KERN_BACKEND_FD)
+		return 0;
+	/* The simulated SADB: another client of it, as another PF_KEY socket would be. */
+	if (d->cfg->daemon.sim_connect[0])
+		ret = sim_connect_socket(d->cfg->daemon.sim_connect, &fd);
+	else
+		ret = d->backend ? sim_connect(d->backend, &fd) : -ENOTCONN;
+	if (ret)
+		return ret;
+	o->fd = fd;
+	return 0;
+}
+
 void daemon_backend_close(struct daemon *d)
 {
 	if (d->backend) {

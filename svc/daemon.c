@@ -218,6 +218,15 @@ void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 
 /* --- the SA table from kernel messages ----------------------------------- */
 
+/* While a dump runs on its own channel: the main channel just spoke of this SA. */
+static void note_news(struct daemon *d, const struct rot_sa *id)
+{
+	bool created;
+
+	if (d->dump_news && !mon_table_put(d->dump_news, id, &created))
+		d->dump_stale = true; /* out of memory: trust nothing the dump says */
+}
+
 static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_dump)
 {
 	struct rot_sa sa;
@@ -230,6 +239,8 @@ static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_
 	if (m->present & PFKEY_EXT_BIT(SADB_EXT_SA) && m->state == SADB_SASTATE_DEAD &&
 	    m->type == SADB_UPDATE)
 		return; /* an UPDATE broadcast echoes the request, not the SA (pfkey-linux.md §5.3) */
+	if (!from_dump)
+		note_news(d, &sa);
 	e = mon_table_put(d->table, &sa, &created);
 	if (!e) {
 		log_err("out of memory");
@@ -265,6 +276,7 @@ static void table_remove(struct daemon *d, const struct pfkey_msg *m, const char
 
 	if (sadb_msg_to_sa(m, &id))
 		return;
+	note_news(d, &id);
 	e = mon_table_get(d->table, &id);
 	if (!e)
 		return;
@@ -341,6 +353,7 @@ static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 		table_remove(d, m, "hard-expired", true);
 		return;
 	}
+	note_news(d, &id);
 	if (e->soft_alerted)
 		return; /* duplicate */
 	e->soft_alerted = true;
@@ -364,6 +377,8 @@ static void on_flush(struct daemon *d, const struct pfkey_msg *m)
 	bool managed = false;
 	uint8_t proto = pfkey_satype_proto(m->satype);
 
+	if (d->dump_news)
+		d->dump_stale = true;
 	while ((e = mon_table_next(d->table, &cur))) {
 		if (m->satype != SADB_SATYPE_UNSPEC && e->sa.proto != proto)
 			continue;
@@ -424,7 +439,59 @@ static void resync_each(struct kern *k, const struct pfkey_msg *m, void *arg)
 
 	if (m->state == SADB_SASTATE_LARVAL)
 		return;
+	if (d->dump_news) {
+		struct rot_sa id;
+
+		/*
+		 * Two sockets keep no order between them: an entry the kernel
+		 * dumped before it deleted or changed the SA may arrive after the
+		 * main channel's word of it. That word is the newer one.
+		 */
+		if (d->dump_stale || sadb_msg_to_sa(m, &id) || mon_table_get(d->dump_news, &id))
+			return;
+	}
 	table_update(d, m, true);
+}
+
+/* The dump channel hears ADD/DELETE broadcasts too: the main channel has them. */
+static void dump_channel_event(struct kern *k, const struct pfkey_msg *m, bool own, void *arg)
+{
+}
+
+static void close_dump_channel(struct daemon *d)
+{
+	struct kern *k = d->dump_kern;
+
+	d->dump_kern = NULL;
+	if (k)
+		kern_close(k); /* safe from its own callbacks: freed by the loop */
+	mon_table_free(d->dump_news);
+	d->dump_news = NULL;
+	d->dump_stale = false;
+}
+
+/*
+ * Open the resync's channel. Without one (the kernel refuses a socket, no
+ * simulator to connect to) the dump runs on the main channel, as before.
+ */
+static struct kern *dump_channel(struct daemon *d)
+{
+	struct kern_opts o = { .timeout_ms = 500, .read_budget = 64, .arg = d,
+			       .on_event = dump_channel_event };
+	int ret;
+
+	ret = daemon_backend_dump_channel(d, &o);
+	if (!ret)
+		ret = kern_open(&d->loop, &o, &d->dump_kern);
+	if (!ret && !(d->dump_news = mon_table_new()))
+		ret = -ENOMEM;
+	if (ret) {
+		log_warn("no separate channel for the SADB dump (%s): it shares the main one",
+			 strerror(-ret));
+		close_dump_channel(d);
+		return d->kern;
+	}
+	return d->dump_kern;
 }
 
 static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
@@ -434,7 +501,16 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 	struct mon_sa *e;
 	unsigned long vanished = 0;
 
+	bool stale = d->dump_stale;
+
 	d->resync_running = false;
+	close_dump_channel(d);
+	if (stale) {
+		log_info("the SADB was flushed during the dump: dumping again");
+		d->resync_wanted = true;
+		daemon_kick(d, "flush during dump");
+		return;
+	}
 	if (err) {
 		log_err("SADB dump failed: %s; retrying", strerror(-err));
 		d->resync_wanted = true;
@@ -474,9 +550,11 @@ static void start_resync(struct daemon *d)
 		e->seen = false;
 	if (d->hooks.resync_begin)
 		d->hooks.resync_begin(d);
-	ret = kern_dump(d->kern, SADB_DUMP, SADB_SATYPE_UNSPEC, resync_each, resync_done, d);
+	ret = kern_dump(dump_channel(d), SADB_DUMP, SADB_SATYPE_UNSPEC, resync_each, resync_done,
+			d);
 	if (ret) {
 		log_err("cannot dump the SADB: %s", strerror(-ret));
+		close_dump_channel(d);
 		return;
 	}
 	d->resync_running = true;
@@ -612,8 +690,10 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		 * was stale (a lost broadcast): resync.
 		 */
 		d->resync_wanted = true;
-		if (step == ROT_OP_DELETE)
+		if (step == ROT_OP_DELETE) {
+			note_news(d, &c->sa);
 			mon_table_del(d->table, &c->sa);
+		}
 	} else if (step == ROT_OP_ADD) {
 		d->stats.sa_added++;
 		d->pass->added++;
@@ -635,6 +715,7 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 
 		d->stats.sa_deleted++;
 		d->pass->deleted++;
+		note_news(d, &c->sa);
 		if (e) {
 			if (d->hooks.sa_gone)
 				d->hooks.sa_gone(d, e, "deleted (rotation)");
@@ -1014,6 +1095,7 @@ void daemon_stop(struct daemon *d)
 	d->ctl = NULL;
 	alerts_stop(d);
 	ledger_stop(d);
+	close_dump_channel(d);
 	if (d->kern)
 		kern_close(d->kern);
 	d->kern = NULL;
@@ -1258,6 +1340,7 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 	int ret;
 
 	o.on_event = on_event;
+	d->backend_kind = o.backend;
 	o.on_loss = on_loss;
 	o.arg = d;
 	ret = kern_open(&d->loop, &o, &d->kern);

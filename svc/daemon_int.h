@@ -89,6 +89,15 @@ struct daemon {
 	size_t nlinks;
 
 	struct kern *kern;
+	/*
+	 * The resync's own channel, open while it dumps, so that 20,000 dump
+	 * replies never queue in front of an EXPIRE; and the SAs the main
+	 * channel spoke of meanwhile, whose dump entries are older news.
+	 */
+	struct kern *dump_kern;
+	struct mon_table *dump_news;
+	bool dump_stale; /* a FLUSH came during the dump: its entries say nothing */
+	enum kern_backend backend_kind;
 	struct mon_table *table;
 	struct pass *pass; /* the reconciliation in progress */
 	unsigned policy_pending;
@@ -133,5 +142,7 @@ void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 /* Backend set-up for cfg->daemon.kernel (svc/backend.c): fills o. */
 int daemon_backend_open(struct daemon *d, struct kern_opts *o);
 void daemon_backend_close(struct daemon *d);
+/* Options for a dump channel beside the main one (o->backend, o->fd); -errno if none. */
+int daemon_backend_dump_channel(struct daemon *d, struct kern_opts *o);
 
 #endif

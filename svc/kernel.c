@@ -781,7 +781,7 @@ static void read_batches(struct kern *k)
 	struct mmsghdr mm[RECV_BATCH];
 	struct iovec iov[RECV_BATCH];
 
-	for (int budget = READ_BUDGET; budget > 0 && !k->closing;) {
+	for (int budget = (int)k->opts.read_budget; budget > 0 && !k->closing;) {
 		unsigned batch = k->xfrm ? RECV_BATCH : k->batch;
 		size_t cap = k->xfrm	  ? XFRM_SLOT_SIZE :
 			     batch > 1 ? PFKEY_MSG_MAX / RECV_BATCH :
@@ -925,6 +925,8 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		k->opts.window = DEFAULT_WINDOW;
 	if (!k->opts.timeout_ms)
 		k->opts.timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (!k->opts.read_budget || k->opts.read_budget > READ_BUDGET)
+		k->opts.read_budget = READ_BUDGET;
 	k->hash_size = 1;
 	while (k->hash_size < 2 * (size_t)k->opts.window)
 		k->hash_size <<= 1;
@@ -948,7 +950,7 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		break;
 	case KERN_BACKEND_FD:
 		fd = opts->fd;
-		ret = fd >= 0 ? kern_pfkey_register(fd) : -EBADF;
+		ret = fd < 0 ? -EBADF : opts->dumps_only ? 0 : kern_pfkey_register(fd);
 		break;
 	default:
 		ret = -EINVAL;

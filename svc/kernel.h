@@ -62,6 +62,13 @@ struct kern_opts {
 	unsigned window;         /* requests in flight at most; 0 = 512 */
 	unsigned timeout_ms;     /* reply timeout; 0 = 2000 */
 	bool promisc;            /* X_PROMISC (tests only) */
+	/*
+	 * A channel for dumps only: PF_KEY without SADB_REGISTER (no EXPIRE or
+	 * ACQUIRE), XFRM in no multicast group. Its dumps then never queue in
+	 * front of the main channel's events.
+	 */
+	bool dumps_only;
+	unsigned read_budget;    /* messages handled per readable event; 0 = 4096 */
 	kern_event_cb on_event;
 	kern_loss_cb on_loss;
 	void *arg;

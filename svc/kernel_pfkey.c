@@ -62,7 +62,7 @@ int kern_pfkey_open(const struct kern_opts *opts, int *fd_out)
 	 * SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN.
 	 */
 	kern_set_rcvbuf(fd, size);
-	ret = kern_pfkey_register(fd);
+	ret = opts->dumps_only ? 0 : kern_pfkey_register(fd);
 	if (ret) {
 		log_err("SADB_REGISTER: %s", strerror(-ret));
 		close(fd);

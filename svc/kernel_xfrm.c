@@ -20,7 +20,8 @@
 
 int kern_xfrm_open(const struct kern_opts *opts, int *fd_out, uint32_t *portid)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = XFRM_CHANNEL_GROUPS };
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
+				  .nl_groups = opts->dumps_only ? 0 : XFRM_CHANNEL_GROUPS };
 	socklen_t salen = sizeof(sa);
 	int fd, ret, one = 1, size = opts->rcvbuf;
 
