@@ -1424,6 +1424,19 @@ static int find_live(struct store *s, const char *dst, uint32_t spi, uint8_t pro
 	return one_sa(s, st, out, "sa find");
 }
 
+/* Everything a resync would write, but the time of the reading, is what the row holds. */
+static bool same_sa_data(const struct store_sa *row, const struct store_sa *sa)
+{
+	return strcmp(row->link, sa->link) == 0 && row->dir == sa->dir &&
+	       strcmp(row->mode, sa->mode) == 0 && strcmp(row->algorithm, sa->algorithm) == 0 &&
+	       row->has_epoch == sa->has_epoch && (!sa->has_epoch || row->epoch == sa->epoch) &&
+	       row->managed == sa->managed && row->state == sa->state &&
+	       row->soft_expires_at == sa->soft_expires_at &&
+	       row->hard_expires_at == sa->hard_expires_at && row->bytes == sa->bytes &&
+	       row->packets == sa->packets && strcmp(row->key_fp, sa->key_fp) == 0 &&
+	       row->origin_pid == sa->origin_pid;
+}
+
 int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64_t *id)
 {
 	struct store_sa row;
@@ -1440,6 +1453,13 @@ int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64
 	if (!err && strcmp(row.src, in.src) == 0 && (sa->added_at == 0 || sa->added_at == row.added_at)) {
 		if (id)
 			*id = row.id;
+		/*
+		 * An idle SA reads the same at every refresh: rewriting its row
+		 * (only last_counters_at changed) made each 10 s resync of 20,000
+		 * SAs commit 20,000 rows. Mark it seen and leave the row alone.
+		 */
+		if (same_sa_data(&row, sa))
+			return sync_mark(s, row.id);
 		return update_sa(s, row.id, sa);
 	}
 	/* Not the life we know: the old SA went while we were not looking. */

@@ -118,7 +118,8 @@ struct store_sa {
 	int64_t soft_expires_at;     /* 0 = none */
 	int64_t hard_expires_at;
 	uint64_t bytes, packets;
-	int64_t last_counters_at;    /* 0 = never */
+	int64_t last_counters_at;    /* when the row was last written with a reading; a resync
+				      * that reads the same leaves it (0 = never) */
 	char key_fp[STORE_FP_LEN + 1]; /* "" if unknown */
 	uint32_t origin_pid;         /* pid stamped on the ADD; 0 = unknown (schema v2) */
 };

@@ -705,6 +705,43 @@ static void sa_lifecycle(void **state)
 
 /* Resync */
 
+/* A refresh that reads an SA as the row already has it writes nothing, yet counts it seen. */
+static void sync_leaves_unchanged_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_writer(f);
+	struct store_sa a = make_sa(0x101, "192.0.2.1", "198.51.100.7", T0), out;
+	uint64_t gone = 99;
+	int64_t ida, id;
+
+	a.last_counters_at = T0 + 5;
+	ida = add_sa(s, &a);
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_sa_sync_begin(s), 0);
+	a.last_counters_at = T0 + 100; /* only the time of the reading differs */
+	assert_int_equal(store_sa_seen(s, &a, T0 + 100, &id), 0);
+	assert_int_equal(id, ida);
+	assert_int_equal(store_sa_sync_end(s, T0 + 100, &gone), 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(gone, 0);
+	assert_int_equal(store_sa_get(s, ida, &out), 0);
+	assert_int_equal(out.state, STORE_SA_MATURE);
+	assert_int_equal(out.last_counters_at, T0 + 5); /* not rewritten */
+
+	/* Traffic moved the counters: the row is written, with the time of this reading. */
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_sa_sync_begin(s), 0);
+	a.bytes = 4096;
+	a.last_counters_at = T0 + 200;
+	assert_int_equal(store_sa_seen(s, &a, T0 + 200, &id), 0);
+	assert_int_equal(store_sa_sync_end(s, T0 + 200, &gone), 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(store_sa_get(s, ida, &out), 0);
+	assert_int_equal(out.bytes, 4096);
+	assert_int_equal(out.last_counters_at, T0 + 200);
+	store_close(s);
+}
+
 static void sync_reconciles(void **state)
 {
 	struct fixture *f = *state;
@@ -1610,6 +1647,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(tightens_existing_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_odd_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(migrates_from_every_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(sync_leaves_unchanged_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader_needs_current_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(sa_round_trip, setup, teardown),
