@@ -427,6 +427,33 @@ static void resync_each(struct kern *k, const struct pfkey_msg *m, void *arg)
 	table_update(d, m, true);
 }
 
+static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa *sa,
+		    const char *detail);
+
+/*
+ * An outbound add whose reply was lost: the dump shows whether it took
+ * effect. If its SA is there, the link rotated, and the history records it
+ * (the reply would have); if not, the next pass adds it again.
+ */
+static void resolve_unsure_rotations(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+		struct rot_sa id = { .proto = IPPROTO_ESP };
+		struct mon_sa *e;
+
+		if (!ls->unsure_out_epoch)
+			continue;
+		id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch);
+		id.dst = ls->link->remote;
+		e = mon_table_get(d->table, &id);
+		if (e && e->managed && e->sa.link == ls->link && e->sa.dir == ROT_DIR_OUT &&
+		    e->sa.epoch == ls->unsure_out_epoch && e->sa.epoch > ls->last_epoch)
+			rotated(d, ls, &e->sa, "reply lost; the resync found the SA installed");
+		ls->unsure_out_epoch = 0;
+	}
+}
+
 static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 {
 	struct daemon *d = arg;
@@ -450,6 +477,7 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 			d->hooks.sa_gone(d, e, "vanished (seen missing at resync)");
 		mon_table_del(d->table, &e->sa);
 	}
+	resolve_unsure_rotations(d);
 	d->synced = true;
 	d->stats.resyncs++;
 	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
@@ -588,6 +616,19 @@ static void link_failed(struct daemon *d, struct link_state *ls, const struct ro
 
 static void send_breaks(struct daemon *d, struct link_state *ls);
 
+/* The link's outbound SA of a new epoch is installed: one rotation in the history. */
+static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa *sa,
+		    const char *detail)
+{
+	ls->last_epoch = sa->epoch;
+	d->stats.rotations_ok++;
+	/* Per link at debug: thousands of links roll at once; sactl history has each. */
+	log_debug("link %s: epoch %lld, outbound spi %#x (key %s)%s%s", ls->link->name,
+		  (long long)sa->epoch, sa->spi, sa->key_fp, detail ? ": " : "", detail ? detail : "");
+	if (d->hooks.rotation)
+		d->hooks.rotation(d, ls->link, sa, true, detail);
+}
+
 static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
 {
 	struct op_ctx *c = arg;
@@ -606,6 +647,9 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		log_warn("link %s: %s spi %#x: no reply (lost); the resync will tell",
 			 c->ls->link->name, step == ROT_OP_ADD ? "adding" : "deleting", c->sa.spi);
 		c->ls->unsure_this_pass = true;
+		if (step == ROT_OP_ADD && c->sa.dir == ROT_DIR_OUT &&
+		    c->sa.epoch != c->ls->last_epoch)
+			c->ls->unsure_out_epoch = c->sa.epoch;
 		d->resync_wanted = true;
 		d->kick_pending = true;
 	} else if (!rot_op_result_ok(step, err)) {
@@ -626,14 +670,8 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		if (reply)
 			table_update(d, reply, false);
 		if (c->sa.dir == ROT_DIR_OUT && c->sa.epoch != c->ls->last_epoch) {
-			c->ls->last_epoch = c->sa.epoch;
-			d->stats.rotations_ok++;
 			d->pass->rotated++;
-			/* Per link at debug: thousands of links roll at once; sactl history has each. */
-			log_debug("link %s: epoch %lld, outbound spi %#x (key %s)", c->ls->link->name,
-				 (long long)c->sa.epoch, c->sa.spi, c->sa.key_fp);
-			if (d->hooks.rotation)
-				d->hooks.rotation(d, c->ls->link, &c->sa, true, NULL);
+			rotated(d, c->ls, &c->sa, NULL);
 		}
 	} else {
 		struct mon_sa *e = mon_table_get(d->table, &c->sa);

@@ -186,6 +186,16 @@ try:
           f"{[h.get('detail') for h in failed[:2]]}; {len(alerts)} alerts {alerts[:2]}")
     check(len(hist) > 0 and not failed and not alerts,
           "no rotation recorded as failed, no alert: lost replies are not failures")
+    # Every epoch's rotation once, also those whose reply was lost (the dump showed them).
+    gaps, twice = [], []
+    for link in links:
+        epochs = sorted(h["epoch"] for h in hist if h.get("link") == link.name)
+        twice += [(link.name, e) for e in set(epochs) if epochs.count(e) > 1]
+        gaps += [(link.name, e) for e in range(epochs[0], epochs[-1] + 1)
+                 if e not in epochs] if epochs else [(link.name, None)]
+    print(f"     history: {len(gaps)} epochs without a rotation {gaps[:4]}, "
+          f"{len(twice)} recorded twice {twice[:4]}")
+    check(not gaps and not twice, "the history has every epoch's rotation of each link once")
     rows, wrong = env.ledger_wrong()
     fps = env.sactl("status", "--json", "--all").stdout.count('"key_fp": "')
     print(f"     {rows} ledger rows ({fps} with a key fingerprint) checked; wrong: {wrong[:3]}")
