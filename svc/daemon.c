@@ -494,6 +494,33 @@ static struct kern *dump_channel(struct daemon *d)
 	return d->dump_kern;
 }
 
+static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa *sa,
+		    const char *detail);
+
+/*
+ * An outbound add whose reply was lost: the dump shows whether it took
+ * effect. If its SA is there, the link rotated, and the history records it
+ * (the reply would have); if not, the next pass adds it again.
+ */
+static void resolve_unsure_rotations(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+		struct rot_sa id = { .proto = IPPROTO_ESP };
+		struct mon_sa *e;
+
+		if (!ls->unsure_out_epoch)
+			continue;
+		id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch);
+		id.dst = ls->link->remote;
+		e = mon_table_get(d->table, &id);
+		if (e && e->managed && e->sa.link == ls->link && e->sa.dir == ROT_DIR_OUT &&
+		    e->sa.epoch == ls->unsure_out_epoch && e->sa.epoch > ls->last_epoch)
+			rotated(d, ls, &e->sa, "reply lost; the resync found the SA installed");
+		ls->unsure_out_epoch = 0;
+	}
+}
+
 static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 {
 	struct daemon *d = arg;
@@ -526,6 +553,7 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 			d->hooks.sa_gone(d, e, "vanished (seen missing at resync)");
 		mon_table_del(d->table, &e->sa);
 	}
+	resolve_unsure_rotations(d);
 	d->synced = true;
 	d->stats.resyncs++;
 	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
@@ -614,14 +642,16 @@ struct op_ctx {
 	struct link_state *ls;
 	struct rot_sa sa; /* a copy: the pass's arrays go away with it */
 	enum rot_op_kind kind;
+	bool make; /* an add (or a replacement's delete) that the link's deletes wait for */
 };
 
 struct pass {
 	struct rot_sa *desired, *actual;
 	size_t ndesired, nactual;
 	struct rot_ops ops;
+	size_t *next_break; /* per op: 1 + index of its link's next delete, 0 = none */
 	unsigned pending;
-	bool deleting;
+	bool planned; /* every add sent: a link whose adds are all answered sends its deletes */
 	int64_t now;
 	uint64_t started_ns; /* uv_hrtime() when the pass was planned */
 	unsigned long added, deleted, failed, rotated;
@@ -632,6 +662,7 @@ static void pass_free(struct pass *p)
 	if (!p)
 		return;
 	rot_ops_fini(&p->ops);
+	free(p->next_break);
 	free(p->desired);
 	free(p->actual);
 	free(p);
@@ -661,6 +692,21 @@ static void link_failed(struct daemon *d, struct link_state *ls, const struct ro
 		d->hooks.rotation(d, ls->link, sa, false, strerror(-err));
 }
 
+static void send_breaks(struct daemon *d, struct link_state *ls);
+
+/* The link's outbound SA of a new epoch is installed: one rotation in the history. */
+static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa *sa,
+		    const char *detail)
+{
+	ls->last_epoch = sa->epoch;
+	d->stats.rotations_ok++;
+	/* Per link at debug: thousands of links roll at once; sactl history has each. */
+	log_debug("link %s: epoch %lld, outbound spi %#x (key %s)%s%s", ls->link->name,
+		  (long long)sa->epoch, sa->spi, sa->key_fp, detail ? ": " : "", detail ? detail : "");
+	if (d->hooks.rotation)
+		d->hooks.rotation(d, ls->link, sa, true, detail);
+}
+
 static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
 {
 	struct op_ctx *c = arg;
@@ -679,6 +725,9 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		log_warn("link %s: %s spi %#x: no reply (lost); the resync will tell",
 			 c->ls->link->name, step == ROT_OP_ADD ? "adding" : "deleting", c->sa.spi);
 		c->ls->unsure_this_pass = true;
+		if (step == ROT_OP_ADD && c->sa.dir == ROT_DIR_OUT &&
+		    c->sa.epoch != c->ls->last_epoch)
+			c->ls->unsure_out_epoch = c->sa.epoch;
 		d->resync_wanted = true;
 		d->kick_pending = true;
 	} else if (!rot_op_result_ok(step, err)) {
@@ -701,14 +750,8 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		if (reply)
 			table_update(d, reply, false);
 		if (c->sa.dir == ROT_DIR_OUT && c->sa.epoch != c->ls->last_epoch) {
-			c->ls->last_epoch = c->sa.epoch;
-			d->stats.rotations_ok++;
 			d->pass->rotated++;
-			/* Per link at debug: thousands of links roll at once; sactl history has each. */
-			log_debug("link %s: epoch %lld, outbound spi %#x (key %s)", c->ls->link->name,
-				 (long long)c->sa.epoch, c->sa.spi, c->sa.key_fp);
-			if (d->hooks.rotation)
-				d->hooks.rotation(d, c->ls->link, &c->sa, true, NULL);
+			rotated(d, c->ls, &c->sa, NULL);
 		}
 	} else {
 		struct mon_sa *e = mon_table_get(d->table, &c->sa);
@@ -726,13 +769,16 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		free(c);
 		return;
 	}
+	/* The link's last add answered: its deletes go now, not after every other link's. */
+	if (c->make && --c->ls->makes_pending == 0 && d->pass->planned)
+		send_breaks(d, c->ls);
 	free(c);
 	if (--d->pass->pending == 0)
 		pass_finish(d);
 }
 
 static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kind,
-		   const struct rot_sa *sa, uint32_t seq)
+		   const struct rot_sa *sa, uint32_t seq, bool make)
 {
 	struct op_ctx *c = calloc(1, sizeof(*c));
 	int ret;
@@ -744,6 +790,7 @@ static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kin
 	c->ls = ls;
 	c->sa = *sa;
 	c->kind = kind;
+	c->make = make;
 	/* Per SA at debug: a pass's totals are logged at info by pass_finish. */
 	log_debug("link %s: %s %s spi %#x epoch %lld%s%s", ls->link->name,
 		 kind == ROT_OP_DELETE ? "delete" : kind == ROT_OP_REPLACE ? "re-add" : "add",
@@ -759,6 +806,7 @@ static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kin
 		return ret;
 	}
 	d->pass->pending++;
+	ls->makes_pending += make;
 	return 0;
 }
 
@@ -767,23 +815,22 @@ static struct link_state *state_of(struct daemon *d, const struct conf_link *lin
 	return link ? link_by_prefix(d, link->spi_prefix) : NULL;
 }
 
-/* Phase 2: deletes, only for links whose adds all succeeded (make before break). */
-static void pass_deletes(struct daemon *d)
+/*
+ * A link's deletes, once all its adds of the pass succeeded (make before
+ * break); none if one failed or went unanswered (the resync will tell, and
+ * the pass after it deletes). Per link, not per pass: a reply lost to one
+ * link held every link's old SAs for the reply timeout (tests/sim/loss.py).
+ */
+static void send_breaks(struct daemon *d, struct link_state *ls)
 {
 	struct pass *p = d->pass;
+	size_t i = ls->first_break;
 
-	p->deleting = true;
-	for (size_t i = 0; i < p->ops.n; i++) {
-		const struct rot_op *op = &p->ops.op[i];
-		struct link_state *ls;
-
-		if (op->kind != ROT_OP_DELETE)
-			continue;
-		ls = state_of(d, op->sa->link);
-		if (!ls || ls->failed_this_pass || ls->unsure_this_pass)
-			continue;
-		send_op(d, ls, ROT_OP_DELETE, op->sa, 0);
-	}
+	ls->first_break = 0;
+	if (ls->failed_this_pass || ls->unsure_this_pass)
+		return;
+	for (; i; i = p->next_break[i - 1])
+		send_op(d, ls, ROT_OP_DELETE, p->ops.op[i - 1].sa, 0, false);
 }
 
 static void arm_wake(struct daemon *d);
@@ -792,11 +839,6 @@ static void pass_finish(struct daemon *d)
 {
 	struct pass *p = d->pass;
 
-	if (!p->deleting) {
-		pass_deletes(d);
-		if (p->pending)
-			return;
-	}
 	for (size_t i = 0; i < d->nlinks; i++) {
 		struct link_state *ls = &d->links[i];
 
@@ -922,6 +964,8 @@ static void reconcile(struct daemon *d)
 		struct link_state *ls = &d->links[i];
 		struct rot_plan plan;
 
+		ls->makes_pending = 0;
+		ls->first_break = 0;
 		if (!link_due(ls, now))
 			continue;
 		ret = plan_link(ls, now, &plan);
@@ -946,6 +990,9 @@ static void reconcile(struct daemon *d)
 		arm_wake(d);
 		return;
 	}
+	p->next_break = calloc(p->ops.n + 1, sizeof(*p->next_break));
+	if (!p->next_break)
+		goto nomem;
 	d->pass = p;
 	for (size_t i = 0; i < p->ops.n; i++) {
 		const struct rot_op *op = &p->ops.op[i];
@@ -961,11 +1008,11 @@ static void reconcile(struct daemon *d)
 				seq = ls->acquire_seq;
 				ls->acquire_seq = 0;
 			}
-			send_op(d, ls, ROT_OP_ADD, op->sa, seq);
+			send_op(d, ls, ROT_OP_ADD, op->sa, seq, true);
 			break;
 		case ROT_OP_REPLACE:
-			send_op(d, ls, ROT_OP_DELETE, op->actual, 0);
-			send_op(d, ls, ROT_OP_REPLACE, op->sa, 0);
+			send_op(d, ls, ROT_OP_DELETE, op->actual, 0, true);
+			send_op(d, ls, ROT_OP_REPLACE, op->sa, 0, true);
 			break;
 		case ROT_OP_CONFLICT:
 			if (!ls->conflict_alerted) {
@@ -980,11 +1027,20 @@ static void reconcile(struct daemon *d)
 			}
 			break;
 		case ROT_OP_DELETE:
-			break; /* phase 2 */
+			/* After the link's adds: listed (last first) for send_breaks. */
+			p->next_break[i] = ls->first_break;
+			ls->first_break = i + 1;
+			break;
 		}
 	}
-	for (size_t i = 0; i < d->nlinks; i++)
-		d->links[i].acquire_seq = 0;
+	p->planned = true;
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+
+		ls->acquire_seq = 0;
+		if (!ls->makes_pending && ls->first_break)
+			send_breaks(d, ls);
+	}
 	if (p->pending == 0)
 		pass_finish(d);
 	return;

@@ -29,6 +29,11 @@ struct link_state {
 	uint32_t acquire_seq;
 	bool failed_this_pass;
 	bool unsure_this_pass; /* a reply was lost: the outcome waits for the resync */
+	/* In the running pass: its adds not answered yet, and its deletes (send_breaks). */
+	unsigned makes_pending;
+	/* Epoch of an outbound SA whose add went unanswered: the resync tells if it rotated. */
+	int64_t unsure_out_epoch;
+	size_t first_break; /* 1 + index of its first delete in the pass's ops; 0 = none */
 	bool policy_installed, policy_failed;
 	bool conflict_alerted;
 	/* Fingerprints of its planned SAs by (epoch, dir): one HKDF per SA, not per pass. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* The simulated SADB: an in-process PF_KEYv2 kernel modelled on Linux af_key, with fault injection. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -185,6 +186,37 @@ static void raw_send(struct sim *s, struct client *c, const void *buf, size_t le
 
 static void delay_cb(uv_timer_t *t);
 
+/*
+ * A message lost on purpose, at debug level (simd logs at debug): type, seq,
+ * pid and SPI, to match the client's own account of what it missed
+ * (tests/sim/loss.py). buf is a message this simulator encoded.
+ */
+static void log_drop(const struct client *c, const uint8_t *buf, size_t len)
+{
+	uint32_t seq, pid, spi = 0;
+
+	if (log_get_level() < LOG_LVL_DEBUG || len < 16)
+		return;
+	memcpy(&seq, buf + 8, 4);
+	memcpy(&pid, buf + 12, 4);
+	for (size_t off = 16; off + 8 <= len;) {
+		uint16_t elen, etype;
+
+		memcpy(&elen, buf + off, 2);
+		memcpy(&etype, buf + off + 2, 2);
+		if (!elen || off + elen * 8u > len)
+			break;
+		if (etype == SADB_EXT_SA) {
+			memcpy(&spi, buf + off + 4, 4);
+			spi = ntohl(spi);
+			break;
+		}
+		off += elen * 8u;
+	}
+	log_debug("sim: dropped %s seq %u pid %u spi %#x to client fd %d",
+		  pfkey_type_name(buf[1]), seq, pid, spi, c->fd);
+}
+
 static void deliver(struct sim *s, struct client *c, const void *buf, size_t len)
 {
 	struct outmsg *m;
@@ -194,10 +226,12 @@ static void deliver(struct sim *s, struct client *c, const void *buf, size_t len
 	if (c->drop_next) {
 		c->drop_next--;
 		s->stats.dropped++;
+		log_drop(c, buf, len);
 		return;
 	}
 	if (drop_roll(s)) {
 		s->stats.dropped++;
+		log_drop(c, buf, len);
 		return;
 	}
 	if (!s->delay_ms) {

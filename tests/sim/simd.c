@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include "svc/log.h"
 #include "svc/simkernel.h"
 
 /*
@@ -215,6 +216,8 @@ int main(int argc, char **argv)
 	if (argc == 5)
 		opts.acq_expires = (unsigned)strtoul(argv[4], NULL, 10);
 	control_path = argv[2];
+	/* The simulator logs little beside each message it drops on purpose (drop). */
+	log_set_level(LOG_LVL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&loop);
 	ret = sim_new(&loop, &opts, &sim);

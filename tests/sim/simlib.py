@@ -236,14 +236,15 @@ hard_slack = 30s
         return [sa for sa in sas if sa[0] >> 8 in prefixes]
 
     # --- the daemon ----------------------------------------------------------------
-    def start(self, env=None):
-        """Start sakeyd; its output goes to the log after a run marker. Returns the log offset."""
+    def start(self, env=None, args=()):
+        """Start sakeyd (extra args, e.g. -v); its output goes to the log after a run marker.
+        Returns the log offset."""
         self.runs += 1
         with open(self.logpath, "a") as f:
             f.write(f"=== run {self.runs} ===\n")
             offset = f.tell()
         self.log = open(self.logpath, "a")
-        self.daemon = subprocess.Popen([self.sakeyd, "-c", self.conf], stdout=self.log,
+        self.daemon = subprocess.Popen([self.sakeyd, "-c", self.conf, *args], stdout=self.log,
                                        stderr=self.log, env=env)
         self.offset = offset
         return offset
