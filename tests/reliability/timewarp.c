@@ -21,10 +21,13 @@
  *
  * Interposed: clock_gettime, gettimeofday, time, nanosleep, clock_nanosleep,
  * usleep, sleep, poll, ppoll, select, pselect, epoll_wait, epoll_pwait,
- * epoll_pwait2. Refused loudly (abort) rather than left unscaled: alarm,
+ * epoll_pwait2, and setsockopt's SO_RCVTIMEO / SO_SNDTIMEO (sactl's control
+ * client). Refused loudly (abort) rather than left unscaled: alarm,
  * setitimer, timer_settime, timerfd_settime. Not covered (use them and the
- * wait is real time): futex, semaphore and condition-variable timeouts,
- * SO_RCVTIMEO, file timestamps, /proc/uptime. CPU-time clocks are not scaled.
+ * wait is real time): futex, semaphore and condition-variable timeouts
+ * (pthread_cond_timedwait: libuv's uv_cond_timedwait, which sakeyd does not
+ * use), file timestamps, /proc/uptime, getsockopt of a socket timeout.
+ * CPU-time clocks are not scaled.
  *
  * Only exported libc symbols can be interposed: calls that glibc makes to
  * itself (e.g. sleep() -> nanosleep) or straight to the vDSO are not seen,
@@ -45,6 +48,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -411,6 +415,31 @@ int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout_ms, const
 int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout_ms)
 {
 	return epoll_pwait(epfd, ev, max, timeout_ms, NULL);
+}
+
+/* --- socket timeouts ------------------------------------------------------------------- */
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+	static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
+	struct timeval tv;
+	int64_t us;
+
+	if (!real_setsockopt)
+		real_setsockopt = need("setsockopt");
+	INIT();
+	if (!active || level != SOL_SOCKET || (name != SO_RCVTIMEO && name != SO_SNDTIMEO) ||
+	    !value || len != sizeof(tv))
+		return real_setsockopt(fd, level, name, value, len);
+	memcpy(&tv, value, sizeof(tv));
+	us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+	if (us > 0) {
+		/* Round up to whole microseconds; 0 would mean "no timeout". */
+		us = (shrink(us * 1000) + 999) / 1000;
+		tv.tv_sec = us / 1000000;
+		tv.tv_usec = us % 1000000;
+	}
+	return real_setsockopt(fd, level, name, &tv, sizeof(tv));
 }
 
 /* --- timers: refused, so that nothing silently runs in real time

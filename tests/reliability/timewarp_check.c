@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -303,6 +304,22 @@ int main(int argc, char **argv)
 		close(ep);
 		close(p[0]);
 		close(p[1]);
+	}
+	/* sactl's control client: a receive timeout on a socket nobody writes to. */
+	{
+		int sv[2];
+		char byte;
+
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+			abort();
+		tv = tv0;
+		check(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0,
+		      "setsockopt SO_RCVTIMEO");
+		t = start();
+		ret = (int)recv(sv[0], &byte, 1, 0);
+		waited("recv with SO_RCVTIMEO", t, ret < 0 && errno == EAGAIN ? 0 : 1, 0);
+		close(sv[0]);
+		close(sv[1]);
 	}
 
 	check_libuv();
