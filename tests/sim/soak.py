@@ -19,7 +19,18 @@ Under ASan the daemon runs with ASAN_OPTIONS quarantine_size_mb=8: the
 default 256 MiB quarantine of freed blocks would otherwise make RSS climb for
 minutes by design, which is not a leak (leaks are LeakSanitizer's job at exit).
 
+With --timewarp K --timewarp-lib timewarp.so (tests/reliability/timewarp.c;
+run-long soak does this when TIMEWARP=K is set), the driver re-executes
+itself under that LD_PRELOAD shim and every process of the run (this driver,
+simd, sakeyd, sactl) reads one clock running K times faster than real time,
+and waits K times shorter: EPOCHS epochs take EPOCHS / K seconds. Every
+figure here (epochs, samples, the desired set) is then in faked time. The
+daemon must not see a wall-clock jump (its log is checked), and the real
+time taken is printed (read from /proc/uptime, which the shim does not scale).
+Not with a sanitized build: ASan must come first in LD_PRELOAD.
+
 usage: soak.py SAKEYD SACTL SIMD LOGDIR [--epochs N] [--links N] [--csv FILE]
+               [--sample-every S] [--timewarp K --timewarp-lib SO]
 """
 import argparse
 import os
@@ -39,8 +50,29 @@ ap.add_argument("--epochs", type=int, default=200)
 ap.add_argument("--links", type=int, default=50)
 ap.add_argument("--csv")
 ap.add_argument("--sample-every", type=float, default=1.0)
+ap.add_argument("--timewarp", type=float)
+ap.add_argument("--timewarp-lib")
 args = ap.parse_args()
 check = simlib.Checks()
+
+
+def real_uptime():
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+if args.timewarp:
+    if "TIMEWARP_BASE" not in os.environ:
+        if not args.timewarp_lib or not os.path.exists(args.timewarp_lib):
+            sys.exit("soak.py: --timewarp needs --timewarp-lib PATH/timewarp.so")
+        # Once, under the shim; it sets TIMEWARP_BASE when it loads, which
+        # every child inherits (one faked clock for all).
+        wenv = dict(os.environ, TIMEWARP_K=repr(args.timewarp))
+        wenv["LD_PRELOAD"] = " ".join(filter(None, [os.path.abspath(args.timewarp_lib),
+                                                    os.environ.get("LD_PRELOAD")]))
+        os.execve(sys.executable, [sys.executable] + sys.argv, wenv)
+    check(float(os.environ.get("TIMEWARP_K", "0")) == args.timewarp,
+          f"under the timewarp shim, K = {args.timewarp} (base {os.environ['TIMEWARP_BASE']})")
 
 RETENTION = 20
 WARMUP = 60
@@ -85,6 +117,7 @@ try:
     check(env.wait_log("ready:", 60), "sakeyd ready")
     pid = env.daemon.pid
     t0 = time.time()
+    real0 = real_uptime()
     end = t0 + args.epochs
     next_set = t0 + 10
     while time.time() < end and env.daemon.poll() is None:
@@ -101,6 +134,10 @@ try:
             next_set = time.time() + 10
         time.sleep(max(0.0, args.sample_every - (time.time() - now)))
     alive = env.daemon.poll() is None
+    if args.timewarp:
+        real = real_uptime() - real0
+        print(f"     timewarp: {time.time() - t0:.0f} s faked in {real:.0f} s real "
+              f"(x{(time.time() - t0) / real:.2f}, K = {args.timewarp})", flush=True)
     check(alive, f"sakeyd alive after {len(samples)} samples over {args.epochs} epochs")
 
     def flat(name, idx, tol, use_max=False):
@@ -132,6 +169,12 @@ try:
     check(agree, "the ledger's live SAs equal the SADB")
     rc, bad = env.stop()
     check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
+    if args.timewarp:
+        # Both of the daemon's clocks (CLOCK_REALTIME, libuv's monotonic one)
+        # are scaled alike: no false jump.
+        jumps = [line for line in env.log_since(0).splitlines() if "wall clock jumped" in line]
+        check(not jumps, f"the daemon saw no wall-clock jump ({len(jumps)} logged: "
+                         f"{jumps[:2]})")
 finally:
     env.close()
     csv.close()
