@@ -37,6 +37,14 @@
  *                             SADB_EXPIRE arrives (CLOCK_MONOTONIC); one
  *                             "EXPIRE spi ns" line per SA into OUT
  *   expire-del N              delete those N SAs
+ *   spawn-lat N INTERVAL_MS PROG OUT
+ *                             the floor of EXPIRE -> alert: posix_spawn PROG
+ *                             (the alert-stamp link) N times, one every
+ *                             INTERVAL_MS, as sakeyd's alerts.c does (stdin
+ *                             /dev/null, cwd /, own session, signals reset),
+ *                             with SAKEYD_EVENT=spawn SAKEYD_SPI=0x<i>; one
+ *                             "SPAWN 0x<i> ns" line per spawn into OUT, the
+ *                             CLOCK_MONOTONIC just before posix_spawn
  *   stamp OUT                 the alert_command: append "$SAKEYD_EVENT
  *                             $SAKEYD_SPI ns" (CLOCK_MONOTONIC at main); run
  *                             through a link named alert-stamp, floor does
@@ -58,6 +66,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -822,6 +831,54 @@ static void expire_del(long n)
 	close(fd);
 }
 
+static int spawn_lat(long n, long interval_ms, const char *prog, const char *out)
+{
+	FILE *f = fopen(out, "w");
+	char ev[] = "SAKEYD_EVENT=spawn", spi[32];
+	char *envp[] = { ev, spi, NULL };
+	char *args[] = { (char *)prog, NULL };
+	sigset_t none, all;
+	long failed = 0;
+
+	if (!f)
+		die(out);
+	sigemptyset(&none);
+	sigfillset(&all);
+	for (long i = 0; i < n; i++) {
+		posix_spawn_file_actions_t fa;
+		posix_spawnattr_t attr;
+		long long t0;
+		pid_t pid;
+		int ret;
+
+		snprintf(spi, sizeof(spi), "SAKEYD_SPI=0x%lx", (unsigned long)opt_spi0 + (unsigned long)i);
+		posix_spawn_file_actions_init(&fa);
+		posix_spawnattr_init(&attr);
+		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+		posix_spawn_file_actions_addchdir_np(&fa, "/");
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+							POSIX_SPAWN_SETSIGDEF);
+		posix_spawnattr_setsigmask(&attr, &none);
+		posix_spawnattr_setsigdefault(&attr, &all);
+		t0 = now_ns();
+		ret = posix_spawn(&pid, prog, &fa, &attr, args, envp);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&attr);
+		if (ret) {
+			failed++;
+			continue;
+		}
+		fprintf(f, "SPAWN 0x%lx %lld\n", (unsigned long)opt_spi0 + (unsigned long)i, t0);
+		usleep((useconds_t)interval_ms * 1000);
+		waitpid(pid, NULL, 0);
+	}
+	fclose(f);
+	printf("RESULT method=%s phase=spawn n=%ld secs=0 ok=%ld err=%ld lost=0\n", opt_label, n,
+	       n - failed, failed);
+	return failed ? 1 : 0;
+}
+
 static int stamp(const char *out)
 {
 	long long t = now_ns();
@@ -918,6 +975,8 @@ int main(int argc, char **argv)
 		return expire_lat(NUM(0), NUM(1), NUM(2), ARG(3));
 	else if (!strcmp(cmd, "expire-del"))
 		expire_del(NUM(0));
+	else if (!strcmp(cmd, "spawn-lat"))
+		return spawn_lat(NUM(0), NUM(1), ARG(2), ARG(3));
 	else if (!strcmp(cmd, "stamp"))
 		return stamp(ARG(0));
 	else
