@@ -560,6 +560,30 @@ static void answered(struct kern *k, struct kern_req *r, int err, const struct p
 	complete(k, r, err, reply);
 }
 
+/*
+ * PF_KEY answers a request inside its send() (af_key.c: pfkey_sendmsg runs
+ * the handler, and the reply is queued before send() returns), so our
+ * replies arrive in the order we sent: the reply to `until` means every
+ * request sent before it that is still waiting lost its reply (dropped at a
+ * full receive buffer). Complete those as lost now, not after the timeout.
+ */
+static void lost_before(struct kern *k, struct kern_req *until)
+{
+	unsigned long lost = 0;
+
+	while (k->inflight.head && k->inflight.head != until) {
+		struct kern_req *r = k->inflight.head;
+
+		list_remove(&k->inflight, r);
+		hash_take(k, r->seq, r->type);
+		k->stats.timeouts++;
+		lost++;
+		complete(k, r, -ETIMEDOUT, NULL);
+	}
+	if (lost)
+		note_loss(k, "reply lost (a later request's came)");
+}
+
 static void dispatch(struct kern *k, const struct pfkey_msg *m)
 {
 	struct kern_req *r;
@@ -581,6 +605,7 @@ static void dispatch(struct kern *k, const struct pfkey_msg *m)
 		return;
 	}
 	if (m->pid == k->pid && m->seq != 0 && (r = hash_take(k, m->seq, m->type))) {
+		lost_before(k, r);
 		answered(k, r, m->errno_val ? -(int)m->errno_val : 0, m);
 		want_pump(k);
 		return;

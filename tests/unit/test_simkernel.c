@@ -781,6 +781,46 @@ static void test_channel_loss_resync(void **state)
 	uv_run(&e->loop, UV_RUN_NOWAIT);
 }
 
+/*
+ * Replies come in request order: a lost one is told by the next reply, not by
+ * the timeout (60 s here: the loop below gives up long before it).
+ */
+static void test_channel_lost_reply_told_by_next(void **state)
+{
+	struct env *e = *state;
+	struct chan c = { 0 };
+	struct kern *k;
+	struct kern_opts o = {
+		.backend = KERN_BACKEND_FD, .timeout_ms = 60000, .on_loss = loss_cb, .arg = &c,
+	};
+	int fd;
+
+	assert_int_equal(sim_connect(e->sim, &fd), 0);
+	o.fd = fd;
+	assert_int_equal(kern_open(&e->loop, &o, &k), 0);
+	for (int i = 0; i < 20; i++) {
+		uv_run(&e->loop, UV_RUN_NOWAIT);
+		usleep(500);
+	}
+	sim_drop_next(e->sim, fd, 2);
+	for (uint32_t i = 0; i < 6; i++) {
+		struct pfkey_msg m;
+		char dst[32];
+
+		snprintf(dst, sizeof(dst), "10.9.1.%u", i + 1);
+		sa_msg(&m, SADB_ADD, 0x500 + i, "192.0.2.1", dst, SADB_X_EALG_AESCBC, 0, 0);
+		m.seq = 0;
+		assert_int_equal(kern_request(k, &m, reply_cb, &c), 0);
+	}
+	RUN_WHILE(e, kern_pending(k));
+	assert_int_equal(kern_pending(k), 0);
+	assert_int_equal(c.ok, 4);
+	assert_int_equal(c.timeouts, 2);
+	assert_int_equal(c.losses, 1); /* one report for both */
+	kern_close(k);
+	uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
 /* A malformed message from the "kernel" is dropped and counted; the channel goes on. */
 static void test_channel_survives_malformed(void **state)
 {
@@ -829,6 +869,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unspec_register_and_no_key_manager, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_lost_reply_told_by_next, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_loss_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_survives_malformed, setup, teardown),
 	};
