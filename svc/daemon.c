@@ -532,6 +532,8 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 
 	d->resync_running = false;
 	close_dump_channel(d);
+	if (d->stopping && err == -ECANCELED)
+		return; /* stopping: the channel closed under the dump */
 	if (stale) {
 		log_info("the SADB was flushed during the dump: dumping again");
 		d->resync_wanted = true;
