@@ -19,8 +19,9 @@ flight for DELAY_MS or more. Reloads land DELAY_MS / 3 after a change point:
 3. two reloads in one pass (sactl, then SIGHUP), changing 20 links' grace and
    bringing back 10 removed links: they coalesce, one application, the last
    file's links;
-4. a broken file during a pass: `sactl reload` fails with the error, nothing
-   is applied, the daemon runs on;
+4. refused reloads during a pass: `sactl reload` of a file the daemon
+   refuses fails with its answer; a broken file after a deferred reload is
+   refused with its file:line error and the deferred one still applies;
 5. after the reloads, the SADB settles to the final configuration's desired
    set and the removed links' SAs are gone;
 6. SIGTERM while a reload waits for its pass: exit 0, no sanitizer report
@@ -47,7 +48,7 @@ DAEMON_EXTRA = "refresh_interval = 1h\n"  # no periodic dump in the way of a pas
 env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, DAEMON_EXTRA)
 
 
-def write_conf(active, broken=False):
+def write_conf(active, broken=False, no_secret=False):
     """The configuration file with these links (their key files stay), phase 0."""
     text = f"""[daemon]
 kernel = sim
@@ -68,6 +69,9 @@ lead = {link.lead}s
 grace = {link.grace}s
 hard_slack = 30s
 """
+    if no_secret:  # sactl does not read secrets; the daemon refuses the file
+        text += (f"\n[link nosecret]\nlocal = 192.0.2.1\nremote = 198.51.100.9\n"
+                 f"secret_file = {env.work}/missing.key\n")
     if broken:
         text += "\n[link broken]\nlocal = 192.0.2.1\nremote = not-an-address\n"
     with open(env.conf, "w") as f:
@@ -79,7 +83,9 @@ def mark():
 
 
 def alive(what):
-    """The daemon still runs; if not, show the sanitizer's report and stop here."""
+    """The daemon still runs once the pass's replies are in; if not, show the
+    sanitizer's report and stop here."""
+    time.sleep(3 * DELAY_MS / 1000)
     if check(env.daemon.poll() is None, f"sakeyd still running {what}"):
         return
     text = env.log_since()
@@ -177,19 +183,38 @@ log = env.log_since(m)
 check(log.count("reloaded:") == 1, f"two reloads, one application ({log.count('reloaded:')})")
 alive("after two reloads in one pass")
 
-# 4. A broken file during a pass: refused with its error, nothing applied.
-write_conf(active, broken=True)
+# 4. Reloads refused during a pass report their error; a deferred one still applies.
+write_conf(active, no_secret=True)
 in_pass()
 m = mark()
 r = env.sactl("reload")
-print(f"     sactl reload (broken): exit {r.returncode}: {r.stdout.strip()} {r.stderr.strip()}")
-check(r.returncode == 1 and "refused" in r.stdout + r.stderr,
-      "a broken file during a pass: sactl reload fails")
-check(env.wait_log("not-an-address", timeout=5, offset=m), "the log names the error")
-time.sleep(1.5)
-check("reloaded:" not in env.log_since(m), "nothing applied")
+print(f"     sactl reload (missing secret): exit {r.returncode}: {r.stdout.strip()} "
+      f"{r.stderr.strip()}")
+check(r.returncode == 1 and "reload refused" in r.stderr,
+      "a refused reload during a pass: sactl reload fails with the daemon's answer")
+check(env.wait_log("missing.key", timeout=5, offset=m), "the log names the file")
+for attempt in range(3):
+    write_conf(active)
+    in_pass()
+    m = mark()
+    env.daemon.send_signal(signal.SIGHUP)
+    outcome = sighup_outcome(m)
+    if outcome != "deferred":
+        continue
+    write_conf(active, broken=True)
+    env.daemon.send_signal(signal.SIGHUP)
+    break
+check(outcome == "deferred", f"a valid reload during a pass: deferred ({outcome})")
+check(env.wait_log("not-an-address", timeout=5, offset=m),
+      "then a broken file: the log names its error (file:line)")
+check(env.wait_log("the reload deferred before still applies", timeout=5, offset=m),
+      "the broken file is refused, the deferred reload kept")
+check(env.wait_log(f"reloaded: {N - 20} links", timeout=10, offset=m),
+      "the deferred reload is applied when the pass ends")
+time.sleep(1)
+check(env.log_since(m).count("reloaded:") == 1, "one application")
 write_conf(active)
-alive("after a broken reload during a pass")
+alive("after refused reloads during a pass")
 
 # 5. The SADB settles to the final configuration; the removed links' SAs are gone.
 check(env.simctl("delay 0") == "ok", "simd delay off")
