@@ -131,25 +131,34 @@ static int cmp_link_prefix(const void *a, const void *b)
 	       x->link->spi_prefix > y->link->spi_prefix;
 }
 
-int daemon_set_config(struct daemon *d, struct config *cfg)
+/* Resolve cfg's auto phases and SPI prefixes; a collision is an error naming both links. */
+static int resolve_links(struct config *cfg)
 {
-	struct link_state *links = NULL;
 	size_t first = 0, second = 0;
 	int ret;
 
 	ret = rot_resolve_links(cfg->links, cfg->nlinks, &first, &second);
-	if (ret == -EEXIST) {
+	if (ret == -EEXIST)
 		log_err("%s: links %s and %s have the same spi_prefix %#x; set spi_prefix "
 			"explicitly on one of them",
 			cfg->path, cfg->links[first].name, cfg->links[second].name,
 			cfg->links[first].spi_prefix);
-		return ret;
-	}
-	if (ret) {
+	else if (ret)
 		log_err("%s: link %s: cannot resolve phase/spi_prefix: %s", cfg->path,
 			cfg->links[first].name, strerror(-ret));
+	return ret;
+}
+
+int daemon_set_config(struct daemon *d, struct config *cfg)
+{
+	struct link_state *links = NULL;
+	int ret;
+
+	/* Contexts of requests in flight point into d->links: daemon_reload waits for them. */
+	assert(!d->pass && !d->policy_pending);
+	ret = resolve_links(cfg);
+	if (ret)
 		return ret;
-	}
 	if (cfg->nlinks) {
 		links = calloc(cfg->nlinks, sizeof(*links));
 		if (!links)
@@ -166,6 +175,9 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 			links[i].failures = d->links[j].failures;
 			links[i].retry_at = d->links[j].retry_at;
 			links[i].last_epoch = d->links[j].last_epoch;
+			/* An add whose reply was lost: the next resync still tells (same SPI). */
+			if (o->spi_prefix == n->spi_prefix)
+				links[i].unsure_out_epoch = d->links[j].unsure_out_epoch;
 			/* Same selectors and mode: its policies stand, no SPD churn. */
 			links[i].policy_installed =
 				d->links[j].policy_installed && o->policy == n->policy &&
@@ -873,7 +885,9 @@ static void pass_finish(struct daemon *d)
 	}
 	if (d->hooks.pass_done)
 		d->hooks.pass_done(d);
-	if (d->kick_pending || d->resync_wanted)
+	if (d->deferred_cfg)
+		daemon_kick(d, "deferred reload");
+	else if (d->kick_pending || d->resync_wanted)
 		daemon_kick(d, NULL);
 	else
 		arm_wake(d);
@@ -928,6 +942,8 @@ static bool link_due(struct link_state *ls, int64_t now)
 	return !ls->retry_at || now >= ls->retry_at;
 }
 
+static void apply_deferred_reload(struct daemon *d);
+
 static void reconcile(struct daemon *d)
 {
 	struct pass *p;
@@ -937,6 +953,10 @@ static void reconcile(struct daemon *d)
 	int ret;
 
 	d->kick_pending = false;
+	if (d->deferred_cfg && !d->pass && !d->policy_pending && !d->stopping) {
+		apply_deferred_reload(d); /* kicks again: the next turn plans with the new config */
+		return;
+	}
 	/*
 	 * A dump waits for the running pass: a change point's burst is not
 	 * slowed by reading every SA (a second or more at 10,000 links), and
@@ -1146,6 +1166,9 @@ void daemon_stop(struct daemon *d)
 		return;
 	d->stopping = true;
 	log_info("stopping; SAs and policies stay installed (fail closed)");
+	if (d->deferred_cfg)
+		log_warn("a deferred reload was not applied: the pass it waited for was cut short; "
+			 "the file is read again at the next start");
 	if (d->hooks.stopping)
 		d->hooks.stopping(d);
 	notify_send("STOPPING=1");
@@ -1286,9 +1309,45 @@ static void retire_removed(struct daemon *d, const struct config *old)
 	arm_retire(d);
 }
 
-int daemon_reload(struct daemon *d)
+/* Switch to cfg (checked; ownership taken): 0, or -errno with the running config kept. */
+static int apply_reload(struct daemon *d, struct config *cfg)
 {
 	struct config *old = d->cfg;
+	int ret;
+
+	ret = daemon_set_config(d, cfg);
+	if (ret) {
+		log_err("reload refused (%s); the running configuration stays", strerror(-ret));
+		conf_free(cfg);
+		d->stats.reloads_failed++;
+		notify_send("READY=1");
+		return ret;
+	}
+	retire_removed(d, old);
+	/* The old config's links are no longer referenced. */
+	if (d->owned_cfg)
+		conf_free(d->owned_cfg);
+	d->owned_cfg = cfg;
+	d->policies_done = false; /* for the links whose policies are new */
+	d->stats.reloads++;
+	log_info("reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
+	notify_send("READY=1");
+	daemon_kick(d, "reload");
+	return 0;
+}
+
+/* From the loop (reconcile), once no request of a pass or a policy is in flight. */
+static void apply_deferred_reload(struct daemon *d)
+{
+	struct config *cfg = d->deferred_cfg;
+
+	d->deferred_cfg = NULL;
+	log_info("the pass has ended: applying the deferred reload");
+	apply_reload(d, cfg);
+}
+
+int daemon_reload(struct daemon *d)
+{
 	struct conf_diag diag = { 0 };
 	struct config *cfg = NULL;
 	int ret;
@@ -1318,25 +1377,36 @@ int daemon_reload(struct daemon *d)
 		}
 	}
 	if (!ret)
-		ret = daemon_set_config(d, cfg);
+		ret = resolve_links(cfg);
 	if (ret) {
-		log_err("reload refused; the running configuration stays");
+		log_err("reload refused; the running configuration stays%s",
+			d->deferred_cfg ? " (the reload deferred before still applies when the "
+					  "running pass ends)" :
+					  "");
 		conf_free(cfg);
 		d->stats.reloads_failed++;
-		notify_send("READY=1");
+		if (!d->deferred_cfg)
+			notify_send("READY=1");
 		return ret;
 	}
-	retire_removed(d, old);
-	/* The old config's links are no longer referenced. */
-	if (d->owned_cfg)
-		conf_free(d->owned_cfg);
-	d->owned_cfg = cfg;
-	d->policies_done = false; /* for the links whose policies are new */
-	d->stats.reloads++;
-	log_info("reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
-	notify_send("READY=1");
-	daemon_kick(d, "reload");
-	return 0;
+	/*
+	 * The requests in flight of a pass (and of policies) hold pointers to
+	 * their link's state and plans made from the running config: both
+	 * stay until the last reply, then the reload applies (reconcile). Two
+	 * reloads meanwhile coalesce: the newer file wins.
+	 */
+	if (d->pass || d->policy_pending) {
+		log_info("reload deferred until the running pass ends: %zu link%s checked%s",
+			 cfg->nlinks, cfg->nlinks == 1 ? "" : "s",
+			 d->deferred_cfg ? "; it replaces the reload still pending" : "");
+		conf_free(d->deferred_cfg);
+		d->deferred_cfg = cfg;
+		return 0;
+	}
+	/* Between a pass's end and the kick that applies its deferred reload: this newer file wins. */
+	conf_free(d->deferred_cfg);
+	d->deferred_cfg = NULL;
+	return apply_reload(d, cfg);
 }
 
 int daemon_init(struct daemon *d, struct config *cfg, const char *config_path)
@@ -1373,8 +1443,14 @@ static int ctl_reload(void *arg, char *msg, size_t len)
 	int ret = daemon_reload(d);
 
 	if (ret)
-		snprintf(msg, len, "reload refused (%s); the running configuration stays: see the "
-			 "daemon's log for file:line", strerror(-ret));
+		snprintf(msg, len, "reload refused (%s); the running configuration stays%s: see the "
+			 "daemon's log for file:line", strerror(-ret),
+			 d->deferred_cfg ? " (a reload deferred before still applies when the "
+					   "running pass ends)" : "");
+	else if (d->deferred_cfg)
+		snprintf(msg, len, "reload deferred until the running pass ends: %zu link%s "
+			 "checked; the log says \"reloaded\" when they apply",
+			 d->deferred_cfg->nlinks, d->deferred_cfg->nlinks == 1 ? "" : "s");
 	else
 		snprintf(msg, len, "reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
 	return ret;
@@ -1440,6 +1516,7 @@ void daemon_fini(struct daemon *d)
 	mon_table_free(d->table);
 	free(d->links);
 	conf_free(d->owned_cfg);
+	conf_free(d->deferred_cfg);
 }
 
 int daemon_run(struct config *cfg, const char *config_path)

@@ -89,6 +89,12 @@ struct daemon {
 
 	struct config *cfg;       /* running config (borrowed or owned_cfg) */
 	struct config *owned_cfg; /* a config loaded by reload, freed by us */
+	/*
+	 * A reload checked while a pass (or policy requests) had requests in
+	 * flight, whose contexts point into links and the running config:
+	 * applied when they are answered (owned; a later reload replaces it).
+	 */
+	struct config *deferred_cfg;
 	const char *config_path;
 	struct link_state *links; /* sorted by spi_prefix */
 	size_t nlinks;
@@ -133,7 +139,11 @@ void daemon_stop(struct daemon *d);
 void daemon_fini(struct daemon *d);
 /* Switch to cfg (borrowed until the next switch); links resolved and checked. 0 or -errno. */
 int daemon_set_config(struct daemon *d, struct config *cfg);
-/* Re-read the config file; a bad one is reported and the running one stays. */
+/*
+ * Re-read the config file; a bad one is reported and the running one stays.
+ * During a pass it is checked now and applied when the pass ends
+ * (d->deferred_cfg set on return 0).
+ */
 int daemon_reload(struct daemon *d);
 /* Wall-clock seconds, read once per loop turn (uv_now): for per-SA bookkeeping. */
 int64_t daemon_now(struct daemon *d);

@@ -23,6 +23,9 @@
  *   drop PERMILLE SEED     -> "ok": from now on each reply and broadcast to
  *                             any client is lost with probability
  *                             PERMILLE/1000 (sim_drop_rate; 0 = off)
+ *   delay MS               -> "ok": from now on every message to any client
+ *                             leaves MS milliseconds late (sim_delay; 0 = off),
+ *                             so a daemon's requests stay in flight that long
  *   inject HEX             -> "ok": these raw bytes (e.g. a malformed
  *                             message) to every client (sim_inject)
  *   stats                  -> "requests N replies N broadcasts N dropped N
@@ -107,7 +110,7 @@ static void command(struct conn *c, char *line)
 {
 	char src_text[128], dst_text[128], out[64];
 	unsigned long bytes;
-	unsigned permille, seed;
+	unsigned permille, seed, ms;
 	static unsigned char raw[4096];
 	struct pfkey_addr src, dst;
 
@@ -119,6 +122,11 @@ static void command(struct conn *c, char *line)
 	}
 	if (sscanf(line, "drop %u %u", &permille, &seed) == 2) {
 		sim_drop_rate(sim, permille, seed);
+		reply(c, "ok\n");
+		return;
+	}
+	if (sscanf(line, "delay %u", &ms) == 1) {
+		sim_delay(sim, ms);
 		reply(c, "ok\n");
 		return;
 	}
