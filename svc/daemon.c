@@ -964,8 +964,16 @@ static void reconcile(struct daemon *d)
 	 */
 	if (d->resync_wanted && !d->pass)
 		start_resync(d);
-	if (!d->synced || d->resync_running || d->pass || d->policy_pending || d->stopping)
+	if (!d->synced || d->resync_running || d->pass || d->policy_pending || d->stopping) {
+		/*
+		 * Still owed a pass: the running one was planned before this
+		 * request. pass_finish kicks again when kick_pending is set
+		 * (resync_done and policy_done always do).
+		 */
+		if (d->pass)
+			d->kick_pending = true;
 		return;
+	}
 	if (!d->policies_done) {
 		d->policies_done = true;
 		install_policies(d);

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""A reason to reconcile that comes while a pass is running is not lost.
+
+The daemon reconciles when something asks (a change point, a managed SA
+removed by another tool, a resync, an ACQUIRE). A request that came while a
+pass was still waiting for the kernel was dropped: the running pass had been
+planned before it, and nothing planned again after it, so the link stayed
+broken until its next change point (here 10 s later).
+
+On simd with every message delayed by DELAY_MS: N links with phase 0 change
+epoch at the same instant, so each change point's pass keeps its requests in
+flight for two delays or more. Right after the T-lead change point (the pass
+adds the next inbound SAs), another PF_KEY client deletes link 1's current
+outbound SA, which that pass does not touch; its DELETE reaches the daemon
+while the pass is running. Asserted, each round (ROUNDS change points):
+- the daemon logged the removal of a managed SA while in use (its alert);
+- the SA is back well before the next change point (half the time to it):
+  the removal's reconciliation ran once the pass ended;
+- finally the SADB equals the desired set; SIGTERM exits 0, no sanitizer
+  report.
+
+usage: kickrace.py SAKEYD SACTL SIMD LOGDIR
+"""
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conform  # noqa: E402
+import simlib  # noqa: E402
+
+SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
+N, PERIOD, LEAD, DELAY_MS, ROUNDS = 600, 30, 10, 300, 2
+check = simlib.Checks()
+links = simlib.make_links(N, PERIOD, LEAD, LEAD)
+for link in links:
+    link.phase = 0
+extra = "refresh_interval = 1h\n"  # no periodic dump: only the removal asks for a pass
+env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, extra)
+text = f"""[daemon]
+kernel = sim
+sim_connect = {env.sim_sock}
+state_dir = {env.state}
+control_socket = {env.work}/control.sock
+{extra}"""
+for link in links:
+    text += f"""
+[link {link.name}]
+local = {link.local}
+remote = {link.remote}
+secret_file = {env.work}/{link.name}.key
+rotate_every = {PERIOD}s
+phase = 0s
+lead = {LEAD}s
+grace = {LEAD}s
+hard_slack = 30s
+"""
+with open(env.conf, "w") as f:
+    f.write(text)
+
+offset = env.start()
+check(env.wait_log("ready:", timeout=60, offset=offset), "sakeyd started and reconciled")
+check(env.simctl(f"delay {DELAY_MS}") == "ok", f"simd delays every message by {DELAY_MS} ms")
+victim = links[0]
+seq = 0
+for rnd in range(ROUNDS):
+    # The next T-lead (change points every LEAD s: T-lead, T, T+grace).
+    now = time.time()
+    e = victim.epoch(now)
+    t_lead = (e + 1) * PERIOD - LEAD
+    if t_lead < now + 1:
+        t_lead += PERIOD
+    next_point = t_lead + LEAD
+    while time.time() < t_lead + 0.05:
+        time.sleep(0.005)
+    out_spi = (victim.prefix << 8) | (victim.epoch(time.time()) % 256)
+    seq += 1
+    env.obs.send(conform.sa_msg("DELETE", conform.SATYPE_ESP, seq, 4343, out_spi,
+                                victim.local, victim.remote, keys=False))
+    t_del = time.time()
+    back = None
+    while time.time() < next_point - 0.5:
+        sas = env.dump()
+        if (out_spi, victim.local, victim.remote) in sas:
+            back = time.time()
+            break
+        time.sleep(0.1)
+    log = env.log_since(offset)
+    check("while still in use; re-installing" in log,
+          f"round {rnd + 1}: the daemon saw its managed SA removed")
+    check(back is not None and back < t_del + (next_point - t_del) / 2,
+          f"round {rnd + 1}: the outbound SA is back before the next change point "
+          f"({'after %.1f s' % (back - t_del) if back else 'not back'}; next change point "
+          f"{next_point - t_del:.1f} s after the delete)")
+
+check(env.simctl("delay 0") == "ok", "simd delay off")
+ok = False
+for _ in range(20):
+    t = time.time()
+    if sorted(env.managed(env.dump())) == sorted(env.desired(t)) and int(time.time()) == int(t):
+        ok = True
+        break
+    time.sleep(0.3)
+check(ok, "the SADB equals the desired set")
+rc, bad = env.stop()
+check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
+env.close()
+sys.exit(check.finish())
