@@ -488,11 +488,16 @@ static void close_dump_channel(struct daemon *d)
  */
 static struct kern *dump_channel(struct daemon *d)
 {
-	struct kern_opts o = { .timeout_ms = 500, .read_budget = 64, .arg = d,
-			       .on_event = dump_channel_event };
+	struct kern_opts o = { .timeout_ms = 500, .arg = d, .on_event = dump_channel_event };
 	int ret;
 
 	ret = daemon_backend_dump_channel(d, &o);
+	/*
+	 * About 64 SAs per wake-up, so an EXPIRE on the main channel waits for
+	 * a millisecond of dump, not a burst: 64 PF_KEY datagrams, or one XFRM
+	 * datagram (a netlink dump packs a 32 KiB datagram, ~80 SAs).
+	 */
+	o.read_budget = o.backend == KERN_BACKEND_XFRM ? 1 : 64;
 	if (!ret)
 		ret = kern_open(&d->loop, &o, &d->dump_kern);
 	if (!ret && !(d->dump_news = mon_table_new()))

@@ -818,6 +818,9 @@ static void read_batches(struct kern *k)
 					 PFKEY_MSG_MAX;
 		int n;
 
+		/* Not more than the budget: an XFRM datagram alone may hold 80 SAs. */
+		if (batch > (unsigned)budget)
+			batch = (unsigned)budget;
 		/* recvmmsg: one system call for up to RECV_BATCH replies of a burst. */
 		memset(mm, 0, batch * sizeof(mm[0]));
 		for (unsigned i = 0; i < batch; i++) {

@@ -68,7 +68,8 @@ struct kern_opts {
 	 * front of the main channel's events.
 	 */
 	bool dumps_only;
-	unsigned read_budget;    /* messages handled per readable event; 0 = 4096 */
+	unsigned read_budget;    /* datagrams handled per readable event; 0 = 4096 (an
+				  * XFRM datagram carries many messages, a PF_KEY one one) */
 	kern_event_cb on_event;
 	kern_loss_cb on_loss;
 	void *arg;
