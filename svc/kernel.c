@@ -565,6 +565,15 @@ static void answered(struct kern *k, struct kern_req *r, int err, const struct p
 	complete(k, r, err, reply);
 }
 
+/* An in-flight request whose reply will not come: it completes as timed out. */
+static void give_up(struct kern *k, struct kern_req *r)
+{
+	list_remove(&k->inflight, r);
+	hash_take(k, r->seq, r->type);
+	k->stats.timeouts++;
+	complete(k, r, -ETIMEDOUT, NULL);
+}
+
 /*
  * PF_KEY answers a request inside its send() (af_key.c: pfkey_sendmsg runs
  * the handler, and the reply is queued before send() returns), so our
@@ -577,13 +586,8 @@ static void lost_before(struct kern *k, struct kern_req *until)
 	unsigned long lost = 0;
 
 	while (k->inflight.head && k->inflight.head != until) {
-		struct kern_req *r = k->inflight.head;
-
-		list_remove(&k->inflight, r);
-		hash_take(k, r->seq, r->type);
-		k->stats.timeouts++;
+		give_up(k, k->inflight.head);
 		lost++;
-		complete(k, r, -ETIMEDOUT, NULL);
 	}
 	if (lost)
 		note_loss(k, "reply lost (a later request's came)");
@@ -903,13 +907,8 @@ static void timer_cb(uv_timer_t *t)
 	/* Read first: a reply may be waiting behind a busy loop turn. */
 	on_readable(k);
 	while (k->inflight.head && k->inflight.head->deadline <= now) {
-		struct kern_req *r = k->inflight.head;
-
-		list_remove(&k->inflight, r);
-		hash_take(k, r->seq, r->type);
-		k->stats.timeouts++;
+		give_up(k, k->inflight.head);
 		lost++;
-		complete(k, r, -ETIMEDOUT, NULL);
 	}
 	if (k->active_dump && k->active_dump->deadline <= now) {
 		k->stats.timeouts++;

@@ -727,6 +727,35 @@ static void done_cb(struct kern *k, int err, unsigned long n, void *arg)
 		}                                                                   \
 	} while (0)
 
+/* A channel on a new client of the simulator, its REGISTER and reply let through. */
+static struct kern *open_channel(struct env *e, struct kern_opts *o, int *fd)
+{
+	struct kern *k;
+
+	assert_int_equal(sim_connect(e->sim, fd), 0);
+	o->fd = *fd;
+	assert_int_equal(kern_open(&e->loop, o, &k), 0);
+	for (int i = 0; i < 20; i++) {
+		uv_run(&e->loop, UV_RUN_NOWAIT);
+		usleep(500);
+	}
+	return k;
+}
+
+/* n SADB_ADDs through the channel: SPIs spi0.., destinations 10.9.net.1.. */
+static void request_adds(struct kern *k, struct chan *c, uint32_t n, uint32_t spi0, unsigned net)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct pfkey_msg m;
+		char dst[32];
+
+		snprintf(dst, sizeof(dst), "10.9.%u.%u", net, i + 1);
+		sa_msg(&m, SADB_ADD, spi0 + i, "192.0.2.1", dst, SADB_X_EALG_AESCBC, 0, 0);
+		m.seq = 0;
+		assert_int_equal(kern_request(k, &m, reply_cb, c), 0);
+	}
+}
+
 static void test_channel_loss_resync(void **state)
 {
 	struct env *e = *state;
@@ -737,25 +766,10 @@ static void test_channel_loss_resync(void **state)
 	};
 	int fd;
 
-	assert_int_equal(sim_connect(e->sim, &fd), 0);
-	o.fd = fd;
-	assert_int_equal(kern_open(&e->loop, &o, &k), 0);
-	/* Let the channel's REGISTER and its reply pass first. */
-	for (int i = 0; i < 20; i++) {
-		uv_run(&e->loop, UV_RUN_NOWAIT);
-		usleep(500);
-	}
+	k = open_channel(e, &o, &fd);
 	/* The kernel loses replies silently when the receive buffer is full. */
 	sim_drop_next(e->sim, fd, 5);
-	for (uint32_t i = 0; i < 20; i++) {
-		struct pfkey_msg m;
-		char dst[32];
-
-		snprintf(dst, sizeof(dst), "10.9.0.%u", i + 1);
-		sa_msg(&m, SADB_ADD, 0x400 + i, "192.0.2.1", dst, SADB_X_EALG_AESCBC, 0, 0);
-		m.seq = 0;
-		assert_int_equal(kern_request(k, &m, reply_cb, &c), 0);
-	}
+	request_adds(k, &c, 20, 0x400, 0);
 	RUN_WHILE(e, kern_pending(k));
 	assert_int_equal(c.ok, 15);
 	assert_int_equal(c.timeouts, 5);
@@ -795,23 +809,9 @@ static void test_channel_lost_reply_told_by_next(void **state)
 	};
 	int fd;
 
-	assert_int_equal(sim_connect(e->sim, &fd), 0);
-	o.fd = fd;
-	assert_int_equal(kern_open(&e->loop, &o, &k), 0);
-	for (int i = 0; i < 20; i++) {
-		uv_run(&e->loop, UV_RUN_NOWAIT);
-		usleep(500);
-	}
+	k = open_channel(e, &o, &fd);
 	sim_drop_next(e->sim, fd, 2);
-	for (uint32_t i = 0; i < 6; i++) {
-		struct pfkey_msg m;
-		char dst[32];
-
-		snprintf(dst, sizeof(dst), "10.9.1.%u", i + 1);
-		sa_msg(&m, SADB_ADD, 0x500 + i, "192.0.2.1", dst, SADB_X_EALG_AESCBC, 0, 0);
-		m.seq = 0;
-		assert_int_equal(kern_request(k, &m, reply_cb, &c), 0);
-	}
+	request_adds(k, &c, 6, 0x500, 1);
 	RUN_WHILE(e, kern_pending(k));
 	assert_int_equal(kern_pending(k), 0);
 	assert_int_equal(c.ok, 4);
