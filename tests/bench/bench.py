@@ -355,28 +355,37 @@ with open(f"{WORK}/status.txt") as f:
     table_lines = sum(1 for _ in f)
 check(table_lines >= SAS, f"status table has a line per SA ({table_lines})")
 
+STAMPS = f"{WORK}/stamps"  # what the alert command (floor as alert-stamp) writes
+
+
+def stamp_latencies(starts, event):
+    """
+    Per SPI, ms from its start instant ("WHAT 0xSPI ns" lines in starts) to the
+    first stamp the alert command wrote for it with SAKEYD_EVENT = event.
+    """
+    t0, got = {}, {}
+    with open(starts) as f:
+        for line in f:
+            _, spi, ns = line.split()
+            t0[int(spi, 16)] = int(ns)
+    if os.path.exists(STAMPS):
+        with open(STAMPS) as f:
+            for line in f:
+                ev, spi, ns = line.split()
+                if ev == event and spi.startswith("0x"):
+                    got.setdefault(int(spi, 16), int(ns))
+    return [(got[s] - t0[s]) / 1e6 for s in t0 if s in got]
+
+
 # SADB_EXPIRE -> alert_command, with 2N SAs present.
 lat_all = []
 for rep in range(args.reps):
-    stamps = f"{WORK}/stamps"
-    if os.path.exists(stamps):
-        os.unlink(stamps)
+    if os.path.exists(STAMPS):
+        os.unlink(STAMPS)
     exp = f"{WORK}/expire-{rep}.txt"
     r = floor("-s", "0x20000", "-m", "expire", "expire-lat", str(args.expire_n), "40", "2", exp)
     time.sleep(2)  # the last alert commands
-    arrived = {}
-    with open(exp) as f:
-        for line in f:
-            _, spi, ns = line.split()
-            arrived[int(spi, 16)] = int(ns)
-    started = {}
-    if os.path.exists(stamps):
-        with open(stamps) as f:
-            for line in f:
-                ev, spi, ns = line.split()
-                if ev == "expire-soft" and spi.startswith("0x"):
-                    started.setdefault(int(spi, 16), int(ns))
-    lat = [(started[s] - arrived[s]) / 1e6 for s in arrived if s in started]
+    lat = stamp_latencies(exp, "expire-soft")
     check(len(lat) == args.expire_n,
           f"expire rep {rep}: {len(lat)} of {args.expire_n} EXPIREs reached the alert command")
     lat_all += lat
@@ -389,24 +398,11 @@ samples["expire-alert-ms"] = lat_all
 # the command's first instruction. No kernel message, no daemon.
 spawn_all = []
 for rep in range(args.reps):
-    stamps = f"{WORK}/stamps"
-    if os.path.exists(stamps):
-        os.unlink(stamps)
+    if os.path.exists(STAMPS):
+        os.unlink(STAMPS)
     out = f"{WORK}/spawn-{rep}.txt"
     floor("-s", "0x30000", "-m", "spawn", "spawn-lat", str(args.expire_n), "40", STAMP, out)
-    t0 = {}
-    with open(out) as f:
-        for line in f:
-            _, spi, ns = line.split()
-            t0[spi] = int(ns)
-    got = {}
-    if os.path.exists(stamps):
-        with open(stamps) as f:
-            for line in f:
-                ev, spi, ns = line.split()
-                if ev == "spawn":
-                    got.setdefault(spi, int(ns))
-    lat = [(got[s] - t0[s]) / 1e6 for s in t0 if s in got]
+    lat = stamp_latencies(out, "spawn")
     check(len(lat) == args.expire_n,
           f"spawn rep {rep}: {len(lat)} of {args.expire_n} spawned commands stamped")
     spawn_all += lat
