@@ -39,26 +39,8 @@ for link in links:
     link.phase = 0
 extra = "refresh_interval = 1h\n"  # no periodic dump: only the removal asks for a pass
 env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, extra)
-text = f"""[daemon]
-kernel = sim
-sim_connect = {env.sim_sock}
-state_dir = {env.state}
-control_socket = {env.work}/control.sock
-{extra}"""
-for link in links:
-    text += f"""
-[link {link.name}]
-local = {link.local}
-remote = {link.remote}
-secret_file = {env.work}/{link.name}.key
-rotate_every = {PERIOD}s
-phase = 0s
-lead = {LEAD}s
-grace = {LEAD}s
-hard_slack = 30s
-"""
 with open(env.conf, "w") as f:
-    f.write(text)
+    f.write(env.conf_text(links, phase=0))
 
 offset = env.start()
 check(env.wait_log("ready:", timeout=60, offset=offset), "sakeyd started and reconciled")

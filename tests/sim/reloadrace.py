@@ -50,25 +50,7 @@ env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, DAEMON_EXTRA)
 
 def write_conf(active, broken=False, no_secret=False):
     """The configuration file with these links (their key files stay), phase 0."""
-    text = f"""[daemon]
-kernel = sim
-sim_connect = {env.sim_sock}
-state_dir = {env.state}
-control_socket = {env.work}/control.sock
-{DAEMON_EXTRA}
-"""
-    for link in active:
-        text += f"""
-[link {link.name}]
-local = {link.local}
-remote = {link.remote}
-secret_file = {env.work}/{link.name}.key
-rotate_every = {link.period}s
-phase = 0s
-lead = {link.lead}s
-grace = {link.grace}s
-hard_slack = 30s
-"""
+    text = env.conf_text(active, phase=0)
     if no_secret:  # sactl does not read secrets; the daemon refuses the file
         text += (f"\n[link nosecret]\nlocal = 192.0.2.1\nremote = 198.51.100.9\n"
                  f"secret_file = {env.work}/missing.key\n")

@@ -147,30 +147,14 @@ class Env:
         self.logpath = f"{self.work}/sakeyd.log"
         self.daemon = None
         self.runs = 0
-        text = f"""[daemon]
-kernel = sim
-sim_connect = {self.sim_sock}
-state_dir = {self.state}
-control_socket = {self.work}/control.sock
-{daemon_extra}
-"""
+        self.daemon_extra = daemon_extra
         for link in links:
             path = f"{self.work}/{link.name}.key"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.write(fd, (link.secret.hex() + "\n").encode())
             os.close(fd)
-            text += f"""
-[link {link.name}]
-local = {link.local}
-remote = {link.remote}
-secret_file = {path}
-rotate_every = {link.period}s
-lead = {link.lead}s
-grace = {link.grace}s
-hard_slack = 30s
-"""
         with open(self.conf, "w") as f:
-            f.write(text)
+            f.write(self.conf_text(links))
         self.simd_log = open(f"{self.work}/simd.log", "w")
         self.simd_proc = subprocess.Popen([simd, self.sim_sock, self.sim_ctl],
                                           stdout=self.simd_log, stderr=self.simd_log)
@@ -182,6 +166,32 @@ hard_slack = 30s
         self.obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.obs.connect(self.sim_sock)
         self.dump_seq = 0
+
+    def conf_text(self, links, phase=None):
+        """The configuration: these links (of this Env: their key files exist); with
+        phase set, each link's phase is that many seconds instead of its automatic one."""
+        text = f"""[daemon]
+kernel = sim
+sim_connect = {self.sim_sock}
+state_dir = {self.state}
+control_socket = {self.work}/control.sock
+{self.daemon_extra}
+"""
+        for link in links:
+            text += f"""
+[link {link.name}]
+local = {link.local}
+remote = {link.remote}
+secret_file = {self.work}/{link.name}.key
+rotate_every = {link.period}s
+"""
+            if phase is not None:
+                text += f"phase = {phase}s\n"
+            text += f"""lead = {link.lead}s
+grace = {link.grace}s
+hard_slack = 30s
+"""
+        return text
 
     # --- simd ------------------------------------------------------------------
     def simctl(self, line):
