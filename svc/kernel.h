@@ -78,7 +78,7 @@ struct kern_opts {
 struct kern_stats {
 	unsigned long sent, replies, events, timeouts, malformed, truncated, dumps;
 	unsigned long queued_max, send_blocked;
-	unsigned long batches; /* XFRM: sendmsg calls carrying requests */
+	unsigned long batches; /* sendmsg (XFRM) or sendmmsg (PF_KEY) calls carrying requests */
 	unsigned long overruns; /* XFRM: ENOBUFS from the socket (messages lost) */
 };
 

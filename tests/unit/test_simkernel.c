@@ -821,6 +821,38 @@ static void test_channel_lost_reply_told_by_next(void **state)
 	uv_run(&e->loop, UV_RUN_NOWAIT);
 }
 
+/*
+ * A burst leaves in sendmmsg batches. A send buffer too small for one batch
+ * makes sendmmsg stop part-way (EAGAIN after some messages, then EAGAIN
+ * alone): every request is still sent exactly once, in order, and answered.
+ */
+static void test_channel_batches_partial_sends(void **state)
+{
+	struct env *e = *state;
+	struct chan c = { 0 };
+	struct kern *k;
+	struct kern_opts o = { .backend = KERN_BACKEND_FD, .timeout_ms = 5000, .arg = &c };
+	struct kern_stats st;
+	int fd, small = 4096;
+
+	assert_int_equal(sim_connect(e->sim, &fd), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	o.fd = fd;
+	assert_int_equal(kern_open(&e->loop, &o, &k), 0);
+	request_adds(k, &c, 400, 0x600, 2);
+	RUN_WHILE(e, kern_pending(k));
+	kern_get_stats(k, &st);
+	assert_int_equal(c.ok, 400);
+	assert_int_equal(c.timeouts + c.other, 0);
+	assert_int_equal(st.sent, 400);
+	assert_true(st.send_blocked > 0);
+	/* fewer calls than requests, and more than one full batch's worth */
+	assert_true(st.batches > 400 / 64 && st.batches < 400);
+	assert_int_equal(sim_sa_count(e->sim), 400);
+	kern_close(k);
+	uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
 /* A malformed message from the "kernel" is dropped and counted; the channel goes on. */
 static void test_channel_survives_malformed(void **state)
 {
@@ -872,6 +904,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_channel_lost_reply_told_by_next, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_loss_resync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_channel_survives_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_channel_batches_partial_sends, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
