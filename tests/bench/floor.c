@@ -11,11 +11,12 @@
  * 3000 s soft / 3600 s hard. Each pair has its own addresses: with one pair
  * for all SAs the kernel's bydst chain makes every add O(N).
  *
- *   floor [-r RCVBUF] [-w WINDOW] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...
+ *   floor [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...
  *
  *   add-sync N | del-sync N   PF_KEY SADB_ADD/DELETE, send one, read its reply
  *   add-pipe N | del-pipe N   PF_KEY, WINDOW requests in flight (0 = all N),
- *                             replies read with recvmmsg, 64 per call
+ *                             replies read with recvmmsg, 64 per call; with
+ *                             -b BATCH, requests sent BATCH per sendmmsg
  *   nl-add-batch N | nl-del-batch N
  *                             NETLINK_XFRM NEWSA/DELSA, 64 per sendmsg, an ack
  *                             asked only on each batch's last message
@@ -80,6 +81,7 @@
 
 #define MSG_MAX 1024
 #define RBATCH 64
+#define SBATCH 64
 #define RBUF 4096
 #define NLBATCH 64
 #define ENC_BITS 256
@@ -90,6 +92,7 @@
 
 static long opt_rcvbuf;
 static long opt_window;
+static long opt_batch = 1;
 static uint32_t opt_spi0 = 0x10000;
 static const char *opt_label;
 static const char *opt_out; /* -o: timeit's command writes its stdout here */
@@ -303,9 +306,10 @@ static void pfkey_pipe(uint8_t type, long n)
 {
 	int fd = pfkey_open();
 	uint32_t pid = (uint32_t)getpid();
-	static uint8_t buf[MSG_MAX];
+	static uint8_t sbufs[SBATCH][MSG_MAX];
 	static uint8_t rbufs[RBATCH][RBUF];
-	struct mmsghdr mm[RBATCH];
+	struct mmsghdr mm[RBATCH], smm[SBATCH];
+	struct iovec siov[SBATCH];
 	struct iovec iov[RBATCH];
 	long sent = 0, got = 0, ok = 0, err = 0, window = opt_window > 0 ? opt_window : n;
 	char extra[64];
@@ -323,11 +327,25 @@ static void pfkey_pipe(uint8_t type, long n)
 	t0 = now_s();
 	while (got < n) {
 		while (sent < n && sent - got < window) {
-			size_t len = pfkey_build_sa(buf, type, sent, (uint32_t)sent + 1);
+			long b = 0;
 
-			if (send(fd, buf, len, 0) < 0)
-				die("send");
-			sent++;
+			/* af_key takes one message per sendmsg; sendmmsg carries a batch of them */
+			while (b < opt_batch && b < SBATCH && sent + b < n && sent + b - got < window) {
+				size_t len = pfkey_build_sa(sbufs[b], type, sent + b, (uint32_t)(sent + b) + 1);
+
+				siov[b] = (struct iovec){ sbufs[b], len };
+				memset(&smm[b], 0, sizeof(smm[b]));
+				smm[b].msg_hdr.msg_iov = &siov[b];
+				smm[b].msg_hdr.msg_iovlen = 1;
+				b++;
+			}
+			if (b == 1) {
+				if (send(fd, sbufs[0], siov[0].iov_len, 0) < 0)
+					die("send");
+			} else if (sendmmsg(fd, smm, (unsigned)b, 0) != b) {
+				die("sendmmsg");
+			}
+			sent += b;
 		}
 		/* af_key drops replies on a full buffer without a word: time out, count lost. */
 		struct pollfd pfd = { fd, POLLIN, 0 };
@@ -352,7 +370,7 @@ static void pfkey_pipe(uint8_t type, long n)
 				ok++;
 		}
 	}
-	snprintf(extra, sizeof(extra), "rcvbuf=%d window=%ld", rcvbuf, window);
+	snprintf(extra, sizeof(extra), "rcvbuf=%d window=%ld batch=%ld", rcvbuf, window, opt_batch);
 	result(type == SADB_ADD ? "add" : "del", n, now_s() - t0, ok, err, n - got, extra);
 	close(fd);
 }
@@ -899,7 +917,7 @@ static int stamp(const char *out)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: floor [-r RCVBUF] [-w WINDOW] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...\n"
+	fprintf(stderr, "usage: floor [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...\n"
 			"see the header of tests/bench/floor.c\n");
 	exit(2);
 }
@@ -911,13 +929,18 @@ int main(int argc, char **argv)
 
 	if (!strcmp(base ? base + 1 : argv[0], STAMP_NAME))
 		return stamp(STAMP_FILE);
-	while ((c = getopt(argc, argv, "+r:w:s:m:o:")) != -1) {
+	while ((c = getopt(argc, argv, "+r:w:b:s:m:o:")) != -1) {
 		switch (c) {
 		case 'r':
 			opt_rcvbuf = strtol(optarg, NULL, 0);
 			break;
 		case 'w':
 			opt_window = strtol(optarg, NULL, 0);
+			break;
+		case 'b':
+			opt_batch = strtol(optarg, NULL, 0);
+			if (opt_batch < 1 || opt_batch > SBATCH)
+				usage();
 			break;
 		case 's':
 			opt_spi0 = (uint32_t)strtoul(optarg, NULL, 0);
