@@ -742,7 +742,9 @@ static void expire_sa(uint8_t type, uint8_t *buf, size_t *len, long i, uint64_t 
 
 static int expire_lat(long n, long interval_ms, long soft, const char *out)
 {
+	double t_setup = now_s();
 	int lfd = pfkey_open(), afd = pfkey_open();
+	double t_open = now_s() - t_setup, t_reg;
 	static uint8_t buf[MSG_MAX], rbuf[RBUF];
 	struct sched_param sp = { .sched_priority = 50 };
 	struct sadb_msg reg = {
@@ -753,8 +755,8 @@ static int expire_lat(long n, long interval_ms, long soft, const char *out)
 		.sadb_msg_seq = 1,
 		.sadb_msg_pid = (uint32_t)getpid(),
 	};
-	long added = 0, seen = 0;
-	double next = now_s(), deadline;
+	long added = 0, seen = 0, late_at = -1;
+	double next, deadline, late_max = 0, send_max = 0;
 	FILE *f = fopen(out, "w");
 
 	if (!f)
@@ -762,8 +764,13 @@ static int expire_lat(long n, long interval_ms, long soft, const char *out)
 	/* Run first when the EXPIRE is queued, before sakeyd can: the stamp is its arrival. */
 	if (sched_setscheduler(0, SCHED_FIFO, &sp))
 		perror("SCHED_FIFO (stamps may be late)");
+	t_reg = now_s();
 	if (send(lfd, &reg, sizeof(reg), 0) < 0)
 		die("SADB_REGISTER");
+	t_reg = now_s() - t_reg;
+	/* The schedule starts after the set-up: from before it, the first adds would bunch. */
+	next = now_s();
+	t_setup = next - t_setup;
 	deadline = next + (double)n * interval_ms / 1000 + soft + 10;
 	while (seen < n && now_s() < deadline) {
 		int wait = 1000;
@@ -774,9 +781,19 @@ static int expire_lat(long n, long interval_ms, long soft, const char *out)
 			if (d <= 0) {
 				size_t len;
 
+				double t_send = now_s(), took;
+
+				/* An add late on its schedule makes the EXPIREs come in a burst. */
+				if (-d > late_max) {
+					late_max = -d;
+					late_at = added;
+				}
 				expire_sa(SADB_ADD, buf, &len, added, (uint64_t)soft, (uint32_t)added + 1);
 				if (send(afd, buf, len, 0) < 0)
 					die("send ADD");
+				took = now_s() - t_send;
+				if (took > send_max)
+					send_max = took;
 				added++;
 				next += interval_ms / 1000.0;
 				continue;
@@ -821,8 +838,10 @@ static int expire_lat(long n, long interval_ms, long soft, const char *out)
 				;
 	}
 	fclose(f);
-	printf("RESULT method=%s phase=expire n=%ld secs=0 ok=%ld err=%ld lost=0\n", opt_label, n,
-	       seen, n - seen);
+	printf("RESULT method=%s phase=expire n=%ld secs=0 ok=%ld err=%ld lost=0 late_max_ms=%.1f "
+	       "late_at=%ld send_max_ms=%.1f setup_ms=%.1f open_ms=%.1f register_ms=%.1f\n", opt_label, n,
+	       seen, n - seen, late_max * 1e3, late_at, send_max * 1e3, t_setup * 1e3, t_open * 1e3,
+	       t_reg * 1e3);
 	return seen == n ? 0 : 1;
 }
 
