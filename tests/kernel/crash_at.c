@@ -11,8 +11,9 @@
  *                            "in" an SA to it
  *   SAKEYD_TEST_CRASH_SKIP   matching requests to let through first (default 0)
  *
- * The request reaches the kernel (af_key handles it inside send()), then the
- * process dies as by kill -9, before it reads the reply. Nothing happens
+ * The request reaches the kernel (af_key handles it inside send(), or inside
+ * sendmmsg's sendmsg for it), then the process dies as by kill -9, before it
+ * reads the reply. Nothing happens
  * without SAKEYD_TEST_CRASH_AT; only sockets of PF_KEY are looked at.
  */
 #ifndef _GNU_SOURCE
@@ -31,6 +32,16 @@
 #include <unistd.h>
 
 ssize_t send(int fd, const void *buf, size_t len, int flags);
+int sendmmsg(int fd, struct mmsghdr *mm, unsigned int vlen, int flags);
+
+static long seen; /* matching requests sent so far */
+
+static long skip_n(void)
+{
+	const char *skip = getenv("SAKEYD_TEST_CRASH_SKIP");
+
+	return skip ? atol(skip) : 0;
+}
 
 static bool is_pfkey(int fd)
 {
@@ -91,17 +102,51 @@ static bool matches(const void *buf, size_t len)
 ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	static ssize_t (*real_send)(int, const void *, size_t, int);
-	static long seen;
 	ssize_t n;
 
 	if (!real_send)
 		real_send = (ssize_t(*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
 	n = real_send(fd, buf, len, flags);
-	if (n > 0 && getenv("SAKEYD_TEST_CRASH_AT") && is_pfkey(fd) && matches(buf, len)) {
-		const char *skip = getenv("SAKEYD_TEST_CRASH_SKIP");
+	if (n > 0 && getenv("SAKEYD_TEST_CRASH_AT") && is_pfkey(fd) && matches(buf, len) &&
+	    seen++ >= skip_n())
+		raise(SIGKILL);
+	return n;
+}
 
-		if (seen++ >= (skip ? atol(skip) : 0))
-			raise(SIGKILL);
-	}
+static bool msg_matches(const struct mmsghdr *m)
+{
+	return m->msg_hdr.msg_iovlen == 1 &&
+	       matches(m->msg_hdr.msg_iov[0].iov_base, m->msg_hdr.msg_iov[0].iov_len);
+}
+
+/*
+ * sakeyd sends its PF_KEY requests in sendmmsg batches: the batch is cut
+ * after the chosen request, so the process still dies right after it, with
+ * the requests behind it never sent.
+ */
+int sendmmsg(int fd, struct mmsghdr *mm, unsigned int vlen, int flags)
+{
+	static int (*real_sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+	unsigned int upto = vlen;
+	bool die = false;
+	long would = seen;
+	int n;
+
+	if (!real_sendmmsg)
+		real_sendmmsg = (int (*)(int, struct mmsghdr *, unsigned int, int))dlsym(RTLD_NEXT,
+											  "sendmmsg");
+	if (!getenv("SAKEYD_TEST_CRASH_AT") || !is_pfkey(fd))
+		return real_sendmmsg(fd, mm, vlen, flags);
+	for (unsigned int i = 0; i < vlen; i++)
+		if (msg_matches(&mm[i]) && would++ >= skip_n()) {
+			upto = i + 1;
+			die = true;
+			break;
+		}
+	n = real_sendmmsg(fd, mm, upto, flags);
+	for (int i = 0; i < n; i++)
+		seen += msg_matches(&mm[i]);
+	if (die && n == (int)upto)
+		raise(SIGKILL);
 	return n;
 }
