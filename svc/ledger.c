@@ -294,6 +294,36 @@ static void on_resync_begin(struct daemon *d)
 		l->chain.resync_begin(d);
 }
 
+static int cmp_out_link(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)(*(const struct mon_sa *const *)a)->sa.link;
+	uintptr_t y = (uintptr_t)(*(const struct mon_sa *const *)b)->sa.link;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The newest managed outbound SA of link among the n in outs (sorted by link), or NULL. */
+static const struct mon_sa *newest_out(const struct mon_sa **outs, size_t n,
+				       const struct conf_link *link)
+{
+	const struct mon_sa *best = NULL;
+	size_t lo = 0, hi = n;
+
+	/* the first of link's run */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((uintptr_t)outs[mid]->sa.link < (uintptr_t)link)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < n && outs[lo]->sa.link == link; lo++)
+		if (!best || outs[lo]->sa.epoch > best->sa.epoch)
+			best = outs[lo];
+	return best;
+}
+
 /*
  * After the first dump: a link whose current outbound SA is installed but
  * whose latest recorded rotation is older was rotated by a sakeyd that died
@@ -304,24 +334,34 @@ static void on_resync_begin(struct daemon *d)
 static void adopt_rotations(struct ledger *l, struct store *s)
 {
 	struct daemon *d = l->d;
+	const struct mon_sa **outs, *e;
+	size_t n = 0, cur = 0;
 
+	/*
+	 * Every link's newest outbound SA from one walk of the table: a walk per
+	 * link made a start-up with 10,000 links and 20,000 SAs take 2.7 s.
+	 */
+	outs = calloc(mon_table_count(d->table) + 1, sizeof(*outs));
+	if (!outs) {
+		fail(l, -ENOMEM, "rotation");
+		return;
+	}
+	while ((e = mon_table_next(d->table, &cur)))
+		if (e->managed && e->sa.link && e->sa.dir == ROT_DIR_OUT)
+			outs[n++] = e;
+	qsort(outs, n, sizeof(*outs), cmp_out_link);
 	for (size_t i = 0; i < d->nlinks; i++) {
 		const struct conf_link *link = d->links[i].link;
-		const struct mon_sa *out = NULL, *e;
+		const struct mon_sa *out = newest_out(outs, n, link);
 		struct store_rotation last, rot = { .result = STORE_ROT_OK };
-		size_t cur = 0;
 		int ret;
 
-		while ((e = mon_table_next(d->table, &cur)))
-			if (e->managed && e->sa.link == link && e->sa.dir == ROT_DIR_OUT &&
-			    (!out || e->sa.epoch > out->sa.epoch))
-				out = e;
 		if (!out)
 			continue;
 		ret = store_rotation_last(s, link->name, true, &last);
 		if (ret && ret != -ENOENT) {
 			fail(l, ret, "rotation");
-			return;
+			break;
 		}
 		if (!ret && last.epoch >= out->sa.epoch)
 			continue;
@@ -339,9 +379,10 @@ static void adopt_rotations(struct ledger *l, struct store *s)
 		ret = store_rotation_add(s, &rot, NULL);
 		if (ret && ret != -EINVAL) {
 			fail(l, ret, "rotation");
-			return;
+			break;
 		}
 	}
+	free(outs);
 }
 
 static void on_synced(struct daemon *d, unsigned long n)
