@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* The SQLite ledger: schema and migrations, batched writes, read-only queries for sactl. */
 #include "store/store.h"
+#include "store/addr.h"
 #include "store/store_test.h"
 
 #include <arpa/inet.h>
@@ -675,11 +676,11 @@ static int norm_addr(struct store *s, const char *what, const char *in, bool opt
 		return optional ? 0 : fail(s, -EINVAL, "%s: missing", what);
 	}
 	if (inet_pton(AF_INET, in, bytes) == 1) {
-		inet_ntop(AF_INET, bytes, out, STORE_ADDR_LEN);
+		store_addr_ntop(AF_INET, bytes, out, STORE_ADDR_LEN);
 		return 0;
 	}
 	if (inet_pton(AF_INET6, in, bytes) == 1) {
-		inet_ntop(AF_INET6, bytes, out, STORE_ADDR_LEN);
+		store_addr_ntop(AF_INET6, bytes, out, STORE_ADDR_LEN);
 		return 0;
 	}
 	return fail(s, -EINVAL, "%s: not an IP address literal", what);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rotate/keysched.h"
+#include "store/addr.h"
 #include "svc/sadb.h"
 
 
@@ -37,7 +38,8 @@ static void subnet_to_pfkey(const struct conf_addr *in, struct pfkey_addr *out)
 
 const char *sadb_addr_str(const struct conf_addr *a, char *buf, size_t len)
 {
-	if (!a->family || !inet_ntop(a->family, a->bytes, buf, (socklen_t)len))
+	/* inet_ntop's text without its sprintf per byte: the ledger formats every SA's twice. */
+	if (!store_addr_ntop(a->family, a->bytes, buf, len) && len)
 		snprintf(buf, len, "-");
 	return buf;
 }
