@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rotate/prefixidx.h"
 #include "rotate/reconcile.h"
 
 void rot_ops_init(struct rot_ops *ops)
@@ -59,34 +60,15 @@ static int cmp_sa_ptr(const void *a, const void *b)
 	return r;
 }
 
-static int cmp_link_ptr(const void *a, const void *b)
+/* Whether sa belongs to one of the links in index (by spi_prefix). */
+static bool owned(const struct rot_sa *sa, const struct rot_prefix_index *links)
 {
-	const struct conf_link *const *x = a, *const *y = b;
+	const struct conf_link *link;
+	size_t cursor = 0;
 
-	if ((*x)->spi_prefix != (*y)->spi_prefix)
-		return (*x)->spi_prefix < (*y)->spi_prefix ? -1 : 1;
-	if (*x != *y)
-		return *x < *y ? -1 : 1;
-	return 0;
-}
-
-/* Whether sa belongs to one of links[0..n), sorted by spi_prefix. */
-static bool owned(const struct rot_sa *sa, const struct conf_link *const *links, size_t n)
-{
-	uint32_t prefix = sa->spi >> 8;
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (links[mid]->spi_prefix < prefix)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	/* Prefixes are unique per host, but a misconfiguration must not hide an owner. */
-	for (; lo < n && links[lo]->spi_prefix == prefix; lo++)
-		if (rot_sa_owned_by(sa, links[lo], NULL))
+	while ((link = rot_prefix_index_next(links, sa->spi >> 8, &cursor)))
+		if (rot_sa_owned_by(sa, link, NULL))
 			return true;
 	return false;
 }
@@ -104,9 +86,9 @@ int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *a
 		  struct rot_ops *ops)
 {
 	const struct rot_sa **d = NULL, **a = NULL;
-	const struct conf_link **links = NULL;
+	struct rot_prefix_index links = { 0 };
 	struct rot_op *tmp = NULL, *out = NULL;
-	size_t nlinks = 0, ntmp = 0, i = 0, j = 0, pos[ROT_OP_KINDS];
+	size_t ntmp = 0, i = 0, j = 0, pos[ROT_OP_KINDS];
 	int ret;
 
 	rot_ops_fini(ops);
@@ -116,24 +98,20 @@ int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *a
 
 	d = calloc(n ? n : 1, sizeof(*d));
 	a = calloc(m ? m : 1, sizeof(*a));
-	links = calloc(n ? n : 1, sizeof(*links));
 	tmp = calloc(n + m ? n + m : 1, sizeof(*tmp));
-	if (!d || !a || !links || !tmp) {
+	if (!d || !a || !tmp || rot_prefix_index_init(&links, n)) {
 		ret = -ENOMEM;
 		goto cleanup;
 	}
 	for (size_t k = 0; k < n; k++) {
 		d[k] = &desired[k];
-		links[k] = desired[k].link;
+		/* Cannot fail: room for n pairs. */
+		rot_prefix_index_add(&links, desired[k].link->spi_prefix, desired[k].link);
 	}
 	for (size_t k = 0; k < m; k++)
 		a[k] = &actual[k];
 	qsort(d, n, sizeof(*d), cmp_sa_ptr);
 	qsort(a, m, sizeof(*a), cmp_sa_ptr);
-	qsort(links, n, sizeof(*links), cmp_link_ptr);
-	for (size_t k = 0; k < n; k++)
-		if (nlinks == 0 || links[nlinks - 1] != links[k])
-			links[nlinks++] = links[k];
 
 	while (i < n || j < m) {
 		int c = i == n ? 1 : j == m ? -1 : rot_sa_id_cmp(d[i], a[j]);
@@ -142,7 +120,7 @@ int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *a
 		if (c < 0) {
 			emit(tmp, &ntmp, ROT_OP_ADD, d[i], NULL);
 		} else if (c > 0) {
-			if (owned(a[j], links, nlinks))
+			if (owned(a[j], &links))
 				emit(tmp, &ntmp, ROT_OP_DELETE, a[j], NULL);
 			j++;
 			continue;
@@ -150,7 +128,7 @@ int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *a
 			want = d[i];
 			if (rot_sa_same_attrs(want, a[j]))
 				; /* in sync */
-			else if (want->staged && owned(a[j], links, nlinks))
+			else if (want->staged && owned(a[j], &links))
 				emit(tmp, &ntmp, ROT_OP_REPLACE, want, a[j]);
 			else
 				emit(tmp, &ntmp, ROT_OP_CONFLICT, want, a[j]);
@@ -186,7 +164,7 @@ cleanup:
 		rot_ops_fini(ops);
 	free(d);
 	free(a);
-	free(links);
+	rot_prefix_index_fini(&links);
 	free(tmp);
 	return ret;
 }

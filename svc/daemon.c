@@ -75,21 +75,13 @@ int64_t daemon_now(struct daemon *d)
 
 static struct link_state *link_by_prefix(struct daemon *d, uint32_t prefix)
 {
-	/* Links are sorted by spi_prefix (unique per host): binary search. */
-	size_t lo = 0, hi = d->nlinks;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		uint32_t p = d->links[mid].link->spi_prefix;
-
-		if (p == prefix)
-			return &d->links[mid];
-		if (p < prefix)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	/*
+	 * Prefixes are unique per host (resolve_links). A hash index, not a
+	 * binary search over the sorted links: this runs for every kernel
+	 * message and every SA of a pass, and at 10,000 links the search's
+	 * dozen cache misses were 4 % of the daemon's CPU in a rotation.
+	 */
+	return (struct link_state *)rot_prefix_index_get(&d->link_index, prefix);
 }
 
 /* Which link (if any) owns sa: management data is filled in from the link's plan. */
@@ -151,6 +143,7 @@ static int resolve_links(struct config *cfg)
 
 int daemon_set_config(struct daemon *d, struct config *cfg)
 {
+	struct rot_prefix_index index;
 	struct link_state *links = NULL;
 	int ret;
 
@@ -188,6 +181,16 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 		}
 	}
 	qsort(links, cfg->nlinks, sizeof(*links), cmp_link_prefix);
+	ret = rot_prefix_index_init(&index, cfg->nlinks);
+	for (size_t i = 0; !ret && i < cfg->nlinks; i++)
+		ret = rot_prefix_index_add(&index, links[i].link->spi_prefix, &links[i]);
+	if (ret) {
+		rot_prefix_index_fini(&index);
+		free(links);
+		return ret;
+	}
+	rot_prefix_index_fini(&d->link_index);
+	d->link_index = index;
 	free(d->links);
 	d->links = links;
 	d->nlinks = cfg->nlinks;
@@ -1527,6 +1530,7 @@ void daemon_fini(struct daemon *d)
 	alerts_free(d);
 	free(d->retiring);
 	mon_table_free(d->table);
+	rot_prefix_index_fini(&d->link_index);
 	free(d->links);
 	conf_free(d->owned_cfg);
 	conf_free(d->deferred_cfg);
