@@ -49,15 +49,67 @@ bool rot_sa_same_attrs(const struct rot_sa *desired, const struct rot_sa *actual
 	return true;
 }
 
-static int cmp_sa_ptr(const void *a, const void *b)
-{
-	const struct rot_sa *const *x = a, *const *y = b;
-	int r = rot_sa_id_cmp(*x, *y);
+/*
+ * An SA's identity packed so that comparing (k0, k1, k2) as unsigned
+ * integers orders like rot_sa_id_cmp: family, address bytes (big-endian,
+ * as memcmp reads them; bytes past the family's length zero), spi, proto.
+ * Sorting these in one array, not pointers compared through rot_sa_id_cmp,
+ * keeps the sort in cache: it was 5 % of the daemon's CPU at 30,000 SAs.
+ */
+struct id_key {
+	uint64_t k0, k1, k2;
+	size_t index; /* in the caller's array: ties (duplicates) keep input order */
+};
 
-	/* Ties (duplicates) in input order, so the result does not depend on qsort. */
-	if (r == 0 && *x != *y)
-		r = *x < *y ? -1 : 1;
+static void id_key_of(const struct rot_sa *sa, size_t index, struct id_key *k)
+{
+	uint8_t b[16] = { 0 };
+
+	memcpy(b, sa->dst.bytes, rot_addr_len(&sa->dst));
+	k->k0 = (uint64_t)sa->dst.family << 48;
+	for (int i = 0; i < 6; i++)
+		k->k0 |= (uint64_t)b[i] << (40 - 8 * i);
+	k->k1 = 0;
+	for (int i = 6; i < 14; i++)
+		k->k1 = k->k1 << 8 | b[i];
+	k->k2 = (uint64_t)b[14] << 56 | (uint64_t)b[15] << 48 | (uint64_t)sa->spi << 16 |
+		(uint64_t)sa->proto << 8;
+	k->index = index;
+}
+
+/* Identity order of two keys, ignoring their index: <0, 0, >0. */
+static int id_key_cmp(const struct id_key *x, const struct id_key *y)
+{
+	if (x->k0 != y->k0)
+		return x->k0 < y->k0 ? -1 : 1;
+	if (x->k1 != y->k1)
+		return x->k1 < y->k1 ? -1 : 1;
+	if (x->k2 != y->k2)
+		return x->k2 < y->k2 ? -1 : 1;
+	return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	const struct id_key *x = a, *y = b;
+	int r = id_key_cmp(x, y);
+
+	if (r == 0 && x->index != y->index)
+		r = x->index < y->index ? -1 : 1;
 	return r;
+}
+
+/* Keys of sa[0..n) in identity order; NULL if out of memory. */
+static struct id_key *sorted_keys(const struct rot_sa *sa, size_t n)
+{
+	struct id_key *k = calloc(n ? n : 1, sizeof(*k));
+
+	if (!k)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		id_key_of(&sa[i], i, &k[i]);
+	qsort(k, n, sizeof(*k), cmp_key);
+	return k;
 }
 
 /* Whether sa belongs to one of the links in index (by spi_prefix). */
@@ -85,7 +137,7 @@ static void emit(struct rot_op *tmp, size_t *n, enum rot_op_kind kind, const str
 int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *actual, size_t m,
 		  struct rot_ops *ops)
 {
-	const struct rot_sa **d = NULL, **a = NULL;
+	struct id_key *dk = NULL, *ak = NULL;
 	struct rot_prefix_index links = { 0 };
 	struct rot_op *tmp = NULL, *out = NULL;
 	size_t ntmp = 0, i = 0, j = 0, pos[ROT_OP_KINDS];
@@ -96,51 +148,46 @@ int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *a
 		if (!desired[k].link)
 			return -EINVAL;
 
-	d = calloc(n ? n : 1, sizeof(*d));
-	a = calloc(m ? m : 1, sizeof(*a));
+	dk = sorted_keys(desired, n);
+	ak = sorted_keys(actual, m);
 	tmp = calloc(n + m ? n + m : 1, sizeof(*tmp));
-	if (!d || !a || !tmp || rot_prefix_index_init(&links, n)) {
+	if (!dk || !ak || !tmp || rot_prefix_index_init(&links, n)) {
 		ret = -ENOMEM;
 		goto cleanup;
 	}
-	for (size_t k = 0; k < n; k++) {
-		d[k] = &desired[k];
-		/* Cannot fail: room for n pairs. */
+	/* Cannot fail: room for n pairs. */
+	for (size_t k = 0; k < n; k++)
 		rot_prefix_index_add(&links, desired[k].link->spi_prefix, desired[k].link);
-	}
-	for (size_t k = 0; k < m; k++)
-		a[k] = &actual[k];
-	qsort(d, n, sizeof(*d), cmp_sa_ptr);
-	qsort(a, m, sizeof(*a), cmp_sa_ptr);
 
 	while (i < n || j < m) {
-		int c = i == n ? 1 : j == m ? -1 : rot_sa_id_cmp(d[i], a[j]);
-		const struct rot_sa *want;
+		int c = i == n ? 1 : j == m ? -1 : id_key_cmp(&dk[i], &ak[j]);
+		const struct rot_sa *want, *have;
 
 		if (c < 0) {
-			emit(tmp, &ntmp, ROT_OP_ADD, d[i], NULL);
+			emit(tmp, &ntmp, ROT_OP_ADD, &desired[dk[i].index], NULL);
 		} else if (c > 0) {
-			if (owned(a[j], &links))
-				emit(tmp, &ntmp, ROT_OP_DELETE, a[j], NULL);
+			have = &actual[ak[j].index];
+			if (owned(have, &links))
+				emit(tmp, &ntmp, ROT_OP_DELETE, have, NULL);
 			j++;
 			continue;
 		} else {
-			want = d[i];
-			if (rot_sa_same_attrs(want, a[j]))
+			want = &desired[dk[i].index];
+			have = &actual[ak[j].index];
+			if (rot_sa_same_attrs(want, have))
 				; /* in sync */
-			else if (want->staged && owned(a[j], &links))
-				emit(tmp, &ntmp, ROT_OP_REPLACE, want, a[j]);
+			else if (want->staged && owned(have, &links))
+				emit(tmp, &ntmp, ROT_OP_REPLACE, want, have);
 			else
-				emit(tmp, &ntmp, ROT_OP_CONFLICT, want, a[j]);
+				emit(tmp, &ntmp, ROT_OP_CONFLICT, want, have);
 			j++;
 			/* A kernel holds one SA per identity; if input has more, never delete. */
-			for (; j < m && rot_sa_id_cmp(want, a[j]) == 0; j++)
-				emit(tmp, &ntmp, ROT_OP_CONFLICT, want, a[j]);
+			for (; j < m && id_key_cmp(&dk[i], &ak[j]) == 0; j++)
+				emit(tmp, &ntmp, ROT_OP_CONFLICT, want, &actual[ak[j].index]);
 		}
 		/* Skip duplicate desired identities (two links colliding): add once. */
-		want = d[i++];
-		while (i < n && rot_sa_id_cmp(want, d[i]) == 0)
-			i++;
+		for (i++; i < n && id_key_cmp(&dk[i - 1], &dk[i]) == 0; i++)
+			;
 	}
 
 	/* Stable counting sort by kind: adds, replaces, deletes, conflicts. */
@@ -162,8 +209,8 @@ int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *a
 cleanup:
 	if (ret)
 		rot_ops_fini(ops);
-	free(d);
-	free(a);
+	free(dk);
+	free(ak);
 	rot_prefix_index_fini(&links);
 	free(tmp);
 	return ret;
