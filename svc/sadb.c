@@ -117,18 +117,14 @@ void sadb_fill_entry(const struct pfkey_msg *m, struct mon_sa *e, bool created)
 	 * only their fingerprint, which is what operators compare across hosts.
 	 */
 	if ((m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT)) && m->key_enc.data) {
-		uint8_t *km = rot_secret_alloc(ROT_KEYMAT_MAX * 2);
 		size_t elen = (m->key_enc.bits + 7u) / 8, alen = 0;
 
 		if (m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_AUTH) && m->key_auth.data)
 			alen = (m->key_auth.bits + 7u) / 8;
-		if (km && elen + alen <= ROT_KEYMAT_MAX * 2) {
-			memcpy(km, m->key_enc.data, elen);
-			if (alen)
-				memcpy(km + elen, m->key_auth.data, alen);
-			rot_fingerprint(km, elen + alen, e->sa.key_fp);
-		}
-		rot_secret_free(km, ROT_KEYMAT_MAX * 2);
+		/* Hashed where they lie: no copy of the key bytes to wipe. */
+		if (elen + alen <= ROT_KEYMAT_MAX * 2)
+			rot_fingerprint2(m->key_enc.data, elen, alen ? m->key_auth.data : NULL, alen,
+					 e->sa.key_fp);
 	}
 }
 
