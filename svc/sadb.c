@@ -141,7 +141,7 @@ static void fill_sa_id(struct pfkey_msg *m, uint8_t type, const struct rot_sa *s
 }
 
 int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *secret, uint32_t seq,
-		     kern_reply_cb cb, void *arg)
+		     char *fp, kern_reply_cb cb, void *arg)
 {
 	const struct conf_alg *alg = sa->alg;
 	struct pfkey_lifetime soft = { .addtime = sa->soft_lifetime };
@@ -167,6 +167,9 @@ int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *sec
 		return -ENOMEM;
 	ret = rot_keymat(secret, sa->proto, sa->mode, alg, &sa->src, &sa->dst, sa->epoch, keymat,
 			 ROT_KEYMAT_MAX);
+	/* As rot_sa_fingerprint: the first keymat_len bytes are the SA's keys. */
+	if (!ret && fp)
+		ret = rot_fingerprint(keymat, alg->keymat_len, fp);
 	if (ret)
 		goto cleanup;
 	fill_sa_id(&m, SADB_ADD, sa);
