@@ -11,6 +11,12 @@
 
 struct mon_table {
 	struct mon_sa **slot;
+	/*
+	 * Per slot, the high half of its entry's hash: a probe compares it
+	 * before reading the entry, one cache miss fewer per colliding probe
+	 * (the lookups of a 30,000-SA pass were 3 % of the daemon's CPU).
+	 */
+	uint32_t *tag;
 	size_t cap;   /* power of two */
 	size_t count; /* live entries */
 	size_t used;  /* live + tombstones */
@@ -39,15 +45,35 @@ static bool same_id(const struct rot_sa *a, const struct rot_sa *b)
 	return rot_sa_id_cmp(a, b) == 0;
 }
 
+static uint32_t tag_of(uint64_t hash)
+{
+	return (uint32_t)(hash >> 32);
+}
+
+/* Slots and tags for cap entries, all empty; -ENOMEM leaves t as it was. */
+static int alloc_slots(struct mon_table *t, size_t cap)
+{
+	struct mon_sa **slot = calloc(cap, sizeof(*slot));
+	uint32_t *tag = calloc(cap, sizeof(*tag));
+
+	if (!slot || !tag) {
+		free(slot);
+		free(tag);
+		return -ENOMEM;
+	}
+	t->slot = slot;
+	t->tag = tag;
+	t->cap = cap;
+	return 0;
+}
+
 struct mon_table *mon_table_new(void)
 {
 	struct mon_table *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
-	t->cap = 64;
-	t->slot = calloc(t->cap, sizeof(*t->slot));
-	if (!t->slot) {
+	if (alloc_slots(t, 64)) {
 		free(t);
 		return NULL;
 	}
@@ -62,12 +88,14 @@ void mon_table_free(struct mon_table *t)
 		if (t->slot[i] && t->slot[i] != TOMBSTONE)
 			free(t->slot[i]);
 	free(t->slot);
+	free(t->tag);
 	free(t);
 }
 
-static size_t find(const struct mon_table *t, const struct rot_sa *id, bool *found)
+static size_t find(const struct mon_table *t, const struct rot_sa *id, uint64_t hash, bool *found)
 {
-	size_t mask = t->cap - 1, i = id_hash(id) & mask, first_free = SIZE_MAX;
+	size_t mask = t->cap - 1, i = hash & mask, first_free = SIZE_MAX;
+	uint32_t tag = tag_of(hash);
 
 	for (;;) {
 		struct mon_sa *e = t->slot[i];
@@ -79,7 +107,7 @@ static size_t find(const struct mon_table *t, const struct rot_sa *id, bool *fou
 		if (e == TOMBSTONE) {
 			if (first_free == SIZE_MAX)
 				first_free = i;
-		} else if (same_id(&e->sa, id)) {
+		} else if (t->tag[i] == tag && same_id(&e->sa, id)) {
 			*found = true;
 			return i;
 		}
@@ -91,35 +119,40 @@ static int grow(struct mon_table *t)
 {
 	size_t cap = t->count * 4 > t->cap ? t->cap * 2 : t->cap;
 	struct mon_sa **old = t->slot;
+	uint32_t *old_tag = t->tag;
 	size_t old_cap = t->cap;
 
-	t->slot = calloc(cap, sizeof(*t->slot));
-	if (!t->slot) {
-		t->slot = old;
+	if (alloc_slots(t, cap))
 		return -ENOMEM;
-	}
-	t->cap = cap;
 	t->used = t->count;
 	for (size_t i = 0; i < old_cap; i++) {
 		bool found;
+		uint64_t hash;
+		size_t j;
 
-		if (old[i] && old[i] != TOMBSTONE)
-			t->slot[find(t, &old[i]->sa, &found)] = old[i];
+		if (!old[i] || old[i] == TOMBSTONE)
+			continue;
+		hash = id_hash(&old[i]->sa);
+		j = find(t, &old[i]->sa, hash, &found);
+		t->slot[j] = old[i];
+		t->tag[j] = tag_of(hash);
 	}
 	free(old);
+	free(old_tag);
 	return 0;
 }
 
 struct mon_sa *mon_table_get(struct mon_table *t, const struct rot_sa *id)
 {
 	bool found;
-	size_t i = find(t, id, &found);
+	size_t i = find(t, id, id_hash(id), &found);
 
 	return found ? t->slot[i] : NULL;
 }
 
 struct mon_sa *mon_table_put(struct mon_table *t, const struct rot_sa *sa, bool *created)
 {
+	uint64_t hash = id_hash(sa);
 	struct mon_sa *e;
 	bool found;
 	size_t i;
@@ -127,7 +160,7 @@ struct mon_sa *mon_table_put(struct mon_table *t, const struct rot_sa *sa, bool 
 	/* Keep the load (with tombstones) under 1/2 so probes stay short. */
 	if ((t->used + 1) * 2 > t->cap && grow(t))
 		return NULL;
-	i = find(t, sa, &found);
+	i = find(t, sa, hash, &found);
 	if (found) {
 		*created = false;
 		return t->slot[i];
@@ -139,6 +172,7 @@ struct mon_sa *mon_table_put(struct mon_table *t, const struct rot_sa *sa, bool 
 	if (!t->slot[i])
 		t->used++;
 	t->slot[i] = e;
+	t->tag[i] = tag_of(hash);
 	t->count++;
 	*created = true;
 	return e;
@@ -147,7 +181,7 @@ struct mon_sa *mon_table_put(struct mon_table *t, const struct rot_sa *sa, bool 
 bool mon_table_del(struct mon_table *t, const struct rot_sa *id)
 {
 	bool found;
-	size_t i = find(t, id, &found);
+	size_t i = find(t, id, id_hash(id), &found);
 
 	if (!found)
 		return false;

@@ -345,16 +345,18 @@ int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_m
 	return ret;
 }
 
-int rot_fingerprint(const uint8_t *keymat, size_t len, char fp[ROT_FP_LEN + 1])
+int rot_fingerprint2(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len,
+		     char fp[ROT_FP_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	static const uint8_t label[] = LABEL_FP; /* includes the 0x00 */
-	uint8_t md[EVP_MAX_MD_SIZE];
+	const EVP_MD *md = sha256();
+	uint8_t digest[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	EVP_MD_CTX *ctx = NULL;
 	int ret;
 
-	if (!fp || (!keymat && len))
+	if (!fp || (!a && a_len) || (!b && b_len))
 		return -EINVAL;
 	fp[0] = '\0';
 	ctx = EVP_MD_CTX_new();
@@ -362,24 +364,34 @@ int rot_fingerprint(const uint8_t *keymat, size_t len, char fp[ROT_FP_LEN + 1])
 		ret = -ENOMEM;
 		goto cleanup;
 	}
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	/*
+	 * The digest fetched once (sha256()), not EVP_sha256(): that one is
+	 * looked up by name in the provider store at every init, under a lock,
+	 * 3 % of the daemon's CPU when a rotation fingerprints 20,000 SAs.
+	 */
+	if (!md || EVP_DigestInit_ex2(ctx, md, NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, label, sizeof(label)) != 1 ||
-	    EVP_DigestUpdate(ctx, keymat, len) != 1 || EVP_DigestFinal_ex(ctx, md, &md_len) != 1 ||
-	    md_len * 2 < ROT_FP_LEN) {
+	    EVP_DigestUpdate(ctx, a, a_len) != 1 || EVP_DigestUpdate(ctx, b, b_len) != 1 ||
+	    EVP_DigestFinal_ex(ctx, digest, &md_len) != 1 || md_len * 2 < ROT_FP_LEN) {
 		ret = -EIO;
 		goto cleanup;
 	}
 	for (size_t i = 0; i < ROT_FP_LEN / 2; i++) {
-		fp[2 * i] = hex[md[i] >> 4];
-		fp[2 * i + 1] = hex[md[i] & 0xf];
+		fp[2 * i] = hex[digest[i] >> 4];
+		fp[2 * i + 1] = hex[digest[i] & 0xf];
 	}
 	fp[ROT_FP_LEN] = '\0';
 	ret = 0;
 cleanup:
 	/* The digest context saw key bytes: EVP_MD_CTX_free cleanses it. */
 	EVP_MD_CTX_free(ctx);
-	OPENSSL_cleanse(md, sizeof(md));
+	OPENSSL_cleanse(digest, sizeof(digest));
 	return ret;
+}
+
+int rot_fingerprint(const uint8_t *keymat, size_t len, char fp[ROT_FP_LEN + 1])
+{
+	return rot_fingerprint2(keymat, len, NULL, 0, fp);
 }
 
 int rot_sa_fingerprint(const uint8_t secret[CONF_SECRET_LEN], struct rot_sa *sa)

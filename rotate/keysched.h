@@ -88,6 +88,13 @@ int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_m
  * SHA-256("sakeyd-v1 fp" 0x00 || keymat), NUL-terminated in fp. 0 or -errno.
  */
 int rot_fingerprint(const uint8_t *keymat, size_t len, char fp[ROT_FP_LEN + 1]);
+/*
+ * rot_fingerprint of the concatenation a || b, without copying key bytes
+ * into one buffer (the kernel reports encryption and authentication keys
+ * apart). 0 or -errno.
+ */
+int rot_fingerprint2(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len,
+		     char fp[ROT_FP_LEN + 1]);
 
 /*
  * Fingerprint of the SA sa describes (its proto, mode, alg, src, dst, epoch)

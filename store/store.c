@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* The SQLite ledger: schema and migrations, batched writes, read-only queries for sactl. */
 #include "store/store.h"
+#include "store/addr.h"
 #include "store/store_test.h"
 
 #include <arpa/inet.h>
@@ -528,11 +529,16 @@ static void keep(int *rc, int next)
 		*rc = next;
 }
 
+/*
+ * Text of a write: SQLITE_STATIC, not a copy (a malloc per column). Every
+ * write binds and steps in one call while the text lives, and stmt_done
+ * clears the bindings before returning, on every path.
+ */
 static int bind_text(sqlite3_stmt *st, int i, const char *text)
 {
 	if (!text || !text[0])
 		return sqlite3_bind_null(st, i);
-	return sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+	return sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
 }
 
 static int bind_opt(sqlite3_stmt *st, int i, int64_t v)
@@ -675,11 +681,11 @@ static int norm_addr(struct store *s, const char *what, const char *in, bool opt
 		return optional ? 0 : fail(s, -EINVAL, "%s: missing", what);
 	}
 	if (inet_pton(AF_INET, in, bytes) == 1) {
-		inet_ntop(AF_INET, bytes, out, STORE_ADDR_LEN);
+		store_addr_ntop(AF_INET, bytes, out, STORE_ADDR_LEN);
 		return 0;
 	}
 	if (inet_pton(AF_INET6, in, bytes) == 1) {
-		inet_ntop(AF_INET6, bytes, out, STORE_ADDR_LEN);
+		store_addr_ntop(AF_INET6, bytes, out, STORE_ADDR_LEN);
 		return 0;
 	}
 	return fail(s, -EINVAL, "%s: not an IP address literal", what);
@@ -1258,7 +1264,7 @@ static int close_live(struct store *s, const char *dst, uint32_t spi, uint8_t pr
 
 	if ((err = stmt_get(s, ST_SA_CLOSE_LIVE, &st)))
 		return err;
-	rc = sqlite3_bind_text(st, 1, dst, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_bind_text(st, 1, dst, -1, SQLITE_STATIC);
 	keep(&rc, sqlite3_bind_int64(st, 2, spi));
 	keep(&rc, sqlite3_bind_int(st, 3, proto));
 	keep(&rc, sqlite3_bind_int64(st, 4, gone_at));
@@ -1281,8 +1287,8 @@ static int insert_sa(struct store *s, const struct store_sa *sa, const struct sa
 	rc = bind_text(st, 1, sa->link);
 	keep(&rc, bind_text(st, 2, store_dir_name(sa->dir)));
 	keep(&rc, sqlite3_bind_int64(st, 3, sa->spi));
-	keep(&rc, sqlite3_bind_text(st, 4, in->src, -1, SQLITE_TRANSIENT));
-	keep(&rc, sqlite3_bind_text(st, 5, in->dst, -1, SQLITE_TRANSIENT));
+	keep(&rc, sqlite3_bind_text(st, 4, in->src, -1, SQLITE_STATIC));
+	keep(&rc, sqlite3_bind_text(st, 5, in->dst, -1, SQLITE_STATIC));
 	keep(&rc, sqlite3_bind_int(st, 6, sa->proto));
 	keep(&rc, bind_text(st, 7, sa->mode));
 	keep(&rc, bind_text(st, 8, sa->algorithm));
@@ -1513,7 +1519,7 @@ int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
 	keep(&rc, bind_text(st, 6, src));
 	keep(&rc, bind_text(st, 7, dst));
 	keep(&rc, bind_opt(st, 8, ev->proto));
-	keep(&rc, sqlite3_bind_text(st, 9, message, -1, SQLITE_TRANSIENT));
+	keep(&rc, sqlite3_bind_text(st, 9, message, -1, SQLITE_STATIC));
 	keep(&rc, bind_opt(st, 10, ev->origin_pid));
 	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "event add")))
 		return err;

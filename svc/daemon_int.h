@@ -10,6 +10,7 @@
 
 #include "conf/conf.h"
 #include "monitor/table.h"
+#include "rotate/prefixidx.h"
 #include "rotate/sa.h"
 #include "svc/kernel.h"
 
@@ -98,6 +99,7 @@ struct daemon {
 	const char *config_path;
 	struct link_state *links; /* sorted by spi_prefix */
 	size_t nlinks;
+	struct rot_prefix_index link_index; /* spi_prefix -> &links[i] */
 
 	struct kern *kern;
 	/*

@@ -101,22 +101,31 @@ static struct store *writable(struct ledger *l)
 	return l->store;
 }
 
+/* snprintf(dst, size, "%s", src) without the format machinery: truncated, NUL-terminated. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void to_row(const struct mon_sa *e, struct store_sa *row, int64_t now)
 {
 	memset(row, 0, sizeof(*row));
 	if (e->sa.link)
-		snprintf(row->link, sizeof(row->link), "%s", e->sa.link->name);
+		copy_str(row->link, sizeof(row->link), e->sa.link->name);
 	row->dir = e->sa.dir == ROT_DIR_IN ? STORE_DIR_IN :
 		   e->sa.dir == ROT_DIR_OUT ? STORE_DIR_OUT : STORE_DIR_NONE;
 	row->spi = e->sa.spi;
 	sadb_addr_str(&e->sa.src, row->src, sizeof(row->src));
 	sadb_addr_str(&e->sa.dst, row->dst, sizeof(row->dst));
 	row->proto = e->sa.proto ? e->sa.proto : 255;
-	snprintf(row->mode, sizeof(row->mode), "%s",
+	copy_str(row->mode, sizeof(row->mode),
 		 e->sa.mode == CONF_MODE_TUNNEL ? "tunnel" :
 		 e->sa.mode == CONF_MODE_TRANSPORT ? "transport" : "");
 	if (e->sa.alg)
-		snprintf(row->algorithm, sizeof(row->algorithm), "%s", e->sa.alg->name);
+		copy_str(row->algorithm, sizeof(row->algorithm), e->sa.alg->name);
 	row->has_epoch = e->managed;
 	row->epoch = e->sa.epoch;
 	row->managed = e->managed;
@@ -157,8 +166,8 @@ static void event(struct ledger *l, const char *kind, const struct mon_sa *e,
 			link = e->sa.link;
 	}
 	if (link)
-		snprintf(ev.link, sizeof(ev.link), "%s", link->name);
-	snprintf(ev.message, sizeof(ev.message), "%s", msg ? msg : "");
+		copy_str(ev.link, sizeof(ev.link), link->name);
+	copy_str(ev.message, sizeof(ev.message), msg ? msg : "");
 	ret = store_event_add(s, &ev, NULL);
 	if (ret && ret != -EINVAL)
 		fail(l, ret, "event");
@@ -192,14 +201,11 @@ static void on_sa_added(struct daemon *d, const struct mon_sa *ce, bool from_dum
 	struct mon_sa *e = (struct mon_sa *)ce;
 
 	record(l, e);
-	if (!from_dump) {
-		char msg[128];
-
-		snprintf(msg, sizeof(msg), "added%s",
-			 e->origin_pid == kern_pid(d->kern) ? " by sakeyd" :
-			 e->origin_pid == 0 ? " via netlink (ip xfrm)" : " by another PF_KEY client");
-		event(l, "add", e, NULL, msg);
-	}
+	if (!from_dump)
+		event(l, "add", e, NULL,
+		      e->origin_pid == kern_pid(d->kern) ? "added by sakeyd" :
+		      e->origin_pid == 0 ? "added via netlink (ip xfrm)" :
+					   "added by another PF_KEY client");
 	if (l->chain.sa_added)
 		l->chain.sa_added(d, ce, from_dump);
 }
@@ -253,8 +259,8 @@ static void on_rotation(struct daemon *d, const struct conf_link *link, const st
 	int ret;
 
 	if (s) {
-		snprintf(rot.link, sizeof(rot.link), "%s", link->name);
-		snprintf(rot.detail, sizeof(rot.detail), "%s", detail ? detail : "");
+		copy_str(rot.link, sizeof(rot.link), link->name);
+		copy_str(rot.detail, sizeof(rot.detail), detail ? detail : "");
 		/* The outbound SA this one replaces: same link, the epoch before. */
 		if (ok && sa->dir == ROT_DIR_OUT)
 			rot.old_spi = rot_spi(link->spi_prefix, sa->epoch - 1);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rotate/keysched.h"
+#include "store/addr.h"
 #include "svc/sadb.h"
 
 
@@ -37,7 +38,8 @@ static void subnet_to_pfkey(const struct conf_addr *in, struct pfkey_addr *out)
 
 const char *sadb_addr_str(const struct conf_addr *a, char *buf, size_t len)
 {
-	if (!a->family || !inet_ntop(a->family, a->bytes, buf, (socklen_t)len))
+	/* inet_ntop's text without its sprintf per byte: the ledger formats every SA's twice. */
+	if (!store_addr_ntop(a->family, a->bytes, buf, len) && len)
 		snprintf(buf, len, "-");
 	return buf;
 }
@@ -115,18 +117,14 @@ void sadb_fill_entry(const struct pfkey_msg *m, struct mon_sa *e, bool created)
 	 * only their fingerprint, which is what operators compare across hosts.
 	 */
 	if ((m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_ENCRYPT)) && m->key_enc.data) {
-		uint8_t *km = rot_secret_alloc(ROT_KEYMAT_MAX * 2);
 		size_t elen = (m->key_enc.bits + 7u) / 8, alen = 0;
 
 		if (m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_AUTH) && m->key_auth.data)
 			alen = (m->key_auth.bits + 7u) / 8;
-		if (km && elen + alen <= ROT_KEYMAT_MAX * 2) {
-			memcpy(km, m->key_enc.data, elen);
-			if (alen)
-				memcpy(km + elen, m->key_auth.data, alen);
-			rot_fingerprint(km, elen + alen, e->sa.key_fp);
-		}
-		rot_secret_free(km, ROT_KEYMAT_MAX * 2);
+		/* Hashed where they lie: no copy of the key bytes to wipe. */
+		if (elen + alen <= ROT_KEYMAT_MAX * 2)
+			rot_fingerprint2(m->key_enc.data, elen, alen ? m->key_auth.data : NULL, alen,
+					 e->sa.key_fp);
 	}
 }
 
@@ -143,7 +141,7 @@ static void fill_sa_id(struct pfkey_msg *m, uint8_t type, const struct rot_sa *s
 }
 
 int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *secret, uint32_t seq,
-		     kern_reply_cb cb, void *arg)
+		     char *fp, kern_reply_cb cb, void *arg)
 {
 	const struct conf_alg *alg = sa->alg;
 	struct pfkey_lifetime soft = { .addtime = sa->soft_lifetime };
@@ -169,6 +167,9 @@ int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *sec
 		return -ENOMEM;
 	ret = rot_keymat(secret, sa->proto, sa->mode, alg, &sa->src, &sa->dst, sa->epoch, keymat,
 			 ROT_KEYMAT_MAX);
+	/* As rot_sa_fingerprint: the first keymat_len bytes are the SA's keys. */
+	if (!ret && fp)
+		ret = rot_fingerprint(keymat, alg->keymat_len, fp);
 	if (ret)
 		goto cleanup;
 	fill_sa_id(&m, SADB_ADD, sa);

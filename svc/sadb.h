@@ -30,10 +30,12 @@ void sadb_fill_entry(const struct pfkey_msg *m, struct mon_sa *e, bool created);
 /*
  * SADB_ADD of the managed SA sa: its keys are derived from secret here, in a
  * wiped secure buffer, and never leave the encoded message (which the channel
- * wipes after sending). seq 0 for a fresh one, or an ACQUIRE's seq.
+ * wipes after sending). seq 0 for a fresh one, or an ACQUIRE's seq. fp, if
+ * not NULL, receives the fingerprint of the derived keys (rot_sa_fingerprint's,
+ * without deriving them twice).
  */
 int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *secret, uint32_t seq,
-		     kern_reply_cb cb, void *arg);
+		     char *fp, kern_reply_cb cb, void *arg);
 /* SADB_DELETE of sa (by dst, spi, proto). */
 int sadb_request_delete(struct kern *k, const struct rot_sa *sa, kern_reply_cb cb, void *arg);
 

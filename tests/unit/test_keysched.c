@@ -448,6 +448,36 @@ static void test_errors(void **state)
 	assert_int_equal(rot_sa_fingerprint(vector_secret, &sa), -EINVAL);
 }
 
+/* The two-part fingerprint is the fingerprint of the concatenation, at every split. */
+static void test_fingerprint2(void **state)
+{
+	uint8_t key[72];
+	char whole[ROT_FP_LEN + 1], parts[ROT_FP_LEN + 1];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 37 + 11);
+	for (size_t len = 0; len <= sizeof(key); len += 9) {
+		assert_int_equal(rot_fingerprint(key, len, whole), 0);
+		assert_int_equal(strlen(whole), ROT_FP_LEN);
+		for (size_t split = 0; split <= len; split++) {
+			assert_int_equal(rot_fingerprint2(key, split, key + split, len - split, parts),
+					 0);
+			assert_string_equal(parts, whole);
+		}
+		assert_int_equal(rot_fingerprint2(key, len, NULL, 0, parts), 0);
+		assert_string_equal(parts, whole);
+	}
+	/* Another key, another fingerprint. */
+	assert_int_equal(rot_fingerprint(key, 36, whole), 0);
+	key[35] ^= 1;
+	assert_int_equal(rot_fingerprint2(key, 20, key + 20, 16, parts), 0);
+	assert_string_not_equal(parts, whole);
+	assert_int_equal(rot_fingerprint2(NULL, 1, key, 1, parts), -EINVAL);
+	assert_int_equal(rot_fingerprint2(key, 1, NULL, 1, parts), -EINVAL);
+	assert_int_equal(rot_fingerprint2(key, 1, key, 1, NULL), -EINVAL);
+}
+
 static void test_secret_buffer(void **state)
 {
 	uint8_t *p = rot_secret_alloc(64);
@@ -561,6 +591,7 @@ int main(void)
 		cmocka_unit_test(test_epoch_table),
 		cmocka_unit_test(test_epoch_property),
 		cmocka_unit_test(test_spi),
+		cmocka_unit_test(test_fingerprint2),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -848,6 +848,65 @@ static void test_property_invariants(void **state)
 }
 
 /* ---- scale: 10,000 links, one rotation for all of them ---- */
+/*
+ * The documented order within a kind is by identity (rot_sa_id_cmp), for any
+ * mix of families (bytes past an IPv4 address's length are not part of it),
+ * and a duplicated desired identity is added once, as its first occurrence.
+ */
+static void test_identity_order(void **state)
+{
+	enum { N = 3000 };
+	struct conf_link link = base_link();
+	struct rot_sa *desired = calloc(N, sizeof(*desired));
+	struct rot_ops ops;
+
+	(void)state;
+	assert_non_null(desired);
+	rot_ops_init(&ops);
+	for (int round = 0; round < 20; round++) {
+		for (size_t i = 0; i < N; i++) {
+			struct rot_sa *sa = &desired[i];
+
+			if (i && rnd() % 8 == 0) {
+				*sa = desired[rnd() % i];
+				continue;
+			}
+			memset(sa, 0, sizeof(*sa));
+			sa->link = &link;
+			sa->proto = rnd() % 4 ? IPPROTO_ESP : IPPROTO_AH;
+			sa->spi = (uint32_t)(rnd() % 3 ? rnd() % 4 : rnd());
+			sa->dst.family = rnd() % 2 ? AF_INET : AF_INET6;
+			/* Few byte values, so identities share long prefixes and differ late. */
+			for (size_t b = 0; b < sizeof(sa->dst.bytes); b++)
+				sa->dst.bytes[b] = (uint8_t)(rnd() % 3 ? 0 : rnd() % 2 ? 0xff : rnd() % 3);
+		}
+		assert_int_equal(rot_reconcile(desired, N, NULL, 0, &ops), 0);
+		assert_int_equal(ops.count[ROT_OP_ADD], ops.n);
+		for (size_t i = 1; i < ops.n; i++)
+			assert_true(rot_sa_id_cmp(ops.op[i - 1].sa, ops.op[i].sa) < 0);
+		/* Every desired SA has its identity added, by its first occurrence. */
+		for (size_t i = 0, k = 0; i < N; i++) {
+			size_t lo = 0, hi = ops.n;
+
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (rot_sa_id_cmp(ops.op[mid].sa, &desired[i]) < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			assert_true(lo < ops.n);
+			assert_int_equal(rot_sa_id_cmp(ops.op[lo].sa, &desired[i]), 0);
+			for (k = 0; rot_sa_id_cmp(&desired[k], &desired[i]) != 0; k++)
+				;
+			assert_ptr_equal(ops.op[lo].sa, &desired[k]);
+		}
+	}
+	rot_ops_fini(&ops);
+	free(desired);
+}
+
 static void test_scale(void **state)
 {
 	enum { NL = 10000 };
@@ -911,6 +970,7 @@ int main(void)
 		cmocka_unit_test(test_late_wakeup),
 		cmocka_unit_test(test_two_daemons),
 		cmocka_unit_test(test_property_invariants),
+		cmocka_unit_test(test_identity_order),
 		cmocka_unit_test(test_scale),
 	};
 
