@@ -300,36 +300,6 @@ static void on_resync_begin(struct daemon *d)
 		l->chain.resync_begin(d);
 }
 
-static int cmp_out_link(const void *a, const void *b)
-{
-	uintptr_t x = (uintptr_t)(*(const struct mon_sa *const *)a)->sa.link;
-	uintptr_t y = (uintptr_t)(*(const struct mon_sa *const *)b)->sa.link;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The newest managed outbound SA of link among the n in outs (sorted by link), or NULL. */
-static const struct mon_sa *newest_out(const struct mon_sa **outs, size_t n,
-				       const struct conf_link *link)
-{
-	const struct mon_sa *best = NULL;
-	size_t lo = 0, hi = n;
-
-	/* the first of link's run */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if ((uintptr_t)outs[mid]->sa.link < (uintptr_t)link)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (; lo < n && outs[lo]->sa.link == link; lo++)
-		if (!best || outs[lo]->sa.epoch > best->sa.epoch)
-			best = outs[lo];
-	return best;
-}
-
 /*
  * After the first dump: a link whose current outbound SA is installed but
  * whose latest recorded rotation is older was rotated by a sakeyd that died
@@ -340,25 +310,35 @@ static const struct mon_sa *newest_out(const struct mon_sa **outs, size_t n,
 static void adopt_rotations(struct ledger *l, struct store *s)
 {
 	struct daemon *d = l->d;
-	const struct mon_sa **outs, *e;
-	size_t n = 0, cur = 0;
+	const struct mon_sa **newest, *e;
+	size_t cur = 0;
 
 	/*
-	 * Every link's newest outbound SA from one walk of the table: a walk per
-	 * link made a start-up with 10,000 links and 20,000 SAs take 2.7 s.
+	 * Every link's newest outbound SA from one walk of the table, each SA's
+	 * link found through the daemon's index by SPI prefix: a walk per link
+	 * made a start-up with 10,000 links and 20,000 SAs take 2.7 s.
 	 */
-	outs = calloc(mon_table_count(d->table) + 1, sizeof(*outs));
-	if (!outs) {
+	newest = calloc(d->nlinks + 1, sizeof(*newest));
+	if (!newest) {
 		fail(l, -ENOMEM, "rotation");
 		return;
 	}
-	while ((e = mon_table_next(d->table, &cur)))
-		if (e->managed && e->sa.link && e->sa.dir == ROT_DIR_OUT)
-			outs[n++] = e;
-	qsort(outs, n, sizeof(*outs), cmp_out_link);
+	while ((e = mon_table_next(d->table, &cur))) {
+		const struct link_state *ls;
+		const struct mon_sa **slot;
+
+		if (!e->managed || !e->sa.link || e->sa.dir != ROT_DIR_OUT)
+			continue;
+		ls = rot_prefix_index_get(&d->link_index, e->sa.link->spi_prefix);
+		if (!ls || ls->link != e->sa.link)
+			continue;
+		slot = &newest[ls - d->links];
+		if (!*slot || e->sa.epoch > (*slot)->sa.epoch)
+			*slot = e;
+	}
 	for (size_t i = 0; i < d->nlinks; i++) {
 		const struct conf_link *link = d->links[i].link;
-		const struct mon_sa *out = newest_out(outs, n, link);
+		const struct mon_sa *out = newest[i];
 		struct store_rotation last, rot = { .result = STORE_ROT_OK };
 		int ret;
 
@@ -388,7 +368,7 @@ static void adopt_rotations(struct ledger *l, struct store *s)
 			break;
 		}
 	}
-	free(outs);
+	free(newest);
 }
 
 static void on_synced(struct daemon *d, unsigned long n)
