@@ -183,7 +183,7 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 	for (size_t i = 0; i < cfg->nlinks; i++) {
 		struct conf_link *n = &cfg->links[i];
 		const struct conf_link *o;
-		const struct link_state *key_state, **found;
+		const struct link_state *key_state, **found, *was;
 		struct link_state key = { .link = n };
 
 		links[i].link = n;
@@ -192,16 +192,17 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 		if (!found)
 			continue;
 		/* Carry over the failure state of a link that stays. */
-		o = (*found)->link;
-		links[i].failures = (*found)->failures;
-		links[i].retry_at = (*found)->retry_at;
-		links[i].last_epoch = (*found)->last_epoch;
+		was = *found;
+		o = was->link;
+		links[i].failures = was->failures;
+		links[i].retry_at = was->retry_at;
+		links[i].last_epoch = was->last_epoch;
 		/* An add whose reply was lost: the next resync still tells (same SPI). */
 		if (o->spi_prefix == n->spi_prefix)
-			links[i].unsure_out_epoch = (*found)->unsure_out_epoch;
+			links[i].unsure_out_epoch = was->unsure_out_epoch;
 		/* Same selectors and mode: its policies stand, no SPD churn. */
 		links[i].policy_installed =
-			(*found)->policy_installed && o->policy == n->policy && o->mode == n->mode &&
+			was->policy_installed && o->policy == n->policy && o->mode == n->mode &&
 			rot_addr_equal(&o->local, &n->local) && rot_addr_equal(&o->remote, &n->remote) &&
 			!memcmp(&o->local_subnet, &n->local_subnet, sizeof(o->local_subnet)) &&
 			!memcmp(&o->remote_subnet, &n->remote_subnet, sizeof(o->remote_subnet));
