@@ -11,10 +11,11 @@
  *                            "in" an SA to it
  *   SAKEYD_TEST_CRASH_SKIP   matching requests to let through first (default 0)
  *
- * The request reaches the kernel (af_key handles it inside send(), or inside
- * sendmmsg's sendmsg for it), then the process dies as by kill -9, before it
- * reads the reply. Nothing happens
- * without SAKEYD_TEST_CRASH_AT; only sockets of PF_KEY are looked at.
+ * sakeyd sends its PF_KEY requests with sendmmsg: the shim cuts the batch
+ * after the chosen request, so it reaches the kernel (af_key handles it
+ * inside its sendmsg) and the requests behind it do not; then the process
+ * dies as by kill -9, before it reads the reply. Nothing happens without
+ * SAKEYD_TEST_CRASH_AT; only sockets of PF_KEY are looked at.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -31,7 +32,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-ssize_t send(int fd, const void *buf, size_t len, int flags);
 int sendmmsg(int fd, struct mmsghdr *mm, unsigned int vlen, int flags);
 
 static long seen; /* matching requests sent so far */
@@ -99,31 +99,12 @@ static bool matches(const void *buf, size_t len)
 	return !strcmp(at, out ? "out" : "in");
 }
 
-ssize_t send(int fd, const void *buf, size_t len, int flags)
-{
-	static ssize_t (*real_send)(int, const void *, size_t, int);
-	ssize_t n;
-
-	if (!real_send)
-		real_send = (ssize_t(*)(int, const void *, size_t, int))dlsym(RTLD_NEXT, "send");
-	n = real_send(fd, buf, len, flags);
-	if (n > 0 && getenv("SAKEYD_TEST_CRASH_AT") && is_pfkey(fd) && matches(buf, len) &&
-	    seen++ >= skip_n())
-		raise(SIGKILL);
-	return n;
-}
-
 static bool msg_matches(const struct mmsghdr *m)
 {
 	return m->msg_hdr.msg_iovlen == 1 &&
 	       matches(m->msg_hdr.msg_iov[0].iov_base, m->msg_hdr.msg_iov[0].iov_len);
 }
 
-/*
- * sakeyd sends its PF_KEY requests in sendmmsg batches: the batch is cut
- * after the chosen request, so the process still dies right after it, with
- * the requests behind it never sent.
- */
 int sendmmsg(int fd, struct mmsghdr *mm, unsigned int vlen, int flags)
 {
 	static int (*real_sendmmsg)(int, struct mmsghdr *, unsigned int, int);

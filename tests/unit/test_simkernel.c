@@ -835,10 +835,8 @@ static void test_channel_batches_partial_sends(void **state)
 	struct kern_stats st;
 	int fd, small = 4096;
 
-	assert_int_equal(sim_connect(e->sim, &fd), 0);
+	k = open_channel(e, &o, &fd);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
-	o.fd = fd;
-	assert_int_equal(kern_open(&e->loop, &o, &k), 0);
 	request_adds(k, &c, 400, 0x600, 2);
 	RUN_WHILE(e, kern_pending(k));
 	kern_get_stats(k, &st);
