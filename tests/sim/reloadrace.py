@@ -105,6 +105,19 @@ def sighup_outcome(offset, timeout=10):
     return None
 
 
+def sighup_in_pass():
+    """SIGHUP inside a pass; again (3 tries at most) while it lands between passes and is
+    applied at once. Its outcome and the log offset it was sent at."""
+    for attempt in range(3):
+        in_pass()
+        m = mark()
+        env.daemon.send_signal(signal.SIGHUP)
+        outcome = sighup_outcome(m)
+        if outcome != "applied":
+            break
+    return outcome, m
+
+
 write_conf(links)
 offset = env.start()
 check(env.wait_log("ready:", timeout=60, offset=offset), "sakeyd started and reconciled")
@@ -127,13 +140,7 @@ alive("after a reload during a pass")
 # 2. SIGHUP removing links whose requests are in flight.
 removed = links[N - 30:]
 write_conf(links[:N - 30])
-for attempt in range(3):
-    in_pass()
-    m = mark()
-    env.daemon.send_signal(signal.SIGHUP)
-    outcome = sighup_outcome(m)
-    if outcome != "applied":
-        break
+outcome, m = sighup_in_pass()
 check(outcome == "deferred", f"SIGHUP during a pass: deferred ({outcome})")
 check(env.wait_log(f"reloaded: {N - 30} links", timeout=10, offset=m),
       "the reload removing 30 links is applied when the pass ends")
@@ -210,13 +217,7 @@ check(not left, f"no SA of the 20 removed links remains ({len(left)})")
 
 # 6. SIGTERM while a reload waits for its pass.
 check(env.simctl(f"delay {DELAY_MS}") == "ok", f"simd delay {DELAY_MS} ms again")
-for attempt in range(3):
-    in_pass()
-    m = mark()
-    env.daemon.send_signal(signal.SIGHUP)
-    outcome = sighup_outcome(m)
-    if outcome != "applied":
-        break
+outcome, m = sighup_in_pass()
 check(outcome == "deferred", f"a reload waits for its pass ({outcome})")
 rc, bad = env.stop()
 check(rc == 0 and not bad, f"SIGTERM with a reload pending: exit {rc}, no sanitizer report")
