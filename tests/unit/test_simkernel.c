@@ -97,8 +97,9 @@ static void sa_msg(struct pfkey_msg *m, uint8_t type, uint32_t spi, const char *
 	struct pfkey_addr s, d;
 	struct pfkey_lifetime ls = { .addtime = soft }, lh = { .addtime = hard };
 
-	pfkey_addr_from_string(&s, src);
-	pfkey_addr_from_string(&d, dst);
+	/* An address that does not parse left s or d uninitialised: fail here instead. */
+	assert_int_equal(pfkey_addr_from_string(&s, src), 0);
+	assert_int_equal(pfkey_addr_from_string(&d, dst), 0);
 	pfkey_msg_init(m, type, SADB_SATYPE_ESP, 9, 777);
 	pfkey_set_sa(m, spi, 64, SADB_X_AALG_SHA2_512HMAC, ealg);
 	pfkey_set_addr(m, SADB_EXT_ADDRESS_SRC, &s);
@@ -742,14 +743,14 @@ static struct kern *open_channel(struct env *e, struct kern_opts *o, int *fd)
 	return k;
 }
 
-/* n SADB_ADDs through the channel: SPIs spi0.., destinations 10.9.net.1.. */
+/* n SADB_ADDs through the channel: SPIs spi0.., destinations 10.(9 + net).0.1.. */
 static void request_adds(struct kern *k, struct chan *c, uint32_t n, uint32_t spi0, unsigned net)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		struct pfkey_msg m;
 		char dst[32];
 
-		snprintf(dst, sizeof(dst), "10.9.%u.%u", net, i + 1);
+		snprintf(dst, sizeof(dst), "10.%u.%u.%u", 9 + net, (i + 1) >> 8, (i + 1) & 255);
 		sa_msg(&m, SADB_ADD, spi0 + i, "192.0.2.1", dst, SADB_X_EALG_AESCBC, 0, 0);
 		m.seq = 0;
 		assert_int_equal(kern_request(k, &m, reply_cb, c), 0);
