@@ -270,32 +270,68 @@ static void note_news(struct daemon *d, const struct rot_sa *id)
 		d->dump_stale = true; /* out of memory: trust nothing the dump says */
 }
 
+/* The entry for sa's identity, marked seen; NULL (logged) when out of memory. */
+static struct mon_sa *table_put(struct daemon *d, const struct rot_sa *sa, bool from_dump,
+				bool *created)
+{
+	struct mon_sa *e;
+
+	if (!from_dump)
+		note_news(d, sa);
+	e = mon_table_put(d->table, sa, created);
+	if (!e) {
+		log_err("out of memory");
+		return NULL;
+	}
+	e->seen = true;
+	return e;
+}
+
+/* An entry just filled from the kernel's word: managed or not, and the hooks. */
+static void table_filled(struct daemon *d, struct mon_sa *e, bool created, bool from_dump,
+			 int64_t now)
+{
+	classify(d, e, now);
+	if (created && d->hooks.sa_added)
+		d->hooks.sa_added(d, e, from_dump);
+	else if (!created && d->hooks.sa_changed)
+		d->hooks.sa_changed(d, e);
+}
+
 static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_dump)
 {
 	struct rot_sa sa;
 	struct mon_sa *e;
 	bool created;
-	int64_t now = daemon_now(d);
 
 	if (sadb_msg_to_sa(m, &sa))
 		return;
 	if (m->present & PFKEY_EXT_BIT(SADB_EXT_SA) && m->state == SADB_SASTATE_DEAD &&
 	    m->type == SADB_UPDATE)
 		return; /* an UPDATE broadcast echoes the request, not the SA (pfkey-linux.md §5.3) */
-	if (!from_dump)
-		note_news(d, &sa);
-	e = mon_table_put(d->table, &sa, &created);
-	if (!e) {
-		log_err("out of memory");
+	if (!(e = table_put(d, &sa, from_dump, &created)))
 		return;
-	}
-	e->seen = true;
 	sadb_fill_entry(m, e, created);
-	classify(d, e, now);
-	if (created && d->hooks.sa_added)
-		d->hooks.sa_added(d, e, from_dump);
-	else if (!created && d->hooks.sa_changed)
-		d->hooks.sa_changed(d, e);
+	table_filled(d, e, created, from_dump, daemon_now(d));
+}
+
+/*
+ * Our ADD of sa succeeded and no message describes the SA: the XFRM
+ * channel drops the notifications of our own changes (kern_opts), and an
+ * acknowledgement carries none. The entry is what that notification said.
+ */
+static void table_own_add(struct daemon *d, const struct rot_sa *sa)
+{
+	int64_t now = daemon_now(d);
+	struct rot_sa id;
+	struct mon_sa *e;
+	bool created;
+
+	sadb_own_sa(sa, &id);
+	if (!(e = table_put(d, &id, false, &created)))
+		return;
+	sadb_fill_own_entry(sa, kern_pid(d->kern), now, e, created);
+	table_filled(d, e, created, false, now);
 }
 
 static bool desired_now(struct daemon *d, const struct mon_sa *e)
@@ -796,9 +832,14 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 	} else if (step == ROT_OP_ADD) {
 		d->stats.sa_added++;
 		d->pass->added++;
-		/* The reply is the ADD broadcast (af_key.c: key_notify_sa): it is the SA. */
+		/*
+		 * PF_KEY's reply is the ADD broadcast (af_key.c: key_notify_sa): it
+		 * is the SA. XFRM acknowledges without one.
+		 */
 		if (reply)
 			table_update(d, reply, false);
+		else
+			table_own_add(d, &c->sa);
 		if (c->sa.dir == ROT_DIR_OUT && c->sa.epoch != c->ls->last_epoch) {
 			d->pass->rotated++;
 			rotated(d, c->ls, &c->sa, NULL);
@@ -1548,6 +1589,8 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 	int ret;
 
 	o.on_event = on_event;
+	/* op_done learns our changes from the replies: no echo of each (XFRM). */
+	o.drop_own_echoes = true;
 	d->backend_kind = o.backend;
 	o.on_loss = on_loss;
 	o.arg = d;

@@ -473,6 +473,10 @@ int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *ar
 	assert(k && m && cb);
 	if (k->closing)
 		return -ECANCELED;
+	/* Its answer would be dropped as an echo of our own change (kern_opts). */
+	if (k->xfrm && k->opts.drop_own_echoes && !k->opts.dumps_only &&
+	    xfrm_reply_is_data(m->type))
+		return -EOPNOTSUPP;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;

@@ -68,6 +68,17 @@ struct kern_opts {
 	 * front of the main channel's events.
 	 */
 	bool dumps_only;
+	/*
+	 * XFRM: have the kernel drop, before they are queued, the notifications
+	 * of this channel's own SA and policy changes (a socket filter on our
+	 * port id). The kernel multicasts every NEWSA and DELSA it carries out,
+	 * keys included, to the SA group: a rotation of N SAs sent N echoes back
+	 * to the daemon that asked for them. The caller learns its changes from
+	 * the acknowledgements instead. A GET, GETSPI or X_SPDGET is then refused
+	 * (-EOPNOTSUPP): its answer looks like such a notification. PF_KEY
+	 * ignores it (a PF_KEY reply is the broadcast).
+	 */
+	bool drop_own_echoes;
 	unsigned read_budget;    /* datagrams handled per readable event; 0 = 4096 (an
 				  * XFRM datagram carries many messages, a PF_KEY one one) */
 	kern_event_cb on_event;

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: ISC */
 /* The XFRM netlink backend of the kernel channel: the socket. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <linux/xfrm.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +20,41 @@
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
 #endif
+
+/*
+ * Drop the notifications of our own SA and policy changes in the kernel
+ * (kern_opts.drop_own_echoes). xfrm_user.c stamps a change's notification
+ * with the port id and seq of the request that made it (xfrm_notify_sa,
+ * xfrm_notify_policy: nlmsg_put(skb, c->portid, c->seq, ...)), and
+ * netlink's do_one_broadcast runs the listener's socket filter before it
+ * queues anything. Dump parts (NLM_F_MULTI), acknowledgements and every
+ * other tool's notifications pass. Classic BPF loads in network byte order,
+ * hence the swapped constants. Returns 0 or -errno.
+ */
+static int drop_own_echoes(int fd, uint32_t portid)
+{
+	enum { ACCEPT = 11, DROP = 12 };
+	struct sock_filter f[] = {
+		/* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
+		/* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(portid), 0, ACCEPT - 2),
+		/* 2 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_flags)),
+		/* 3 */ BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, ntohs(NLM_F_MULTI), ACCEPT - 4, 0),
+		/* 4 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_type)),
+		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(XFRM_MSG_NEWSA), DROP - 6, 0),
+		/* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(XFRM_MSG_UPDSA), DROP - 7, 0),
+		/* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(XFRM_MSG_DELSA), DROP - 8, 0),
+		/* 8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(XFRM_MSG_NEWPOLICY), DROP - 9, 0),
+		/* 9 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(XFRM_MSG_UPDPOLICY), DROP - 10, 0),
+		/* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohs(XFRM_MSG_DELPOLICY), DROP - 11, 0),
+		/* 11 ACCEPT */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		/* 12 DROP */ BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)))
+		return -errno;
+	return 0;
+}
 
 int kern_xfrm_open(const struct kern_opts *opts, int *fd_out, uint32_t *portid)
 {
@@ -61,6 +99,14 @@ int kern_xfrm_open(const struct kern_opts *opts, int *fd_out, uint32_t *portid)
 		close(fd);
 		return ret;
 	}
+	/*
+	 * Without the filter the echoes come as before: the daemon's table
+	 * takes them as updates of entries it already has, at the old cost.
+	 */
+	if (opts->drop_own_echoes && !opts->dumps_only && (ret = drop_own_echoes(fd, sa.nl_pid)))
+		log_warn("a socket filter for our own XFRM notifications: %s; they are read "
+			 "and parsed instead",
+			 strerror(-ret));
 	*portid = sa.nl_pid;
 	*fd_out = fd;
 	return 0;

@@ -128,6 +128,39 @@ void sadb_fill_entry(const struct pfkey_msg *m, struct mon_sa *e, bool created)
 	}
 }
 
+void sadb_own_sa(const struct rot_sa *sa, struct rot_sa *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->spi = sa->spi;
+	id->proto = sa->proto;
+	id->mode = sa->mode;
+	id->src = sa->src;
+	id->dst = sa->dst;
+	id->alg = sa->alg;
+	id->reqid = sa->reqid;
+	memcpy(id->key_fp, sa->key_fp, sizeof(id->key_fp));
+}
+
+void sadb_fill_own_entry(const struct rot_sa *sa, uint32_t pid, int64_t now, struct mon_sa *e,
+			 bool created)
+{
+	/* As sadb_request_add asked: add-time lifetimes, and only with a hard one. */
+	struct mon_limits soft = { .addtime = sa->hard_lifetime ? sa->soft_lifetime : 0 };
+	struct mon_limits hard = { .addtime = sa->hard_lifetime };
+
+	if (e->state != MON_DYING)
+		e->state = MON_MATURE;
+	/* A new SA: never used, nothing counted (xfrm_state_add). */
+	e->added_at = now;
+	e->first_used_at = 0;
+	e->bytes = e->packets = 0;
+	e->soft = soft;
+	e->hard = hard;
+	if (created)
+		e->origin_pid = pid;
+	memcpy(e->sa.key_fp, sa->key_fp, sizeof(e->sa.key_fp));
+}
+
 static void fill_sa_id(struct pfkey_msg *m, uint8_t type, const struct rot_sa *sa)
 {
 	struct pfkey_addr src, dst;

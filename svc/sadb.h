@@ -26,6 +26,15 @@ int sadb_msg_to_sa(const struct pfkey_msg *m, struct rot_sa *sa);
  * fingerprint when the message carries keys) from m into e.
  */
 void sadb_fill_entry(const struct pfkey_msg *m, struct mon_sa *e, bool created);
+/*
+ * What the kernel holds of an SA that our own ADD of sa installed, as its
+ * notification would have said it (the XFRM channel drops those): *id gets
+ * the identity and attributes, *e (an entry of that identity) the state,
+ * lifetimes, add time now, origin pid if created and the key fingerprint.
+ */
+void sadb_own_sa(const struct rot_sa *sa, struct rot_sa *id);
+void sadb_fill_own_entry(const struct rot_sa *sa, uint32_t pid, int64_t now, struct mon_sa *e,
+			 bool created);
 
 /*
  * SADB_ADD of the managed SA sa: its keys are derived from secret here, in a

@@ -233,12 +233,13 @@ static bool has_event(struct ctx *c, const void *a)
 	return find_event(c, a) != NULL;
 }
 
-static int ctx_open(struct ctx *c, int rcvbuf, unsigned timeout_ms)
+static int ctx_open_opts(struct ctx *c, int rcvbuf, unsigned timeout_ms, bool drop_own_echoes)
 {
 	struct kern_opts o = {
 		.backend = backend,
 		.rcvbuf = rcvbuf,
 		.timeout_ms = timeout_ms,
+		.drop_own_echoes = drop_own_echoes,
 		.on_event = on_event,
 		.on_loss = on_loss,
 		.arg = c,
@@ -248,6 +249,11 @@ static int ctx_open(struct ctx *c, int rcvbuf, unsigned timeout_ms)
 	c->ev = calloc(MAX_EVENTS, sizeof(*c->ev));
 	uv_loop_init(&c->loop);
 	return kern_open(&c->loop, &o, &c->k);
+}
+
+static int ctx_open(struct ctx *c, int rcvbuf, unsigned timeout_ms)
+{
+	return ctx_open_opts(c, rcvbuf, timeout_ms, false);
 }
 
 static int ctx_close(struct ctx *c)
@@ -701,6 +707,68 @@ out:
 	return ret;
 }
 
+/*
+ * drop_own_echoes: the channel hears neither its own ADD nor its own DELETE
+ * (XFRM: dropped by its socket filter; PF_KEY: the reply is the broadcast),
+ * while a channel without it hears both and another tool's changes still
+ * reach the filtered one. Another tool's change made after ours marks the
+ * point by which an echo would have come: one socket's multicasts keep
+ * their order. XFRM refuses a GET on such a channel, whose answer the
+ * filter would drop.
+ */
+static int test_own_echoes(void)
+{
+	struct sa_def d = {
+		.spi = 0x2e0001, .src = "192.0.2.1", .dst = "198.51.100.9",
+		.mode = IPSEC_MODE_TRANSPORT, .ealg = SADB_X_EALG_AESCBC,
+		.aalg = SADB_X_AALG_SHA2_256HMAC, .ebits = 256, .abits = 256, .icv = 128,
+	};
+	struct want own = { .type = SADB_ADD, .spi = 0x2e0001 };
+	struct want mark = { .type = SADB_ADD, .spi = 0x2e0002 };
+	struct pfkey_msg m;
+	struct ctx c, w;
+	bool w_open = false;
+	int ret = -1;
+
+	CHECK(ctx_open_opts(&c, 0, 2000, true) == 0, "kern_open with drop_own_echoes");
+	w_open = true;
+	CHECK(ctx_open(&w, 0, 2000) == 0, "kern_open of the watcher");
+	build_sa(&m, SADB_ADD, &d, true);
+	CHECK(call(&c, &m) == 0, "ADD: %d", c.err);
+	CHECK(sh("ip xfrm state add src 192.0.2.1 dst 198.51.100.9 proto esp spi 0x2e0002 "
+		 "mode transport enc 'cbc(aes)' 0x%064x auth-trunc 'hmac(sha256)' 0x%064x 128",
+		 1, 2) == 0,
+	      "ip xfrm state add");
+	CHECK(run_until(&c, has_event, &mark, 2000), "no ADD event for another tool's SA");
+	CHECK(!find_event(&c, &own), "the channel heard its own ADD");
+	CHECK(run_until(&w, has_event, &mark, 2000) && find_event(&w, &own),
+	      "a channel without the filter did not hear the ADD");
+	own.type = mark.type = SADB_DELETE;
+	own.from = mark.from = c.nev;
+	build_sa(&m, SADB_DELETE, &d, false);
+	CHECK(call(&c, &m) == 0, "DELETE: %d", c.err);
+	CHECK(sh("ip xfrm state delete src 192.0.2.1 dst 198.51.100.9 proto esp spi 0x2e0002") == 0,
+	      "ip xfrm state delete");
+	CHECK(run_until(&c, has_event, &mark, 2000), "no DELETE event for another tool's SA");
+	CHECK(!find_event(&c, &own), "the channel heard its own DELETE");
+	own.from = mark.from = 0;
+	CHECK(run_until(&w, has_event, &mark, 2000) && find_event(&w, &own),
+	      "a channel without the filter did not hear the DELETE");
+	build_sa(&m, SADB_GET, &d, false);
+	if (backend == KERN_BACKEND_XFRM)
+		CHECK(kern_request(c.k, &m, reply_cb, &c) == -EOPNOTSUPP, "GET not refused");
+	else
+		CHECK(call(&c, &m) == -ESRCH, "GET of the deleted SA: %d", c.err);
+	ret = 0;
+out:
+	if (ctx_close(&c))
+		ret = -1;
+	if (w_open && ctx_close(&w))
+		ret = -1;
+	sh("ip xfrm state flush");
+	return ret;
+}
+
 static int add_many(struct ctx *c, uint32_t base, unsigned n, uint8_t type)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -1065,6 +1133,7 @@ static const struct {
 	{ "expire-soft-hard", test_expire },
 	{ "acquire-and-spd", test_acquire_and_spd },
 	{ "other-tools", test_other_tools },
+	{ "own-echoes", test_own_echoes },
 	{ "burst-dump", test_burst_dump },
 	{ "loss-resync", test_loss_resync },
 	{ "algorithms", test_algorithms },

@@ -21,6 +21,7 @@ usage: two_hosts.py SAKEYD OUTDIR [SACTL] [--kernels K,K] [--alg NAME] [--esn au
 import argparse
 import hashlib
 import hmac
+import json
 import os
 import re
 import signal
@@ -288,6 +289,34 @@ for ns, local, remote in (("a", A, B), ("b", B, A)):
           f"{ns} ({KERNELS[ns]}): replay window {want_window} on every SA "
           f"({sorted(set(s.get('window') for s in sas), key=str)})")
     check(in_counted[ns], f"{ns}: inbound ESP SAs counted packets")
+    if args.sactl:
+        # The ledger's view of the daemon's own SAs (an XFRM daemon learns
+        # them from its acknowledgements, not from notifications): every SA in
+        # the kernel is listed, managed, with the fingerprint of the kernel's
+        # keys and both expiries.
+        r = subprocess.run(["ip", "netns", "exec", ns, args.sactl, "-c", f"{WORK}/{ns}.conf",
+                            "status", "--json"], capture_output=True, text=True)
+        try:
+            # An SA is (dst, spi): both directions of an epoch share the SPI.
+            rows = {(x["dst"], x["spi"]): x for x in json.loads(r.stdout)}
+        except ValueError:
+            rows = {}
+        # The daemon goes on rotating: judge the SAs in the kernel both
+        # before and after the ledger was read.
+        after = {(x["dst"], x["spi"]) for x in states(ns) if "spi" in x}
+        stable = [s for s in sas if (s["dst"], s["spi"]) in after]
+        wrong = []
+        for s in stable:
+            fp = hashlib.sha256(b"sakeyd-v1 fp\0" + bytes.fromhex(s.get("enc", "")) +
+                                bytes.fromhex(s.get("auth", ""))).hexdigest()[:16]
+            x = rows.get((s["dst"], s["spi"]), {})
+            if not (x.get("managed") and x.get("key_fp") == fp and x.get("state") == "mature" and
+                    (x.get("soft_expires_at") or 0) > x.get("added_at", 0) and
+                    (x.get("hard_expires_at") or 0) > (x.get("soft_expires_at") or 0)):
+                wrong.append(f"{s['spi']:#x}: {x or 'missing'} (kernel fp {fp})")
+        check(rows and stable and not wrong, f"{ns}: sactl status --json lists all {len(stable)} "
+              f"SAs installed before and after it was read, managed, "
+              f"with their kernel keys' fingerprint and expiries {wrong[:2] or ''}")
     stat = sh(f"ip netns exec {ns} cat /proc/net/xfrm_stat")
     errors = {k: int(v) for k, v in (line.split() for line in stat.splitlines()) if int(v)}
     check(not errors, f"{ns}: no xfrm error counter moved {errors or ''}")
