@@ -160,7 +160,7 @@ static void check_child(const char *python)
 			   "select.select([], [], [], 2)\n"
 			   "print(t0, time.time_ns())\n";
 	int fds[2], status;
-	char out[128] = {0}, what[300];
+	char out[128] = {0}, what[512];
 	long long c0 = 0, c1 = 0;
 	int64_t before, after, real0, real;
 	pid_t pid;
@@ -177,7 +177,16 @@ static void check_child(const char *python)
 		_exit(127);
 	}
 	close(fds[1]);
-	n = read(fds[0], out, sizeof(out) - 1);
+	/* Until EOF: one read() may return part of the line (a CI run saw "t0" alone). */
+	n = 0;
+	for (ssize_t got; n < (ssize_t)sizeof(out) - 1 &&
+			  (got = read(fds[0], out + n, sizeof(out) - 1 - (size_t)n)) != 0;) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			break;
+		n += got;
+	}
 	close(fds[0]);
 	waitpid(pid, &status, 0);
 	after = fake_ns(CLOCK_REALTIME);
@@ -187,8 +196,9 @@ static void check_child(const char *python)
 	snprintf(what, sizeof(what),
 		 "python3 child shares the faked clock: %lld <= %lld, %lld <= %lld; "
 		 "slept %.1f s "
-		 "faked >= 4, %.2f s real < 4",
-		 (long long)before, c0, c1, (long long)after, (c1 - c0) / 1e9, real / 1e9);
+		 "faked >= 4, %.2f s real < 4 (exit status %#x, output \"%.*s\")",
+		 (long long)before, c0, c1, (long long)after, (c1 - c0) / 1e9, real / 1e9, status,
+		 (int)strcspn(out, "\n"), out);
 	check(WIFEXITED(status) && WEXITSTATUS(status) == 0 && before <= c0 && c1 <= after &&
 		      c1 - c0 >= 4 * NS && real < 4 * NS,
 	      what);
