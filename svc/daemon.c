@@ -1111,7 +1111,7 @@ static void reconcile(struct daemon *d)
 	while ((e = mon_table_next(d->table, &cur))) {
 		/*
 		 * Owner and direction depend on the SA's identity and addresses
-		 * (set when its entry is made) and on the links: table_update
+		 * (set when its entry is made) and on the links: table_filled
 		 * and daemon_set_config classify. Only the epoch nearest to now
 		 * moves with time; a full classify here was 4 % of the CPU of
 		 * a 10,000-link pass (a link lookup for each of 30,000 SAs).

@@ -474,8 +474,7 @@ int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *ar
 	if (k->closing)
 		return -ECANCELED;
 	/* Its answer would be dropped as an echo of our own change (kern_opts). */
-	if (k->xfrm && k->opts.drop_own_echoes && !k->opts.dumps_only &&
-	    xfrm_reply_is_data(m->type))
+	if (k->xfrm && k->opts.drop_own_echoes && xfrm_reply_is_data(m->type))
 		return -EOPNOTSUPP;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -971,6 +970,9 @@ int kern_open(uv_loop_t *loop, const struct kern_opts *opts, struct kern **out)
 		goto cleanup;
 	}
 	k->opts = *opts;
+	/* A channel in no multicast group hears no echo: nothing to filter, nothing to refuse. */
+	if (k->opts.dumps_only)
+		k->opts.drop_own_echoes = false;
 	if (!k->opts.rcvbuf)
 		k->opts.rcvbuf = DEFAULT_RCVBUF;
 	if (!k->opts.window)

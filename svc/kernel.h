@@ -76,7 +76,8 @@ struct kern_opts {
 	 * to the daemon that asked for them. The caller learns its changes from
 	 * the acknowledgements instead. A GET, GETSPI or X_SPDGET is then refused
 	 * (-EOPNOTSUPP): its answer looks like such a notification. PF_KEY
-	 * ignores it (a PF_KEY reply is the broadcast).
+	 * ignores it (a PF_KEY reply is the broadcast), and so does a
+	 * dumps_only channel (in no group, it hears no echo).
 	 */
 	bool drop_own_echoes;
 	unsigned read_budget;    /* datagrams handled per readable event; 0 = 4096 (an

@@ -103,7 +103,7 @@ int kern_xfrm_open(const struct kern_opts *opts, int *fd_out, uint32_t *portid)
 	 * Without the filter the echoes come as before: the daemon's table
 	 * takes them as updates of entries it already has, at the old cost.
 	 */
-	if (opts->drop_own_echoes && !opts->dumps_only && (ret = drop_own_echoes(fd, sa.nl_pid)))
+	if (opts->drop_own_echoes && (ret = drop_own_echoes(fd, sa.nl_pid)))
 		log_warn("a socket filter for our own XFRM notifications: %s; they are read "
 			 "and parsed instead",
 			 strerror(-ret));
