@@ -177,13 +177,17 @@ static void check_child(const char *python)
 		_exit(127);
 	}
 	close(fds[1]);
-	/* Until EOF: one read() may return part of the line (a CI run saw "t0" alone). */
+	/*
+	 * Until EOF: one read() may return part of the line (a CI run got the
+	 * first timestamp without the second).
+	 */
 	n = 0;
-	for (ssize_t got; n < (ssize_t)sizeof(out) - 1 &&
-			  (got = read(fds[0], out + n, sizeof(out) - 1 - (size_t)n)) != 0;) {
+	while (n < (ssize_t)sizeof(out) - 1) {
+		ssize_t got = read(fds[0], out + n, sizeof(out) - 1 - (size_t)n);
+
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got < 0)
+		if (got <= 0)
 			break;
 		n += got;
 	}
