@@ -32,6 +32,7 @@ struct mon_sa {
 	int64_t store_id;    /* ledger row, 0 if none */
 	bool seen;           /* resync mark */
 	bool soft_alerted, hard_alerted, age_alerted;
+	uint32_t ledger_slot; /* the ledger's queued write of this entry, + 1; 0: none */
 };
 
 struct mon_table;

@@ -161,6 +161,8 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 
 	/* Contexts of requests in flight point into d->links: daemon_reload waits for them. */
 	assert(!d->pass && !d->policy_pending);
+	if (d->hooks.config_swap)
+		d->hooks.config_swap(d);
 	ret = resolve_links(cfg);
 	if (ret)
 		return ret;
@@ -334,6 +336,14 @@ static void table_own_add(struct daemon *d, const struct rot_sa *sa)
 	table_filled(d, e, created, false, now);
 }
 
+/* e leaves the table: the hooks first (the ledger holds pointers to entries until then). */
+static void table_drop(struct daemon *d, struct mon_sa *e, const char *why)
+{
+	if (d->hooks.sa_gone)
+		d->hooks.sa_gone(d, e, why);
+	mon_table_del(d->table, &e->sa);
+}
+
 static bool desired_now(struct daemon *d, const struct mon_sa *e)
 {
 	struct rot_plan plan;
@@ -366,9 +376,7 @@ static void table_remove(struct daemon *d, const struct pfkey_msg *m, const char
 			d->stats.removed_by_others++;
 		daemon_kick(d, "managed SA removed");
 	}
-	if (d->hooks.sa_gone)
-		d->hooks.sa_gone(d, e, why);
-	mon_table_del(d->table, &id);
+	table_drop(d, e, why);
 }
 
 /* An ACQUIRE: traffic hit a policy with no SA. Answer it if a link matches. */
@@ -462,9 +470,7 @@ static void on_flush(struct daemon *d, const struct pfkey_msg *m)
 		if (m->satype != SADB_SATYPE_UNSPEC && e->sa.proto != proto)
 			continue;
 		managed |= e->managed;
-		if (d->hooks.sa_gone)
-			d->hooks.sa_gone(d, e, "flushed");
-		mon_table_del(d->table, &e->sa);
+		table_drop(d, e, "flushed");
 	}
 	if (managed) {
 		daemon_alert(d, "sa-removed", NULL, NULL,
@@ -635,9 +641,7 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 		if (e->seen)
 			continue;
 		vanished++;
-		if (d->hooks.sa_gone)
-			d->hooks.sa_gone(d, e, "vanished (seen missing at resync)");
-		mon_table_del(d->table, &e->sa);
+		table_drop(d, e, "vanished (seen missing at resync)");
 	}
 	resolve_unsure_rotations(d);
 	d->synced = true;
@@ -826,8 +830,11 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		 */
 		d->resync_wanted = true;
 		if (step == ROT_OP_DELETE) {
+			struct mon_sa *e = mon_table_get(d->table, &c->sa);
+
 			note_news(d, &c->sa);
-			mon_table_del(d->table, &c->sa);
+			if (e)
+				table_drop(d, e, "already gone (deleted outside sakeyd)");
 		}
 	} else if (step == ROT_OP_ADD) {
 		d->stats.sa_added++;
@@ -850,11 +857,8 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		d->stats.sa_deleted++;
 		d->pass->deleted++;
 		note_news(d, &c->sa);
-		if (e) {
-			if (d->hooks.sa_gone)
-				d->hooks.sa_gone(d, e, "deleted (rotation)");
-			mon_table_del(d->table, &c->sa);
-		}
+		if (e)
+			table_drop(d, e, "deleted (rotation)");
 	}
 	if (err == -ECANCELED) {
 		free(c);

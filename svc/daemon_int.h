@@ -48,7 +48,11 @@ struct link_state {
 
 /*
  * What the rest of the daemon (ledger, alerts, metrics, tests) learns. Every
- * hook is optional; entries are valid only during the call.
+ * hook is optional. An entry stays valid until sa_gone for it returns: every
+ * removal from the table calls sa_gone first, and the ledger keeps pointers
+ * to entries until its commit. sa_gone's why is a string literal (the ledger
+ * keeps it too). Config pointers stay valid until config_swap, which runs
+ * before a reload replaces the config.
  */
 struct daemon_hooks {
 	void (*sa_added)(struct daemon *d, const struct mon_sa *e, bool from_dump);
@@ -61,6 +65,7 @@ struct daemon_hooks {
 	void (*acquire)(struct daemon *d, uint32_t seq, const struct conf_addr *src,
 			const struct conf_addr *dst, const struct conf_link *link);
 	void (*resync_begin)(struct daemon *d);
+	void (*config_swap)(struct daemon *d);
 	void (*synced)(struct daemon *d, unsigned long n);
 	void (*pass_done)(struct daemon *d);
 	void (*scheduled)(struct daemon *d);

@@ -32,6 +32,42 @@ static uint64_t prune_ms(const struct config *cfg)
 	return ms < 1000 ? 1000 : ms > 3600 * 1000 ? 3600 * 1000 : ms;
 }
 
+/*
+ * A rotation pass answers 10,000 requests per second or more, and writing
+ * each SA's row and event as its reply arrives kept the daemon busy (SQLite
+ * row and index updates: a third of a pass's user time) while the kernel
+ * waited for the next batch. Outside a resync the ledger therefore queues
+ * what the hooks report and writes it, in order, right before the commit:
+ * when the kernel has answered everything (or after COMMIT_MAX_MS). That is
+ * the moment the old per-reply writes became durable too, so a crash loses
+ * the same writes as before. What the queue holds:
+ *  - LQ_SA: a live table entry whose row is to be written (added or
+ *    changed; e->ledger_slot points back here, so one item per entry);
+ *  - LQ_GONE: a copy of an entry taken when it left the table, owned by
+ *    the queue; the row is written first if an LQ_SA item was pending;
+ *  - LQ_ROTATION: a successful rotation (link, epoch, new SPI).
+ * Every removal from the table calls sa_gone first, and a reload flushes
+ * before the config (which entries and rotations point into) changes.
+ */
+enum lq_kind { LQ_SA, LQ_GONE, LQ_ROTATION };
+
+struct lq_item {
+	union {
+		struct mon_sa *e;	      /* LQ_SA, LQ_GONE */
+		const struct conf_link *link; /* LQ_ROTATION */
+	};
+	union {
+		const char *why; /* LQ_GONE: a string literal (daemon_hooks.sa_gone) */
+		int64_t epoch;	 /* LQ_ROTATION */
+	};
+	int64_t at; /* daemon_now() when the hook ran */
+	uint32_t spi; /* LQ_ROTATION: the new outbound SPI */
+	uint8_t kind;
+	bool added; /* LQ_SA, LQ_GONE: the add event is to be written too */
+};
+
+#define LQ_BLOCK 1024
+
 struct ledger {
 	struct daemon *d;
 	struct store *store;
@@ -44,6 +80,14 @@ struct ledger {
 	uint64_t txn_seen_ms; /* loop time the open transaction was first seen; 0: none */
 	unsigned long errors;
 	struct daemon_hooks chain; /* hooks that were installed before ours */
+	/*
+	 * Writes held until the commit (see struct lq_item): blocks of
+	 * LQ_BLOCK items, kept between commits so a pass does not fault in
+	 * fresh pages (the daemon runs mlockall'd).
+	 */
+	struct lq_item **blocks;
+	size_t nblocks, queued;
+	bool flushing;
 };
 
 static void reopen_cb(uv_timer_t *t);
@@ -142,10 +186,10 @@ static void to_row(const struct mon_sa *e, struct store_sa *row, int64_t now)
 	row->origin_pid = e->origin_pid;
 }
 
-static void event(struct ledger *l, const char *kind, const struct mon_sa *e,
+static void event(struct ledger *l, int64_t at, const char *kind, const struct mon_sa *e,
 		  const struct conf_link *link, const char *msg)
 {
-	struct store_event ev = { .at = daemon_now(l->d) };
+	struct store_event ev = { .at = at };
 	struct store *s = writable(l);
 	int ret;
 
@@ -173,11 +217,10 @@ static void event(struct ledger *l, const char *kind, const struct mon_sa *e,
 		fail(l, ret, "event");
 }
 
-static void record(struct ledger *l, struct mon_sa *e)
+static void record(struct ledger *l, struct mon_sa *e, int64_t now)
 {
 	struct store *s = writable(l);
 	struct store_sa row;
-	int64_t now = daemon_now(l->d);
 	int ret;
 
 	if (!s)
@@ -195,17 +238,138 @@ static void record(struct ledger *l, struct mon_sa *e)
 		fail(l, ret, "SA");
 }
 
+static const char *add_message(struct ledger *l, const struct mon_sa *e)
+{
+	return l->d->kern && e->origin_pid == kern_pid(l->d->kern) ? "added by sakeyd" :
+	       e->origin_pid == 0 ? "added via netlink (ip xfrm)" :
+				    "added by another PF_KEY client";
+}
+
+static void write_sa(struct ledger *l, struct mon_sa *e, bool added, int64_t at)
+{
+	record(l, e, at);
+	if (added)
+		event(l, at, "add", e, NULL, add_message(l, e));
+}
+
+static void write_gone(struct ledger *l, const struct mon_sa *e, const char *why, int64_t at)
+{
+	struct store *s = writable(l);
+	int ret;
+
+	if (s && e->store_id) {
+		ret = store_sa_set_state(s, e->store_id, STORE_SA_GONE, at);
+		if (ret && ret != -ENOENT)
+			fail(l, ret, "SA gone");
+	}
+	event(l, at, "delete", e, NULL, why);
+}
+
+static void write_rotation(struct ledger *l, const struct conf_link *link, int64_t epoch,
+			   enum rot_dir dir, uint32_t spi, bool ok, const char *detail, int64_t at)
+{
+	struct store_rotation rot = {
+		.at = at,
+		.epoch = epoch,
+		.result = ok ? STORE_ROT_OK : STORE_ROT_FAILED,
+		.new_spi = spi,
+	};
+	struct store *s = writable(l);
+	int ret;
+
+	if (!s)
+		return;
+	copy_str(rot.link, sizeof(rot.link), link->name);
+	copy_str(rot.detail, sizeof(rot.detail), detail ? detail : "");
+	/* The outbound SA this one replaces: same link, the epoch before. */
+	if (ok && dir == ROT_DIR_OUT)
+		rot.old_spi = rot_spi(link->spi_prefix, epoch - 1);
+	ret = store_rotation_add(s, &rot, NULL);
+	if (ret && ret != -EINVAL)
+		fail(l, ret, "rotation");
+}
+
+static struct lq_item *lq_at(struct ledger *l, size_t i)
+{
+	return &l->blocks[i / LQ_BLOCK][i % LQ_BLOCK];
+}
+
+/* A new item at the queue's end, or NULL (out of memory: the caller writes at once). */
+static struct lq_item *lq_push(struct ledger *l, enum lq_kind kind)
+{
+	struct lq_item *it;
+
+	if (l->queued == l->nblocks * LQ_BLOCK) {
+		struct lq_item **grown = realloc(l->blocks, (l->nblocks + 1) * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		l->blocks = grown;
+		if (!(l->blocks[l->nblocks] = malloc(LQ_BLOCK * sizeof(struct lq_item))))
+			return NULL;
+		l->nblocks++;
+	}
+	it = lq_at(l, l->queued++);
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	it->at = daemon_now(l->d);
+	return it;
+}
+
+/*
+ * Write what the queue holds, in order, into the open transaction. A
+ * failing write closes the store (fail): the rest is dropped, as the
+ * writes would have been, and the resync after the reopen catches up.
+ */
+static void lq_flush(struct ledger *l)
+{
+	if (l->flushing || !l->queued)
+		return;
+	l->flushing = true;
+	for (size_t i = 0; i < l->queued; i++) {
+		struct lq_item *it = lq_at(l, i);
+
+		switch (it->kind) {
+		case LQ_SA:
+			it->e->ledger_slot = 0;
+			write_sa(l, it->e, it->added, it->at);
+			break;
+		case LQ_GONE:
+			write_gone(l, it->e, it->why, it->at);
+			free(it->e);
+			break;
+		case LQ_ROTATION:
+			write_rotation(l, it->link, it->epoch, ROT_DIR_OUT, it->spi, true, NULL,
+				       it->at);
+			break;
+		}
+	}
+	l->queued = 0;
+	l->flushing = false;
+}
+
+/* Queue only outside a resync (whose rows are written as the dump arrives) with a store open. */
+static bool queueing(struct ledger *l)
+{
+	return l->store && !l->syncing && !l->flushing;
+}
+
 static void on_sa_added(struct daemon *d, const struct mon_sa *ce, bool from_dump)
 {
 	struct ledger *l = ledger_of(d);
 	struct mon_sa *e = (struct mon_sa *)ce;
+	struct lq_item *it;
 
-	record(l, e);
-	if (!from_dump)
-		event(l, "add", e, NULL,
-		      e->origin_pid == kern_pid(d->kern) ? "added by sakeyd" :
-		      e->origin_pid == 0 ? "added via netlink (ip xfrm)" :
-					   "added by another PF_KEY client");
+	if (e->ledger_slot)
+		lq_at(l, e->ledger_slot - 1)->added |= !from_dump;
+	else if (queueing(l) && (it = lq_push(l, LQ_SA))) {
+		it->e = e;
+		it->added = !from_dump;
+		e->ledger_slot = l->queued;
+	} else {
+		lq_flush(l);
+		write_sa(l, e, !from_dump, daemon_now(d));
+	}
 	if (l->chain.sa_added)
 		l->chain.sa_added(d, ce, from_dump);
 }
@@ -213,8 +377,18 @@ static void on_sa_added(struct daemon *d, const struct mon_sa *ce, bool from_dum
 static void on_sa_changed(struct daemon *d, const struct mon_sa *ce)
 {
 	struct ledger *l = ledger_of(d);
+	struct mon_sa *e = (struct mon_sa *)ce;
+	struct lq_item *it;
 
-	record(l, (struct mon_sa *)ce);
+	if (e->ledger_slot)
+		; /* its row is written from the entry as it is then */
+	else if (queueing(l) && (it = lq_push(l, LQ_SA))) {
+		it->e = e;
+		e->ledger_slot = l->queued;
+	} else {
+		lq_flush(l);
+		record(l, e, daemon_now(d));
+	}
 	if (l->chain.sa_changed)
 		l->chain.sa_changed(d, ce);
 }
@@ -222,15 +396,22 @@ static void on_sa_changed(struct daemon *d, const struct mon_sa *ce)
 static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why)
 {
 	struct ledger *l = ledger_of(d);
-	struct store *s = writable(l);
-	int ret;
+	struct mon_sa *copy = NULL;
+	struct lq_item *it = NULL;
 
-	if (s && e->store_id) {
-		ret = store_sa_set_state(s, e->store_id, STORE_SA_GONE, daemon_now(d));
-		if (ret && ret != -ENOENT)
-			fail(l, ret, "SA gone");
+	/* The entry is freed when this returns: the queue keeps a copy (no key bytes in it). */
+	if (queueing(l) && (copy = malloc(sizeof(*copy))) && (it = lq_push(l, LQ_GONE))) {
+		*copy = *e;
+		copy->ledger_slot = 0;
+		if (e->ledger_slot)
+			lq_at(l, e->ledger_slot - 1)->e = copy;
+		it->e = copy;
+		it->why = why;
+	} else {
+		free(copy);
+		lq_flush(l); /* writes e's pending row, if any, while e is still here */
+		write_gone(l, e, why, daemon_now(d));
 	}
-	event(l, "delete", e, NULL, why);
 	if (l->chain.sa_gone)
 		l->chain.sa_gone(d, e, why);
 }
@@ -240,7 +421,9 @@ static void on_alert(struct daemon *d, const char *kind, const struct mon_sa *e,
 {
 	struct ledger *l = ledger_of(d);
 
-	event(l, kind, e, link, msg);
+	/* After what led to it, and with the SA's row id (its row may be queued). */
+	lq_flush(l);
+	event(l, daemon_now(d), kind, e, link, msg);
 	if (l->chain.alert)
 		l->chain.alert(d, kind, e, link, msg);
 }
@@ -249,24 +432,17 @@ static void on_rotation(struct daemon *d, const struct conf_link *link, const st
 			bool ok, const char *detail)
 {
 	struct ledger *l = ledger_of(d);
-	struct store_rotation rot = {
-		.at = daemon_now(d),
-		.epoch = sa->epoch,
-		.result = ok ? STORE_ROT_OK : STORE_ROT_FAILED,
-		.new_spi = sa->spi,
-	};
-	struct store *s = writable(l);
-	int ret;
+	struct lq_item *it;
 
-	if (s) {
-		copy_str(rot.link, sizeof(rot.link), link->name);
-		copy_str(rot.detail, sizeof(rot.detail), detail ? detail : "");
-		/* The outbound SA this one replaces: same link, the epoch before. */
-		if (ok && sa->dir == ROT_DIR_OUT)
-			rot.old_spi = rot_spi(link->spi_prefix, sa->epoch - 1);
-		ret = store_rotation_add(s, &rot, NULL);
-		if (ret && ret != -EINVAL)
-			fail(l, ret, "rotation");
+	/* The common case, a rotation as planned, is queued; the rest is rare and has a detail. */
+	if (ok && !detail && sa->dir == ROT_DIR_OUT && queueing(l) &&
+	    (it = lq_push(l, LQ_ROTATION))) {
+		it->link = link;
+		it->epoch = sa->epoch;
+		it->spi = sa->spi;
+	} else {
+		lq_flush(l);
+		write_rotation(l, link, sa->epoch, sa->dir, sa->spi, ok, detail, daemon_now(d));
 	}
 	if (l->chain.rotation)
 		l->chain.rotation(d, link, sa, ok, detail);
@@ -283,16 +459,30 @@ static void on_acquire(struct daemon *d, uint32_t seq, const struct conf_addr *s
 	pseudo.sa.dst = *dst;
 	pseudo.sa.proto = IPPROTO_ESP;
 	snprintf(msg, sizeof(msg), "acquire seq %u%s", seq, link ? ", answered" : "");
-	event(l, "acquire", &pseudo, link, msg);
+	lq_flush(l);
+	event(l, daemon_now(d), "acquire", &pseudo, link, msg);
 	if (l->chain.acquire)
 		l->chain.acquire(d, seq, src, dst, link);
+}
+
+/* The config that queued entries and rotations point into is about to change. */
+static void on_config_swap(struct daemon *d)
+{
+	struct ledger *l = ledger_of(d);
+
+	lq_flush(l);
+	if (l->chain.config_swap)
+		l->chain.config_swap(d);
 }
 
 static void on_resync_begin(struct daemon *d)
 {
 	struct ledger *l = ledger_of(d);
-	struct store *s = writable(l);
+	struct store *s;
 
+	/* The sync compares the rows with the dump: every queued row first. */
+	lq_flush(l);
+	s = writable(l);
 	l->syncing = false;
 	if (s && !store_sa_sync_begin(s))
 		l->syncing = true;
@@ -394,12 +584,36 @@ static void on_synced(struct daemon *d, unsigned long n)
 		l->chain.synced(d, n);
 }
 
+/* Write the queue and commit the open transaction. */
+static void commit(struct ledger *l)
+{
+	int ret;
+
+	l->txn_seen_ms = 0;
+	lq_flush(l);
+	if (!l->store || !store_in_transaction(l->store))
+		return; /* a write failed, or nothing was written */
+	if (store_file_replaced(l->store)) {
+		fail(l, -ENOENT, "database file deleted or replaced");
+		return;
+	}
+	ret = store_meta_set_int(l->store, STORE_META_LAST_WRITE_AT, time(NULL));
+	if (!ret)
+		ret = store_commit(l->store);
+	if (ret)
+		fail(l, ret, "commit");
+}
+
 static void commit_cb(uv_prepare_t *h)
 {
 	struct ledger *l = h->data;
-	int ret;
 
-	if (!l->store || !store_in_transaction(l->store)) {
+	if (!l->store) {
+		lq_flush(l); /* drops it: the resync after the reopen catches up */
+		l->txn_seen_ms = 0;
+		return;
+	}
+	if (!l->queued && !store_in_transaction(l->store)) {
 		l->txn_seen_ms = 0;
 		return;
 	}
@@ -419,16 +633,7 @@ static void commit_cb(uv_prepare_t *h)
 	if (l->d->kern && kern_pending(l->d->kern) &&
 	    uv_now(&l->d->loop) + 1 - l->txn_seen_ms < COMMIT_MAX_MS)
 		return;
-	l->txn_seen_ms = 0;
-	if (store_file_replaced(l->store)) {
-		fail(l, -ENOENT, "database file deleted or replaced");
-		return;
-	}
-	ret = store_meta_set_int(l->store, STORE_META_LAST_WRITE_AT, time(NULL));
-	if (!ret)
-		ret = store_commit(l->store);
-	if (ret)
-		fail(l, ret, "commit");
+	commit(l);
 }
 
 static int open_store(struct ledger *l)
@@ -485,6 +690,7 @@ static void prune_cb(uv_timer_t *t)
 
 	/* A reload may have changed event_retention. */
 	uv_timer_set_repeat(t, prune_ms(l->d->cfg));
+	lq_flush(l);
 	s = writable(l);
 	if (!s)
 		return;
@@ -513,6 +719,7 @@ int ledger_start(struct daemon *d)
 	d->hooks.rotation = on_rotation;
 	d->hooks.acquire = on_acquire;
 	d->hooks.resync_begin = on_resync_begin;
+	d->hooks.config_swap = on_config_swap;
 	d->hooks.synced = on_synced;
 	uv_prepare_init(&d->loop, &l->commit);
 	uv_timer_init(&d->loop, &l->reopen);
@@ -532,10 +739,11 @@ void ledger_stop(struct daemon *d)
 	if (!l)
 		return;
 	if (l->store) {
-		if (store_in_transaction(l->store)) {
-			l->syncing = false;
-			commit_cb(&l->commit);
-		}
+		/* Requests still in flight or not: what was learnt so far is kept. */
+		l->syncing = false;
+		commit(l);
+	}
+	if (l->store) {
 		store_meta_set(l->store, STORE_META_PID, NULL);
 		store_close(l->store);
 		l->store = NULL;
@@ -544,6 +752,22 @@ void ledger_stop(struct daemon *d)
 
 void ledger_free(struct daemon *d)
 {
+	struct ledger *l = ledger_of(d);
+
+	if (!l)
+		return;
+	/* Nothing queued after ledger_stop, unless the store had failed: drop it. */
+	for (size_t i = 0; i < l->queued; i++) {
+		struct lq_item *it = lq_at(l, i);
+
+		if (it->kind == LQ_GONE)
+			free(it->e);
+		else if (it->kind == LQ_SA)
+			it->e->ledger_slot = 0;
+	}
+	for (size_t i = 0; i < l->nblocks; i++)
+		free(l->blocks[i]);
+	free(l->blocks);
 	free(d->ledger);
 	d->ledger = NULL;
 }
