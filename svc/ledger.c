@@ -584,9 +584,14 @@ static void on_synced(struct daemon *d, unsigned long n)
 		l->chain.synced(d, n);
 }
 
+/* Queues at least this long are timed and logged when committed (a pass's rows). */
+#define LQ_LOG_MIN 1000
+
 /* Write the queue and commit the open transaction. */
 static void commit(struct ledger *l)
 {
+	size_t queued = l->queued;
+	uint64_t started = queued >= LQ_LOG_MIN ? uv_hrtime() : 0;
 	int ret;
 
 	l->txn_seen_ms = 0;
@@ -602,6 +607,9 @@ static void commit(struct ledger *l)
 		ret = store_commit(l->store);
 	if (ret)
 		fail(l, ret, "commit");
+	else if (started)
+		log_info("ledger: %zu queued writes written and committed in %.3f s", queued,
+			 (double)(uv_hrtime() - started) / 1e9);
 }
 
 static void commit_cb(uv_prepare_t *h)
