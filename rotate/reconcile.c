@@ -132,8 +132,9 @@ static void sort_keys(struct id_key *k, struct id_key *tmp, size_t n)
 /* Keys of sa[0..n) in identity order; NULL if out of memory. */
 static struct id_key *sorted_keys(const struct rot_sa *sa, size_t n)
 {
-	struct id_key *k = calloc(n ? n : 1, sizeof(*k));
-	struct id_key *tmp = calloc(n ? n : 1, sizeof(*tmp));
+	/* Not zeroed: every key is written below, tmp is the merge's scratch. */
+	struct id_key *k = malloc((n ? n : 1) * sizeof(*k));
+	struct id_key *tmp = malloc((n ? n : 1) * sizeof(*tmp));
 
 	if (!k || !tmp) {
 		free(k);

@@ -216,6 +216,7 @@ enum stmt_id {
 	ST_SYNC_MARK,
 	ST_SYNC_END,
 	ST_EV_INSERT,
+	ST_EV_FROM_SA,
 	ST_EV_EACH,
 	ST_EV_COUNT,
 	ST_ROT_INSERT,
@@ -270,6 +271,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			"WHERE state != 'gone' AND id NOT IN (SELECT id FROM temp.sync_seen)",
 	[ST_EV_INSERT] = "INSERT INTO event (at, kind, sa_id, link, spi, src, dst, proto, message, "
 			 "origin_pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_EV_FROM_SA] = "INSERT INTO event (at, kind, sa_id, link, spi, src, dst, proto, message, "
+			  "origin_pid) SELECT ?1, ?2, id, link, nullif(spi, 0), src, dst, proto, ?3, "
+			  "origin_pid FROM sa WHERE id = ?4",
 	[ST_EV_EACH] = "SELECT " EV_COLS " FROM event WHERE at >= ?1 "
 		       "AND (?2 IS NULL OR link = ?2) ORDER BY at, id",
 	[ST_EV_COUNT] = "SELECT count(*) FROM event WHERE kind = ?1 AND at >= ?2",
@@ -1525,6 +1529,34 @@ int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
 		return err;
 	if (id)
 		*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
+			   enum store_event_kind kind, const char *msg)
+{
+	char message[STORE_MSG_LEN];
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = write_ok(s)))
+		return err;
+	if (!store_event_kind_name(kind))
+		return fail(s, -EINVAL, "event kind: %d unknown", (int)kind);
+	/* Not fits(): msg is a string literal, shorter than the buffer fits() would read. */
+	if (!msg || strnlen(msg, sizeof(message)) == sizeof(message))
+		return fail(s, -EINVAL, "event message: missing or too long");
+	clean_text(msg, message);
+	if ((err = stmt_get(s, ST_EV_FROM_SA, &st)))
+		return err;
+	rc = sqlite3_bind_int64(st, 1, at);
+	keep(&rc, sqlite3_bind_text(st, 2, store_event_kind_name(kind), -1, SQLITE_STATIC));
+	keep(&rc, sqlite3_bind_text(st, 3, message, -1, SQLITE_STATIC));
+	keep(&rc, sqlite3_bind_int64(st, 4, sa_id));
+	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "event for SA")))
+		return err;
+	if (sqlite3_changes(s->db) == 0)
+		return fail(s, -ENOENT, "event for SA: no row %" PRId64, sa_id);
 	return 0;
 }
 

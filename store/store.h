@@ -257,6 +257,12 @@ int store_sa_sync_end(struct store *s, int64_t now, uint64_t *gone);
 
 /* Append an event / a rotation; *id (if not NULL) the new row. */
 int store_event_add(struct store *s, const struct store_event *ev, int64_t *id);
+/*
+ * An event about SA row sa_id, with the row's link, SPI, addresses,
+ * protocol and origin: 0, or -ENOENT if there is no such row.
+ */
+int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
+			   enum store_event_kind kind, const char *msg);
 int store_rotation_add(struct store *s, const struct store_rotation *rot, int64_t *id);
 
 /*

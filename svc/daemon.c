@@ -1089,8 +1089,13 @@ static void reconcile(struct daemon *d)
 	p->now = now;
 	p->started_ns = uv_hrtime();
 	rot_ops_init(&p->ops);
-	p->desired = calloc(d->nlinks * ROT_PLAN_MAX + 1, sizeof(*p->desired));
-	p->actual = calloc(mon_table_count(d->table) + 1, sizeof(*p->actual));
+	/*
+	 * Not zeroed: only the first ndesired and nactual are written and read.
+	 * calloc cleared 12 MB a pass at 10,000 links (from the heap: no fresh
+	 * zero pages since sakeyd keeps its memory, see harden()).
+	 */
+	p->desired = malloc((d->nlinks * ROT_PLAN_MAX + 1) * sizeof(*p->desired));
+	p->actual = malloc((mon_table_count(d->table) + 1) * sizeof(*p->actual));
 	if (!p->desired || !p->actual)
 		goto nomem;
 	for (size_t i = 0; i < d->nlinks; i++) {

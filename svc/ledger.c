@@ -43,21 +43,24 @@ static uint64_t prune_ms(const struct config *cfg)
  * the same writes as before. What the queue holds:
  *  - LQ_SA: a live table entry whose row is to be written (added or
  *    changed; e->ledger_slot points back here, so one item per entry);
- *  - LQ_GONE: a copy of an entry taken when it left the table, owned by
- *    the queue; the row is written first if an LQ_SA item was pending;
+ *  - LQ_GONE_ROW: the row of an entry that left the table, whose row was
+ *    written: its end, and an event made from the row (store_event_add_for_sa);
+ *  - LQ_GONE: otherwise (its row still queued, or none), a copy of the
+ *    entry, owned by the queue; the row is written first if it was pending;
  *  - LQ_ROTATION: a successful rotation (link, epoch, new SPI).
  * Every removal from the table calls sa_gone first, and a reload flushes
  * before the config (which entries and rotations point into) changes.
  */
-enum lq_kind { LQ_SA, LQ_GONE, LQ_ROTATION };
+enum lq_kind { LQ_SA, LQ_GONE, LQ_GONE_ROW, LQ_ROTATION };
 
 struct lq_item {
 	union {
 		struct mon_sa *e;	      /* LQ_SA, LQ_GONE */
+		int64_t store_id;	      /* LQ_GONE_ROW */
 		const struct conf_link *link; /* LQ_ROTATION */
 	};
 	union {
-		const char *why; /* LQ_GONE: a string literal (daemon_hooks.sa_gone) */
+		const char *why; /* LQ_GONE, LQ_GONE_ROW: a string literal (daemon_hooks.sa_gone) */
 		int64_t epoch;	 /* LQ_ROTATION */
 	};
 	int64_t at; /* daemon_now() when the hook ran */
@@ -265,6 +268,24 @@ static void write_gone(struct ledger *l, const struct mon_sa *e, const char *why
 	event(l, at, "delete", e, NULL, why);
 }
 
+/* write_gone for an entry whose row is written, from the row: the entry has gone. */
+static void write_gone_row(struct ledger *l, int64_t store_id, const char *why, int64_t at)
+{
+	struct store *s = writable(l);
+	int ret;
+
+	if (!s)
+		return;
+	ret = store_sa_set_state(s, store_id, STORE_SA_GONE, at);
+	if (ret && ret != -ENOENT) {
+		fail(l, ret, "SA gone");
+		return;
+	}
+	ret = store_event_add_for_sa(s, store_id, at, STORE_EV_DELETE, why);
+	if (ret && ret != -ENOENT && ret != -EINVAL)
+		fail(l, ret, "event");
+}
+
 static void write_rotation(struct ledger *l, const struct conf_link *link, int64_t epoch,
 			   enum rot_dir dir, uint32_t spi, bool ok, const char *detail, int64_t at)
 {
@@ -338,6 +359,9 @@ static void lq_flush(struct ledger *l)
 			write_gone(l, it->e, it->why, it->at);
 			free(it->e);
 			break;
+		case LQ_GONE_ROW:
+			write_gone_row(l, it->store_id, it->why, it->at);
+			break;
 		case LQ_ROTATION:
 			write_rotation(l, it->link, it->epoch, ROT_DIR_OUT, it->spi, true, NULL,
 				       it->at);
@@ -399,8 +423,15 @@ static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why
 	struct mon_sa *copy = NULL;
 	struct lq_item *it = NULL;
 
-	/* The entry is freed when this returns: the queue keeps a copy (no key bytes in it). */
-	if (queueing(l) && (copy = malloc(sizeof(*copy))) && (it = lq_push(l, LQ_GONE))) {
+	/*
+	 * The entry is freed when this returns. Its row written, the row tells
+	 * the rest; else the queue keeps a copy (no key bytes in it).
+	 */
+	if (queueing(l) && !e->ledger_slot && e->store_id && (it = lq_push(l, LQ_GONE_ROW))) {
+		it->store_id = e->store_id;
+		it->why = why;
+	} else if (queueing(l) && (copy = malloc(sizeof(*copy))) &&
+		   (it = lq_push(l, LQ_GONE))) {
 		*copy = *e;
 		copy->ledger_slot = 0;
 		if (e->ledger_slot)

@@ -245,6 +245,35 @@ static void test_gone_before_commit(void **state)
 	store_close(s);
 }
 
+/* An entry gone after its row was committed: the delete event is made from the row. */
+static void test_gone_after_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct mon_sa *a = put(f, 0x12345609);
+	struct store_event *ev;
+	struct store_sa row;
+	int64_t id;
+
+	f->d.hooks.sa_added(&f->d, a, false);
+	turn(f);
+	id = live_id(f, 0x12345609, &row);
+	assert_true(id > 0);
+	drop(f, a, "deleted (rotation)");
+	assert_int_equal(live_id(f, 0x12345609, &row), id); /* not before the commit */
+	turn(f);
+	assert_int_equal(live_id(f, 0x12345609, &row), 0);
+	assert_int_equal(events(f, &ev), 2);
+	assert_int_equal(ev[1].kind, STORE_EV_DELETE);
+	assert_int_equal(ev[1].sa_id, id);
+	assert_int_equal(ev[1].spi, 0x12345609);
+	assert_int_equal(ev[1].proto, IPPROTO_ESP);
+	assert_string_equal(ev[1].src, "192.0.2.1");
+	assert_string_equal(ev[1].dst, "192.0.2.2");
+	assert_string_equal(ev[1].link, "l1");
+	assert_string_equal(ev[1].message, "deleted (rotation)");
+	store_list_free(ev);
+}
+
 /* An alert about a queued SA comes after its add, and names its row. */
 static void test_alert_after_queued(void **state)
 {
@@ -319,6 +348,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_written_at_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gone_before_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gone_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_after_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_fails, setup, teardown),

@@ -849,6 +849,43 @@ static int stop_cb(const struct store_event *ev, void *arg)
 	return 42;
 }
 
+/* An event made from an SA row: its fields are the row's; no row, no event. */
+static void event_for_sa(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_writer(f);
+	struct store_sa sa = make_sa(0x2a02, "192.0.2.1", "198.51.100.7", T0);
+	int64_t sa_id = add_sa(s, &sa);
+	struct store_event *rows;
+	size_t nrows;
+
+	assert_int_equal(store_event_add_for_sa(s, sa_id, T0 + 9, STORE_EV_DELETE,
+						"deleted (rotation)"),
+			 0);
+	assert_int_equal(store_event_add_for_sa(s, sa_id + 1, T0 + 9, STORE_EV_DELETE, "x"),
+			 -ENOENT);
+	assert_int_equal(store_event_add_for_sa(s, sa_id, T0 + 9, STORE_EV_COUNT_, "x"), -EINVAL);
+	/* Key-shaped text is redacted here too. */
+	assert_int_equal(store_event_add_for_sa(s, sa_id, T0 + 10, STORE_EV_SA_REMOVED,
+						"key 0123456789abcdef0123456789abcdef"),
+			 0);
+	assert_int_equal(store_event_list(s, 0, NULL, &rows, &nrows), 0);
+	assert_int_equal(nrows, 2);
+	assert_int_equal(rows[0].at, T0 + 9);
+	assert_int_equal(rows[0].kind, STORE_EV_DELETE);
+	assert_int_equal(rows[0].sa_id, sa_id);
+	assert_string_equal(rows[0].link, "l1");
+	assert_int_equal(rows[0].spi, 0x2a02);
+	assert_string_equal(rows[0].src, "192.0.2.1");
+	assert_string_equal(rows[0].dst, "198.51.100.7");
+	assert_int_equal(rows[0].proto, 50);
+	assert_int_equal(rows[0].origin_pid, 4242);
+	assert_string_equal(rows[0].message, "deleted (rotation)");
+	assert_null(strstr(rows[1].message, "0123456789abcdef"));
+	store_list_free(rows);
+	store_close(s);
+}
+
 static void events_round_trip(void **state)
 {
 	struct fixture *f = *state;
@@ -1668,6 +1705,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(no_key_material, setup, teardown),
 		cmocka_unit_test_setup_teardown(many_sas_in_one_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(notices_file_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(event_for_sa, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
