@@ -84,6 +84,8 @@ struct daemon_stats {
 	unsigned long resyncs, removed_by_others, acquires_answered, reloads, reloads_failed;
 };
 
+struct op_ctx;
+
 struct daemon {
 	uv_loop_t loop;
 	uv_timer_t kick;  /* reconcile soon, from the loop */
@@ -92,6 +94,10 @@ struct daemon {
 	uv_signal_t sigterm, sigint, sighup;
 	int64_t clock_offset;
 	int64_t next_wake;
+
+	/* Request contexts freed, kept for the next (svc/daemon.c: ctx_alloc). */
+	struct op_ctx *ctx_spare;
+	unsigned nctx_spare;
 
 	struct config *cfg;       /* running config (borrowed or owned_cfg) */
 	struct config *owned_cfg; /* a config loaded by reload, freed by us */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -895,7 +896,14 @@ ssize_t pfkey_encode(const struct pfkey_msg *m, void *buf, size_t cap)
 void pfkey_msg_init(struct pfkey_msg *m, uint8_t type, uint8_t satype, uint32_t seq,
 		    uint32_t pid)
 {
-	memset(m, 0, sizeof(*m));
+	/*
+	 * All but the proposal and supported-algorithm arrays, which every
+	 * reader takes only up to their counts (zeroed here): they are 1.9 KB
+	 * of the 2.2, and a rotation of 10,000 links builds 40,000 requests.
+	 */
+	memset(m, 0, offsetof(struct pfkey_msg, combs));
+	m->nauth_algs = m->nenc_algs = 0;
+	memset(&m->spi_min, 0, sizeof(*m) - offsetof(struct pfkey_msg, spi_min));
 	m->type = type;
 	m->satype = satype;
 	m->seq = seq;

@@ -181,7 +181,11 @@ int pfkey_decode(const void *buf, size_t len, struct pfkey_msg *m, const char **
  */
 ssize_t pfkey_encode(const struct pfkey_msg *m, void *buf, size_t cap);
 
-/* Initialise *m as an empty message of the given type (version 2, len set on encode). */
+/*
+ * Initialise *m as an empty message of the given type (version 2, len set on
+ * encode). The combs, auth_algs and enc_algs arrays are not cleared: their
+ * counts are, and nothing reads an array past its count.
+ */
 void pfkey_msg_init(struct pfkey_msg *m, uint8_t type, uint8_t satype, uint32_t seq,
 		    uint32_t pid);
 
