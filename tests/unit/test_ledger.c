@@ -274,6 +274,41 @@ static void test_gone_after_commit(void **state)
 	store_list_free(ev);
 }
 
+/* A pass's worth of rows is written a chunk a loop turn, then committed once, in order. */
+static void test_chunked(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 4500 };
+	struct mon_sa *last = NULL;
+	struct store_event *ev;
+	size_t n = 0;
+	int turns = 0;
+
+	for (uint32_t i = 0; i < N; i++) {
+		last = put(f, 0x12340000 + i);
+		f->d.hooks.sa_added(&f->d, last, false);
+	}
+	turn(f); /* the first chunk: written, not committed */
+	turns++;
+	assert_int_equal(events(f, &ev), 0);
+	/* An entry whose row is still queued leaves between two chunks. */
+	drop(f, last, "deleted (rotation)");
+	while ((n = events(f, &ev)) == 0 && turns < 20) {
+		turn(f);
+		turns++;
+	}
+	assert_true(turns >= 3 && turns < 20); /* 4,500 in chunks of 2,000 */
+	assert_int_equal(n, N + 1);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(ev[i].kind, STORE_EV_ADD);
+		assert_int_equal(ev[i].spi, 0x12340000 + i);
+		assert_true(i == 0 || ev[i].id > ev[i - 1].id);
+	}
+	assert_int_equal(ev[N].kind, STORE_EV_DELETE);
+	assert_int_equal(ev[N].sa_id, ev[N - 1].sa_id);
+	store_list_free(ev);
+}
+
 /* An alert about a queued SA comes after its add, and names its row. */
 static void test_alert_after_queued(void **state)
 {
@@ -349,6 +384,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_written_at_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gone_before_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gone_after_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alert_after_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_fails, setup, teardown),
