@@ -733,37 +733,16 @@ struct op_ctx {
 	struct rot_sa sa; /* a copy: the pass's arrays go away with it */
 	enum rot_op_kind kind;
 	bool make; /* an add (or a replacement's delete) that the link's deletes wait for */
-	struct op_ctx *spare_next; /* in d->ctx_spare once freed */
 };
-
-/*
- * A pass makes and frees one context per SA: up to CTX_SPARE freed ones are
- * kept for the next (linked by spare_next), as glibc's free of them and of
- * the channel's requests was 4 % of a rotation's CPU.
- */
-#define CTX_SPARE 1024
 
 static struct op_ctx *ctx_alloc(struct daemon *d)
 {
-	struct op_ctx *c = d->ctx_spare;
-
-	if (!c)
-		return calloc(1, sizeof(*c));
-	d->ctx_spare = c->spare_next;
-	d->nctx_spare--;
-	memset(c, 0, sizeof(*c));
-	return c;
+	return spare_get(&d->ctx_spare, sizeof(struct op_ctx));
 }
 
 static void ctx_free(struct daemon *d, struct op_ctx *c)
 {
-	if (d->nctx_spare >= CTX_SPARE) {
-		free(c);
-		return;
-	}
-	c->spare_next = d->ctx_spare;
-	d->ctx_spare = c;
-	d->nctx_spare++;
+	spare_put(&d->ctx_spare, c);
 }
 
 struct pass {
@@ -1669,12 +1648,7 @@ void daemon_fini(struct daemon *d)
 	assert(ret == 0);
 	ledger_free(d);
 	alerts_free(d);
-	while (d->ctx_spare) {
-		struct op_ctx *c = d->ctx_spare;
-
-		d->ctx_spare = c->spare_next;
-		free(c);
-	}
+	spare_fini(&d->ctx_spare);
 	free(d->retiring);
 	mon_table_free(d->table);
 	rot_prefix_index_fini(&d->link_index);

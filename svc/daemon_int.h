@@ -13,6 +13,7 @@
 #include "rotate/prefixidx.h"
 #include "rotate/sa.h"
 #include "svc/kernel.h"
+#include "svc/spare.h"
 
 struct alerts;
 struct ctl_server;
@@ -84,8 +85,6 @@ struct daemon_stats {
 	unsigned long resyncs, removed_by_others, acquires_answered, reloads, reloads_failed;
 };
 
-struct op_ctx;
-
 struct daemon {
 	uv_loop_t loop;
 	uv_timer_t kick;  /* reconcile soon, from the loop */
@@ -95,9 +94,7 @@ struct daemon {
 	int64_t clock_offset;
 	int64_t next_wake;
 
-	/* Request contexts freed, kept for the next (svc/daemon.c: ctx_alloc). */
-	struct op_ctx *ctx_spare;
-	unsigned nctx_spare;
+	struct spare ctx_spare; /* request contexts freed, kept for the next (svc/spare.h) */
 
 	struct config *cfg;       /* running config (borrowed or owned_cfg) */
 	struct config *owned_cfg; /* a config loaded by reload, freed by us */

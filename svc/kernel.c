@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "svc/kernel.h"
+#include "svc/spare.h"
 #include "svc/kernel_backend.h"
 #include "svc/log.h"
 #include "svc/xfrm.h"
@@ -75,13 +76,7 @@ struct kern {
 
 	struct req_list queue;    /* encoded, waiting for window space */
 	struct req_list inflight; /* sent, waiting for a reply */
-	/*
-	 * Freed requests kept for reuse (linked by next), at most REQ_SPARE:
-	 * a pass allocates and frees one per SA, and glibc's free of these
-	 * (coalescing, bins) was 4 % of a rotation's CPU.
-	 */
-	struct kern_req *spare;
-	unsigned nspare;
+	struct spare spare; /* freed requests, kept for the next (svc/spare.h) */
 	struct req_list done;     /* completed, callback pending */
 	struct req_list dumps;    /* dumps waiting for the active one to finish */
 	struct kern_req *active_dump;
@@ -197,30 +192,15 @@ static void wipe_wire(struct kern_req *r)
 	}
 }
 
-#define REQ_SPARE 1024
-
 static struct kern_req *req_alloc(struct kern *k)
 {
-	struct kern_req *r = k->spare;
-
-	if (!r)
-		return calloc(1, sizeof(*r));
-	k->spare = r->next;
-	k->nspare--;
-	memset(r, 0, sizeof(*r));
-	return r;
+	return spare_get(&k->spare, sizeof(struct kern_req));
 }
 
 static void req_free(struct kern *k, struct kern_req *r)
 {
 	wipe_wire(r);
-	if (k->nspare >= REQ_SPARE) {
-		free(r);
-		return;
-	}
-	r->next = k->spare;
-	k->spare = r;
-	k->nspare++;
+	spare_put(&k->spare, r);
 }
 
 static uint32_t fresh_seq(struct kern *k)
@@ -1101,12 +1081,7 @@ static void close_cb(uv_handle_t *h)
 	free(k->sbuf);
 	free(k->ebuf);
 	free(k->hash);
-	while (k->spare) {
-		struct kern_req *r = k->spare;
-
-		k->spare = r->next;
-		free(r);
-	}
+	spare_fini(&k->spare);
 	free(k);
 }
 
