@@ -67,7 +67,7 @@ struct lq_item {
 	int64_t at; /* daemon_now() when the hook ran */
 	uint32_t spi; /* LQ_ROTATION: the new outbound SPI */
 	uint8_t kind;
-	bool added; /* LQ_SA, LQ_GONE: the add event is to be written too */
+	bool added; /* LQ_SA: the add event is to be written too */
 };
 
 #define LQ_BLOCK 1024
@@ -264,16 +264,24 @@ static void write_sa(struct ledger *l, struct mon_sa *e, bool added, int64_t at)
 		event(l, at, "add", e, NULL, add_message(l, e));
 }
 
+/* Row store_id's SA life ends at at (a row already gone is left as it is); false if s failed. */
+static bool end_row(struct ledger *l, struct store *s, int64_t store_id, int64_t at)
+{
+	int ret = store_sa_set_state(s, store_id, STORE_SA_GONE, at);
+
+	if (ret && ret != -ENOENT) {
+		fail(l, ret, "SA gone");
+		return false;
+	}
+	return true;
+}
+
 static void write_gone(struct ledger *l, const struct mon_sa *e, const char *why, int64_t at)
 {
 	struct store *s = writable(l);
-	int ret;
 
-	if (s && e->store_id) {
-		ret = store_sa_set_state(s, e->store_id, STORE_SA_GONE, at);
-		if (ret && ret != -ENOENT)
-			fail(l, ret, "SA gone");
-	}
+	if (s && e->store_id)
+		end_row(l, s, e->store_id, at);
 	event(l, at, "delete", e, NULL, why);
 }
 
@@ -283,13 +291,8 @@ static void write_gone_row(struct ledger *l, int64_t store_id, const char *why, 
 	struct store *s = writable(l);
 	int ret;
 
-	if (!s)
+	if (!s || !end_row(l, s, store_id, at))
 		return;
-	ret = store_sa_set_state(s, store_id, STORE_SA_GONE, at);
-	if (ret && ret != -ENOENT) {
-		fail(l, ret, "SA gone");
-		return;
-	}
 	ret = store_event_add_for_sa(s, store_id, at, STORE_EV_DELETE, why);
 	if (ret && ret != -ENOENT && ret != -EINVAL)
 		fail(l, ret, "event");
@@ -641,7 +644,10 @@ static void on_synced(struct daemon *d, unsigned long n)
 static void commit(struct ledger *l)
 {
 	size_t queued = l->queued;
-	uint64_t started = l->write_started_ns ? l->write_started_ns : uv_hrtime();
+	/* A clock read is a system call in UML: only for a commit that is logged. */
+	uint64_t started = l->write_started_ns ? l->write_started_ns :
+			   queued >= LQ_LOG_MIN	   ? uv_hrtime() :
+						     0;
 	int ret;
 
 	l->txn_seen_ms = 0;
@@ -832,15 +838,11 @@ void ledger_free(struct daemon *d)
 
 	if (!l)
 		return;
-	/* Nothing queued after ledger_stop, unless the store had failed: drop it. */
-	for (size_t i = l->written; i < l->queued; i++) {
-		struct lq_item *it = lq_at(l, i);
-
-		if (it->kind == LQ_GONE)
-			free(it->e);
-		else if (it->kind == LQ_SA)
-			it->e->ledger_slot = 0;
-	}
+	/*
+	 * Nothing queued after ledger_stop, unless the store had failed: with
+	 * the store closed (ledger_stop), writing drops it, copies freed.
+	 */
+	lq_flush(l);
 	for (size_t i = 0; i < l->nblocks; i++)
 		free(l->blocks[i]);
 	free(l->blocks);
