@@ -1101,7 +1101,7 @@ static void reconcile(struct daemon *d)
 	rot_ops_init(&p->ops);
 	/*
 	 * Not zeroed: only the first ndesired and nactual are written and read.
-	 * calloc cleared 12 MB a pass at 10,000 links (from the heap: no fresh
+	 * calloc cleared up to 11 MB a pass at 10,000 links (from the heap: no fresh
 	 * zero pages since sakeyd keeps its memory, see harden()).
 	 */
 	p->desired = malloc((d->nlinks * ROT_PLAN_MAX + 1) * sizeof(*p->desired));

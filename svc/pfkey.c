@@ -898,7 +898,7 @@ void pfkey_msg_init(struct pfkey_msg *m, uint8_t type, uint8_t satype, uint32_t 
 {
 	/*
 	 * All but the proposal and supported-algorithm arrays, which every
-	 * reader takes only up to their counts (zeroed here): they are 1.9 KB
+	 * reader takes only up to their counts (zeroed here): they are 1.5 KB
 	 * of the 2.2, and a rotation of 10,000 links builds 40,000 requests.
 	 */
 	memset(m, 0, offsetof(struct pfkey_msg, combs));
