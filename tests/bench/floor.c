@@ -6,12 +6,14 @@
  * The SAs are those sakeyd installs for the generated links (bench.py): SA i
  * belongs to pair p = i / 2, 10.1.x.y <-> 10.2.x.y with x.y = p + 1 as a
  * 16-bit number; even i go 10.1 -> 10.2 (out), odd i 10.2 -> 10.1 (in); SPI
- * = first + i. ESP transport, reqid 0, replay window 32, cbc(aes) 256-bit +
+ * = first + i, or with -L the link's (spi_of: bench.py passes -L for every
+ * floor it compares sakeyd with). ESP transport, reqid 0, replay window 32
+ * (-E: ESN, 128), cbc(aes) 256-bit +
  * hmac(sha512) ICV 256 (sakeyd's default algorithm), add-time lifetimes
  * 3000 s soft / 3600 s hard. Each pair has its own addresses: with one pair
  * for all SAs the kernel's bydst chain makes every add O(N).
  *
- *   floor [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...
+ *   floor [-E] [-L PREFIX] [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...
  *
  *   add-sync N | del-sync N   PF_KEY SADB_ADD/DELETE, send one, read its reply
  *   add-pipe N | del-pipe N   PF_KEY, WINDOW requests in flight (0 = all N),
@@ -19,7 +21,10 @@
  *                             -b BATCH, requests sent BATCH per sendmmsg
  *   nl-add-batch N | nl-del-batch N
  *                             NETLINK_XFRM NEWSA/DELSA, 64 per sendmsg, an ack
- *                             asked only on each batch's last message
+ *                             asked only on each batch's last message; with -E
+ *                             the SAs have ESN and a 128-packet replay window
+ *                             (XFRMA_REPLAY_ESN_VAL), as sakeyd's kernel = xfrm
+ *                             installs them, instead of a 32-packet window
  *   dump                      PF_KEY SADB_DUMP of every SA, counted
  *   count                     SAD count (XFRM_MSG_GETSADINFO)
  *   wait-count OP N TIMEOUT_S poll the count every 20 ms until it is >= N
@@ -80,6 +85,7 @@
 #include <unistd.h>
 
 #define MSG_MAX 1024
+#define ESN_WINDOW 128
 #define RBATCH 64
 #define SBATCH 64
 #define RBUF 4096
@@ -93,7 +99,9 @@
 static long opt_rcvbuf;
 static long opt_window;
 static long opt_batch = 1;
+static int opt_esn; /* -E: netlink SAs with ESN and a 128-packet window, as sakeyd's XFRM ones */
 static uint32_t opt_spi0 = 0x10000;
+static long opt_link_prefix; /* -L: SPIs as sakeyd's links make them (see spi_of) */
 static const char *opt_label;
 static const char *opt_out; /* -o: timeit's command writes its stdout here */
 
@@ -146,6 +154,21 @@ static void sa_addrs(long i, uint8_t net_a, uint8_t net_b, uint32_t *src, uint32
 
 	*src = i % 2 ? b : a;
 	*dst = i % 2 ? a : b;
+}
+
+/*
+ * The SPI of SA i: FIRSTSPI + i, or with -L PREFIX the one sakeyd's link
+ * i / 2 makes (DESIGN.md: spi_prefix << 8 | epoch mod 256, the bench's
+ * links numbering their prefixes from PREFIX; epoch byte 0), shared by the
+ * pair's two SAs as it is between a link's inbound and outbound SA. The
+ * kernel hashes SAs by (daddr ^ spi ^ proto): the same SPIs put them in the
+ * same hash chains as sakeyd's.
+ */
+static uint32_t spi_of(long i)
+{
+	if (opt_link_prefix)
+		return (uint32_t)(opt_link_prefix + i / 2) << 8;
+	return opt_spi0 + (uint32_t)i;
 }
 
 static void fill_key(uint8_t *k, size_t n, long i, uint8_t salt)
@@ -257,7 +280,7 @@ static size_t pfkey_build_sa(uint8_t *buf, uint8_t type, long i, uint32_t seq)
 	uint32_t src, dst;
 
 	sa_addrs(i, 1, 2, &src, &dst);
-	return pfkey_build(buf, type, i, opt_spi0 + (uint32_t)i, src, dst, SOFT_S, HARD_S, seq);
+	return pfkey_build(buf, type, i, spi_of(i), src, dst, SOFT_S, HARD_S, seq);
 }
 
 /* Replies to our own requests (pid, type); broadcasts of others are skipped. */
@@ -456,16 +479,30 @@ static size_t nl_build(uint8_t *p, int add, long i, uint32_t seq, uint16_t flags
 		uint8_t eb[sizeof(struct xfrm_algo) + ENC_BITS / 8];
 		struct xfrm_algo_auth *auth = (struct xfrm_algo_auth *)ab;
 		struct xfrm_algo *enc = (struct xfrm_algo *)eb;
+		uint8_t esn[sizeof(struct xfrm_replay_state_esn) + ESN_WINDOW / 8];
+		size_t esn_off = 0;
 
 		h->nlmsg_flags |= NLM_F_CREATE | NLM_F_EXCL;
 		u->sel.family = AF_INET;
 		u->id.daddr.a4 = dst;
-		u->id.spi = htonl(opt_spi0 + (uint32_t)i);
+		u->id.spi = htonl(spi_of(i));
 		u->id.proto = IPPROTO_ESP;
 		u->saddr.a4 = src;
 		u->family = AF_INET;
 		u->mode = XFRM_MODE_TRANSPORT;
-		u->replay_window = 32;
+		if (opt_esn) {
+			/* sakeyd's kernel = xfrm default (svc/xfrm.c: put_replay). */
+			struct {
+				struct xfrm_replay_state_esn esn;
+				uint32_t bmp[ESN_WINDOW / 32];
+			} r = { .esn = { .bmp_len = ESN_WINDOW / 32, .replay_window = ESN_WINDOW } };
+
+			u->flags |= XFRM_STATE_ESN;
+			esn_off = sizeof(r);
+			memcpy(esn, &r, sizeof(r));
+		} else {
+			u->replay_window = 32;
+		}
 		u->lft.soft_byte_limit = u->lft.hard_byte_limit = XFRM_INF;
 		u->lft.soft_packet_limit = u->lft.hard_packet_limit = XFRM_INF;
 		u->lft.soft_add_expires_seconds = SOFT_S;
@@ -482,12 +519,14 @@ static size_t nl_build(uint8_t *p, int add, long i, uint32_t seq, uint16_t flags
 		auth->alg_trunc_len = ICV_BITS;
 		fill_key((uint8_t *)auth->alg_key, AUTH_BITS / 8, i, 0x55);
 		off += nl_attr(p + off, XFRMA_ALG_AUTH_TRUNC, ab, sizeof(ab));
+		if (esn_off)
+			off += nl_attr(p + off, XFRMA_REPLAY_ESN_VAL, esn, esn_off);
 	} else {
 		struct xfrm_usersa_id *u = (struct xfrm_usersa_id *)(p + off);
 		xfrm_address_t s = { .a4 = src };
 
 		u->daddr.a4 = dst;
-		u->spi = htonl(opt_spi0 + (uint32_t)i);
+		u->spi = htonl(spi_of(i));
 		u->family = AF_INET;
 		u->proto = IPPROTO_ESP;
 		off += NLMSG_ALIGN(sizeof(*u));
@@ -634,13 +673,13 @@ static void gen_batch(const char *what, long n)
 		ip4(dst, d);
 		if (strcmp(what, "add")) {
 			printf("xfrm state delete src %s dst %s proto esp spi 0x%x\n", s, d,
-			       opt_spi0 + (unsigned)i);
+			       (unsigned)spi_of(i));
 			continue;
 		}
 		fill_key(ek, sizeof(ek), i, 0xaa);
 		fill_key(ak, sizeof(ak), i, 0x55);
 		printf("xfrm state add src %s dst %s proto esp spi 0x%x mode transport replay-window 32 "
-		       "enc 'cbc(aes)' 0x", s, d, opt_spi0 + (unsigned)i);
+		       "enc 'cbc(aes)' 0x", s, d, (unsigned)spi_of(i));
 		for (size_t j = 0; j < sizeof(ek); j++)
 			printf("%02x", ek[j]);
 		printf(" auth-trunc 'hmac(sha512)' 0x");
@@ -936,7 +975,7 @@ static int stamp(const char *out)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: floor [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...\n"
+	fprintf(stderr, "usage: floor [-E] [-L PREFIX] [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...\n"
 			"see the header of tests/bench/floor.c\n");
 	exit(2);
 }
@@ -948,8 +987,11 @@ int main(int argc, char **argv)
 
 	if (!strcmp(base ? base + 1 : argv[0], STAMP_NAME))
 		return stamp(STAMP_FILE);
-	while ((c = getopt(argc, argv, "+r:w:b:s:m:o:")) != -1) {
+	while ((c = getopt(argc, argv, "+EL:r:w:b:s:m:o:")) != -1) {
 		switch (c) {
+		case 'E':
+			opt_esn = 1;
+			break;
 		case 'r':
 			opt_rcvbuf = strtol(optarg, NULL, 0);
 			break;
@@ -963,6 +1005,11 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			opt_spi0 = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'L':
+			opt_link_prefix = strtol(optarg, NULL, 0);
+			if (opt_link_prefix < 1 || opt_link_prefix > 0xffffff)
+				usage();
 			break;
 		case 'm':
 			opt_label = optarg;
