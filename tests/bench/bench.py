@@ -10,7 +10,8 @@ It writes DIR/results.json (every sample) and DIR/table.md, and prints the
 table. The steps, all in this boot:
   1. floor: the same 2N SAs that N links make (floor.c) added and deleted by
      pfkey-sync, pfkey-pipe, pfkey-mmsg, netlink-batch (without and with ESN)
-     and ip -batch, REPS times each;
+     and ip -batch, REPS times each; then the kernel's share of a rotation
+     (floor nl-rotate), REPS times;
   2. phase A, sakeyd with N links, rotate_every 1d (no change point during
      the phase): start-up from an empty SADB, then start-up with the 2N SAs
      already installed (REPS restarts), sactl status --json and the table
@@ -208,6 +209,21 @@ for rep in range(args.reps):
         expect_count(0, f"floor {m} del")
         if r:
             sample(f"floor:{m}:del", float(r["secs"]))
+
+# The kernel's share of a rotation: sakeyd's three bursts, in its order, with
+# its SAs present (make before break) and of its shape, by batched netlink
+# (floor nl-rotate). Not a goal's floor: it shows what of a rotation is the
+# daemon's own work.
+for rep in range(args.reps):
+    r = floor("-m", "netlink-rotate", "-L", hex(SPI_PREFIX0),
+              *(["-E"] if args.kernel == "xfrm" else []), "nl-rotate", str(SAS))
+    time.sleep(SETTLE_DEL)
+    expect_count(0, "floor nl-rotate")
+    if r:
+        check(int(r.get("err", 0)) == 0, f"floor nl-rotate: no error ({r.get('err')})")
+        sample("floor:nl-rotate", float(r["secs"]))
+        for k in ("in_add", "out_replace", "in_del"):
+            sample(f"floor:nl-rotate:{k}", float(r[k]))
 
 # --- the daemon's configuration ---------------------------------------------
 KEYS = f"{WORK}/keys"
@@ -551,14 +567,19 @@ for m in ("netlink-batch", "netlink-batch-esn"):
                 f"{': the SAs this run installs' if m == XFRM_FLOOR else ''}) | | {m} "
                 f"{floor_rot[m]:.3f} s | {ratio(floor_rot[m], d_rot)}x | "
                 f"{'(#9, kernel = xfrm: >= 0.5x)' if m == XFRM_FLOOR else ''} |")
+nl_rot = med("floor:nl-rotate")
+rows.append(f"| the kernel's share of the same rotation: its three bursts by batched netlink, in "
+            f"sakeyd's order, its SAs present and of its shape (floor nl-rotate) (s) | "
+            f"{cell('floor:nl-rotate')} | | sakeyd's own: {d_rot - nl_rot:.3f} s "
+            f"({100 * (d_rot - nl_rot) / d_rot:.0f} %) | |")
 rows.append(f"| after the passes: the ledger's queued rows written and committed, per rotation "
             f"(s) | {cell('sakeyd:ledger-per-rotation')} | | | |")
 rows.append(f"| pass: {N} inbound adds at T-lead (s) | {cell('sakeyd:in-add')} | outside: "
-            f"{cell('ext:in-add')} | | |")
+            f"{cell('ext:in-add')}; nl-rotate {cell('floor:nl-rotate:in_add')} | | |")
 rows.append(f"| pass: {N} outbound adds + {N} deletes at T (s) | {cell('sakeyd:out-replace')} | "
-            f"| | |")
+            f"nl-rotate {cell('floor:nl-rotate:out_replace')} | | |")
 rows.append(f"| pass: {N} inbound deletes at T+grace (s) | {cell('sakeyd:in-del')} | outside: "
-            f"{cell('ext:in-del')} | | |")
+            f"{cell('ext:in-del')}; nl-rotate {cell('floor:nl-rotate:in_del')} | | |")
 dump = med("floor:pfkey-dump-daemon-sas")
 rows.append(f"| sactl status --json, {SAS} SAs (s) | {cell('sactl:status-json')} | pfkey dump "
             f"{cell('floor:pfkey-dump-daemon-sas')} | {ratio(med('sactl:status-json'), dump)}x "

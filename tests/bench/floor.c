@@ -25,6 +25,9 @@
  *                             the SAs have ESN and a 128-packet replay window
  *                             (XFRMA_REPLAY_ESN_VAL), as sakeyd's kernel = xfrm
  *                             installs them, instead of a 32-packet window
+ *   nl-rotate N               (needs -L) the kernel's share of a rotation of
+ *                             the N SAs' links by batched netlink: sakeyd's
+ *                             three bursts in its order, timed (nl_rotate)
  *   dump                      PF_KEY SADB_DUMP of every SA, counted
  *   count                     SAD count (XFRM_MSG_GETSADINFO)
  *   wait-count OP N TIMEOUT_S poll the count every 20 ms until it is >= N
@@ -159,15 +162,19 @@ static void sa_addrs(long i, uint8_t net_a, uint8_t net_b, uint32_t *src, uint32
 /*
  * The SPI of SA i: FIRSTSPI + i, or with -L PREFIX the one sakeyd's link
  * i / 2 makes (DESIGN.md: spi_prefix << 8 | epoch mod 256, the bench's
- * links numbering their prefixes from PREFIX; epoch byte 0), shared by the
+ * links numbering their prefixes from PREFIX; epoch byte 0, or nl-rotate's),
+ * shared by the
  * pair's two SAs as it is between a link's inbound and outbound SA. The
  * kernel hashes SAs by (daddr ^ spi ^ proto): the same SPIs put them in the
  * same hash chains as sakeyd's.
  */
+static void usage(void);
+static uint8_t cur_epoch; /* nl-rotate: the epoch byte of the SPIs built now (with -L) */
+
 static uint32_t spi_of(long i)
 {
 	if (opt_link_prefix)
-		return (uint32_t)(opt_link_prefix + i / 2) << 8;
+		return (uint32_t)(opt_link_prefix + i / 2) << 8 | cur_epoch;
 	return opt_spi0 + (uint32_t)i;
 }
 
@@ -581,6 +588,65 @@ static void nl_batch(int add, long n)
 		nl_wait_ack(fd, (uint32_t)i, &err);
 	}
 	result(add ? "add" : "del", n, now_s() - t0, n - err, err, 0, NULL);
+	close(fd);
+}
+
+/*
+ * SAs first, first + step, ... (count of them) of epoch byte `epoch`, added
+ * or deleted 64 per sendmsg as nl_batch does; returns the seconds taken.
+ */
+static double nl_run(int fd, int add, long first, long step, long count, uint8_t epoch, long *err)
+{
+	static uint8_t buf[NLBATCH * MSG_MAX];
+	double t0 = now_s();
+	uint32_t seq = 0;
+
+	cur_epoch = epoch;
+	for (long k = 0; k < count;) {
+		size_t off = 0;
+
+		for (long b = 0; b < NLBATCH && k < count; b++, k++) {
+			int last = b == NLBATCH - 1 || k == count - 1;
+
+			off += nl_build(buf + off, add, first + k * step, ++seq, last ? NLM_F_ACK : 0);
+		}
+		if (send(fd, buf, off, 0) < 0)
+			die("send(netlink)");
+		nl_wait_ack(fd, seq, err);
+	}
+	return now_s() - t0;
+}
+
+/*
+ * The kernel's share of one rotation of N/2 links, by batched netlink: the
+ * three bursts of sakeyd's passes, in its order and with its SAs present
+ * (make before break). Untimed set-up: the N SAs of epoch 0. Then, each
+ * burst timed and SETTLE_S apart as the daemon's passes are apart: the
+ * inbound SAs of epoch 1 added; the outbound of epoch 1 added, then those
+ * of epoch 0 deleted; the inbound of epoch 0 deleted. Untimed clean-up.
+ * Needs -L (the epoch byte is the SPI's).
+ */
+static void nl_rotate(long n)
+{
+	const double settle = 1.2; /* each new SA arms a 1 s kernel timer, as in bench.py */
+	int fd = nl_open();
+	long err = 0, pairs = n / 2;
+	double p1, p2, p3;
+	char extra[128];
+
+	if (!opt_link_prefix || n < 2 || n % 2)
+		usage();
+	nl_run(fd, 1, 0, 1, n, 0, &err);
+	usleep((useconds_t)(settle * 1e6));
+	p1 = nl_run(fd, 1, 1, 2, pairs, 1, &err);
+	usleep((useconds_t)(settle * 1e6));
+	p2 = nl_run(fd, 1, 0, 2, pairs, 1, &err);
+	p2 += nl_run(fd, 0, 0, 2, pairs, 0, &err);
+	usleep((useconds_t)(settle * 1e6));
+	p3 = nl_run(fd, 0, 1, 2, pairs, 0, &err);
+	nl_run(fd, 0, 0, 1, n, 1, &err);
+	snprintf(extra, sizeof(extra), "in_add=%.6f out_replace=%.6f in_del=%.6f", p1, p2, p3);
+	result("rotate", 2 * n, p1 + p2 + p3, 2 * n - err, err, 0, extra);
 	close(fd);
 }
 
@@ -1040,6 +1106,8 @@ int main(int argc, char **argv)
 		nl_batch(1, NUM(0));
 	else if (!strcmp(cmd, "nl-del-batch"))
 		nl_batch(0, NUM(0));
+	else if (!strcmp(cmd, "nl-rotate"))
+		nl_rotate(NUM(0));
 	else if (!strcmp(cmd, "dump"))
 		pfkey_dump();
 	else if (!strcmp(cmd, "count")) {
