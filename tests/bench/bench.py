@@ -168,6 +168,7 @@ SETTLE_ADD, SETTLE_DEL = 1.2, 0.3  # each new SA arms a 1 s kernel timer (RESULT
 # The links' SPI prefixes (write_config). The floor's SAs take the SPIs the links'
 # SAs have (floor -L), so the kernel hashes them into the same chains.
 SPI_PREFIX0 = 0x1000
+LINK_SPIS = ["-L", hex(SPI_PREFIX0)]
 methods = {
     "pfkey-sync": (["add-sync"], ["del-sync"]),
     "pfkey-pipe": (["-r", BIG, "add-pipe"], ["-r", BIG, "del-pipe"]),
@@ -184,14 +185,14 @@ XFRM_FLOOR = "netlink-batch-esn" if args.kernel == "xfrm" else "netlink-batch"
 if not args.skip_ip:
     for what in ("add", "del"):
         with open(f"{WORK}/ip-{what}.batch", "w") as f:
-            f.write(subprocess.run([FLOOR, "-L", hex(SPI_PREFIX0), "gen-batch", what, str(SAS)],
+            f.write(subprocess.run([FLOOR, *LINK_SPIS, "gen-batch", what, str(SAS)],
                                    capture_output=True, text=True, check=True).stdout)
     methods["ip-batch"] = (["timeit", str(SAS), "--", "ip", "-batch", f"{WORK}/ip-add.batch"],
                            ["timeit", str(SAS), "--", "ip", "-batch", f"{WORK}/ip-del.batch"])
 
 for rep in range(args.reps):
     for m, (add, dele) in methods.items():
-        r = floor("-m", m, "-L", hex(SPI_PREFIX0), *add, *([] if m == "ip-batch" else [str(SAS)]))
+        r = floor("-m", m, *LINK_SPIS, *add, *([] if m == "ip-batch" else [str(SAS)]))
         time.sleep(SETTLE_ADD)
         expect_count(SAS, f"floor {m} add")
         if r:
@@ -204,7 +205,7 @@ for rep in range(args.reps):
             if d:
                 check(int(d["n"]) == SAS, f"floor dump: {d['n']} SAs")
                 sample("floor:pfkey-dump", float(d["secs"]))
-        r = floor("-m", m, "-L", hex(SPI_PREFIX0), *dele, *([] if m == "ip-batch" else [str(SAS)]))
+        r = floor("-m", m, *LINK_SPIS, *dele, *([] if m == "ip-batch" else [str(SAS)]))
         time.sleep(SETTLE_DEL)
         expect_count(0, f"floor {m} del")
         if r:
@@ -215,7 +216,7 @@ for rep in range(args.reps):
 # (floor nl-rotate). Not a goal's floor: it shows what of a rotation is the
 # daemon's own work.
 for rep in range(args.reps):
-    r = floor("-m", "netlink-rotate", "-L", hex(SPI_PREFIX0),
+    r = floor("-m", "netlink-rotate", *LINK_SPIS,
               *(["-E"] if args.kernel == "xfrm" else []), "nl-rotate", str(SAS))
     time.sleep(SETTLE_DEL)
     expect_count(0, "floor nl-rotate")
