@@ -193,8 +193,8 @@ int rot_reconcile(const struct rot_sa *desired, size_t n, const struct rot_sa *a
 	}
 	/*
 	 * Cannot fail: room for n pairs. A plan lists each link's SAs together:
-	 * one add per run of them, not a probe of the 30,000-entry table (a
-	 * cache miss each) for every SA of 10,000 links.
+	 * one add per run of them, not a probe of the index (a cache miss each)
+	 * for every planned SA, 30,000 of them for 10,000 links.
 	 */
 	for (size_t k = 0; k < n; k++)
 		if (k == 0 || desired[k].link != desired[k - 1].link)

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "svc/kernel.h"
-#include "svc/spare.h"
 #include "svc/kernel_backend.h"
 #include "svc/log.h"
+#include "svc/spare.h"
 #include "svc/xfrm.h"
 
 #define DEFAULT_RCVBUF (32 * 1024 * 1024)
