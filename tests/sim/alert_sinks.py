@@ -57,6 +57,8 @@ local = 192.0.2.1
 remote = 192.0.2.2
 secret_file = {WORK}/l.key
 rotate_every = 1h
+# Half an hour from any change point: the SAs the test counts stay put.
+phase = {(int(time.time()) + 1800) % 3600}s
 """)
 log = open(f"{WORK}/sakeyd.log", "w")
 # -v: the SPI of each SA added is logged at debug level.
