@@ -120,7 +120,7 @@ def outbound(dst=REMOTE):
     return [s for s in sas() if s[0] == LOCAL and s[1] == dst]
 
 
-check(wait_for(lambda: len(outbound()) == 1 and len(sas()) >= 2, 10),
+check(wait_for(lambda: len(outbound()) == 1 and len(sas()) >= 2, 30),
       "the link's SAs are installed at start-up")
 initial = sorted(sas())
 print(f"     SAs: {[(a, b, hex(c)) for a, b, c in initial]}")

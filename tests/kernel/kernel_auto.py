@@ -93,7 +93,7 @@ def states():
 # 1. PF_KEY present, links it can install.
 conf = config("pf", "auto", ["aes-cbc-256-hmac-sha512"])
 p, log = start("pf", conf)
-check(wait_for(lambda: "kernel pfkey" in read(log), 10), "auto picked PF_KEY (log: kernel pfkey)")
+check(wait_for(lambda: "kernel pfkey" in read(log), 30), "auto picked PF_KEY (log: kernel pfkey)")
 check("kernel = auto: using PF_KEYv2" in read(log), "the log says why")
 check(wait_for(lambda: "spi 0x002a00" in states(), 10), "its SAs are installed")
 check("flag esn" not in states(), "no ESN on PF_KEY SAs")

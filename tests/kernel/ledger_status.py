@@ -111,7 +111,7 @@ def log_has(pattern):
         return re.search(pattern, f.read()) is not None
 
 
-check(wait_for(lambda: log_has(r"ready: "), 10), "sakeyd started and reconciled")
+check(wait_for(lambda: log_has(r"ready: "), 30), "sakeyd started and reconciled")
 check(wait_for(lambda: sactl("status")[0] == 0 and "l1" in sactl("status")[1], 5),
       "sactl status shows the link's SAs")
 rc, out, err = sactl("check")

@@ -192,7 +192,7 @@ hard_slack = 60s
         with open(self.logs[ns]) as f:
             return f.read()
 
-    def wait_ready(self, ns, timeout=10):
+    def wait_ready(self, ns, timeout=30):
         """Wait for the daemon's first reconciliation ("ready:"); the time seen, or None."""
         end = time.time() + timeout
         while time.time() < end:

@@ -173,7 +173,7 @@ def states(ns):
     return sas
 
 
-deadline = time.time() + 15
+deadline = time.time() + 30
 while time.time() < deadline:
     if all(any(s["src"] == src for s in states(ns)) for ns, src in (("a", A), ("b", B))):
         break
