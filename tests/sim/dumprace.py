@@ -41,14 +41,9 @@ import simlib  # noqa: E402
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 FOREIGN, CHURN_S, RATE = 1500, 12, 250  # replacements per second
 check = simlib.Checks()
-links = simlib.make_links(20, 3600)
 # Every link half an hour from its next change point: nothing rotates.
-PHASE = (int(time.time()) + 1800) % 3600
-for link in links:
-    link.phase = PHASE
+links = simlib.make_links(20, 3600, phase=(int(time.time()) + 1800) % 3600)
 env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, "refresh_interval = 1s\n")
-with open(env.conf, "w") as f:
-    f.write(env.conf_text(links, phase=PHASE))
 rng = random.Random(int.from_bytes(os.urandom(4), "big"))
 
 tool = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

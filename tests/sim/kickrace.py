@@ -34,13 +34,9 @@ import simlib  # noqa: E402
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 N, PERIOD, LEAD, DELAY_MS, ROUNDS = 600, 30, 10, 300, 2
 check = simlib.Checks()
-links = simlib.make_links(N, PERIOD, LEAD, LEAD)
-for link in links:
-    link.phase = 0
+links = simlib.make_links(N, PERIOD, LEAD, LEAD, phase=0)
 extra = "refresh_interval = 1h\n"  # no periodic dump: only the removal asks for a pass
 env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, extra)
-with open(env.conf, "w") as f:
-    f.write(env.conf_text(links, phase=0))
 
 offset = env.start()
 check(env.wait_log("ready:", timeout=60, offset=offset), "sakeyd started and reconciled")

@@ -41,16 +41,14 @@ import simlib  # noqa: E402
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 N, PERIOD, DELAY_MS = 300, 4, 300
 check = simlib.Checks()
-links = simlib.make_links(N, PERIOD)
-for link in links:
-    link.phase = 0  # every link changes epoch at the same instant
+links = simlib.make_links(N, PERIOD, phase=0)  # every link changes epoch at the same instant
 DAEMON_EXTRA = "refresh_interval = 1h\n"  # no periodic dump in the way of a pass
 env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, DAEMON_EXTRA)
 
 
 def write_conf(active, broken=False, no_secret=False):
     """The configuration file with these links (their key files stay), phase 0."""
-    text = env.conf_text(active, phase=0)
+    text = env.conf_text(active)
     if no_secret:  # sactl does not read secrets; the daemon refuses the file
         text += (f"\n[link nosecret]\nlocal = 192.0.2.1\nremote = 198.51.100.9\n"
                  f"secret_file = {env.work}/missing.key\n")

@@ -90,13 +90,16 @@ def key_fp(secret, src, dst, epoch, alg="aes-cbc-256-hmac-sha512", mode=1, lengt
 
 
 class Link:
-    def __init__(self, name, local, remote, period, lead=None, grace=None):
+    def __init__(self, name, local, remote, period, lead=None, grace=None, phase=None):
         self.name, self.local, self.remote, self.period = name, local, remote, period
         quarter = min(60, period // 4)
         self.lead = quarter if lead is None else lead
         self.grace = quarter if grace is None else grace
         self.secret = os.urandom(32)
-        self.phase = int.from_bytes(hkdf(self.secret, b"sakeyd-v1 phase", 8), "big") % period
+        # phase set: written to the configuration; None: the daemon derives it from the secret.
+        self.phase_set = phase
+        self.phase = phase if phase is not None else \
+            int.from_bytes(hkdf(self.secret, b"sakeyd-v1 phase", 8), "big") % period
         self.prefix = (int.from_bytes(hkdf(self.secret, b"sakeyd-v1 spi", 4), "big")
                        & 0xFFFFFF) or 1
 
@@ -117,13 +120,14 @@ class Link:
         return out
 
 
-def make_links(n, period, lead=None, grace=None, prefix="l"):
-    """n links from 192.0.2.1 to distinct remotes, distinct spi_prefixes."""
+def make_links(n, period, lead=None, grace=None, prefix="l", phase=None):
+    """n links from 192.0.2.1 to distinct remotes, distinct spi_prefixes; with phase
+    set, each link's phase is that many seconds instead of its automatic one."""
     links, prefixes = [], set()
     for i in range(n):
         while True:
             link = Link(f"{prefix}{i + 1}", "192.0.2.1", f"10.{(i >> 8) & 255}.{i & 255}.2",
-                        period, lead, grace)
+                        period, lead, grace, phase)
             if link.prefix not in prefixes:
                 break
         prefixes.add(link.prefix)
@@ -167,9 +171,8 @@ class Env:
         self.obs.connect(self.sim_sock)
         self.dump_seq = 0
 
-    def conf_text(self, links, phase=None):
-        """The configuration: these links (of this Env: their key files exist); with
-        phase set, each link's phase is that many seconds instead of its automatic one."""
+    def conf_text(self, links):
+        """The configuration: these links (of this Env: their key files exist)."""
         text = f"""[daemon]
 kernel = sim
 sim_connect = {self.sim_sock}
@@ -185,8 +188,8 @@ remote = {link.remote}
 secret_file = {self.work}/{link.name}.key
 rotate_every = {link.period}s
 """
-            if phase is not None:
-                text += f"phase = {phase}s\n"
+            if link.phase_set is not None:
+                text += f"phase = {link.phase_set}s\n"
             text += f"""lead = {link.lead}s
 grace = {link.grace}s
 hard_slack = 30s
