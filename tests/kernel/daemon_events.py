@@ -120,6 +120,11 @@ def outbound(dst=REMOTE):
     return [s for s in sas() if s[0] == LOCAL and s[1] == dst]
 
 
+def link_sas(remote):
+    """The SAs between LOCAL and remote, both directions, sorted."""
+    return sorted(s for s in sas() if remote in (s[0], s[1]))
+
+
 check(wait_for(lambda: len(outbound()) == 1 and len(sas()) >= 2, 30),
       "the link's SAs are installed at start-up")
 initial = sorted(sas())
@@ -187,12 +192,6 @@ check(daemon.poll() is None and sorted(sas()) == initial, "the running config st
 with open(CONF, "w") as f:
     f.write(BASE + L2)
 daemon.send_signal(signal.SIGHUP)
-
-
-def link_sas(remote):
-    return sorted(s for s in sas() if remote in (s[0], s[1]))
-
-
 # l2's SAs: its outbound and inbound one, like l1's (same phase, mid-epoch).
 check(wait_for(lambda: len(outbound(REMOTE2)) == 1 and len(link_sas(REMOTE2)) == len(initial), 5),
       "reload installs the new link")
