@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitor/alert.h"
+#include "monitor/rules.h"
 #include "monitor/metrics.h"
 
 /* A growing text buffer; on allocation failure it stays failed and the render returns -ENOMEM. */

@@ -270,7 +270,7 @@ def write_config(path, state, rotate_every, phase, lead):
 
 
 PASS_RE = re.compile(r"reconcile pass: (\d+) added, (\d+) deleted, (\d+) failed in ([0-9.]+) s")
-# The ledger's rows for a pass are written after its last reply, then committed (svc/ledger.c).
+# The ledger's rows for a pass are written after its last reply, then committed (svc/daemon/ledger.c).
 LEDGER_RE = re.compile(r"ledger: (\d+) queued writes written and committed in ([0-9.]+) s")
 SYNC_RE = re.compile(r"SADB synchronised: (\d+) SAs .* in ([0-9.]+) s")
 

@@ -498,7 +498,7 @@ static size_t nl_build(uint8_t *p, int add, long i, uint32_t seq, uint16_t flags
 		u->family = AF_INET;
 		u->mode = XFRM_MODE_TRANSPORT;
 		if (opt_esn) {
-			/* sakeyd's kernel = xfrm default (svc/xfrm.c: put_replay). */
+			/* sakeyd's kernel = xfrm default (svc/kernel/xfrm.c: put_replay). */
 			struct {
 				struct xfrm_replay_state_esn esn;
 				uint32_t bmp[ESN_WINDOW / 32];

@@ -6,7 +6,7 @@
  * that the parser gets the harness's -fsanitize=fuzzer coverage
  * instrumentation; the linker then takes nothing from libctl.a's ctl.o.
  */
-#include "svc/ctl.c"
+#include "svc/ctl/ctl.c"
 
 #include <errno.h>
 #include <stdint.h>

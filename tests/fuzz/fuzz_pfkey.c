@@ -9,7 +9,7 @@
  * (as wireguard-tools' fuzzers do); the linker then never pulls pfkey.o out of
  * libpfkey.a.
  */
-#include "svc/pfkey.c"
+#include "svc/kernel/pfkey.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

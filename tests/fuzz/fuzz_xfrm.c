@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* Included so that libFuzzer instruments the codec (see fuzz_pfkey.c). */
-#include "svc/xfrm.c"
+#include "svc/kernel/xfrm.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

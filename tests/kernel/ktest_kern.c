@@ -2,7 +2,7 @@
 /*
  * Conformance of the kernel channel's backends on the real kernel: every test
  * runs once with kernel = pfkey and once with kernel = xfrm, through the same
- * svc/kernel.h calls and the same assertions, so the daemon sees the same
+ * svc/kernel/channel.h calls and the same assertions, so the daemon sees the same
  * behaviour from both. Where the two kernels' APIs truly differ (AEAD, ICV
  * lengths, ESN) the test says so and asserts each side. Runs as root inside
  * User-Mode Linux (uml-run.sh).
@@ -15,7 +15,7 @@
  * acquire-and-spd, update -> update, getspi -> getspi, traffic -> traffic.
  * register, malformed and promisc are about the PF_KEY socket itself (its
  * REGISTER, its wire format, X_PROMISC); XFRM's counterparts are the
- * multicast groups joined at open, svc/xfrm.c's hostile-input tests and
+ * multicast groups joined at open, svc/kernel/xfrm.c's hostile-input tests and
  * fuzz target, and nothing. update, getspi, flush and traffic compare the
  * XFRM run's transcript with the PF_KEY run's, line for line.
  */
@@ -30,8 +30,8 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "svc/kernel.h"
-#include "svc/pfkey.h"
+#include "svc/kernel/channel.h"
+#include "svc/kernel/pfkey.h"
 
 static char failure[512];
 static enum kern_backend backend;

@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "svc/kernel.h"
-#include "svc/pfkey.h"
+#include "svc/kernel/channel.h"
+#include "svc/kernel/pfkey.h"
 
 static const char *fixture_dir;
 static char failure[512];

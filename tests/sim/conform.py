@@ -295,7 +295,7 @@ class Run:
     def fmt(self, name, m):
         if name == self.reject_from and m['errno'] and not m['exts']:
             # Linux fails send() for a bad base header; the simulator answers with an error
-            # message instead (simkernel.h). Both show as the same line.
+            # message instead (svc/kernel/sim.h). Both show as the same line.
             return f"  {name}: send failed errno={m['errno']}"
         if m['type'] == 'ACQUIRE':
             seq = self.sym(self.acq_seqs, m['seq'], 'A')

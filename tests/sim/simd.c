@@ -12,8 +12,8 @@
 
 #include <uv.h>
 
-#include "svc/log.h"
-#include "svc/simkernel.h"
+#include "svc/base/log.h"
+#include "svc/kernel/sim.h"
 
 /*
  * simd SOCKET_PATH CONTROL_PATH [--acq-expires N]

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* Unit tests of svc/ctl.c: the request parser, the server on a loop, its checks, the client. */
+/* Unit tests of svc/ctl/ctl.c: the request parser, the server on a loop, its checks, the client. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "svc/ctl.h"
+#include "svc/ctl/ctl.h"
 
 /* ---- Parser ---- */
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * Tests for svc/ledger's queue: outside a resync the per-SA rows, their
+ * Tests for svc/daemon/ledger's queue: outside a resync the per-SA rows, their
  * events and rotations are written at the commit, in the order the hooks
  * reported them, with entries that left the table, alerts, reloads and a
  * failing database in between. Built with ASan: a queued pointer that
@@ -23,8 +23,8 @@
 
 #include "rotate/keysched.h"
 #include "store/store.h"
-#include "svc/daemon_int.h"
-#include "svc/ledger.h"
+#include "svc/daemon/daemon_int.h"
+#include "svc/daemon/ledger.h"
 
 struct fixture {
 	char dir[64];

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* Unit tests of svc/notify.c: datagrams to a path and an abstract socket, and what is ignored. */
+/* Unit tests of svc/daemon/notify.c: datagrams to a path and an abstract socket, and what is ignored. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "svc/notify.h"
+#include "svc/daemon/notify.h"
 
 /* Binds a datagram socket at name ('@' for abstract) and returns it. */
 static int listen_at(const char *name)

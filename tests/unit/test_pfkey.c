@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "svc/pfkey.h"
+#include "svc/kernel/pfkey.h"
 
 #define BUF_SIZE 8192
 

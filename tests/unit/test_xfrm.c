@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "svc/xfrm.h"
+#include "svc/kernel/xfrm.h"
 
 static _Alignas(8) uint8_t buf[65536];
 static uint8_t ekey[36], akey[64];

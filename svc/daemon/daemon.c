@@ -1,0 +1,1702 @@
+/* SPDX-License-Identifier: ISC */
+/* The daemon's event loop: watches every SA and rotates the links' SAs by desired-state reconciliation. */
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "monitor/table.h"
+#include "rotate/keysched.h"
+#include "rotate/plan.h"
+#include "rotate/reconcile.h"
+#include "svc/daemon/sinks.h"
+#include "svc/ctl/ctl.h"
+#include "svc/daemon/daemon.h"
+#include "svc/daemon/daemon_int.h"
+#include "svc/kernel/channel.h"
+#include "svc/daemon/ledger.h"
+#include "svc/base/log.h"
+#include "svc/daemon/notify.h"
+#include "svc/daemon/sadb.h"
+
+/* Wall-clock jump detection: compare CLOCK_REALTIME against the loop's monotonic clock. */
+#define CLOCK_CHECK_MS 1000
+#define CLOCK_JUMP_MS 1500
+/* Backoff of a failing link: 1 s doubling to this. */
+#define RETRY_MAX_S 60
+/* Policy priority of link policies (lower wins; below the kernel's default 0x7fffffff range). */
+#define LINK_POLICY_PRIORITY 0x40000000u
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Whole seconds of the same clock as wall_ms(). Not time(NULL): glibc's
+ * time() reads the coarse clock, which lags CLOCK_REALTIME by up to a tick
+ * (10 ms at HZ=100); a wake-up armed with wall_ms() for 5 ms past a change
+ * point then still planned the previous second and re-armed at once, a busy
+ * loop until the tick (seen in UML: hundreds of wake-ups per change point).
+ */
+static int64_t wall_s(void)
+{
+	int64_t ms = wall_ms();
+
+	return ms >= 0 ? ms / 1000 : -((999 - ms) / 1000);
+}
+
+int64_t daemon_now(struct daemon *d)
+{
+	uint64_t turn = uv_now(&d->loop);
+
+	/*
+	 * One time() per loop turn, not one per SA: the plan works in whole
+	 * seconds, and some kernels (User-Mode Linux) trap every clock read.
+	 */
+	if (!d->now_s || turn != d->now_turn) {
+		d->now_s = wall_s();
+		d->now_turn = turn;
+	}
+	return d->now_s;
+}
+
+/* --- links --------------------------------------------------------------- */
+
+static struct link_state *link_by_prefix(struct daemon *d, uint32_t prefix)
+{
+	/*
+	 * Prefixes are unique per host (resolve_links). A hash index, not a
+	 * binary search over the sorted links: this runs for every kernel
+	 * message and every SA of a pass, and at 10,000 links the search's
+	 * dozen cache misses were 4 % of the daemon's CPU in a rotation.
+	 */
+	return (struct link_state *)rot_prefix_index_get(&d->link_index, prefix);
+}
+
+/* The epoch of link's SA spi: the SPI keeps it mod 256, so the one nearest to now. */
+static int64_t nearest_epoch(const struct conf_link *link, uint32_t spi, int64_t now)
+{
+	int64_t cur = rot_epoch(now, link->rotate_every, link->phase);
+	int64_t delta = (int64_t)(spi & 0xff) - (int64_t)((uint64_t)cur & 0xff);
+
+	if (delta > 127)
+		delta -= 256;
+	if (delta < -128)
+		delta += 256;
+	return cur + delta;
+}
+
+/* Which link (if any) owns sa: management data is filled in from the link's plan. */
+static void classify(struct daemon *d, struct mon_sa *e, int64_t now)
+{
+	struct link_state *ls;
+	enum rot_dir dir;
+
+	e->managed = false;
+	e->sa.link = NULL;
+	e->sa.dir = ROT_DIR_NONE;
+	e->sa.epoch = 0;
+	if (e->sa.proto != IPPROTO_ESP)
+		return;
+	ls = link_by_prefix(d, e->sa.spi >> 8);
+	if (!ls || !rot_sa_owned_by(&e->sa, ls->link, &dir))
+		return;
+	e->managed = true;
+	e->sa.link = ls->link;
+	e->sa.dir = dir;
+	e->sa.epoch = nearest_epoch(ls->link, e->sa.spi, now);
+}
+
+static int cmp_link_prefix(const void *a, const void *b)
+{
+	const struct link_state *x = a, *y = b;
+
+	return x->link->spi_prefix < y->link->spi_prefix ? -1 :
+	       x->link->spi_prefix > y->link->spi_prefix;
+}
+
+static int cmp_state_name(const void *a, const void *b)
+{
+	const struct link_state *x = *(const struct link_state *const *)a;
+	const struct link_state *y = *(const struct link_state *const *)b;
+
+	return strcmp(x->link->name, y->link->name);
+}
+
+/* Resolve cfg's auto phases and SPI prefixes; a collision is an error naming both links. */
+static int resolve_links(struct config *cfg)
+{
+	size_t first = 0, second = 0;
+	int ret;
+
+	ret = rot_resolve_links(cfg->links, cfg->nlinks, &first, &second);
+	if (ret == -EEXIST)
+		log_err("%s: links %s and %s have the same spi_prefix %#x; set spi_prefix "
+			"explicitly on one of them",
+			cfg->path, cfg->links[first].name, cfg->links[second].name,
+			cfg->links[first].spi_prefix);
+	else if (ret)
+		log_err("%s: link %s: cannot resolve phase/spi_prefix: %s", cfg->path,
+			cfg->links[first].name, strerror(-ret));
+	return ret;
+}
+
+int daemon_set_config(struct daemon *d, struct config *cfg)
+{
+	struct rot_prefix_index index;
+	struct link_state *links = NULL;
+	const struct link_state **old = NULL;
+	int ret;
+
+	/* Contexts of requests in flight point into d->links: daemon_reload waits for them. */
+	assert(!d->pass && !d->policy_pending);
+	if (d->hooks.config_swap)
+		d->hooks.config_swap(d);
+	ret = resolve_links(cfg);
+	if (ret)
+		return ret;
+	if (cfg->nlinks) {
+		links = calloc(cfg->nlinks, sizeof(*links));
+		if (!links)
+			return -ENOMEM;
+	}
+	/* The running links by name: a reload of 10,000 links is not 10^8 comparisons. */
+	if (d->nlinks) {
+		old = calloc(d->nlinks, sizeof(*old));
+		if (!old) {
+			free(links);
+			return -ENOMEM;
+		}
+		for (size_t j = 0; j < d->nlinks; j++)
+			old[j] = &d->links[j];
+		qsort(old, d->nlinks, sizeof(*old), cmp_state_name);
+	}
+	for (size_t i = 0; i < cfg->nlinks; i++) {
+		struct conf_link *n = &cfg->links[i];
+		const struct conf_link *o;
+		const struct link_state *key_state, **found, *was;
+		struct link_state key = { .link = n };
+
+		links[i].link = n;
+		key_state = &key;
+		found = old ? bsearch(&key_state, old, d->nlinks, sizeof(*old), cmp_state_name) : NULL;
+		if (!found)
+			continue;
+		/* Carry over the failure state of a link that stays. */
+		was = *found;
+		o = was->link;
+		links[i].failures = was->failures;
+		links[i].retry_at = was->retry_at;
+		links[i].last_epoch = was->last_epoch;
+		/* An add whose reply was lost: the next resync still tells (same SPI). */
+		if (o->spi_prefix == n->spi_prefix)
+			links[i].unsure_out_epoch = was->unsure_out_epoch;
+		/* Same selectors and mode: its policies stand, no SPD churn. */
+		links[i].policy_installed =
+			was->policy_installed && o->policy == n->policy && o->mode == n->mode &&
+			rot_addr_equal(&o->local, &n->local) && rot_addr_equal(&o->remote, &n->remote) &&
+			!memcmp(&o->local_subnet, &n->local_subnet, sizeof(o->local_subnet)) &&
+			!memcmp(&o->remote_subnet, &n->remote_subnet, sizeof(o->remote_subnet));
+	}
+	free(old);
+	qsort(links, cfg->nlinks, sizeof(*links), cmp_link_prefix);
+	ret = rot_prefix_index_init(&index, cfg->nlinks);
+	for (size_t i = 0; !ret && i < cfg->nlinks; i++)
+		ret = rot_prefix_index_add(&index, links[i].link->spi_prefix, &links[i]);
+	if (ret) {
+		rot_prefix_index_fini(&index);
+		free(links);
+		return ret;
+	}
+	rot_prefix_index_fini(&d->link_index);
+	d->link_index = index;
+	free(d->links);
+	d->links = links;
+	d->nlinks = cfg->nlinks;
+	d->cfg = cfg;
+	/* Management data of every known SA points into the new config. */
+	{
+		size_t cur = 0;
+		struct mon_sa *e;
+		int64_t now = wall_s();
+
+		while ((e = mon_table_next(d->table, &cur)))
+			classify(d, e, now);
+	}
+	return 0;
+}
+
+/* --- alerts --------------------------------------------------------------- */
+
+void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
+		  const struct conf_link *link, const char *fmt, ...)
+{
+	char msg[512], src[64] = "-", dst[64] = "-";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (e) {
+		sadb_addr_str(&e->sa.src, src, sizeof(src));
+		sadb_addr_str(&e->sa.dst, dst, sizeof(dst));
+		if (!link)
+			link = e->sa.link;
+	}
+	d->stats.alerts++;
+	log_warn("ALERT %s link=%s spi=%#x %s->%s: %s", event, link ? link->name : "-",
+		 e ? e->sa.spi : 0, src, dst, msg);
+	if (d->hooks.alert)
+		d->hooks.alert(d, event, e, link, msg);
+}
+
+/* --- the SA table from kernel messages ----------------------------------- */
+
+/* While a dump runs on its own channel: the main channel just spoke of this SA. */
+static void note_news(struct daemon *d, const struct rot_sa *id)
+{
+	bool created;
+
+	if (d->dump_news && !mon_table_put(d->dump_news, id, &created))
+		d->dump_stale = true; /* out of memory: trust nothing the dump says */
+}
+
+/* The entry for sa's identity, marked seen; NULL (logged) when out of memory. */
+static struct mon_sa *table_put(struct daemon *d, const struct rot_sa *sa, bool from_dump,
+				bool *created)
+{
+	struct mon_sa *e;
+
+	if (!from_dump)
+		note_news(d, sa);
+	e = mon_table_put(d->table, sa, created);
+	if (!e) {
+		log_err("out of memory");
+		return NULL;
+	}
+	e->seen = true;
+	return e;
+}
+
+/* An entry just filled from the kernel's word: managed or not, and the hooks. */
+static void table_filled(struct daemon *d, struct mon_sa *e, bool created, bool from_dump,
+			 int64_t now)
+{
+	classify(d, e, now);
+	if (created && d->hooks.sa_added)
+		d->hooks.sa_added(d, e, from_dump);
+	else if (!created && d->hooks.sa_changed)
+		d->hooks.sa_changed(d, e);
+}
+
+static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_dump)
+{
+	struct rot_sa sa;
+	struct mon_sa *e;
+	bool created;
+
+	if (sadb_msg_to_sa(m, &sa))
+		return;
+	if (m->present & PFKEY_EXT_BIT(SADB_EXT_SA) && m->state == SADB_SASTATE_DEAD &&
+	    m->type == SADB_UPDATE)
+		return; /* an UPDATE broadcast echoes the request, not the SA (pfkey-linux.md §5.3) */
+	if (!(e = table_put(d, &sa, from_dump, &created)))
+		return;
+	sadb_fill_entry(m, e, created);
+	table_filled(d, e, created, from_dump, daemon_now(d));
+}
+
+/*
+ * Our ADD of sa succeeded and no message describes the SA: the XFRM
+ * channel drops the notifications of our own changes (kern_opts), and an
+ * acknowledgement carries none. The entry is what that notification said.
+ */
+static void table_own_add(struct daemon *d, const struct rot_sa *sa)
+{
+	int64_t now = daemon_now(d);
+	struct rot_sa id;
+	struct mon_sa *e;
+	bool created;
+
+	sadb_own_sa(sa, &id);
+	if (!(e = table_put(d, &id, false, &created)))
+		return;
+	sadb_fill_own_entry(sa, kern_pid(d->kern), now, e, created);
+	table_filled(d, e, created, false, now);
+}
+
+/* e leaves the table: the hooks first (the ledger holds pointers to entries until then). */
+static void table_drop(struct daemon *d, struct mon_sa *e, const char *why)
+{
+	if (d->hooks.sa_gone)
+		d->hooks.sa_gone(d, e, why);
+	mon_table_del(d->table, &e->sa);
+}
+
+static bool desired_now(struct daemon *d, const struct mon_sa *e)
+{
+	struct rot_plan plan;
+
+	if (!e->managed || !e->sa.link)
+		return false;
+	if (rot_plan(e->sa.link, daemon_now(d), &plan))
+		return false;
+	for (size_t i = 0; i < plan.n; i++)
+		if (!rot_sa_id_cmp(&plan.sa[i], &e->sa))
+			return true;
+	return false;
+}
+
+static void table_remove(struct daemon *d, const struct pfkey_msg *m, const char *why, bool hard)
+{
+	struct rot_sa id;
+	struct mon_sa *e;
+
+	if (sadb_msg_to_sa(m, &id))
+		return;
+	note_news(d, &id);
+	e = mon_table_get(d->table, &id);
+	if (!e)
+		return;
+	if (e->managed && desired_now(d, e)) {
+		daemon_alert(d, hard ? "expire-hard" : "sa-removed", e, NULL,
+			     "managed SA %s while still in use; re-installing", why);
+		if (!hard)
+			d->stats.removed_by_others++;
+		daemon_kick(d, "managed SA removed");
+	}
+	table_drop(d, e, why);
+}
+
+/* An ACQUIRE: traffic hit a policy with no SA. Answer it if a link matches. */
+static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
+{
+	struct conf_addr src, dst;
+
+	if (sadb_addr_from_pfkey(&m->src, &src) || sadb_addr_from_pfkey(&m->dst, &dst))
+		return;
+	for (size_t i = 0; i < d->nlinks; i++) {
+		const struct conf_link *l = d->links[i].link;
+
+		if (rot_addr_equal(&l->local, &src) && rot_addr_equal(&l->remote, &dst)) {
+			log_info("ACQUIRE seq %u for link %s: installing its outbound SA", m->seq,
+				 l->name);
+			d->links[i].acquire_seq = m->seq;
+			d->stats.acquires_answered++;
+			daemon_kick(d, "acquire");
+			if (d->hooks.acquire)
+				d->hooks.acquire(d, m->seq, &src, &dst, l);
+			return;
+		}
+	}
+	{
+		char s[64], t[64];
+		struct mon_sa pseudo = { 0 };
+
+		pseudo.sa.src = src;
+		pseudo.sa.dst = dst;
+		pseudo.sa.proto = IPPROTO_ESP;
+		daemon_alert(d, "acquire-unanswered", &pseudo, NULL,
+			     "traffic %s -> %s matched a policy but no SA exists and no link "
+			     "covers it: it is dropped",
+			     sadb_addr_str(&src, s, sizeof(s)), sadb_addr_str(&dst, t, sizeof(t)));
+		if (d->hooks.acquire)
+			d->hooks.acquire(d, m->seq, &src, &dst, NULL);
+	}
+}
+
+static void on_expire(struct daemon *d, const struct pfkey_msg *m)
+{
+	bool hard = (m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) != 0;
+	struct rot_sa id;
+	struct mon_sa *e;
+
+	if (sadb_msg_to_sa(m, &id))
+		return;
+	e = mon_table_get(d->table, &id);
+	if (!e || m->spi == 0) {
+		/* A larval state from an ACQUIRE or GETSPI timed out (pfkey-linux.md §4.4). */
+		log_info("EXPIRE of larval state spi %#x: an acquire went unanswered", m->spi);
+		return;
+	}
+	if (hard) {
+		if (!e->hard_alerted) {
+			e->hard_alerted = true;
+			daemon_alert(d, "expire-hard", e, NULL,
+				     "hard lifetime reached: the kernel deleted the SA");
+		}
+		/* A hard expiry deletes the SA without a DELETE broadcast (af_key.c: key_notify_sa_expire). */
+		table_remove(d, m, "hard-expired", true);
+		return;
+	}
+	note_news(d, &id);
+	if (e->soft_alerted)
+		return; /* duplicate */
+	e->soft_alerted = true;
+	e->state = MON_DYING;
+	if (e->managed) {
+		daemon_alert(d, "expire-soft", e, NULL,
+			     "soft lifetime of a managed SA reached: the rotation schedule was "
+			     "missed; reconciling now");
+		daemon_kick(d, "soft expiry of a managed SA");
+	} else {
+		daemon_alert(d, "expire-soft", e, NULL, "soft lifetime reached: refresh its keys");
+	}
+	if (d->hooks.sa_changed)
+		d->hooks.sa_changed(d, e);
+}
+
+static void on_flush(struct daemon *d, const struct pfkey_msg *m)
+{
+	size_t cur = 0;
+	struct mon_sa *e;
+	bool managed = false;
+	uint8_t proto = pfkey_satype_proto(m->satype);
+
+	if (d->dump_news)
+		d->dump_stale = true;
+	while ((e = mon_table_next(d->table, &cur))) {
+		if (m->satype != SADB_SATYPE_UNSPEC && e->sa.proto != proto)
+			continue;
+		managed |= e->managed;
+		table_drop(d, e, "flushed");
+	}
+	if (managed) {
+		daemon_alert(d, "sa-removed", NULL, NULL,
+			     "the SADB was flushed by another tool; re-installing managed SAs");
+		daemon_kick(d, "flush");
+	}
+}
+
+static void on_event(struct kern *k, const struct pfkey_msg *m, bool own, void *arg)
+{
+	struct daemon *d = arg;
+
+	switch (m->type) {
+	case SADB_ADD:
+	case SADB_UPDATE:
+		if (!m->errno_val)
+			table_update(d, m, false);
+		break;
+	case SADB_DELETE:
+		if (!m->errno_val)
+			table_remove(d, m, own ? "deleted" : "deleted by another tool", false);
+		break;
+	case SADB_EXPIRE:
+		on_expire(d, m);
+		break;
+	case SADB_ACQUIRE:
+		on_acquire(d, m);
+		break;
+	case SADB_FLUSH:
+		if (!m->errno_val)
+			on_flush(d, m);
+		break;
+	case SADB_X_SPDADD:
+	case SADB_X_SPDUPDATE:
+	case SADB_X_SPDDELETE:
+	case SADB_X_SPDDELETE2:
+	case SADB_X_SPDFLUSH:
+		if (!own)
+			log_debug("policy change by another tool: %s", pfkey_type_name(m->type));
+		break;
+	default:
+		log_debug("ignored %s", pfkey_type_name(m->type));
+	}
+}
+
+/* --- resync (dump) ------------------------------------------------------- */
+
+static void resync_each(struct kern *k, const struct pfkey_msg *m, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (m->state == SADB_SASTATE_LARVAL)
+		return;
+	if (d->dump_news) {
+		struct rot_sa id;
+
+		/*
+		 * Two sockets keep no order between them: an entry the kernel
+		 * dumped before it deleted or changed the SA may arrive after the
+		 * main channel's word of it. That word is the newer one.
+		 */
+		if (d->dump_stale || sadb_msg_to_sa(m, &id) || mon_table_get(d->dump_news, &id))
+			return;
+	}
+	table_update(d, m, true);
+}
+
+/* The dump channel hears ADD/DELETE broadcasts too: the main channel has them. */
+static void dump_channel_event(struct kern *k, const struct pfkey_msg *m, bool own, void *arg)
+{
+}
+
+static void close_dump_channel(struct daemon *d)
+{
+	struct kern *k = d->dump_kern;
+
+	d->dump_kern = NULL;
+	if (k)
+		kern_close(k); /* safe from its own callbacks: freed by the loop */
+	mon_table_free(d->dump_news);
+	d->dump_news = NULL;
+	d->dump_stale = false;
+}
+
+/*
+ * Open the resync's channel. Without one (the kernel refuses a socket, no
+ * simulator to connect to) the dump runs on the main channel, as before.
+ */
+static struct kern *dump_channel(struct daemon *d)
+{
+	struct kern_opts o = { .timeout_ms = 500, .arg = d, .on_event = dump_channel_event };
+	int ret;
+
+	ret = daemon_backend_dump_channel(d, &o);
+	/*
+	 * About 64 SAs per wake-up, so an EXPIRE on the main channel waits for
+	 * a millisecond of dump, not a burst: 64 PF_KEY datagrams, or one XFRM
+	 * datagram (a netlink dump packs a 32 KiB datagram, ~80 SAs).
+	 */
+	o.read_budget = o.backend == KERN_BACKEND_XFRM ? 1 : 64;
+	if (!ret)
+		ret = kern_open(&d->loop, &o, &d->dump_kern);
+	if (!ret && !(d->dump_news = mon_table_new()))
+		ret = -ENOMEM;
+	if (ret) {
+		log_warn("no separate channel for the SADB dump (%s): it shares the main one",
+			 strerror(-ret));
+		close_dump_channel(d);
+		return d->kern;
+	}
+	return d->dump_kern;
+}
+
+static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa *sa,
+		    const char *detail);
+
+/*
+ * An outbound add whose reply was lost: the dump shows whether it took
+ * effect. If its SA is there, the link rotated, and the history records it
+ * (the reply would have); if not, the next pass adds it again.
+ */
+static void resolve_unsure_rotations(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+		struct rot_sa id = { .proto = IPPROTO_ESP };
+		struct mon_sa *e;
+
+		if (!ls->unsure_out_epoch)
+			continue;
+		id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch);
+		id.dst = ls->link->remote;
+		e = mon_table_get(d->table, &id);
+		if (e && e->managed && e->sa.link == ls->link && e->sa.dir == ROT_DIR_OUT &&
+		    e->sa.epoch == ls->unsure_out_epoch && e->sa.epoch > ls->last_epoch)
+			rotated(d, ls, &e->sa, "reply lost; the resync found the SA installed");
+		ls->unsure_out_epoch = 0;
+	}
+}
+
+static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
+{
+	struct daemon *d = arg;
+	size_t cur = 0;
+	struct mon_sa *e;
+	unsigned long vanished = 0;
+
+	bool stale = d->dump_stale;
+
+	d->resync_running = false;
+	close_dump_channel(d);
+	if (d->stopping && err == -ECANCELED)
+		return; /* stopping: the channel closed under the dump */
+	if (stale) {
+		log_info("the SADB was flushed during the dump: dumping again");
+		d->resync_wanted = true;
+		daemon_kick(d, "flush during dump");
+		return;
+	}
+	if (err) {
+		log_err("SADB dump failed: %s; retrying", strerror(-err));
+		d->resync_wanted = true;
+		daemon_kick(d, "dump failed");
+		return;
+	}
+	/* What the dump did not show is gone (we missed its DELETE or EXPIRE). */
+	while ((e = mon_table_next(d->table, &cur))) {
+		if (e->seen)
+			continue;
+		vanished++;
+		table_drop(d, e, "vanished (seen missing at resync)");
+	}
+	resolve_unsure_rotations(d);
+	d->synced = true;
+	d->stats.resyncs++;
+	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
+		 "in %.3f s",
+		 n, d->nlinks, vanished, (double)(uv_hrtime() - d->resync_started_ns) / 1e9);
+	if (d->hooks.synced)
+		d->hooks.synced(d, n);
+	daemon_kick(d, "resync");
+}
+
+static void start_resync(struct daemon *d)
+{
+	size_t cur = 0;
+	struct mon_sa *e;
+	int ret;
+
+	if (d->resync_running || d->stopping)
+		return;
+	d->resync_wanted = false;
+	d->resync_started_ns = uv_hrtime();
+	while ((e = mon_table_next(d->table, &cur)))
+		e->seen = false;
+	if (d->hooks.resync_begin)
+		d->hooks.resync_begin(d);
+	ret = kern_dump(dump_channel(d), SADB_DUMP, SADB_SATYPE_UNSPEC, resync_each, resync_done,
+			d);
+	if (ret) {
+		log_err("cannot dump the SADB: %s", strerror(-ret));
+		close_dump_channel(d);
+		return;
+	}
+	d->resync_running = true;
+}
+
+static void on_loss(struct kern *k, unsigned long count, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->resync_wanted = true;
+	daemon_kick(d, "kernel message loss");
+}
+
+/* --- policies ------------------------------------------------------------ */
+
+static void policy_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
+{
+	struct daemon *d = kern_get_arg(k);
+	struct link_state *ls = arg;
+
+	d->policy_pending--;
+	if (err) {
+		log_err("link %s: installing its policy failed: %s", ls->link->name, strerror(-err));
+		ls->policy_failed = true;
+	}
+	if (!d->policy_pending)
+		daemon_kick(d, "policies installed");
+}
+
+static void install_policies(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+		struct pfkey_msg pol[3];
+		int n;
+
+		if (!ls->link->policy || ls->policy_installed)
+			continue;
+		n = sadb_link_policies(ls->link, LINK_POLICY_PRIORITY, pol);
+		for (int j = 0; j < n; j++) {
+			int ret = kern_request(d->kern, &pol[j], policy_done, ls);
+
+			if (ret)
+				log_err("link %s: policy: %s", ls->link->name, strerror(-ret));
+			else
+				d->policy_pending++;
+		}
+		ls->policy_installed = true;
+	}
+}
+
+/* --- reconciliation ------------------------------------------------------ */
+
+struct op_ctx {
+	struct daemon *d;
+	struct pass *pass;
+	struct link_state *ls;
+	struct rot_sa sa; /* a copy: the pass's arrays go away with it */
+	enum rot_op_kind kind;
+	bool make; /* an add (or a replacement's delete) that the link's deletes wait for */
+};
+
+static struct op_ctx *ctx_alloc(struct daemon *d)
+{
+	return spare_get(&d->ctx_spare, sizeof(struct op_ctx));
+}
+
+static void ctx_free(struct daemon *d, struct op_ctx *c)
+{
+	spare_put(&d->ctx_spare, c);
+}
+
+struct pass {
+	struct rot_sa *desired, *actual;
+	size_t ndesired, nactual;
+	struct rot_ops ops;
+	size_t *next_break; /* per op: 1 + index of its link's next delete, 0 = none */
+	unsigned pending;
+	bool planned; /* every add sent: a link whose adds are all answered sends its deletes */
+	int64_t now;
+	uint64_t started_ns; /* uv_hrtime() when the pass was planned */
+	unsigned long added, deleted, failed, rotated;
+};
+
+static void pass_free(struct pass *p)
+{
+	if (!p)
+		return;
+	rot_ops_fini(&p->ops);
+	free(p->next_break);
+	free(p->desired);
+	free(p->actual);
+	free(p);
+}
+
+static void pass_finish(struct daemon *d);
+
+static void link_failed(struct daemon *d, struct link_state *ls, const struct rot_sa *sa, int err,
+			const char *what)
+{
+	int64_t backoff = 1;
+	struct mon_sa pseudo = { .sa = *sa };
+
+	/* One attempt per pass: several failed ops of one pass back off once. */
+	if (!ls->failed_this_pass)
+		ls->failures++;
+	ls->failed_this_pass = true;
+	for (unsigned i = 1; i < ls->failures && backoff < RETRY_MAX_S; i++)
+		backoff *= 2;
+	if (backoff > RETRY_MAX_S)
+		backoff = RETRY_MAX_S;
+	ls->retry_at = wall_s() + backoff;
+	d->stats.rotations_failed++;
+	daemon_alert(d, "rotation-failed", &pseudo, ls->link, "%s spi %#x failed: %s; retry in %llds",
+		     what, sa->spi, strerror(-err), (long long)backoff);
+	if (d->hooks.rotation)
+		d->hooks.rotation(d, ls->link, sa, false, strerror(-err));
+}
+
+static void send_breaks(struct daemon *d, struct link_state *ls);
+
+/* The link's outbound SA of a new epoch is installed: one rotation in the history. */
+static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa *sa,
+		    const char *detail)
+{
+	ls->last_epoch = sa->epoch;
+	d->stats.rotations_ok++;
+	/* Per link at debug: thousands of links roll at once; sactl history has each. */
+	log_debug("link %s: epoch %lld, outbound spi %#x (key %s)%s%s", ls->link->name,
+		  (long long)sa->epoch, sa->spi, sa->key_fp, detail ? ": " : "", detail ? detail : "");
+	if (d->hooks.rotation)
+		d->hooks.rotation(d, ls->link, sa, true, detail);
+}
+
+static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
+{
+	struct op_ctx *c = arg;
+	struct daemon *d = c->d;
+	enum rot_op_kind step = c->kind == ROT_OP_DELETE ? ROT_OP_DELETE : ROT_OP_ADD;
+
+	if (err == -ETIMEDOUT) {
+		/*
+		 * The reply was lost (the kernel drops messages past a full
+		 * receive queue), not refused: the request may well have taken
+		 * effect. Not a failure (no backoff, no alert, no failed rotation
+		 * in the ledger): the channel's loss report resyncs, and the next
+		 * pass does whatever is still missing. Hold this link's deletes
+		 * until then (make before break).
+		 */
+		log_warn("link %s: %s spi %#x: no reply (lost); the resync will tell",
+			 c->ls->link->name, step == ROT_OP_ADD ? "adding" : "deleting", c->sa.spi);
+		c->ls->unsure_this_pass = true;
+		if (step == ROT_OP_ADD && c->sa.dir == ROT_DIR_OUT &&
+		    c->sa.epoch != c->ls->last_epoch)
+			c->ls->unsure_out_epoch = c->sa.epoch;
+		d->resync_wanted = true;
+		d->kick_pending = true;
+	} else if (!rot_op_result_ok(step, err)) {
+		d->pass->failed++;
+		link_failed(d, c->ls, &c->sa, err, step == ROT_OP_ADD ? "adding" : "deleting");
+	} else if (err) {
+		/*
+		 * EEXIST / ESRCH: the kernel already was as desired, so our table
+		 * was stale (a lost broadcast): resync.
+		 */
+		d->resync_wanted = true;
+		if (step == ROT_OP_DELETE) {
+			struct mon_sa *e = mon_table_get(d->table, &c->sa);
+
+			note_news(d, &c->sa);
+			if (e)
+				table_drop(d, e, "already gone (deleted outside sakeyd)");
+		}
+	} else if (step == ROT_OP_ADD) {
+		d->stats.sa_added++;
+		d->pass->added++;
+		/*
+		 * PF_KEY's reply is the ADD broadcast (af_key.c: key_notify_sa): it
+		 * is the SA. XFRM acknowledges without one.
+		 */
+		if (reply)
+			table_update(d, reply, false);
+		else
+			table_own_add(d, &c->sa);
+		if (c->sa.dir == ROT_DIR_OUT && c->sa.epoch != c->ls->last_epoch) {
+			d->pass->rotated++;
+			rotated(d, c->ls, &c->sa, NULL);
+		}
+	} else {
+		struct mon_sa *e = mon_table_get(d->table, &c->sa);
+
+		d->stats.sa_deleted++;
+		d->pass->deleted++;
+		note_news(d, &c->sa);
+		if (e)
+			table_drop(d, e, "deleted (rotation)");
+	}
+	if (err == -ECANCELED) {
+		ctx_free(d, c);
+		return;
+	}
+	/* The link's last add answered: its deletes go now, not after every other link's. */
+	if (c->make && --c->ls->makes_pending == 0 && d->pass->planned)
+		send_breaks(d, c->ls);
+	ctx_free(d, c);
+	if (--d->pass->pending == 0)
+		pass_finish(d);
+}
+
+/* Keep sa's fingerprint in the cache of ls, by (epoch, dir). */
+static void fp_remember(struct link_state *ls, const struct rot_sa *sa)
+{
+	struct planned_fp *slot;
+
+	slot = &ls->fp_cache[ls->fp_next++ % (sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]))];
+	slot->epoch = sa->epoch;
+	slot->dir = sa->dir;
+	memcpy(slot->fp, sa->key_fp, sizeof(slot->fp));
+}
+
+static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kind,
+		   const struct rot_sa *sa, uint32_t seq, bool make)
+{
+	struct op_ctx *c = ctx_alloc(d);
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	c->d = d;
+	c->pass = d->pass;
+	c->ls = ls;
+	c->sa = *sa;
+	c->kind = kind;
+	c->make = make;
+	if (kind == ROT_OP_DELETE) {
+		ret = sadb_request_delete(d->kern, sa, op_done, c);
+	} else {
+		/* A fingerprint the plan left to the add (planned_fingerprint): derived once. */
+		bool fp_wanted = !c->sa.key_fp[0] && ls->link->secret;
+
+		ret = sadb_request_add(d->kern, &c->sa, ls->link->secret, seq,
+				       fp_wanted ? c->sa.key_fp : NULL, op_done, c);
+		if (!ret && fp_wanted)
+			fp_remember(ls, &c->sa);
+	}
+	/* Per SA at debug: a pass's totals are logged at info by pass_finish. */
+	log_debug("link %s: %s %s spi %#x epoch %lld%s%s", ls->link->name,
+		 kind == ROT_OP_DELETE ? "delete" : kind == ROT_OP_REPLACE ? "re-add" : "add",
+		 sa->dir == ROT_DIR_OUT ? "out" : sa->dir == ROT_DIR_IN ? "in" : "?", sa->spi,
+		 (long long)sa->epoch, c->sa.key_fp[0] ? " key " : "", c->sa.key_fp);
+	if (ret) {
+		ctx_free(d, c);
+		link_failed(d, ls, sa, ret, kind == ROT_OP_DELETE ? "deleting" : "adding");
+		return ret;
+	}
+	d->pass->pending++;
+	ls->makes_pending += make;
+	return 0;
+}
+
+static struct link_state *state_of(struct daemon *d, const struct conf_link *link)
+{
+	return link ? link_by_prefix(d, link->spi_prefix) : NULL;
+}
+
+/*
+ * A link's deletes, once all its adds of the pass succeeded (make before
+ * break); none if one failed or went unanswered (the resync will tell, and
+ * the pass after it deletes). Per link, not per pass: a reply lost to one
+ * link held every link's old SAs for the reply timeout (tests/sim/loss.py).
+ */
+static void send_breaks(struct daemon *d, struct link_state *ls)
+{
+	struct pass *p = d->pass;
+	size_t i = ls->first_break;
+
+	ls->first_break = 0;
+	if (ls->failed_this_pass || ls->unsure_this_pass)
+		return;
+	for (; i; i = p->next_break[i - 1])
+		send_op(d, ls, ROT_OP_DELETE, p->ops.op[i - 1].sa, 0, false);
+}
+
+static void arm_wake(struct daemon *d);
+
+static void pass_finish(struct daemon *d)
+{
+	struct pass *p = d->pass;
+
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+
+		if (!ls->failed_this_pass && ls->failures) {
+			log_info("link %s: recovered after %u failure(s)", ls->link->name,
+				 ls->failures);
+			ls->failures = 0;
+			ls->retry_at = 0;
+		}
+		ls->failed_this_pass = false;
+		ls->unsure_this_pass = false;
+	}
+	/*
+	 * One line per pass that changed anything: what a change point cost,
+	 * from planning to the last reply (the burst's end for an operator).
+	 */
+	if (p->added || p->deleted || p->failed)
+		log_info("reconcile pass: %lu added, %lu deleted, %lu failed in %.3f s; %lu link%s "
+			 "to a new epoch; %zu SAs in the kernel",
+			 p->added, p->deleted, p->failed, (double)(uv_hrtime() - p->started_ns) / 1e9,
+			 p->rotated, p->rotated == 1 ? "" : "s", mon_table_count(d->table));
+	pass_free(p);
+	d->pass = NULL;
+	d->stats.passes++;
+	if (!d->ready_sent) {
+		/* Synchronised, policies in place, the first reconciliation applied. */
+		d->ready_sent = true;
+		notify_send("READY=1\nSTATUS=rotating");
+		log_info("ready: %zu SAs in the kernel", mon_table_count(d->table));
+	}
+	if (d->hooks.pass_done)
+		d->hooks.pass_done(d);
+	if (d->deferred_cfg)
+		daemon_kick(d, "deferred reload");
+	else if (d->kick_pending || d->resync_wanted)
+		daemon_kick(d, NULL);
+	else
+		arm_wake(d);
+}
+
+/*
+ * Fill in the key fingerprint of sa, planned for ls, from the link's cache,
+ * else derived. Only reconcile's comparison with an installed SA of the
+ * same identity needs it before the add: if table holds none, the add
+ * derives the keys anyway and fingerprints them (send_op), so a rotation
+ * derives each new SA's keys once, not twice (HKDF was 7 % of the CPU).
+ */
+static int planned_fingerprint(struct link_state *ls, struct rot_sa *sa, struct mon_table *table)
+{
+	struct planned_fp *slot;
+	int ret;
+
+	for (size_t i = 0; i < sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]); i++) {
+		slot = &ls->fp_cache[i];
+		if (slot->fp[0] && slot->epoch == sa->epoch && slot->dir == sa->dir) {
+			memcpy(sa->key_fp, slot->fp, sizeof(sa->key_fp));
+			return 0;
+		}
+	}
+	if (!ls->link->secret || !mon_table_get(table, sa))
+		return 0;
+	ret = rot_sa_fingerprint(ls->link->secret, sa);
+	if (ret)
+		return ret;
+	fp_remember(ls, sa);
+	return 0;
+}
+
+/*
+ * The link's desired SAs now. The plan is made without the secret and the
+ * fingerprints come from the link's cache: a pass over 10,000 links would
+ * otherwise derive every SA's keys again (HKDF) each time.
+ */
+static int plan_link(struct link_state *ls, int64_t now, struct mon_table *table,
+		     struct rot_plan *plan)
+{
+	struct conf_link bare = *ls->link;
+	int ret;
+
+	bare.secret = NULL;
+	ret = rot_plan(&bare, now, plan);
+	for (size_t i = 0; !ret && i < plan->n; i++) {
+		plan->sa[i].link = ls->link;
+		ret = planned_fingerprint(ls, &plan->sa[i], table);
+	}
+	return ret;
+}
+
+static bool link_due(struct link_state *ls, int64_t now)
+{
+	return !ls->retry_at || now >= ls->retry_at;
+}
+
+static void apply_deferred_reload(struct daemon *d);
+
+static void reconcile(struct daemon *d)
+{
+	struct pass *p;
+	size_t cur = 0, ndesired = 0;
+	struct mon_sa *e;
+	int64_t now = wall_s();
+	int ret;
+
+	d->kick_pending = false;
+	if (d->deferred_cfg && !d->pass && !d->policy_pending && !d->stopping) {
+		apply_deferred_reload(d); /* kicks again: the next turn plans with the new config */
+		return;
+	}
+	/*
+	 * A dump waits for the running pass: a change point's burst is not
+	 * slowed by reading every SA (a second or more at 10,000 links), and
+	 * the dump does not see the pass half applied. pass_finish kicks again.
+	 */
+	if (d->resync_wanted && !d->pass)
+		start_resync(d);
+	if (!d->synced || d->resync_running || d->pass || d->policy_pending || d->stopping) {
+		/*
+		 * Still owed a pass: the running one was planned before this
+		 * request. pass_finish kicks again when kick_pending is set
+		 * (resync_done and policy_done always do).
+		 */
+		if (d->pass)
+			d->kick_pending = true;
+		return;
+	}
+	if (!d->policies_done) {
+		d->policies_done = true;
+		install_policies(d);
+		if (d->policy_pending)
+			return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto nomem;
+	p->now = now;
+	p->started_ns = uv_hrtime();
+	rot_ops_init(&p->ops);
+	/*
+	 * Not zeroed: only the first ndesired and nactual are written and read.
+	 * calloc cleared up to 11 MB a pass at 10,000 links (from the heap: no fresh
+	 * zero pages since sakeyd keeps its memory, see harden()).
+	 */
+	p->desired = malloc((d->nlinks * ROT_PLAN_MAX + 1) * sizeof(*p->desired));
+	p->actual = malloc((mon_table_count(d->table) + 1) * sizeof(*p->actual));
+	if (!p->desired || !p->actual)
+		goto nomem;
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+		struct rot_plan plan;
+
+		ls->makes_pending = 0;
+		ls->first_break = 0;
+		if (!link_due(ls, now))
+			continue;
+		ret = plan_link(ls, now, d->table, &plan);
+		if (ret) {
+			log_err("link %s: cannot plan: %s", ls->link->name, strerror(-ret));
+			continue;
+		}
+		ls->next_change = plan.next_change;
+		ls->epoch = plan.epoch;
+		memcpy(&p->desired[ndesired], plan.sa, plan.n * sizeof(plan.sa[0]));
+		ndesired += plan.n;
+	}
+	p->ndesired = ndesired;
+	while ((e = mon_table_next(d->table, &cur))) {
+		/*
+		 * Owner and direction depend on the SA's identity and addresses
+		 * (set when its entry is made) and on the links: table_filled
+		 * and daemon_set_config classify. Only the epoch nearest to now
+		 * moves with time; a full classify here was 4 % of the CPU of
+		 * a 10,000-link pass (a link lookup for each of 30,000 SAs).
+		 */
+		if (e->managed)
+			e->sa.epoch = nearest_epoch(e->sa.link, e->sa.spi, now);
+		p->actual[p->nactual++] = e->sa;
+	}
+	ret = rot_reconcile(p->desired, p->ndesired, p->actual, p->nactual, &p->ops);
+	if (ret) {
+		log_err("reconcile: %s", strerror(-ret));
+		pass_free(p);
+		arm_wake(d);
+		return;
+	}
+	p->next_break = calloc(p->ops.n + 1, sizeof(*p->next_break));
+	if (!p->next_break)
+		goto nomem;
+	d->pass = p;
+	for (size_t i = 0; i < p->ops.n; i++) {
+		const struct rot_op *op = &p->ops.op[i];
+		struct link_state *ls = state_of(d, op->sa->link);
+		uint32_t seq = 0;
+
+		if (!ls)
+			continue;
+		switch (op->kind) {
+		case ROT_OP_ADD:
+			if (op->sa->dir == ROT_DIR_OUT && ls->acquire_seq) {
+				/* Answer the ACQUIRE: its seq lets the kernel replace the larval state. */
+				seq = ls->acquire_seq;
+				ls->acquire_seq = 0;
+			}
+			send_op(d, ls, ROT_OP_ADD, op->sa, seq, true);
+			break;
+		case ROT_OP_REPLACE:
+			send_op(d, ls, ROT_OP_DELETE, op->actual, 0, true);
+			send_op(d, ls, ROT_OP_REPLACE, op->sa, 0, true);
+			break;
+		case ROT_OP_CONFLICT:
+			if (!ls->conflict_alerted) {
+				struct mon_sa pseudo = { .sa = *op->actual };
+
+				ls->conflict_alerted = true;
+				daemon_alert(d, "rotation-failed", &pseudo, ls->link,
+					     "the kernel holds spi %#x with other keys or attributes "
+					     "than planned (changed secret?); it stays until its "
+					     "planned removal",
+					     op->sa->spi);
+			}
+			break;
+		case ROT_OP_DELETE:
+			/* After the link's adds: listed (last first) for send_breaks. */
+			p->next_break[i] = ls->first_break;
+			ls->first_break = i + 1;
+			break;
+		}
+	}
+	p->planned = true;
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+
+		ls->acquire_seq = 0;
+		if (!ls->makes_pending && ls->first_break)
+			send_breaks(d, ls);
+	}
+	if (p->pending == 0)
+		pass_finish(d);
+	return;
+nomem:
+	log_err("out of memory");
+	pass_free(p);
+	arm_wake(d);
+}
+
+static void kick_cb(uv_timer_t *t)
+{
+	reconcile(t->data);
+}
+
+void daemon_kick(struct daemon *d, const char *why)
+{
+	if (why)
+		log_debug("reconcile requested: %s", why);
+	d->kick_pending = true;
+	if (d->stopping)
+		return;
+	/* From the loop, never from inside a callback chain that holds pass state. */
+	uv_timer_start(&d->kick, kick_cb, 0, 0);
+}
+
+static void wake_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	daemon_kick(d, "scheduled change point");
+}
+
+static void arm_wake(struct daemon *d)
+{
+	int64_t next = INT64_MAX, now_ms = wall_ms(), delay;
+
+	for (size_t i = 0; i < d->nlinks; i++) {
+		const struct link_state *ls = &d->links[i];
+		/* A link in backoff is not planned until its retry time. */
+		int64_t t = ls->retry_at * 1000 > now_ms ? ls->retry_at : ls->next_change;
+
+		if (t && t < next)
+			next = t;
+	}
+	d->next_wake = next == INT64_MAX ? 0 : next;
+	if (next == INT64_MAX) {
+		uv_timer_stop(&d->wake);
+		return;
+	}
+	/*
+	 * Wake just after the change second starts: the plan works in whole seconds.
+	 * The timer counts from the loop's cached time, which lags by however long
+	 * this turn has run: refresh it, or the wake-up comes that much early.
+	 */
+	uv_update_time(&d->loop);
+	delay = next * 1000 - now_ms + 5;
+	if (delay < 0)
+		delay = 0;
+	uv_timer_start(&d->wake, wake_cb, (uint64_t)delay, 0);
+	if (d->hooks.scheduled)
+		d->hooks.scheduled(d);
+}
+
+/* A wall-clock step (NTP, suspend, an operator) invalidates the schedule: re-plan. */
+static void clock_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	int64_t offset = wall_ms() - (int64_t)uv_now(&d->loop);
+
+	if (d->clock_offset && llabs(offset - d->clock_offset) > CLOCK_JUMP_MS) {
+		log_warn("wall clock jumped by %+lld ms: re-planning",
+			 (long long)(offset - d->clock_offset));
+		daemon_kick(d, "clock jump");
+	}
+	d->clock_offset = offset;
+}
+
+/*
+ * Usage counters come from the kernel only by asking: a dump every
+ * refresh_interval refreshes them, and also heals any broadcast we lost.
+ */
+static void refresh_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	d->resync_wanted = true;
+	daemon_kick(d, NULL);
+}
+
+/* --- start and stop ------------------------------------------------------ */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void daemon_stop(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("stopping; SAs and policies stay installed (fail closed)");
+	if (d->deferred_cfg)
+		log_warn("a deferred reload was not applied: the pass it waited for was cut short; "
+			 "the file is read again at the next start");
+	if (d->hooks.stopping)
+		d->hooks.stopping(d);
+	notify_send("STOPPING=1");
+	ctl_server_close(d->ctl);
+	d->ctl = NULL;
+	sinks_stop(d);
+	ledger_stop(d);
+	close_dump_channel(d);
+	if (d->kern)
+		kern_close(d->kern);
+	d->kern = NULL;
+	/* The simulated SADB closes its own handles (and frees itself in their callbacks). */
+	daemon_backend_close(d);
+	uv_walk(&d->loop, close_walk, NULL);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+
+	if (signum == SIGHUP) {
+		daemon_reload(d);
+		return;
+	}
+	log_info("signal %d", signum);
+	daemon_stop(d);
+}
+
+static void retire_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
+{
+	if (err && err != -ESRCH && err != -ENOENT && err != -ECANCELED)
+		log_warn("removing a retired link's %s: %s",
+			 reply ? pfkey_type_name(reply->type) : "SA or policy", strerror(-err));
+}
+
+static void arm_retire(struct daemon *d);
+
+/* Remove the SAs and policies of links whose grace after removal has passed. */
+static void retire_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	int64_t now = wall_s();
+	size_t kept = 0;
+
+	for (size_t i = 0; i < d->nretiring; i++) {
+		struct retiring_link *r = &d->retiring[i];
+		unsigned long sas = 0;
+		size_t cur = 0;
+		struct mon_sa *e;
+
+		if (r->remove_at > now) {
+			d->retiring[kept++] = *r;
+			continue;
+		}
+		while ((e = mon_table_next(d->table, &cur))) {
+			/* Still ours if a current link owns it (e.g. the link was renamed). */
+			if (e->managed || e->sa.proto != IPPROTO_ESP ||
+			    !rot_sa_owned_by(&e->sa, &r->link, NULL))
+				continue;
+			if (!sadb_request_delete(d->kern, &e->sa, retire_done, NULL))
+				sas++;
+		}
+		if (r->link.policy) {
+			struct pfkey_msg pol[3];
+			int n = sadb_link_policies(&r->link, LINK_POLICY_PRIORITY, pol);
+			bool reused = false;
+
+			/* A current link with the same selectors keeps the policies. */
+			for (size_t j = 0; j < d->nlinks; j++) {
+				const struct conf_link *l = d->links[j].link;
+
+				reused |= l->policy && rot_addr_equal(&l->local, &r->link.local) &&
+					  rot_addr_equal(&l->remote, &r->link.remote);
+			}
+			for (int j = 0; j < n && !reused; j++) {
+				pol[j].type = SADB_X_SPDDELETE; /* matched by selector and dir */
+				kern_request(d->kern, &pol[j], retire_done, NULL);
+			}
+		}
+		log_info("removed link %s retired after its grace: %lu SA%s%s deleted", r->link.name,
+			 sas, sas == 1 ? "" : "s", r->link.policy ? " and its policies" : "");
+	}
+	d->nretiring = kept;
+	arm_retire(d);
+}
+
+static void arm_retire(struct daemon *d)
+{
+	int64_t next = INT64_MAX;
+
+	for (size_t i = 0; i < d->nretiring; i++)
+		if (d->retiring[i].remove_at < next)
+			next = d->retiring[i].remove_at;
+	if (next == INT64_MAX || d->stopping) {
+		uv_timer_stop(&d->retire);
+		return;
+	}
+	next = next * 1000 - wall_ms() + 5;
+	uv_timer_start(&d->retire, retire_cb, next > 0 ? (uint64_t)next : 0, 0);
+}
+
+/*
+ * Links of old that no link of the running config continues (same SPI prefix
+ * and addresses) are retired: kept for their grace, since the peer may still
+ * send with the current key, then removed with their policies.
+ */
+static void retire_removed(struct daemon *d, const struct config *old)
+{
+	int64_t now = wall_s();
+
+	for (size_t i = 0; i < old->nlinks; i++) {
+		const struct conf_link *o = &old->links[i];
+		struct retiring_link *grown;
+		bool continued = false;
+
+		for (size_t j = 0; j < d->nlinks && !continued; j++) {
+			const struct conf_link *l = d->links[j].link;
+
+			continued = l->spi_prefix == o->spi_prefix &&
+				    rot_addr_equal(&l->local, &o->local) &&
+				    rot_addr_equal(&l->remote, &o->remote);
+		}
+		if (continued)
+			continue;
+		grown = realloc(d->retiring, (d->nretiring + 1) * sizeof(*grown));
+		if (!grown) {
+			log_err("out of memory: link %s's SAs stay until their hard lifetime", o->name);
+			continue;
+		}
+		d->retiring = grown;
+		d->retiring[d->nretiring].link = *o;
+		d->retiring[d->nretiring].link.secret = NULL;
+		d->retiring[d->nretiring].remove_at = now + (int64_t)o->grace;
+		d->nretiring++;
+		log_info("link %s removed: its SAs and policies go in %llus (its grace)", o->name,
+			 (unsigned long long)o->grace);
+	}
+	arm_retire(d);
+}
+
+/* Switch to cfg (checked; ownership taken): 0, or -errno with the running config kept. */
+static int apply_reload(struct daemon *d, struct config *cfg)
+{
+	struct config *old = d->cfg;
+	int ret;
+
+	ret = daemon_set_config(d, cfg);
+	if (ret) {
+		log_err("reload refused (%s); the running configuration stays", strerror(-ret));
+		conf_free(cfg);
+		d->stats.reloads_failed++;
+		notify_send("READY=1");
+		return ret;
+	}
+	retire_removed(d, old);
+	/* The old config's links are no longer referenced. */
+	if (d->owned_cfg)
+		conf_free(d->owned_cfg);
+	d->owned_cfg = cfg;
+	d->policies_done = false; /* for the links whose policies are new */
+	d->stats.reloads++;
+	log_info("reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
+	notify_send("READY=1");
+	daemon_kick(d, "reload");
+	return 0;
+}
+
+/* From the loop (reconcile), once no request of a pass or a policy is in flight. */
+static void apply_deferred_reload(struct daemon *d)
+{
+	struct config *cfg = d->deferred_cfg;
+
+	d->deferred_cfg = NULL;
+	log_info("the pass has ended: applying the deferred reload");
+	apply_reload(d, cfg);
+}
+
+int daemon_reload(struct daemon *d)
+{
+	struct conf_diag diag = { 0 };
+	struct config *cfg = NULL;
+	int ret;
+
+	log_info("reloading %s", d->config_path);
+	notify_send("RELOADING=1");
+	ret = conf_load(d->config_path, &cfg, &diag);
+	if (!ret)
+		ret = conf_load_secrets(cfg, geteuid(), &diag);
+	for (size_t i = 0; i < diag.count; i++)
+		log_err("%s", diag.msgs[i]);
+	conf_diag_fini(&diag);
+	if (!ret && cfg->daemon.kernel != d->cfg->daemon.kernel) {
+		log_err("reload: the kernel backend cannot change at run time; restart sakeyd");
+		ret = -EINVAL;
+	}
+	/* kernel = auto chose PF_KEY at start: a link that needs XFRM needs a restart. */
+	for (size_t i = 0; !ret && d->kern && kern_backend(d->kern) == KERN_BACKEND_PFKEY &&
+			   i < cfg->nlinks; i++) {
+		const char *why;
+
+		if (!conf_link_pfkey_ok(&cfg->links[i], &why)) {
+			log_err("reload: link %s needs XFRM (%s) but sakeyd runs on PF_KEY; restart it "
+				"(kernel = auto then picks XFRM) or set kernel = xfrm",
+				cfg->links[i].name, why);
+			ret = -EINVAL;
+		}
+	}
+	if (!ret)
+		ret = resolve_links(cfg);
+	if (ret) {
+		log_err("reload refused; the running configuration stays%s",
+			d->deferred_cfg ? " (the reload deferred before still applies when the "
+					  "running pass ends)" :
+					  "");
+		conf_free(cfg);
+		d->stats.reloads_failed++;
+		if (!d->deferred_cfg)
+			notify_send("READY=1");
+		return ret;
+	}
+	/*
+	 * The requests in flight of a pass (and of policies) hold pointers to
+	 * their link's state and plans made from the running config: both
+	 * stay until the last reply, then the reload applies (reconcile). Two
+	 * reloads meanwhile coalesce: the newer file wins.
+	 */
+	if (d->pass || d->policy_pending) {
+		log_info("reload deferred until the running pass ends: %zu link%s checked%s",
+			 cfg->nlinks, cfg->nlinks == 1 ? "" : "s",
+			 d->deferred_cfg ? "; it replaces the reload still pending" : "");
+		conf_free(d->deferred_cfg);
+		d->deferred_cfg = cfg;
+		return 0;
+	}
+	/* Between a pass's end and the kick that applies its deferred reload: this newer file wins. */
+	conf_free(d->deferred_cfg);
+	d->deferred_cfg = NULL;
+	return apply_reload(d, cfg);
+}
+
+int daemon_init(struct daemon *d, struct config *cfg, const char *config_path)
+{
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->config_path = config_path;
+	d->table = mon_table_new();
+	if (!d->table)
+		return -ENOMEM;
+	ret = daemon_set_config(d, cfg);
+	if (ret)
+		return ret;
+	ret = uv_loop_init(&d->loop);
+	if (ret)
+		return -EIO;
+	uv_timer_init(&d->loop, &d->kick);
+	uv_timer_init(&d->loop, &d->wake);
+	uv_timer_init(&d->loop, &d->clock);
+	uv_timer_init(&d->loop, &d->refresh);
+	uv_timer_init(&d->loop, &d->retire);
+	d->kick.data = d->wake.data = d->clock.data = d->refresh.data = d->retire.data = d;
+	uv_signal_init(&d->loop, &d->sigterm);
+	uv_signal_init(&d->loop, &d->sigint);
+	uv_signal_init(&d->loop, &d->sighup);
+	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	return 0;
+}
+
+static int ctl_reload(void *arg, char *msg, size_t len)
+{
+	struct daemon *d = arg;
+	int ret = daemon_reload(d);
+
+	if (ret)
+		snprintf(msg, len, "reload refused (%s); the running configuration stays%s: see the "
+			 "daemon's log for file:line", strerror(-ret),
+			 d->deferred_cfg ? " (a reload deferred before still applies when the "
+					   "running pass ends)" : "");
+	else if (d->deferred_cfg)
+		snprintf(msg, len, "reload deferred until the running pass ends: %zu link%s "
+			 "checked; the log says \"reloaded\" when they apply",
+			 d->deferred_cfg->nlinks, d->deferred_cfg->nlinks == 1 ? "" : "s");
+	else
+		snprintf(msg, len, "reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
+	return ret;
+}
+
+static int ctl_reconcile(void *arg, char *msg, size_t len)
+{
+	struct daemon *d = arg;
+
+	d->resync_wanted = true;
+	daemon_kick(d, "control socket");
+	snprintf(msg, len, "resynchronising with the kernel and reconciling %zu link%s", d->nlinks,
+		 d->nlinks == 1 ? "" : "s");
+	return 0;
+}
+
+int daemon_start(struct daemon *d, const struct kern_opts *base)
+{
+	struct kern_opts o = *base;
+	struct ctl_handlers h = { .reload = ctl_reload, .reconcile = ctl_reconcile, .arg = d };
+	int ret;
+
+	o.on_event = on_event;
+	/* op_done learns our changes from the replies: no echo of each (XFRM). */
+	o.drop_own_echoes = true;
+	d->backend_kind = o.backend;
+	o.on_loss = on_loss;
+	o.arg = d;
+	ret = kern_open(&d->loop, &o, &d->kern);
+	if (ret) {
+		log_err("cannot open the kernel channel: %s", strerror(-ret));
+		return ret;
+	}
+	ret = ctl_server_start(&d->loop, d->cfg->daemon.control_socket, &h, &d->ctl);
+	if (ret) {
+		/* Not fatal: rotation matters more than sactl reload. */
+		log_err("control socket %s: %s; sactl reload/reconcile will not work (SIGHUP does)",
+			d->cfg->daemon.control_socket, strerror(-ret));
+		d->ctl = NULL;
+	}
+	uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&d->sigint, signal_cb, SIGINT);
+	uv_signal_start(&d->sighup, signal_cb, SIGHUP);
+	uv_timer_start(&d->clock, clock_cb, CLOCK_CHECK_MS, CLOCK_CHECK_MS);
+	uv_timer_start(&d->refresh, refresh_cb, d->cfg->daemon.refresh_interval * 1000,
+		       d->cfg->daemon.refresh_interval * 1000);
+	d->resync_wanted = true;
+	daemon_kick(d, "start");
+	return 0;
+}
+
+void daemon_fini(struct daemon *d)
+{
+	int ret;
+
+	pass_free(d->pass);
+	d->pass = NULL;
+	ret = uv_loop_close(&d->loop);
+	if (ret)
+		log_err("event loop closed with live handles: %s", uv_strerror(ret));
+	assert(ret == 0);
+	ledger_free(d);
+	sinks_free(d);
+	spare_fini(&d->ctx_spare);
+	free(d->retiring);
+	mon_table_free(d->table);
+	rot_prefix_index_fini(&d->link_index);
+	free(d->links);
+	conf_free(d->owned_cfg);
+	conf_free(d->deferred_cfg);
+}
+
+int daemon_run(struct config *cfg, const char *config_path)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	/*
+	 * Replies: af_key answers inside sendmsg (the reply is queued before
+	 * send returns), so one not read within 500 ms was dropped (full
+	 * receive queue). The channel's 2 s default held a whole pass that
+	 * long per lost reply: with 1 s epochs and 10 % loss, rotation fell
+	 * behind (tests/sim/loss.py). A late reply costs only a resync.
+	 */
+	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY, .timeout_ms = 500 };
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = daemon_init(d, cfg, config_path);
+	if (ret)
+		goto out;
+	ret = daemon_backend_open(d, &o);
+	if (!ret)
+		ret = ledger_start(d);
+	if (!ret)
+		ret = sinks_start(d);
+	if (!ret)
+		ret = daemon_start(d, &o);
+	if (ret) {
+		daemon_stop(d);
+		uv_run(&d->loop, UV_RUN_DEFAULT);
+		daemon_fini(d);
+		goto out;
+	}
+	log_info("sakeyd started: %zu link%s, kernel %s", d->nlinks, d->nlinks == 1 ? "" : "s",
+		 cfg->daemon.kernel == CONF_KERNEL_SIM ? "sim" :
+		 o.backend == KERN_BACKEND_XFRM	      ? "xfrm" :
+							"pfkey");
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	daemon_backend_close(d);
+	daemon_fini(d);
+	log_info("stopped");
+out:
+	free(d);
+	return ret;
+}

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: ISC */
+/* The daemon's state, shared by the units of svc/daemon/ (daemon, sadb, kernel_open, ledger, sinks). */
+#ifndef SAKEYD_DAEMON_INT_H
+#define SAKEYD_DAEMON_INT_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf/conf.h"
+#include "monitor/table.h"
+#include "rotate/prefixidx.h"
+#include "rotate/sa.h"
+#include "svc/kernel/channel.h"
+#include "svc/base/spare.h"
+
+struct sinks;
+struct ctl_server;
+struct daemon;
+struct ledger;
+struct pass;
+
+struct link_state {
+	struct conf_link *link; /* borrowed from the running config */
+	int64_t next_change;    /* Unix seconds; 0 if not planned yet */
+	int64_t epoch;
+	int64_t last_epoch; /* epoch of the last outbound SA installed */
+	unsigned failures;
+	int64_t retry_at; /* backoff after failures; 0 if none */
+	uint32_t acquire_seq;
+	bool failed_this_pass;
+	bool unsure_this_pass; /* a reply was lost: the outcome waits for the resync */
+	/* In the running pass: its adds not answered yet, and its deletes (send_breaks). */
+	unsigned makes_pending;
+	/* Epoch of an outbound SA whose add went unanswered: the resync tells if it rotated. */
+	int64_t unsure_out_epoch;
+	size_t first_break; /* 1 + index of its first delete in the pass's ops; 0 = none */
+	bool policy_installed, policy_failed;
+	bool conflict_alerted;
+	/* Fingerprints of its planned SAs by (epoch, dir): one HKDF per SA, not per pass. */
+	struct planned_fp {
+		int64_t epoch;
+		enum rot_dir dir;
+		char fp[ROT_FP_LEN + 1]; /* "" = empty slot */
+	} fp_cache[4];
+	unsigned fp_next;
+};
+
+/*
+ * What the rest of the daemon (ledger, alerts, metrics, tests) learns. Every
+ * hook is optional. An entry stays valid until sa_gone for it returns: every
+ * removal from the table calls sa_gone first, and the ledger keeps pointers
+ * to entries until its commit. sa_gone's why is a string literal (the ledger
+ * keeps it too). Config pointers stay valid until config_swap, which runs
+ * before a reload replaces the config.
+ */
+struct daemon_hooks {
+	void (*sa_added)(struct daemon *d, const struct mon_sa *e, bool from_dump);
+	void (*sa_changed)(struct daemon *d, const struct mon_sa *e);
+	void (*sa_gone)(struct daemon *d, const struct mon_sa *e, const char *why);
+	void (*alert)(struct daemon *d, const char *event, const struct mon_sa *e,
+		      const struct conf_link *link, const char *msg);
+	void (*rotation)(struct daemon *d, const struct conf_link *link, const struct rot_sa *sa,
+			 bool ok, const char *detail);
+	void (*acquire)(struct daemon *d, uint32_t seq, const struct conf_addr *src,
+			const struct conf_addr *dst, const struct conf_link *link);
+	void (*resync_begin)(struct daemon *d);
+	void (*config_swap)(struct daemon *d);
+	void (*synced)(struct daemon *d, unsigned long n);
+	void (*pass_done)(struct daemon *d);
+	void (*scheduled)(struct daemon *d);
+	void (*stopping)(struct daemon *d);
+	void *arg;
+};
+
+/* A link removed by a reload: its SAs and policies go once its grace has passed. */
+struct retiring_link {
+	struct conf_link link; /* a copy without the secret */
+	int64_t remove_at;
+};
+
+struct daemon_stats {
+	unsigned long passes, sa_added, sa_deleted, rotations_ok, rotations_failed, alerts;
+	unsigned long resyncs, removed_by_others, acquires_answered, reloads, reloads_failed;
+};
+
+struct daemon {
+	uv_loop_t loop;
+	uv_timer_t kick;  /* reconcile soon, from the loop */
+	uv_timer_t wake;  /* the next change point of any link */
+	uv_timer_t clock; /* wall-clock jump detection */
+	uv_signal_t sigterm, sigint, sighup;
+	int64_t clock_offset;
+	int64_t next_wake;
+
+	struct spare ctx_spare; /* request contexts freed, kept for the next (svc/base/spare.h) */
+
+	struct config *cfg;       /* running config (borrowed or owned_cfg) */
+	struct config *owned_cfg; /* a config loaded by reload, freed by us */
+	/*
+	 * A reload checked while a pass (or policy requests) had requests in
+	 * flight, whose contexts point into links and the running config:
+	 * applied when they are answered (owned; a later reload replaces it).
+	 */
+	struct config *deferred_cfg;
+	const char *config_path;
+	struct link_state *links; /* sorted by spi_prefix */
+	size_t nlinks;
+	struct rot_prefix_index link_index; /* spi_prefix -> &links[i] */
+
+	struct kern *kern;
+	/*
+	 * The resync's own channel, open while it dumps, so that 20,000 dump
+	 * replies never queue in front of an EXPIRE; and the SAs the main
+	 * channel spoke of meanwhile, whose dump entries are older news.
+	 */
+	struct kern *dump_kern;
+	struct mon_table *dump_news;
+	bool dump_stale; /* a FLUSH came during the dump: its entries say nothing */
+	enum kern_backend backend_kind;
+	struct mon_table *table;
+	struct pass *pass; /* the reconciliation in progress */
+	unsigned policy_pending;
+	bool synced, resync_wanted, resync_running, kick_pending, policies_done, stopping;
+	uint64_t resync_started_ns; /* uv_hrtime() of the running dump's start */
+	int64_t now_s;              /* daemon_now()'s wall clock, read at loop time now_turn */
+	uint64_t now_turn;
+
+	struct daemon_hooks hooks;
+	struct daemon_stats stats;
+	void *backend; /* the simulated SADB, if kernel = sim */
+	struct ledger *ledger;
+	struct retiring_link *retiring;
+	size_t nretiring;
+	uv_timer_t retire;
+	struct sinks *sinks; /* alert_command, sa-too-old, metrics file (svc/daemon/sinks.c) */
+	struct ctl_server *ctl; /* the control socket */
+	bool ready_sent;        /* READY=1 told to systemd */
+	uv_timer_t refresh; /* usage counters and loss detection: a dump every refresh_interval */
+};
+
+int daemon_init(struct daemon *d, struct config *cfg, const char *config_path);
+/* Open the channel (base: backend options), install signal handlers, start syncing. */
+int daemon_start(struct daemon *d, const struct kern_opts *base);
+/* Close every handle; the loop then runs out. */
+void daemon_stop(struct daemon *d);
+void daemon_fini(struct daemon *d);
+/* Switch to cfg (borrowed until the next switch); links resolved and checked. 0 or -errno. */
+int daemon_set_config(struct daemon *d, struct config *cfg);
+/*
+ * Re-read the config file; a bad one is reported and the running one stays.
+ * During a pass it is checked now and applied when the pass ends
+ * (d->deferred_cfg set on return 0).
+ */
+int daemon_reload(struct daemon *d);
+/* Wall-clock seconds, read once per loop turn (uv_now): for per-SA bookkeeping. */
+int64_t daemon_now(struct daemon *d);
+/* Reconcile soon (coalesced). why is logged at debug level, may be NULL. */
+void daemon_kick(struct daemon *d, const char *why);
+/* Raise an alert (log + hooks). e and link may be NULL. */
+void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
+		  const struct conf_link *link, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Backend set-up for cfg->daemon.kernel (svc/daemon/kernel_open.c): fills o. */
+int daemon_backend_open(struct daemon *d, struct kern_opts *o);
+void daemon_backend_close(struct daemon *d);
+/* Options for a dump channel beside the main one (o->backend, o->fd); -errno if none. */
+int daemon_backend_dump_channel(struct daemon *d, struct kern_opts *o);
+
+#endif

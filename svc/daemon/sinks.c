@@ -1,0 +1,821 @@
+/* SPDX-License-Identifier: ISC */
+/* Output sinks: alert_command children, the sa-too-old and xfrm_stat checks, the metrics file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "monitor/rules.h"
+#include "monitor/metrics.h"
+#include "svc/daemon/sinks.h"
+#include "svc/daemon/daemon_int.h"
+#include "svc/base/log.h"
+#include "svc/daemon/sadb.h"
+
+#define XFRM_STAT_PATH "/proc/net/xfrm_stat"
+#define XFRM_STAT_MAX 8192
+/* xfrm-errors: at most one alert this often; rises in between add up into the next one. */
+#define XFRM_ALERT_EVERY_S 60
+
+/* Event kinds counted for sakeyd_events_total (store.h's names). */
+static const char *const event_names[] = {
+	"add",	       "delete",     "expire-soft",	"expire-hard",	   "acquire",
+	"acquire-unanswered", "sa-removed", "sa-too-old", "rotation-failed", "resync",
+	"xfrm-errors",
+};
+#define NEVENTS (sizeof(event_names) / sizeof(event_names[0]))
+
+/* One alert_command run: queued, then a child with its kill timer. */
+struct job {
+	struct sinks *a;
+	struct job *next; /* in the queue */
+	pid_t pid;
+	uv_timer_t timer; /* the job is freed when it is closed */
+	bool timed_out;
+	char event[32];
+	char *envp[MON_ALERT_ENV_N];
+	char buf[MON_ALERT_ENV_BUF];
+};
+
+/* Rotation counters of one link name (they outlive a reload that drops the link). */
+struct link_count {
+	char name[CONF_NAME_MAX];
+	uint64_t ok, failed;
+};
+
+struct sinks {
+	struct daemon *d;
+	struct daemon_hooks chain; /* hooks that were installed before ours */
+	unsigned timeout_ms, max_running;
+	size_t max_queued;
+	struct job *head, *tail; /* waiting for a free slot */
+	size_t nqueued;
+	unsigned running;
+	struct job **live; /* running children, for the stop; max_running slots */
+	size_t nlive, live_cap;
+	struct sinks_stats stats;
+	uint64_t events[NEVENTS];
+	struct link_count *links;
+	size_t nlinks, links_cap;
+	size_t *by_name; /* open addressing: index + 1 into links, 0 = empty */
+	size_t by_name_size; /* a power of two, more than twice nlinks */
+	uv_timer_t metrics; /* coalesces metrics writes */
+	uv_signal_t sigchld; /* reaps the children (posix_spawn, not uv_spawn) */
+	bool metrics_dirty, stopping;
+	int64_t last_update;
+	bool xfrm_warned;
+	int last_metrics_err;
+	/* xfrm-errors: the counters as last alerted on (or first read), when watched. */
+	char xfrm_path[PATH_MAX];
+	bool xfrm_watch, xfrm_baseline;
+	struct mon_xfrm_stat xfrm_base[MON_XFRM_MAX];
+	size_t nxfrm_base;
+	int64_t xfrm_alerted_at;
+};
+
+static struct sinks *sinks_of(const struct daemon *d)
+{
+	return d->sinks;
+}
+
+/* --- the alert_command runner ------------------------------------------- */
+
+static void drain(struct sinks *a);
+
+static void job_closed(uv_handle_t *h)
+{
+	struct job *j = h->data;
+
+	explicit_bzero(j->buf, sizeof(j->buf));
+	free(j);
+}
+
+static void job_close(struct job *j)
+{
+	struct sinks *a = j->a;
+
+	for (size_t i = 0; i < a->nlive; i++) {
+		if (a->live[i] == j) {
+			a->live[i] = a->live[--a->nlive];
+			break;
+		}
+	}
+	uv_close((uv_handle_t *)&j->timer, job_closed);
+}
+
+static void job_exited(struct job *j, int wstatus)
+{
+	struct sinks *a = j->a;
+
+	uv_timer_stop(&j->timer);
+	a->running--;
+	if (j->timed_out) {
+		/* counted and logged when the limit passed */
+	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+		a->stats.ok++;
+		log_debug("alert_command for %s: done", j->event);
+	} else {
+		a->stats.failed++;
+		if (WIFSIGNALED(wstatus))
+			log_err("alert_command %s for %s: killed by signal %d",
+				a->d->cfg->daemon.alert_command, j->event, WTERMSIG(wstatus));
+		else
+			log_err("alert_command %s for %s: exit status %d",
+				a->d->cfg->daemon.alert_command, j->event, WEXITSTATUS(wstatus));
+	}
+	job_close(j);
+}
+
+/* SIGCHLD: reap the children that exited (only ours: the daemon has no others). */
+static void sigchld_cb(uv_signal_t *h, int signum)
+{
+	struct sinks *a = h->data;
+
+	for (size_t i = 0; i < a->nlive;) {
+		struct job *j = a->live[i];
+		int wstatus;
+
+		if (waitpid(j->pid, &wstatus, WNOHANG) == j->pid)
+			job_exited(j, wstatus); /* moves the last job into slot i */
+		else
+			i++;
+	}
+	drain(a);
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+	struct job *j = t->data;
+	struct sinks *a = j->a;
+
+	j->timed_out = true;
+	a->stats.timeouts++;
+	log_err("alert_command %s for %s: still running after %u ms: killed",
+		a->d->cfg->daemon.alert_command, j->event, a->timeout_ms);
+	/* Its own process group (POSIX_SPAWN_SETSID): what it started dies with it. */
+	if (kill(-j->pid, SIGKILL))
+		kill(j->pid, SIGKILL);
+}
+
+/*
+ * Spawn j now; on failure j is released. posix_spawn, not uv_spawn: glibc
+ * starts the child with vfork semantics (CLONE_VM), where fork() copies the
+ * page tables of a daemon holding 10,000 links and marks every page
+ * copy-on-write, which delays the alert and slows the daemon after it.
+ */
+static void spawn(struct sinks *a, struct job *j)
+{
+	struct daemon *d = a->d;
+	char *cmd = d->cfg->daemon.alert_command;
+	char *args[] = { cmd, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	int ret;
+
+	if (!cmd[0]) { /* a reload removed it while this alert waited */
+		explicit_bzero(j->buf, sizeof(j->buf));
+		free(j);
+		return;
+	}
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	/* stdin /dev/null, stdout and stderr to the daemon's log, cwd /, own session. */
+	ret = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	if (!ret)
+		ret = posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+	if (!ret)
+		ret = posix_spawn_file_actions_addchdir_np(&fa, "/");
+	if (!ret)
+		ret = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+							      POSIX_SPAWN_SETSIGDEF);
+	if (!ret)
+		ret = posix_spawnattr_setsigmask(&attr, &none);
+	if (!ret)
+		ret = posix_spawnattr_setsigdefault(&attr, &all);
+	if (!ret)
+		ret = posix_spawn(&j->pid, cmd, &fa, &attr, args, j->envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (ret) {
+		a->stats.failed++;
+		log_err("alert_command %s for %s: cannot run it: %s", cmd, j->event, strerror(ret));
+		explicit_bzero(j->buf, sizeof(j->buf));
+		free(j);
+		return;
+	}
+	uv_timer_init(&d->loop, &j->timer);
+	j->timer.data = j;
+	a->stats.started++;
+	a->running++;
+	if (a->running > a->stats.running_max)
+		a->stats.running_max = a->running;
+	a->live[a->nlive++] = j;
+	uv_timer_start(&j->timer, timeout_cb, a->timeout_ms, 0);
+}
+
+/* Start queued alerts while slots are free. */
+static void drain(struct sinks *a)
+{
+	while (!a->stopping && a->head && a->running < a->max_running) {
+		struct job *j = a->head;
+
+		a->head = j->next;
+		if (!a->head)
+			a->tail = NULL;
+		a->nqueued--;
+		j->next = NULL;
+		spawn(a, j);
+	}
+}
+
+static void run_command(struct sinks *a, const char *event, const struct mon_sa *e,
+			const struct conf_link *link, const char *msg)
+{
+	struct job *j;
+	char src[64] = "", dst[64] = "";
+	struct mon_alert al = { .event = event, .message = msg, .age = -1 };
+
+	if (a->stopping || !a->d->cfg->daemon.alert_command[0])
+		return;
+	a->stats.queued++;
+	if (a->running >= a->max_running && a->nqueued >= a->max_queued) {
+		if (a->stats.dropped++ % 100 == 0)
+			log_err("alert_command: %zu alerts already wait for %u running commands: "
+				"dropping %s (%lu dropped so far)",
+				a->nqueued, a->running, event, a->stats.dropped);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		a->stats.dropped++;
+		log_err("alert_command: out of memory: dropping %s", event);
+		return;
+	}
+	j->a = a;
+	snprintf(j->event, sizeof(j->event), "%s", event);
+	if (link)
+		al.link = link->name;
+	if (e) {
+		al.spi = e->sa.spi;
+		al.proto = e->sa.proto;
+		if (e->sa.src.family)
+			al.src = sadb_addr_str(&e->sa.src, src, sizeof(src));
+		if (e->sa.dst.family)
+			al.dst = sadb_addr_str(&e->sa.dst, dst, sizeof(dst));
+		if (e->added_at)
+			al.age = mon_sa_age(e, time(NULL));
+	}
+	if (mon_alert_env(&al, j->envp, MON_ALERT_ENV_N, j->buf, sizeof(j->buf)) < 0) {
+		log_err("alert_command: cannot build the environment of %s", event);
+		a->stats.failed++;
+		free(j);
+		return;
+	}
+	if (a->tail)
+		a->tail->next = j;
+	else
+		a->head = j;
+	a->tail = j;
+	a->nqueued++;
+	drain(a);
+}
+
+/* --- metrics ------------------------------------------------------------- */
+
+static size_t name_hash(const char *name)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The index slot of name: where it is, or the empty slot it would go to. */
+static size_t *name_slot(struct sinks *a, const char *name)
+{
+	size_t mask = a->by_name_size - 1, i = name_hash(name) & mask;
+
+	while (a->by_name[i] && strcmp(a->links[a->by_name[i] - 1].name, name))
+		i = (i + 1) & mask;
+	return &a->by_name[i];
+}
+
+/* Counters of a link name: a hash lookup, so a pass over 10,000 links stays linear. */
+static struct link_count *link_count(struct sinks *a, const char *name, bool create)
+{
+	struct link_count *l;
+	size_t *slot;
+
+	if (a->by_name_size) {
+		slot = name_slot(a, name);
+		if (*slot)
+			return &a->links[*slot - 1];
+	}
+	if (!create)
+		return NULL;
+	if (a->nlinks == a->links_cap) {
+		size_t cap = a->links_cap ? a->links_cap * 2 : 16;
+
+		l = realloc(a->links, cap * sizeof(*l));
+		if (!l)
+			return NULL;
+		a->links = l;
+		a->links_cap = cap;
+	}
+	if ((a->nlinks + 1) * 2 > a->by_name_size) {
+		size_t size = a->by_name_size ? a->by_name_size * 2 : 32;
+		size_t *idx = calloc(size, sizeof(*idx));
+
+		if (!idx)
+			return NULL;
+		free(a->by_name);
+		a->by_name = idx;
+		a->by_name_size = size;
+		for (size_t i = 0; i < a->nlinks; i++)
+			*name_slot(a, a->links[i].name) = i + 1;
+	}
+	l = &a->links[a->nlinks++];
+	memset(l, 0, sizeof(*l));
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	*name_slot(a, l->name) = a->nlinks;
+	return l;
+}
+
+static void count_event(struct sinks *a, const char *name)
+{
+	for (size_t i = 0; i < NEVENTS; i++) {
+		if (!strcmp(event_names[i], name)) {
+			a->events[i]++;
+			return;
+		}
+	}
+}
+
+/* /proc/net/xfrm_stat into out; 0 counters if the kernel has none (no CONFIG_XFRM_STATISTICS). */
+static size_t read_xfrm_stat(struct sinks *a, struct mon_xfrm_stat *out, size_t max)
+{
+	char text[XFRM_STAT_MAX];
+	size_t len = 0, n = 0;
+	int fd, ret;
+
+	fd = open(a->xfrm_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while (len < sizeof(text)) {
+		ssize_t r = read(fd, text + len, sizeof(text) - len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	ret = mon_xfrm_stat_parse(text, len, out, max, &n);
+	if (ret) {
+		if (!a->xfrm_warned)
+			log_warn("%s: cannot parse it (%s); sakeyd_xfrm_errors_total and "
+				 "xfrm-errors alerts left out",
+				 a->xfrm_path, strerror(-ret));
+		a->xfrm_warned = true;
+		return 0;
+	}
+	return n;
+}
+
+static int write_file(const char *path, const char *text, size_t len)
+{
+	char tmp[PATH_MAX + 8];
+	int fd, ret = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	/* The temporary file is in the same directory: rename() replaces path atomically. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	/* node_exporter runs as another user: the file is world-readable, whatever the umask. */
+	if (fchmod(fd, 0644))
+		ret = -errno;
+	while (!ret && len) {
+		ssize_t n = write(fd, text, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = -errno;
+		else {
+			text += n;
+			len -= (size_t)n;
+		}
+	}
+	if (!ret && fsync(fd))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+static int write_metrics(struct sinks *a, bool up)
+{
+	struct daemon *d = a->d;
+	const char *path = d->cfg->daemon.metrics_file;
+	struct mon_count events[NEVENTS], commands[4], drops[4];
+	struct kern_stats ks = { 0 };
+	struct mon_metrics_link *links = NULL;
+	struct mon_xfrm_stat xfrm[MON_XFRM_MAX];
+	struct mon_metrics m = {
+		.now = time(NULL),
+		.up = up,
+		.last_update = a->last_update,
+		.sas = d->table,
+		.events = events,
+		.nevents = NEVENTS,
+		.alert_commands = commands,
+		.nalert_commands = 4,
+	};
+	char *text = NULL;
+	size_t len = 0;
+	int ret;
+
+	a->metrics_dirty = false;
+	if (!path[0])
+		return 0;
+	for (size_t i = 0; i < NEVENTS; i++)
+		events[i] = (struct mon_count){ event_names[i], a->events[i] };
+	commands[0] = (struct mon_count){ "ok", a->stats.ok };
+	commands[1] = (struct mon_count){ "failed", a->stats.failed };
+	commands[2] = (struct mon_count){ "timeout", a->stats.timeouts };
+	commands[3] = (struct mon_count){ "dropped", a->stats.dropped };
+	if (d->kern)
+		kern_get_stats(d->kern, &ks);
+	drops[0] = (struct mon_count){ "malformed", ks.malformed };
+	drops[1] = (struct mon_count){ "truncated", ks.truncated };
+	drops[2] = (struct mon_count){ "reply-timeout", ks.timeouts };
+	/* XFRM: netlink said ENOBUFS, notifications were dropped (how many is not told). */
+	drops[3] = (struct mon_count){ "overrun", ks.overruns };
+	m.kernel_drops = drops;
+	m.nkernel_drops = 4;
+	if (d->nlinks) {
+		links = calloc(d->nlinks, sizeof(*links));
+		if (!links) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < d->nlinks; i++) {
+		const struct link_state *ls = &d->links[i];
+		const struct link_count *c = link_count(a, ls->link->name, false);
+
+		links[i].name = ls->link->name;
+		links[i].has_epoch = ls->next_change != 0;
+		links[i].epoch = ls->epoch;
+		links[i].next_rotation = ls->next_change;
+		links[i].rotations_ok = c ? c->ok : 0;
+		links[i].rotations_failed = c ? c->failed : 0;
+	}
+	m.links = links;
+	m.nlinks = d->nlinks;
+	m.xfrm = xfrm;
+	m.nxfrm = read_xfrm_stat(a, xfrm, MON_XFRM_MAX);
+	ret = mon_metrics_render(&m, &text, &len);
+	if (!ret)
+		ret = write_file(path, text, len);
+out:
+	free(text);
+	free(links);
+	if (ret) {
+		a->stats.metrics_failed++;
+		/* Once per kind of failure, not every second. */
+		if (ret != a->last_metrics_err)
+			log_err("metrics_file %s: cannot write it: %s", path, strerror(-ret));
+	} else {
+		a->stats.metrics_written++;
+		if (a->last_metrics_err)
+			log_info("metrics_file %s: written again", path);
+	}
+	a->last_metrics_err = ret;
+	return ret;
+}
+
+static void metrics_cb(uv_timer_t *t)
+{
+	struct sinks *a = t->data;
+
+	if (a->metrics_dirty)
+		write_metrics(a, true);
+}
+
+/* Something changed: rewrite the metrics file within SINKS_METRICS_MS. */
+static void metrics_touch(struct sinks *a)
+{
+	a->metrics_dirty = true;
+	if (a->stopping || !a->d->cfg->daemon.metrics_file[0])
+		return;
+	if (!uv_is_active((uv_handle_t *)&a->metrics))
+		uv_timer_start(&a->metrics, metrics_cb, SINKS_METRICS_MS, 0);
+}
+
+/* --- hooks --------------------------------------------------------------- */
+
+static void on_sa_added(struct daemon *d, const struct mon_sa *e, bool from_dump)
+{
+	struct sinks *a = sinks_of(d);
+
+	if (!from_dump)
+		count_event(a, "add");
+	metrics_touch(a);
+	if (a->chain.sa_added)
+		a->chain.sa_added(d, e, from_dump);
+}
+
+static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why)
+{
+	struct sinks *a = sinks_of(d);
+
+	count_event(a, "delete");
+	metrics_touch(a);
+	if (a->chain.sa_gone)
+		a->chain.sa_gone(d, e, why);
+}
+
+static void on_alert(struct daemon *d, const char *event, const struct mon_sa *e,
+		     const struct conf_link *link, const char *msg)
+{
+	struct sinks *a = sinks_of(d);
+
+	count_event(a, event);
+	run_command(a, event, e, link, msg);
+	metrics_touch(a);
+	if (a->chain.alert)
+		a->chain.alert(d, event, e, link, msg);
+}
+
+static void on_rotation(struct daemon *d, const struct conf_link *link, const struct rot_sa *sa,
+			bool ok, const char *detail)
+{
+	struct sinks *a = sinks_of(d);
+	struct link_count *c = link_count(a, link->name, true);
+
+	if (c) {
+		if (ok)
+			c->ok++;
+		else
+			c->failed++;
+	}
+	metrics_touch(a);
+	if (a->chain.rotation)
+		a->chain.rotation(d, link, sa, ok, detail);
+}
+
+static void on_acquire(struct daemon *d, uint32_t seq, const struct conf_addr *src,
+		       const struct conf_addr *dst, const struct conf_link *link)
+{
+	struct sinks *a = sinks_of(d);
+
+	count_event(a, "acquire");
+	metrics_touch(a);
+	if (a->chain.acquire)
+		a->chain.acquire(d, seq, src, dst, link);
+}
+
+/* After each dump: SAs past max_sa_age (once per SA life), then fresh metrics. */
+static void check_ages(struct sinks *a)
+{
+	struct daemon *d = a->d;
+	uint64_t max_age = d->cfg->daemon.max_sa_age;
+	int64_t now = time(NULL);
+	size_t cur = 0;
+	struct mon_sa *e;
+
+	while ((e = mon_table_next(d->table, &cur))) {
+		char age[CONF_DURATION_STRLEN], max[CONF_DURATION_STRLEN];
+
+		if (!mon_sa_too_old(e, now, max_age))
+			continue;
+		e->age_alerted = true;
+		a->stats.too_old++;
+		daemon_alert(d, "sa-too-old", e, NULL,
+			     "SA is %s old, more than max_sa_age %s: refresh its keys",
+			     conf_format_duration((uint64_t)mon_sa_age(e, now), age),
+			     conf_format_duration(max_age, max));
+	}
+}
+
+/*
+ * After each dump: xfrm-errors when a counter of /proc/net/xfrm_stat rose
+ * (packets dropped for want of a state, bad authentication, replay...). The
+ * first reading is the baseline; then at most one alert per
+ * XFRM_ALERT_EVERY_S, each with the rises since the previous one.
+ */
+static void check_xfrm(struct sinks *a)
+{
+	struct mon_xfrm_stat cur[MON_XFRM_MAX];
+	int64_t now = time(NULL);
+	char msg[300];
+	size_t n;
+
+	if (!a->xfrm_watch)
+		return;
+	n = read_xfrm_stat(a, cur, MON_XFRM_MAX);
+	if (!n)
+		return;
+	if (a->xfrm_baseline) {
+		if (a->xfrm_alerted_at && now - a->xfrm_alerted_at < XFRM_ALERT_EVERY_S &&
+		    now >= a->xfrm_alerted_at)
+			return; /* held off: the rises add up against the old baseline */
+		if (!mon_xfrm_stat_rises(a->xfrm_base, a->nxfrm_base, cur, n, msg, sizeof(msg)))
+			goto baseline;
+		a->stats.xfrm_alerts++;
+		a->xfrm_alerted_at = now;
+		daemon_alert(a->d, "xfrm-errors", NULL, NULL,
+			     "the kernel counted IPsec errors (packets dropped): %s", msg);
+	}
+baseline:
+	memcpy(a->xfrm_base, cur, n * sizeof(cur[0]));
+	a->nxfrm_base = n;
+	a->xfrm_baseline = true;
+}
+
+static void on_synced(struct daemon *d, unsigned long n)
+{
+	struct sinks *a = sinks_of(d);
+
+	/* The ledger (chained before us) closes its resync first: our alerts follow it. */
+	if (a->chain.synced)
+		a->chain.synced(d, n);
+	count_event(a, "resync");
+	a->last_update = time(NULL);
+	check_ages(a);
+	check_xfrm(a);
+	metrics_touch(a);
+}
+
+static void on_pass_done(struct daemon *d)
+{
+	struct sinks *a = sinks_of(d);
+
+	/* Link epochs and next change points moved. */
+	metrics_touch(a);
+	if (a->chain.pass_done)
+		a->chain.pass_done(d);
+}
+
+/* --- start and stop ------------------------------------------------------ */
+
+int sinks_start(struct daemon *d)
+{
+	struct sinks *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->live = calloc(SINKS_MAX_RUNNING, sizeof(*a->live));
+	if (!a->live) {
+		free(a);
+		return -ENOMEM;
+	}
+	a->live_cap = SINKS_MAX_RUNNING;
+	a->d = d;
+	a->timeout_ms = SINKS_TIMEOUT_MS;
+	a->max_running = SINKS_MAX_RUNNING;
+	a->max_queued = SINKS_MAX_QUEUED;
+	snprintf(a->xfrm_path, sizeof(a->xfrm_path), "%s", XFRM_STAT_PATH);
+	/* The simulated SADB has no kernel counters: the host's would say nothing of it. */
+	a->xfrm_watch = d->cfg->daemon.kernel != CONF_KERNEL_SIM;
+	d->sinks = a;
+	a->chain = d->hooks;
+	d->hooks.sa_added = on_sa_added;
+	d->hooks.sa_gone = on_sa_gone;
+	d->hooks.alert = on_alert;
+	d->hooks.rotation = on_rotation;
+	d->hooks.acquire = on_acquire;
+	d->hooks.synced = on_synced;
+	d->hooks.pass_done = on_pass_done;
+	uv_timer_init(&d->loop, &a->metrics);
+	a->metrics.data = a;
+	uv_signal_init(&d->loop, &a->sigchld);
+	a->sigchld.data = a;
+	uv_signal_start(&a->sigchld, sigchld_cb, SIGCHLD);
+	if (d->cfg->daemon.alert_command[0] && access(d->cfg->daemon.alert_command, X_OK))
+		log_warn("alert_command %s: %s; alerts will go to the log and the database only "
+			 "until it is fixed",
+			 d->cfg->daemon.alert_command, strerror(errno));
+	return 0;
+}
+
+void sinks_stop(struct daemon *d)
+{
+	struct sinks *a = sinks_of(d);
+	unsigned long dropped = 0;
+
+	if (!a || a->stopping)
+		return;
+	/* The file left behind says sakeyd is down (sakeyd_up 0), with the last SA ages. */
+	write_metrics(a, false);
+	a->stopping = true;
+	while (a->head) {
+		struct job *j = a->head;
+
+		a->head = j->next;
+		explicit_bzero(j->buf, sizeof(j->buf));
+		free(j);
+		dropped++;
+	}
+	a->tail = NULL;
+	a->nqueued = 0;
+	a->stats.dropped += dropped;
+	if (dropped)
+		log_warn("alert_command: stopping: %lu queued alert(s) dropped (they are in the "
+			 "log and the database)",
+			 dropped);
+	if (a->nlive)
+		log_warn("alert_command: stopping: terminating %zu command(s) still running",
+			 a->nlive);
+	while (a->nlive) {
+		struct job *j = a->live[0];
+		int wstatus;
+
+		if (kill(-j->pid, SIGTERM))
+			kill(j->pid, SIGTERM);
+		waitpid(j->pid, &wstatus, WNOHANG);
+		a->running--;
+		job_close(j); /* removes it from live */
+	}
+	if (!uv_is_closing((uv_handle_t *)&a->metrics))
+		uv_close((uv_handle_t *)&a->metrics, NULL);
+	if (!uv_is_closing((uv_handle_t *)&a->sigchld))
+		uv_close((uv_handle_t *)&a->sigchld, NULL);
+}
+
+void sinks_free(struct daemon *d)
+{
+	struct sinks *a = sinks_of(d);
+
+	if (!a)
+		return;
+	free(a->live);
+	free(a->links);
+	free(a->by_name);
+	free(a);
+	d->sinks = NULL;
+}
+
+void sinks_set_limits(struct daemon *d, unsigned timeout_ms, unsigned max_running,
+		       size_t max_queued)
+{
+	struct sinks *a = sinks_of(d);
+	struct job **live;
+
+	if (timeout_ms)
+		a->timeout_ms = timeout_ms;
+	if (max_queued)
+		a->max_queued = max_queued;
+	if (max_running && max_running > a->live_cap) {
+		live = realloc(a->live, max_running * sizeof(*live));
+		if (!live)
+			return;
+		a->live = live;
+		a->live_cap = max_running;
+	}
+	if (max_running)
+		a->max_running = max_running;
+}
+
+void sinks_set_xfrm_stat_path(struct daemon *d, const char *path)
+{
+	struct sinks *a = sinks_of(d);
+
+	snprintf(a->xfrm_path, sizeof(a->xfrm_path), "%s", path);
+	a->xfrm_baseline = false;
+	a->xfrm_alerted_at = 0;
+}
+
+const struct sinks_stats *sinks_get_stats(const struct daemon *d)
+{
+	const struct sinks *a = sinks_of(d);
+
+	return a ? &a->stats : NULL;
+}
+
+int sinks_write_metrics(struct daemon *d)
+{
+	struct sinks *a = sinks_of(d);
+
+	return a ? write_metrics(a, !a->stopping) : 0;
+}

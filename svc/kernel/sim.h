@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: ISC */
+/* The simulated SADB: an in-process PF_KEYv2 kernel modelled on Linux af_key, with fault injection. */
+#ifndef SAKEYD_SIMKERNEL_H
+#define SAKEYD_SIMKERNEL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "svc/kernel/pfkey.h"
+
+/*
+ * Clients speak PF_KEYv2 datagrams over AF_UNIX SOCK_SEQPACKET: the daemon's
+ * codec and kernel channel run unchanged (KERN_BACKEND_FD). What it models,
+ * after ../shared/pfkey-linux.md: the message set and errnos (EEXIST,
+ * ESRCH, EINVAL, ENOSYS for AEAD, ENOENT, EOPNOTSUPP), the broadcast modes
+ * (ADD/UPDATE/DELETE to all sockets with keys and the requester's pid/seq;
+ * EXPIRE and ACQUIRE to registered sockets only; FLUSH twice to the
+ * requester), wall-clock soft/hard lifetimes (a hard expiry deletes with no
+ * DELETE broadcast), byte/packet lifetimes driven by sim_traffic(), ACQUIRE
+ * and larval states expiring after acq_expires, DUMP newest first with seq
+ * counting up and 0 last, the SPD, and silent loss when a client's queue is
+ * full.
+ *
+ * Where it differs (documented, by necessity): Linux fails send() itself for
+ * a bad base header (shorter than 16 bytes, version, reserved, type 0 or
+ * > 24: EINVAL; length: EMSGSIZE); a seqpacket send cannot fail that way, so
+ * the simulator answers with an error message of that errno instead (the
+ * request's header echoed, len 2), and the client is not closed.
+ *
+ * Not modelled: AH/IPCOMP traffic, NAT-T, security contexts, X_FILTER on
+ * DUMP, policy lifetimes, ACQUIRE negative acknowledgements (accepted, no
+ * reply, no ERROR state), per-flow selectors of larval states (one ACQUIRE
+ * per (src, dst) pair), proposals (the ACQUIRE carries an empty PROPOSAL,
+ * as for PF_KEY-installed policies), xfrm_user (netlink) listeners, network
+ * namespaces. A promiscuous socket gets copies of requests and of what the
+ * kernel sends, as Linux does (conformance scenario promisc), except that the
+ * simulator also copies a request with a bad base header and its error.
+ */
+
+struct sim;
+
+struct sim_opts {
+	/* Wall clock in Unix seconds; NULL = time(). Lifetimes use it. */
+	int64_t (*now)(void *arg);
+	void *now_arg;
+	unsigned acq_expires; /* seconds a larval state lives; 0 = 30 (net.core.xfrm_acq_expires) */
+	unsigned tick_ms;     /* lifetime check period; 0 = 1000 (the kernel's second resolution) */
+	unsigned max_sas;     /* SAs (larval included), and policies; 0 = 1,000,000; then ENOBUFS */
+	/*
+	 * Per-client receive queue limit in bytes, as the socket layer counts
+	 * them (truesize): a message to a client whose unread queue is already
+	 * above it is dropped silently, as af_key does past sk_rcvbuf. Dumps are
+	 * flow-controlled and never dropped. 0 = no limit but the socket's own
+	 * (8 MiB with CAP_NET_ADMIN, else wmem_max).
+	 */
+	unsigned rcvbuf;
+};
+
+/* A simulated SADB on loop. Returns 0 and *out, or -errno. */
+int sim_new(uv_loop_t *loop, const struct sim_opts *opts, struct sim **out);
+/* Close every client and handle; memory is released from the loop's close callbacks. */
+void sim_close(struct sim *s);
+
+/* A new client: *fd is the caller's end (owned by the caller). 0 or -errno. */
+int sim_connect(struct sim *s, int *fd);
+/* Also accept clients on a Unix SOCK_SEQPACKET socket at path (mode 0600). 0 or -errno. */
+int sim_listen(struct sim *s, const char *path);
+
+/* Evaluate lifetimes now (the timer does it every tick_ms). */
+void sim_tick(struct sim *s);
+
+/*
+ * Traffic from src to dst: the outbound policy covering it picks an SA as
+ * Linux does (non-dying first, then newest add time, then latest inserted)
+ * and counts bytes and one packet on it. Byte/packet limits are checked
+ * before counting, as xfrm_state_check_expire does: a packet that finds the
+ * soft limit reached fires the soft EXPIRE and goes; one that finds the hard
+ * limit reached is dropped (-EINVAL) and the SA expires at once. With no SA,
+ * if a client is registered, an ACQUIRE goes to registered clients and a
+ * larval state is made (one per (src, dst) until it expires). Returns the
+ * SPI used (> 0; an SA with SPI 0 reads as 0), 0 if no policy covers the flow
+ * (sent in clear), -EAGAIN if it waits for an SA (Linux drops it silently:
+ * xfrm_larval_drop), -EINVAL as above, -EPERM for a discard policy.
+ */
+int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pfkey_addr *dst,
+		    uint32_t bytes);
+
+/*
+ * An inbound ESP packet of bytes to the SA (dst, spi) (xfrm_input: looked up
+ * by dst, SPI and proto only): counts it against its byte/packet lifetimes
+ * as sim_traffic does. 0, -ESRCH for no such SA, -EINVAL if it found the hard
+ * limit reached (the SA is then gone, with a hard EXPIRE).
+ */
+int sim_deliver(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t bytes);
+
+/* Number of SAs (larval included) and policies. */
+unsigned sim_sa_count(const struct sim *s);
+unsigned sim_policy_count(const struct sim *s);
+
+/* --- fault injection (tests) --- */
+
+/* Drop the next n messages to the client whose end is fd (all clients if fd < 0). */
+void sim_drop_next(struct sim *s, int fd, unsigned n);
+/* Drop each message to any client with probability permille/1000 (seeded, deterministic). */
+void sim_drop_rate(struct sim *s, unsigned permille, uint32_t seed);
+/* Fail the next request of type (0: any) with err (a positive errno), as an error reply. */
+void sim_fail_next(struct sim *s, uint8_t type, int err);
+/* The same for the next count requests of type. */
+void sim_fail_count(struct sim *s, uint8_t type, int err, unsigned count);
+/* Hold every reply and broadcast for ms milliseconds before delivering it (0: off). */
+void sim_delay(struct sim *s, unsigned ms);
+/* Deliver raw bytes to the client whose end is fd (all clients if fd < 0), e.g. a malformed message. */
+void sim_inject(struct sim *s, int fd, const void *buf, size_t len);
+
+struct sim_stats {
+	unsigned long requests, replies, broadcasts, dropped, expires, acquires, malformed;
+};
+void sim_get_stats(const struct sim *s, struct sim_stats *st);
+
+#endif

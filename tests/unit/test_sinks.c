@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: ISC */
+/* Tests for svc/daemon/sinks: alert_command children on a real loop (environment, time limit, cap,
+ * queue, failures), the sa-too-old check and the metrics file. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "svc/daemon/sinks.h"
+#include "svc/daemon/daemon_int.h"
+
+struct fixture {
+	char dir[64];
+	struct daemon d;
+	struct config cfg;
+	uv_timer_t tick;
+	struct conf_link link;
+};
+
+static void write_script(struct fixture *f, const char *name, const char *body)
+{
+	char path[128];
+	FILE *s;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	s = fopen(path, "w");
+	assert_non_null(s);
+	fprintf(s, "#!/bin/sh\n%s\n", body);
+	fclose(s);
+	assert_int_equal(chmod(path, 0755), 0);
+}
+
+static void use_command(struct fixture *f, const char *name)
+{
+	snprintf(f->cfg.daemon.alert_command, sizeof(f->cfg.daemon.alert_command), "%s/%s", f->dir,
+		 name);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char body[512];
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_alerts.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->cfg.daemon.max_sa_age = 24 * 3600;
+	/* Not the host's /proc/net/xfrm_stat: test_xfrm_errors watches a file of its own. */
+	f->cfg.daemon.kernel = CONF_KERNEL_SIM;
+	f->d.cfg = &f->cfg;
+	f->d.table = mon_table_new();
+	snprintf(f->link.name, sizeof(f->link.name), "l1");
+	if (uv_loop_init(&f->d.loop) || !f->d.table)
+		return -1;
+	uv_timer_init(&f->d.loop, &f->tick);
+	uv_timer_start(&f->tick, tick_cb, 10, 10);
+	/* The recorder: the exact environment (NUL-separated, as exec'd) and the arguments. */
+	snprintf(body, sizeof(body),
+		 "cat /proc/$$/environ > %s/env.$$.tmp && mv %s/env.$$.tmp %s/env.$$\n"
+		 "echo \"$# $0 $(pwd)\" > %s/args.$$",
+		 f->dir, f->dir, f->dir, f->dir);
+	write_script(f, "record", body);
+	snprintf(body, sizeof(body), "sleep 0.3\ntouch %s/done.$$", f->dir);
+	write_script(f, "slow", body);
+	snprintf(body, sizeof(body), "sleep 30 &\necho $! > %s/sleep.pid\nwait", f->dir);
+	write_script(f, "hang", body);
+	write_script(f, "fail", "exit 3");
+	if (sinks_start(&f->d))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	sinks_stop(&f->d);
+	uv_walk(&f->d.loop, close_walk, NULL);
+	uv_run(&f->d.loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&f->d.loop), 0);
+	sinks_free(&f->d);
+	mon_table_free(f->d.table);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run the loop until pred holds or ms pass; returns pred's last value. */
+static bool run_until(struct fixture *f, bool (*pred)(struct fixture *f, void *arg), void *arg,
+		      int ms)
+{
+	int64_t end = mono_ms() + ms;
+
+	while (!pred(f, arg) && mono_ms() < end)
+		uv_run(&f->d.loop, UV_RUN_ONCE);
+	return pred(f, arg);
+}
+
+static size_t count_files(struct fixture *f, const char *prefix)
+{
+	DIR *dir = opendir(f->dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(dir);
+	while ((de = readdir(dir)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)) && !strstr(de->d_name, ".tmp"))
+			n++;
+	closedir(dir);
+	return n;
+}
+
+static bool files_at_least(struct fixture *f, void *arg)
+{
+	const char *prefix = ((const char **)arg)[0];
+	size_t want = (size_t)(uintptr_t)((const char **)arg)[1];
+
+	return count_files(f, prefix) >= want;
+}
+
+static bool all_done(struct fixture *f, void *arg)
+{
+	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	unsigned long want = (unsigned long)(uintptr_t)arg;
+
+	return s->ok + s->failed + s->timeouts >= want;
+}
+
+static struct mon_sa sample_sa(struct fixture *f)
+{
+	struct mon_sa e = { 0 };
+
+	e.sa.spi = 0x2a000007;
+	e.sa.proto = IPPROTO_ESP;
+	e.sa.src.family = e.sa.dst.family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.1", e.sa.src.bytes);
+	inet_pton(AF_INET, "198.51.100.7", e.sa.dst.bytes);
+	e.added_at = time(NULL) - 5;
+	e.managed = true;
+	e.sa.link = &f->link;
+	e.sa.dir = ROT_DIR_OUT;
+	return e;
+}
+
+/* The first file named prefix*, read whole into buf; returns its length. */
+static size_t read_first(struct fixture *f, const char *prefix, char *buf, size_t len)
+{
+	DIR *dir = opendir(f->dir);
+	struct dirent *de;
+	char path[512];
+	ssize_t n = -1;
+	int fd;
+
+	assert_non_null(dir);
+	while ((de = readdir(dir))) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) || strstr(de->d_name, ".tmp"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		n = read(fd, buf, len - 1);
+		close(fd);
+		break;
+	}
+	closedir(dir);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	return (size_t)n;
+}
+
+static void test_environment(void **state)
+{
+	struct fixture *f = *state;
+	struct mon_sa e = sample_sa(f);
+	const char *want[] = { "env.", (const char *)(uintptr_t)1 };
+	const char *expect[] = {
+		"SAKEYD_EVENT=expire-soft",   "SAKEYD_LINK=l1",		  "SAKEYD_SPI=0x2a000007",
+		"SAKEYD_SRC=192.0.2.1",	      "SAKEYD_DST=198.51.100.7", "SAKEYD_PROTO=esp",
+		NULL /* AGE */,
+		"SAKEYD_MESSAGE=soft lifetime reached: refresh its keys",
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+	};
+	char buf[4096], args[512], expect_args[256];
+	size_t len, nvars = 0;
+
+	/* Something the daemon has that the child must not see. */
+	setenv("SAKEYD_TEST_SECRET", "leak", 1);
+	use_command(f, "record");
+	f->d.hooks.alert(&f->d, "expire-soft", &e, e.sa.link,
+			 "soft lifetime reached: refresh its keys");
+	assert_true(run_until(f, files_at_least, want, 5000));
+	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
+	len = read_first(f, "env.", buf, sizeof(buf));
+	for (size_t off = 0; off < len; off += strlen(buf + off) + 1) {
+		const char *var = buf + off;
+
+		assert_true(nvars < 9);
+		if (expect[nvars])
+			assert_string_equal(var, expect[nvars]);
+		else
+			assert_true(!strcmp(var, "SAKEYD_AGE=5") || !strcmp(var, "SAKEYD_AGE=6"));
+		nvars++;
+	}
+	assert_int_equal(nvars, 9); /* nothing else: not SAKEYD_TEST_SECRET, not HOME... */
+	assert_null(memmem(buf, len, "leak", 4));
+	read_first(f, "args.", args, sizeof(args));
+	snprintf(expect_args, sizeof(expect_args), "0 %s/record /\n", f->dir);
+	assert_string_equal(args, expect_args);
+	assert_int_equal(sinks_get_stats(&f->d)->ok, 1);
+	assert_int_equal(sinks_get_stats(&f->d)->failed, 0);
+	unsetenv("SAKEYD_TEST_SECRET");
+}
+
+static void test_no_sa(void **state)
+{
+	struct fixture *f = *state;
+	const char *want[] = { "env.", (const char *)(uintptr_t)1 };
+	char buf[4096];
+	size_t len;
+
+	use_command(f, "record");
+	f->d.hooks.alert(&f->d, "rotation-failed", NULL, NULL, "the ledger cannot be written");
+	assert_true(run_until(f, files_at_least, want, 5000));
+	len = read_first(f, "env.", buf, sizeof(buf));
+	assert_non_null(memmem(buf, len, "SAKEYD_EVENT=rotation-failed\0SAKEYD_LINK=\0SAKEYD_SPI=\0"
+					 "SAKEYD_SRC=\0SAKEYD_DST=\0SAKEYD_PROTO=\0SAKEYD_AGE=\0",
+			       strlen("SAKEYD_EVENT=rotation-failed") + 1 + 12 + 12 + 12 + 12 + 14 +
+				       12));
+}
+
+static void test_timeout(void **state)
+{
+	struct fixture *f = *state;
+	const char *want[] = { "sleep.pid", (const char *)(uintptr_t)1 };
+	char buf[64], path[64];
+	long pid;
+	FILE *st;
+
+	sinks_set_limits(&f->d, 300, 0, 0);
+	use_command(f, "hang");
+	f->d.hooks.alert(&f->d, "expire-hard", NULL, NULL, "x");
+	assert_true(run_until(f, files_at_least, want, 5000));
+	/* Within 5 s: the 300 ms limit applied, not the default 10 s (no timing asserted beyond). */
+	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
+	assert_int_equal(sinks_get_stats(&f->d)->timeouts, 1);
+	assert_int_equal(sinks_get_stats(&f->d)->ok + sinks_get_stats(&f->d)->failed, 0);
+	/* The whole process group went: the command's own child too. */
+	read_first(f, "sleep.pid", buf, sizeof(buf));
+	pid = strtol(buf, NULL, 10);
+	assert_true(pid > 0);
+	/*
+	 * SIGKILL is delivered when the child next runs, which under load can
+	 * take a while: wait (up to 10 s) until it is gone or a zombie, which
+	 * a command that escaped the group's kill would never become.
+	 */
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	for (int i = 0; i < 1000; i++) {
+		char line[256] = "";
+
+		st = fopen(path, "r");
+		if (!st)
+			break;
+		if (!fgets(line, sizeof(line), st))
+			line[0] = 0;
+		fclose(st);
+		if (strstr(line, ") Z"))
+			break;
+		assert_true(i < 999);
+		usleep(10 * 1000);
+	}
+}
+
+static void test_cap_and_queue(void **state)
+{
+	struct fixture *f = *state;
+	const struct sinks_stats *s = sinks_get_stats(&f->d);
+
+	use_command(f, "slow");
+	for (int i = 0; i < 10; i++)
+		f->d.hooks.alert(&f->d, "sa-too-old", NULL, NULL, "x");
+	/* Four run at once, six wait. */
+	assert_int_equal(s->started, 4);
+	assert_int_equal(s->queued, 10);
+	assert_true(run_until(f, all_done, (void *)(uintptr_t)10, 10000));
+	assert_int_equal(s->started, 10);
+	assert_int_equal(s->ok, 10);
+	assert_int_equal(s->running_max, 4);
+	assert_int_equal(s->dropped, 0);
+	assert_int_equal(count_files(f, "done."), 10);
+}
+
+static void test_queue_overflow(void **state)
+{
+	struct fixture *f = *state;
+	const struct sinks_stats *s = sinks_get_stats(&f->d);
+
+	sinks_set_limits(&f->d, 0, 2, 3);
+	use_command(f, "slow");
+	for (int i = 0; i < 10; i++)
+		f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	assert_int_equal(s->started, 2);
+	assert_int_equal(s->dropped, 5); /* 2 running + 3 queued */
+	assert_true(run_until(f, all_done, (void *)(uintptr_t)5, 10000));
+	assert_int_equal(s->ok, 5);
+	assert_int_equal(s->running_max, 2);
+}
+
+static void test_failures(void **state)
+{
+	struct fixture *f = *state;
+	const struct sinks_stats *s = sinks_get_stats(&f->d);
+
+	use_command(f, "fail");
+	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
+	assert_int_equal(s->failed, 1);
+	use_command(f, "does-not-exist");
+	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	assert_int_equal(s->failed, 2); /* the spawn itself failed */
+	assert_int_equal(s->started, 1);
+	/* Without a command: nothing runs. */
+	f->cfg.daemon.alert_command[0] = '\0';
+	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	assert_int_equal(s->queued, 2);
+}
+
+static void test_stop_with_running(void **state)
+{
+	struct fixture *f = *state;
+	const struct sinks_stats *s = sinks_get_stats(&f->d);
+
+	sinks_set_limits(&f->d, 0, 1, 0);
+	use_command(f, "hang");
+	for (int i = 0; i < 3; i++)
+		f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	assert_int_equal(s->started, 1);
+	sinks_stop(&f->d); /* teardown's stop is then a no-op; the loop must still close */
+	assert_int_equal(s->dropped, 2);
+	/* After the stop, alerts are no longer run. */
+	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	assert_int_equal(s->queued, 3);
+}
+
+static void test_too_old(void **state)
+{
+	struct fixture *f = *state;
+	struct mon_sa e = sample_sa(f), *t;
+	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const char *want[] = { "env.", (const char *)(uintptr_t)1 };
+	bool created;
+	char buf[4096];
+	size_t len;
+
+	use_command(f, "record");
+	f->cfg.daemon.max_sa_age = 60;
+	t = mon_table_put(f->d.table, &e.sa, &created);
+	assert_non_null(t);
+	*t = e;
+	t->added_at = time(NULL) - 30;
+	f->d.hooks.synced(&f->d, 1);
+	assert_int_equal(s->too_old, 0);
+	t->added_at = time(NULL) - 3600;
+	f->d.hooks.synced(&f->d, 1);
+	assert_int_equal(s->too_old, 1);
+	assert_true(t->age_alerted);
+	f->d.hooks.synced(&f->d, 1); /* once per SA life */
+	assert_int_equal(s->too_old, 1);
+	assert_true(run_until(f, files_at_least, want, 5000));
+	len = read_first(f, "env.", buf, sizeof(buf));
+	assert_non_null(memmem(buf, len, "SAKEYD_EVENT=sa-too-old", 23));
+	assert_non_null(memmem(buf, len, "SAKEYD_AGE=3600", 15));
+	assert_non_null(memmem(buf, len, "max_sa_age 1m", 13));
+}
+
+static void test_metrics_file(void **state)
+{
+	struct fixture *f = *state;
+	struct mon_sa e = sample_sa(f), *t;
+	char path[128], buf[16384];
+	bool created;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sakeyd.prom", f->dir);
+	/* Unset: nothing written. */
+	assert_int_equal(sinks_write_metrics(&f->d), 0);
+	assert_int_equal(stat(path, &st), -1);
+	snprintf(f->cfg.daemon.metrics_file, sizeof(f->cfg.daemon.metrics_file), "%s", path);
+	t = mon_table_put(f->d.table, &e.sa, &created);
+	*t = e;
+	assert_int_equal(sinks_write_metrics(&f->d), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	fd = open(path, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\nsakeyd_up 1\n"));
+	assert_non_null(
+		strstr(buf, "sakeyd_sa_age_seconds{link=\"l1\",dir=\"out\",spi=\"0x2a000007\""));
+	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"expire-hard\"} 0\n"));
+	/* A change is written within a second, coalesced. */
+	f->d.hooks.alert(&f->d, "expire-hard", &e, NULL, "x");
+	f->d.hooks.alert(&f->d, "expire-hard", &e, NULL, "x");
+	{
+		uint64_t before = sinks_get_stats(&f->d)->metrics_written;
+		int64_t end = mono_ms() + 3000;
+
+		while (sinks_get_stats(&f->d)->metrics_written == before && mono_ms() < end)
+			uv_run(&f->d.loop, UV_RUN_ONCE);
+		assert_int_equal(sinks_get_stats(&f->d)->metrics_written, before + 1);
+	}
+	fd = open(path, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"expire-hard\"} 2\n"));
+	/* At stop: sakeyd_up 0. */
+	sinks_stop(&f->d);
+	fd = open(path, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\nsakeyd_up 0\n"));
+	/* A directory that does not exist: an error, not a crash. */
+	snprintf(f->cfg.daemon.metrics_file, sizeof(f->cfg.daemon.metrics_file), "%s/no/x.prom",
+		 f->dir);
+	assert_int_equal(sinks_write_metrics(&f->d), -ENOENT);
+	assert_int_equal(sinks_get_stats(&f->d)->metrics_failed, 1);
+}
+
+static void write_stat(struct fixture *f, const char *text)
+{
+	char path[128], tmp[136];
+	FILE *s;
+
+	snprintf(path, sizeof(path), "%s/xfrm_stat", f->dir);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	s = fopen(tmp, "w");
+	assert_non_null(s);
+	fputs(text, s);
+	fclose(s);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void test_xfrm_errors(void **state)
+{
+	struct fixture *f = *state;
+	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const char *want[] = { "env.", (const char *)(uintptr_t)1 };
+	char path[128], buf[4096];
+	size_t len;
+
+	use_command(f, "record");
+	snprintf(path, sizeof(path), "%s/xfrm_stat", f->dir);
+	/* kernel = sim: the counters say nothing of the simulated SADB, not watched. */
+	sinks_set_xfrm_stat_path(&f->d, path);
+	write_stat(f, "XfrmInNoStates\t1\n");
+	f->d.hooks.synced(&f->d, 0);
+	write_stat(f, "XfrmInNoStates\t9\n");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 0);
+
+	/* A real kernel: restart the outputs with kernel = pfkey. */
+	sinks_stop(&f->d);
+	uv_run(&f->d.loop, UV_RUN_NOWAIT); /* the metrics timer's close */
+	sinks_free(&f->d);
+	memset(&f->d.hooks, 0, sizeof(f->d.hooks));
+	f->cfg.daemon.kernel = CONF_KERNEL_PFKEY;
+	assert_int_equal(sinks_start(&f->d), 0);
+	s = sinks_get_stats(&f->d);
+	sinks_set_xfrm_stat_path(&f->d, path);
+	write_stat(f, "XfrmInError\t0\nXfrmInNoStates\t40\n");
+	/* The first reading is the baseline, however high. */
+	f->d.hooks.synced(&f->d, 0);
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 0);
+	/* A rise: one alert, with the counter and its rise, through alert_command. */
+	write_stat(f, "XfrmInError\t0\nXfrmInNoStates\t52\n");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 1);
+	assert_true(run_until(f, files_at_least, want, 5000));
+	len = read_first(f, "env.", buf, sizeof(buf));
+	assert_non_null(memmem(buf, len, "SAKEYD_EVENT=xfrm-errors", 24));
+	assert_non_null(memmem(buf, len, "XfrmInNoStates +12 (now 52)", 27));
+	/* Within the minute: held off. */
+	write_stat(f, "XfrmInError\t1\nXfrmInNoStates\t60\n");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 1);
+	/* Unreadable or malformed: no alert, no crash. */
+	write_stat(f, "garbage\n");
+	f->d.hooks.synced(&f->d, 0);
+	sinks_set_xfrm_stat_path(&f->d, "/nonexistent/xfrm_stat");
+	f->d.hooks.synced(&f->d, 0);
+	assert_int_equal(s->xfrm_alerts, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_sa, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cap_and_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_overflow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_with_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xfrm_errors, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
