@@ -71,6 +71,134 @@ int64_t daemon_now(struct daemon *d)
 	return d->now_s;
 }
 
+/* --- observers ----------------------------------------------------------- */
+
+/* Tell every observer that has the hook, in the order they were added. */
+#define TELL(d, hook, ...)                                                           \
+	do {                                                                         \
+		for (struct daemon_observer *o_ = (d)->observers; o_; o_ = o_->next) \
+			if (o_->hook)                                                \
+				o_->hook(o_->self, __VA_ARGS__);                     \
+	} while (0)
+#define TELL0(d, hook)                                                               \
+	do {                                                                         \
+		for (struct daemon_observer *o_ = (d)->observers; o_; o_ = o_->next) \
+			if (o_->hook)                                                \
+				o_->hook(o_->self);                                  \
+	} while (0)
+
+void daemon_observe(struct daemon *d, struct daemon_observer *o)
+{
+	struct daemon_observer **tail = &d->observers;
+
+	while (*tail)
+		tail = &(*tail)->next;
+	o->next = NULL;
+	*tail = o;
+}
+
+static int64_t port_now(void *daemon)
+{
+	return daemon_now(daemon);
+}
+
+static void port_alert(void *daemon, const char *event, const struct mon_sa *e,
+		       const struct conf_link *link, const char *msg)
+{
+	daemon_alert(daemon, event, e, link, "%s", msg);
+}
+
+static void port_kick(void *daemon, bool resync, const char *why)
+{
+	struct daemon *d = daemon;
+
+	if (resync)
+		d->resync_wanted = true;
+	daemon_kick(d, why);
+}
+
+static const struct config *port_config(void *daemon)
+{
+	return ((struct daemon *)daemon)->cfg;
+}
+
+static struct mon_table *port_table(void *daemon)
+{
+	return ((struct daemon *)daemon)->table;
+}
+
+static size_t port_nlinks(void *daemon)
+{
+	return ((struct daemon *)daemon)->nlinks;
+}
+
+static void port_link_at(void *daemon, size_t i, struct daemon_link_view *out)
+{
+	const struct link_state *ls = &((struct daemon *)daemon)->links[i];
+
+	*out = (struct daemon_link_view){
+		.link = ls->link,
+		.epoch = ls->epoch,
+		.next_change = ls->next_change,
+	};
+}
+
+static bool port_link_of(void *daemon, const struct mon_sa *e, size_t *i)
+{
+	struct daemon *d = daemon;
+	const struct link_state *ls;
+
+	if (!e->sa.link)
+		return false;
+	ls = rot_prefix_index_get(&d->link_index, e->sa.link->spi_prefix);
+	if (!ls || ls->link != e->sa.link)
+		return false;
+	*i = (size_t)(ls - d->links);
+	return true;
+}
+
+static bool port_added_by_us(void *daemon, const struct mon_sa *e)
+{
+	struct daemon *d = daemon;
+
+	return d->kern && e->origin_pid == kern_pid(d->kern);
+}
+
+static bool port_kernel_busy(void *daemon)
+{
+	struct daemon *d = daemon;
+
+	return d->kern && kern_pending(d->kern);
+}
+
+static void port_kernel_stats(void *daemon, struct kern_stats *out)
+{
+	struct daemon *d = daemon;
+
+	*out = (struct kern_stats){ 0 };
+	if (d->kern)
+		kern_get_stats(d->kern, out);
+}
+
+void daemon_port_init(struct daemon *d, struct daemon_port *port)
+{
+	*port = (struct daemon_port){
+		.daemon = d,
+		.loop = &d->loop,
+		.now = port_now,
+		.alert = port_alert,
+		.kick = port_kick,
+		.config = port_config,
+		.table = port_table,
+		.nlinks = port_nlinks,
+		.link_at = port_link_at,
+		.link_of = port_link_of,
+		.added_by_us = port_added_by_us,
+		.kernel_busy = port_kernel_busy,
+		.kernel_stats = port_kernel_stats,
+	};
+}
+
 /* --- links --------------------------------------------------------------- */
 
 static struct link_state *link_by_prefix(struct daemon *d, uint32_t prefix)
@@ -161,8 +289,7 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 
 	/* Contexts of requests in flight point into d->links: daemon_reload waits for them. */
 	assert(!d->pass && !d->policy_pending);
-	if (d->hooks.config_swap)
-		d->hooks.config_swap(d);
+	TELL0(d, config_swap);
 	ret = resolve_links(cfg);
 	if (ret)
 		return ret;
@@ -257,8 +384,7 @@ void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 	d->stats.alerts++;
 	log_warn("ALERT %s link=%s spi=%#x %s->%s: %s", event, link ? link->name : "-",
 		 e ? e->sa.spi : 0, src, dst, msg);
-	if (d->hooks.alert)
-		d->hooks.alert(d, event, e, link, msg);
+	TELL(d, alert, event, e, link, msg);
 }
 
 /* --- the SA table from kernel messages ----------------------------------- */
@@ -294,10 +420,10 @@ static void table_filled(struct daemon *d, struct mon_sa *e, bool created, bool 
 			 int64_t now)
 {
 	classify(d, e, now);
-	if (created && d->hooks.sa_added)
-		d->hooks.sa_added(d, e, from_dump);
-	else if (!created && d->hooks.sa_changed)
-		d->hooks.sa_changed(d, e);
+	if (created)
+		TELL(d, sa_added, e, from_dump);
+	else
+		TELL(d, sa_changed, e);
 }
 
 static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_dump)
@@ -339,8 +465,7 @@ static void table_own_add(struct daemon *d, const struct rot_sa *sa)
 /* e leaves the table: the hooks first (the ledger holds pointers to entries until then). */
 static void table_drop(struct daemon *d, struct mon_sa *e, const char *why)
 {
-	if (d->hooks.sa_gone)
-		d->hooks.sa_gone(d, e, why);
+	TELL(d, sa_gone, e, why);
 	mon_table_del(d->table, &e->sa);
 }
 
@@ -395,8 +520,7 @@ static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
 			d->links[i].acquire_seq = m->seq;
 			d->stats.acquires_answered++;
 			daemon_kick(d, "acquire");
-			if (d->hooks.acquire)
-				d->hooks.acquire(d, m->seq, &src, &dst, l);
+			TELL(d, acquire, m->seq, &src, &dst, l);
 			return;
 		}
 	}
@@ -411,8 +535,7 @@ static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
 			     "traffic %s -> %s matched a policy but no SA exists and no link "
 			     "covers it: it is dropped",
 			     sadb_addr_str(&src, s, sizeof(s)), sadb_addr_str(&dst, t, sizeof(t)));
-		if (d->hooks.acquire)
-			d->hooks.acquire(d, m->seq, &src, &dst, NULL);
+		TELL(d, acquire, m->seq, &src, &dst, NULL);
 	}
 }
 
@@ -453,8 +576,7 @@ static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 	} else {
 		daemon_alert(d, "expire-soft", e, NULL, "soft lifetime reached: refresh its keys");
 	}
-	if (d->hooks.sa_changed)
-		d->hooks.sa_changed(d, e);
+	TELL(d, sa_changed, e);
 }
 
 static void on_flush(struct daemon *d, const struct pfkey_msg *m)
@@ -649,8 +771,7 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
 		 "in %.3f s",
 		 n, d->nlinks, vanished, (double)(uv_hrtime() - d->resync_started_ns) / 1e9);
-	if (d->hooks.synced)
-		d->hooks.synced(d, n);
+	TELL(d, synced, n);
 	daemon_kick(d, "resync");
 }
 
@@ -666,8 +787,7 @@ static void start_resync(struct daemon *d)
 	d->resync_started_ns = uv_hrtime();
 	while ((e = mon_table_next(d->table, &cur)))
 		e->seen = false;
-	if (d->hooks.resync_begin)
-		d->hooks.resync_begin(d);
+	TELL0(d, resync_begin);
 	ret = kern_dump(dump_channel(d), SADB_DUMP, SADB_SATYPE_UNSPEC, resync_each, resync_done,
 			d);
 	if (ret) {
@@ -788,8 +908,7 @@ static void link_failed(struct daemon *d, struct link_state *ls, const struct ro
 	d->stats.rotations_failed++;
 	daemon_alert(d, "rotation-failed", &pseudo, ls->link, "%s spi %#x failed: %s; retry in %llds",
 		     what, sa->spi, strerror(-err), (long long)backoff);
-	if (d->hooks.rotation)
-		d->hooks.rotation(d, ls->link, sa, false, strerror(-err));
+	TELL(d, rotation, ls->link, sa, false, strerror(-err));
 }
 
 static void send_breaks(struct daemon *d, struct link_state *ls);
@@ -803,8 +922,7 @@ static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa
 	/* Per link at debug: thousands of links roll at once; sactl history has each. */
 	log_debug("link %s: epoch %lld, outbound spi %#x (key %s)%s%s", ls->link->name,
 		  (long long)sa->epoch, sa->spi, sa->key_fp, detail ? ": " : "", detail ? detail : "");
-	if (d->hooks.rotation)
-		d->hooks.rotation(d, ls->link, sa, true, detail);
+	TELL(d, rotation, ls->link, sa, true, detail);
 }
 
 static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void *arg)
@@ -992,8 +1110,7 @@ static void pass_finish(struct daemon *d)
 		notify_send("READY=1\nSTATUS=rotating");
 		log_info("ready: %zu SAs in the kernel", mon_table_count(d->table));
 	}
-	if (d->hooks.pass_done)
-		d->hooks.pass_done(d);
+	TELL0(d, pass_done);
 	if (d->deferred_cfg)
 		daemon_kick(d, "deferred reload");
 	else if (d->kick_pending || d->resync_wanted)
@@ -1256,8 +1373,6 @@ static void arm_wake(struct daemon *d)
 	if (delay < 0)
 		delay = 0;
 	uv_timer_start(&d->wake, wake_cb, (uint64_t)delay, 0);
-	if (d->hooks.scheduled)
-		d->hooks.scheduled(d);
 }
 
 /* A wall-clock step (NTP, suspend, an operator) invalidates the schedule: re-plan. */
@@ -1303,13 +1418,11 @@ void daemon_stop(struct daemon *d)
 	if (d->deferred_cfg)
 		log_warn("a deferred reload was not applied: the pass it waited for was cut short; "
 			 "the file is read again at the next start");
-	if (d->hooks.stopping)
-		d->hooks.stopping(d);
 	notify_send("STOPPING=1");
 	ctl_server_close(d->ctl);
 	d->ctl = NULL;
-	sinks_stop(d);
-	ledger_stop(d);
+	sinks_stop(d->sinks);
+	ledger_stop(d->ledger);
 	close_dump_channel(d);
 	if (d->kern)
 		kern_close(d->kern);
@@ -1646,8 +1759,10 @@ void daemon_fini(struct daemon *d)
 	if (ret)
 		log_err("event loop closed with live handles: %s", uv_strerror(ret));
 	assert(ret == 0);
-	ledger_free(d);
-	sinks_free(d);
+	ledger_free(d->ledger);
+	d->ledger = NULL;
+	sinks_free(d->sinks);
+	d->sinks = NULL;
 	spare_fini(&d->ctx_spare);
 	free(d->retiring);
 	mon_table_free(d->table);
@@ -1668,6 +1783,7 @@ int daemon_run(struct config *cfg, const char *config_path)
 	 * behind (tests/sim/loss.py). A late reply costs only a resync.
 	 */
 	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY, .timeout_ms = 500 };
+	struct daemon_port port;
 	int ret;
 
 	if (!d)
@@ -1675,11 +1791,13 @@ int daemon_run(struct config *cfg, const char *config_path)
 	ret = daemon_init(d, cfg, config_path);
 	if (ret)
 		goto out;
+	daemon_port_init(d, &port);
 	ret = daemon_backend_open(d, &o);
-	if (!ret)
-		ret = ledger_start(d);
-	if (!ret)
-		ret = sinks_start(d);
+	if (!ret && !(ret = ledger_new(&port, &d->ledger)))
+		daemon_observe(d, ledger_observer(d->ledger));
+	/* After the ledger: an alert the sinks raise follows the rows that led to it. */
+	if (!ret && !(ret = sinks_new(&port, &d->sinks)))
+		daemon_observe(d, sinks_observer(d->sinks));
 	if (!ret)
 		ret = daemon_start(d, &o);
 	if (ret) {

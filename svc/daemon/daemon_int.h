@@ -14,6 +14,7 @@
 #include "rotate/sa.h"
 #include "svc/kernel/channel.h"
 #include "svc/base/spare.h"
+#include "svc/daemon/observer.h"
 
 struct sinks;
 struct ctl_server;
@@ -45,33 +46,6 @@ struct link_state {
 		char fp[ROT_FP_LEN + 1]; /* "" = empty slot */
 	} fp_cache[4];
 	unsigned fp_next;
-};
-
-/*
- * What the rest of the daemon (ledger, alerts, metrics, tests) learns. Every
- * hook is optional. An entry stays valid until sa_gone for it returns: every
- * removal from the table calls sa_gone first, and the ledger keeps pointers
- * to entries until its commit. sa_gone's why is a string literal (the ledger
- * keeps it too). Config pointers stay valid until config_swap, which runs
- * before a reload replaces the config.
- */
-struct daemon_hooks {
-	void (*sa_added)(struct daemon *d, const struct mon_sa *e, bool from_dump);
-	void (*sa_changed)(struct daemon *d, const struct mon_sa *e);
-	void (*sa_gone)(struct daemon *d, const struct mon_sa *e, const char *why);
-	void (*alert)(struct daemon *d, const char *event, const struct mon_sa *e,
-		      const struct conf_link *link, const char *msg);
-	void (*rotation)(struct daemon *d, const struct conf_link *link, const struct rot_sa *sa,
-			 bool ok, const char *detail);
-	void (*acquire)(struct daemon *d, uint32_t seq, const struct conf_addr *src,
-			const struct conf_addr *dst, const struct conf_link *link);
-	void (*resync_begin)(struct daemon *d);
-	void (*config_swap)(struct daemon *d);
-	void (*synced)(struct daemon *d, unsigned long n);
-	void (*pass_done)(struct daemon *d);
-	void (*scheduled)(struct daemon *d);
-	void (*stopping)(struct daemon *d);
-	void *arg;
 };
 
 /* A link removed by a reload: its SAs and policies go once its grace has passed. */
@@ -127,7 +101,7 @@ struct daemon {
 	int64_t now_s;              /* daemon_now()'s wall clock, read at loop time now_turn */
 	uint64_t now_turn;
 
-	struct daemon_hooks hooks;
+	struct daemon_observer *observers; /* told in this order (daemon_observe) */
 	struct daemon_stats stats;
 	void *backend; /* the simulated SADB, if kernel = sim */
 	struct ledger *ledger;
@@ -141,6 +115,10 @@ struct daemon {
 };
 
 int daemon_init(struct daemon *d, struct config *cfg, const char *config_path);
+/* Tell o (borrowed until daemon_fini) what happens, after the observers added before it. */
+void daemon_observe(struct daemon *d, struct daemon_observer *o);
+/* The calls through which an observer asks things of d (filled in *port). */
+void daemon_port_init(struct daemon *d, struct daemon_port *port);
 /* Open the channel (base: backend options), install signal handlers, start syncing. */
 int daemon_start(struct daemon *d, const struct kern_opts *base);
 /* Close every handle; the loop then runs out. */
@@ -158,7 +136,7 @@ int daemon_reload(struct daemon *d);
 int64_t daemon_now(struct daemon *d);
 /* Reconcile soon (coalesced). why is logged at debug level, may be NULL. */
 void daemon_kick(struct daemon *d, const char *why);
-/* Raise an alert (log + hooks). e and link may be NULL. */
+/* Raise an alert (log + observers). e and link may be NULL. */
 void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 		  const struct conf_link *link, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));

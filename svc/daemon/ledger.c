@@ -10,9 +10,9 @@
 
 #include "rotate/keysched.h"
 #include "store/store.h"
-#include "svc/daemon/daemon_int.h"
-#include "svc/daemon/ledger.h"
 #include "svc/base/log.h"
+#include "svc/daemon/ledger.h"
+#include "svc/daemon/observer.h"
 #include "svc/daemon/sadb.h"
 
 /* A broken database is retried this often; the ledger then catches up by a resync. */
@@ -61,10 +61,10 @@ struct lq_item {
 		const struct conf_link *link; /* LQ_ROTATION */
 	};
 	union {
-		const char *why; /* LQ_GONE, LQ_GONE_ROW: a string literal (daemon_hooks.sa_gone) */
+		const char *why; /* LQ_GONE, LQ_GONE_ROW: a string literal (daemon_observer.sa_gone) */
 		int64_t epoch;	 /* LQ_ROTATION */
 	};
-	int64_t at; /* daemon_now() when the hook ran */
+	int64_t at; /* port->now() when the hook ran */
 	uint32_t spi; /* LQ_ROTATION: the new outbound SPI */
 	uint8_t kind;
 	bool added; /* LQ_SA: the add event is to be written too */
@@ -78,7 +78,8 @@ struct lq_item {
 #define LQ_CHUNK 2000
 
 struct ledger {
-	struct daemon *d;
+	struct daemon_port port;
+	struct daemon_observer observer;
 	struct store *store;
 	uv_prepare_t commit; /* before the loop blocks: commit the turn's writes */
 	uv_timer_t reopen;
@@ -88,7 +89,6 @@ struct ledger {
 	bool adopted; /* rotations found installed at start-up are recorded */
 	uint64_t txn_seen_ms; /* loop time the open transaction was first seen; 0: none */
 	unsigned long errors;
-	struct daemon_hooks chain; /* hooks that were installed before ours */
 	/*
 	 * Writes held until the commit (see struct lq_item): blocks of
 	 * LQ_BLOCK items, kept between commits so a pass does not fault in
@@ -104,9 +104,9 @@ struct ledger {
 
 static void reopen_cb(uv_timer_t *t);
 
-static struct ledger *ledger_of(struct daemon *d)
+static int64_t now_of(struct ledger *l)
 {
-	return d->ledger;
+	return l->port.now(l->port.daemon);
 }
 
 static void fail(struct ledger *l, int err, const char *what)
@@ -134,9 +134,9 @@ static void fail(struct ledger *l, int err, const char *what)
 		log_err("ledger: %s: %s (%s); rotation goes on, the ledger catches up once the "
 			"database works again",
 			what, strerror(-err), msg);
-		daemon_alert(l->d, "rotation-failed", NULL, NULL,
-			     "the SQLite ledger in %s cannot be written: %s",
-			     l->d->cfg->daemon.state_dir, strerror(-err));
+		daemon_port_alertf(&l->port, "rotation-failed", NULL, NULL,
+				   "the SQLite ledger in %s cannot be written: %s",
+				   l->port.config(l->port.daemon)->daemon.state_dir, strerror(-err));
 	}
 }
 
@@ -252,7 +252,7 @@ static void record(struct ledger *l, struct mon_sa *e, int64_t now)
 
 static const char *add_message(struct ledger *l, const struct mon_sa *e)
 {
-	return l->d->kern && e->origin_pid == kern_pid(l->d->kern) ? "added by sakeyd" :
+	return l->port.added_by_us(l->port.daemon, e) ? "added by sakeyd" :
 	       e->origin_pid == 0 ? "added via netlink (ip xfrm)" :
 				    "added by another PF_KEY client";
 }
@@ -345,7 +345,7 @@ static struct lq_item *lq_push(struct ledger *l, enum lq_kind kind)
 	it = lq_at(l, l->queued++);
 	memset(it, 0, sizeof(*it));
 	it->kind = kind;
-	it->at = daemon_now(l->d);
+	it->at = now_of(l);
 	return it;
 }
 
@@ -400,9 +400,9 @@ static bool queueing(struct ledger *l)
 	return l->store && !l->syncing && !l->flushing;
 }
 
-static void on_sa_added(struct daemon *d, const struct mon_sa *ce, bool from_dump)
+static void on_sa_added(void *self, const struct mon_sa *ce, bool from_dump)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 	struct mon_sa *e = (struct mon_sa *)ce;
 	struct lq_item *it;
 
@@ -414,15 +414,13 @@ static void on_sa_added(struct daemon *d, const struct mon_sa *ce, bool from_dum
 		e->ledger_slot = l->queued;
 	} else {
 		lq_flush(l);
-		write_sa(l, e, !from_dump, daemon_now(d));
+		write_sa(l, e, !from_dump, now_of(l));
 	}
-	if (l->chain.sa_added)
-		l->chain.sa_added(d, ce, from_dump);
 }
 
-static void on_sa_changed(struct daemon *d, const struct mon_sa *ce)
+static void on_sa_changed(void *self, const struct mon_sa *ce)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 	struct mon_sa *e = (struct mon_sa *)ce;
 	struct lq_item *it;
 
@@ -433,15 +431,13 @@ static void on_sa_changed(struct daemon *d, const struct mon_sa *ce)
 		e->ledger_slot = l->queued;
 	} else {
 		lq_flush(l);
-		record(l, e, daemon_now(d));
+		record(l, e, now_of(l));
 	}
-	if (l->chain.sa_changed)
-		l->chain.sa_changed(d, ce);
 }
 
-static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why)
+static void on_sa_gone(void *self, const struct mon_sa *e, const char *why)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 	struct mon_sa *copy = NULL;
 	struct lq_item *it = NULL;
 
@@ -463,28 +459,24 @@ static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why
 	} else {
 		free(copy);
 		lq_flush(l); /* writes e's pending row, if any, while e is still here */
-		write_gone(l, e, why, daemon_now(d));
+		write_gone(l, e, why, now_of(l));
 	}
-	if (l->chain.sa_gone)
-		l->chain.sa_gone(d, e, why);
 }
 
-static void on_alert(struct daemon *d, const char *kind, const struct mon_sa *e,
+static void on_alert(void *self, const char *kind, const struct mon_sa *e,
 		     const struct conf_link *link, const char *msg)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 
 	/* After what led to it, and with the SA's row id (its row may be queued). */
 	lq_flush(l);
-	event(l, daemon_now(d), kind, e, link, msg);
-	if (l->chain.alert)
-		l->chain.alert(d, kind, e, link, msg);
+	event(l, now_of(l), kind, e, link, msg);
 }
 
-static void on_rotation(struct daemon *d, const struct conf_link *link, const struct rot_sa *sa,
+static void on_rotation(void *self, const struct conf_link *link, const struct rot_sa *sa,
 			bool ok, const char *detail)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 	struct lq_item *it;
 
 	/* The common case, a rotation as planned, is queued; the rest is rare and has a detail. */
@@ -495,16 +487,14 @@ static void on_rotation(struct daemon *d, const struct conf_link *link, const st
 		it->spi = sa->spi;
 	} else {
 		lq_flush(l);
-		write_rotation(l, link, sa->epoch, sa->dir, sa->spi, ok, detail, daemon_now(d));
+		write_rotation(l, link, sa->epoch, sa->dir, sa->spi, ok, detail, now_of(l));
 	}
-	if (l->chain.rotation)
-		l->chain.rotation(d, link, sa, ok, detail);
 }
 
-static void on_acquire(struct daemon *d, uint32_t seq, const struct conf_addr *src,
+static void on_acquire(void *self, uint32_t seq, const struct conf_addr *src,
 		       const struct conf_addr *dst, const struct conf_link *link)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 	struct mon_sa pseudo = { 0 };
 	char msg[64];
 
@@ -513,24 +503,20 @@ static void on_acquire(struct daemon *d, uint32_t seq, const struct conf_addr *s
 	pseudo.sa.proto = IPPROTO_ESP;
 	snprintf(msg, sizeof(msg), "acquire seq %u%s", seq, link ? ", answered" : "");
 	lq_flush(l);
-	event(l, daemon_now(d), "acquire", &pseudo, link, msg);
-	if (l->chain.acquire)
-		l->chain.acquire(d, seq, src, dst, link);
+	event(l, now_of(l), "acquire", &pseudo, link, msg);
 }
 
 /* The config that queued entries and rotations point into is about to change. */
-static void on_config_swap(struct daemon *d)
+static void on_config_swap(void *self)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 
 	lq_flush(l);
-	if (l->chain.config_swap)
-		l->chain.config_swap(d);
 }
 
-static void on_resync_begin(struct daemon *d)
+static void on_resync_begin(void *self)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 	struct store *s;
 
 	/* The sync compares the rows with the dump: every queued row first. */
@@ -539,8 +525,6 @@ static void on_resync_begin(struct daemon *d)
 	l->syncing = false;
 	if (s && !store_sa_sync_begin(s))
 		l->syncing = true;
-	if (l->chain.resync_begin)
-		l->chain.resync_begin(d);
 }
 
 /*
@@ -552,41 +536,42 @@ static void on_resync_begin(struct daemon *d)
  */
 static void adopt_rotations(struct ledger *l, struct store *s)
 {
-	struct daemon *d = l->d;
+	const struct daemon_port *p = &l->port;
+	size_t nlinks = p->nlinks(p->daemon), cur = 0;
 	const struct mon_sa **newest, *e;
-	size_t cur = 0;
 
 	/*
 	 * Every link's newest outbound SA from one walk of the table, each SA's
-	 * link found through the daemon's index by SPI prefix: a walk per link
-	 * made a start-up with 10,000 links and 20,000 SAs take 2.7 s.
+	 * link found through the daemon's index by SPI prefix, not a walk per link.
 	 */
-	newest = calloc(d->nlinks + 1, sizeof(*newest));
+	newest = calloc(nlinks + 1, sizeof(*newest));
 	if (!newest) {
 		fail(l, -ENOMEM, "rotation");
 		return;
 	}
-	while ((e = mon_table_next(d->table, &cur))) {
-		const struct link_state *ls;
+	while ((e = mon_table_next(p->table(p->daemon), &cur))) {
 		const struct mon_sa **slot;
+		size_t i;
 
 		if (!e->managed || !e->sa.link || e->sa.dir != ROT_DIR_OUT)
 			continue;
-		ls = rot_prefix_index_get(&d->link_index, e->sa.link->spi_prefix);
-		if (!ls || ls->link != e->sa.link)
+		if (!p->link_of(p->daemon, e, &i))
 			continue;
-		slot = &newest[ls - d->links];
+		slot = &newest[i];
 		if (!*slot || e->sa.epoch > (*slot)->sa.epoch)
 			*slot = e;
 	}
-	for (size_t i = 0; i < d->nlinks; i++) {
-		const struct conf_link *link = d->links[i].link;
+	for (size_t i = 0; i < nlinks; i++) {
+		struct daemon_link_view view;
+		const struct conf_link *link;
 		const struct mon_sa *out = newest[i];
 		struct store_rotation last, rot = { .result = STORE_ROT_OK };
 		int ret;
 
 		if (!out)
 			continue;
+		p->link_at(p->daemon, i, &view);
+		link = view.link;
 		ret = store_rotation_last(s, link->name, true, &last);
 		if (ret && ret != -ENOENT) {
 			fail(l, ret, "rotation");
@@ -614,9 +599,9 @@ static void adopt_rotations(struct ledger *l, struct store *s)
 	free(newest);
 }
 
-static void on_synced(struct daemon *d, unsigned long n)
+static void on_synced(void *self, unsigned long n)
 {
-	struct ledger *l = ledger_of(d);
+	struct ledger *l = self;
 	struct store *s = writable(l);
 	uint64_t gone = 0;
 	int ret;
@@ -633,8 +618,6 @@ static void on_synced(struct daemon *d, unsigned long n)
 		}
 	}
 	l->syncing = false;
-	if (l->chain.synced)
-		l->chain.synced(d, n);
 }
 
 /* Queues at least this long are timed and logged when committed (a pass's rows). */
@@ -700,9 +683,9 @@ static void commit_cb(uv_prepare_t *h)
 	 * resync records what the kernel holds.
 	 */
 	if (!l->txn_seen_ms)
-		l->txn_seen_ms = uv_now(&l->d->loop) + 1;
-	if (l->d->kern && kern_pending(l->d->kern) &&
-	    uv_now(&l->d->loop) + 1 - l->txn_seen_ms < COMMIT_MAX_MS)
+		l->txn_seen_ms = uv_now(l->port.loop) + 1;
+	if (l->port.kernel_busy(l->port.daemon) &&
+	    uv_now(l->port.loop) + 1 - l->txn_seen_ms < COMMIT_MAX_MS)
 		return;
 	/* A pass's rows, a chunk a turn: the loop reads the kernel in between. */
 	if (l->queued - l->written > LQ_CHUNK) {
@@ -719,7 +702,7 @@ static void commit_cb(uv_prepare_t *h)
 
 static int open_store(struct ledger *l)
 {
-	struct config *cfg = l->d->cfg;
+	const struct config *cfg = l->port.config(l->port.daemon);
 	char err[256] = "";
 	int ret;
 
@@ -758,8 +741,7 @@ static void reopen_cb(uv_timer_t *t)
 	}
 	log_info("ledger: database works again; catching up with a resync");
 	l->failed = false;
-	l->d->resync_wanted = true;
-	daemon_kick(l->d, "ledger reopened");
+	l->port.kick(l->port.daemon, true, "ledger reopened");
 }
 
 static void prune_cb(uv_timer_t *t)
@@ -770,12 +752,12 @@ static void prune_cb(uv_timer_t *t)
 	int ret;
 
 	/* A reload may have changed event_retention. */
-	uv_timer_set_repeat(t, prune_ms(l->d->cfg));
+	uv_timer_set_repeat(t, prune_ms(l->port.config(l->port.daemon)));
 	lq_flush(l);
 	s = writable(l);
 	if (!s)
 		return;
-	ret = store_prune(s, time(NULL), (int64_t)l->d->cfg->daemon.event_retention, &r);
+	ret = store_prune(s, time(NULL), (int64_t)l->port.config(l->port.daemon)->daemon.event_retention, &r);
 	if (ret)
 		fail(l, ret, "prune");
 	else if (r.events || r.rotations || r.sas)
@@ -784,40 +766,45 @@ static void prune_cb(uv_timer_t *t)
 			 (unsigned long long)r.sas);
 }
 
-int ledger_start(struct daemon *d)
+int ledger_new(const struct daemon_port *port, struct ledger **out)
 {
 	struct ledger *l = calloc(1, sizeof(*l));
 
 	if (!l)
 		return -ENOMEM;
-	l->d = d;
-	d->ledger = l;
-	l->chain = d->hooks;
-	d->hooks.sa_added = on_sa_added;
-	d->hooks.sa_changed = on_sa_changed;
-	d->hooks.sa_gone = on_sa_gone;
-	d->hooks.alert = on_alert;
-	d->hooks.rotation = on_rotation;
-	d->hooks.acquire = on_acquire;
-	d->hooks.resync_begin = on_resync_begin;
-	d->hooks.config_swap = on_config_swap;
-	d->hooks.synced = on_synced;
-	uv_prepare_init(&d->loop, &l->commit);
-	uv_idle_init(&d->loop, &l->more);
-	uv_timer_init(&d->loop, &l->reopen);
-	uv_timer_init(&d->loop, &l->prune);
+	l->port = *port;
+	l->observer = (struct daemon_observer){
+		.sa_added = on_sa_added,
+		.sa_changed = on_sa_changed,
+		.sa_gone = on_sa_gone,
+		.alert = on_alert,
+		.rotation = on_rotation,
+		.acquire = on_acquire,
+		.resync_begin = on_resync_begin,
+		.config_swap = on_config_swap,
+		.synced = on_synced,
+		.self = l,
+	};
+	uv_prepare_init(port->loop, &l->commit);
+	uv_idle_init(port->loop, &l->more);
+	uv_timer_init(port->loop, &l->reopen);
+	uv_timer_init(port->loop, &l->prune);
 	l->commit.data = l->reopen.data = l->prune.data = l->more.data = l;
 	uv_prepare_start(&l->commit, commit_cb);
+	*out = l;
 	if (open_store(l))
 		fail(l, -EIO, "open");
-	uv_timer_start(&l->prune, prune_cb, 1000, prune_ms(d->cfg));
+	uv_timer_start(&l->prune, prune_cb, 1000, prune_ms(port->config(port->daemon)));
 	return 0;
 }
 
-void ledger_stop(struct daemon *d)
+struct daemon_observer *ledger_observer(struct ledger *l)
 {
-	struct ledger *l = ledger_of(d);
+	return &l->observer;
+}
 
+void ledger_stop(struct ledger *l)
+{
 	if (!l)
 		return;
 	if (l->store) {
@@ -832,10 +819,8 @@ void ledger_stop(struct daemon *d)
 	}
 }
 
-void ledger_free(struct daemon *d)
+void ledger_free(struct ledger *l)
 {
-	struct ledger *l = ledger_of(d);
-
 	if (!l)
 		return;
 	/*
@@ -846,6 +831,5 @@ void ledger_free(struct daemon *d)
 	for (size_t i = 0; i < l->nblocks; i++)
 		free(l->blocks[i]);
 	free(l->blocks);
-	free(d->ledger);
-	d->ledger = NULL;
+	free(l);
 }

@@ -15,10 +15,10 @@
 #include "conf/conf.h"
 #include "monitor/rules.h"
 #include "monitor/metrics.h"
-#include "svc/daemon/sinks.h"
-#include "svc/daemon/daemon_int.h"
 #include "svc/base/log.h"
+#include "svc/daemon/observer.h"
 #include "svc/daemon/sadb.h"
+#include "svc/daemon/sinks.h"
 
 #define XFRM_STAT_PATH "/proc/net/xfrm_stat"
 #define XFRM_STAT_MAX 8192
@@ -52,8 +52,8 @@ struct link_count {
 };
 
 struct sinks {
-	struct daemon *d;
-	struct daemon_hooks chain; /* hooks that were installed before ours */
+	struct daemon_port port;
+	struct daemon_observer observer;
 	unsigned timeout_ms, max_running;
 	size_t max_queued;
 	struct job *head, *tail; /* waiting for a free slot */
@@ -81,9 +81,9 @@ struct sinks {
 	int64_t xfrm_alerted_at;
 };
 
-static struct sinks *sinks_of(const struct daemon *d)
+static const struct config *config_of(const struct sinks *a)
 {
-	return d->sinks;
+	return a->port.config(a->port.daemon);
 }
 
 /* --- the alert_command runner ------------------------------------------- */
@@ -126,10 +126,10 @@ static void job_exited(struct job *j, int wstatus)
 		a->stats.failed++;
 		if (WIFSIGNALED(wstatus))
 			log_err("alert_command %s for %s: killed by signal %d",
-				a->d->cfg->daemon.alert_command, j->event, WTERMSIG(wstatus));
+				config_of(a)->daemon.alert_command, j->event, WTERMSIG(wstatus));
 		else
 			log_err("alert_command %s for %s: exit status %d",
-				a->d->cfg->daemon.alert_command, j->event, WEXITSTATUS(wstatus));
+				config_of(a)->daemon.alert_command, j->event, WEXITSTATUS(wstatus));
 	}
 	job_close(j);
 }
@@ -159,7 +159,7 @@ static void timeout_cb(uv_timer_t *t)
 	j->timed_out = true;
 	a->stats.timeouts++;
 	log_err("alert_command %s for %s: still running after %u ms: killed",
-		a->d->cfg->daemon.alert_command, j->event, a->timeout_ms);
+		config_of(a)->daemon.alert_command, j->event, a->timeout_ms);
 	/* Its own process group (POSIX_SPAWN_SETSID): what it started dies with it. */
 	if (kill(-j->pid, SIGKILL))
 		kill(j->pid, SIGKILL);
@@ -173,9 +173,8 @@ static void timeout_cb(uv_timer_t *t)
  */
 static void spawn(struct sinks *a, struct job *j)
 {
-	struct daemon *d = a->d;
-	char *cmd = d->cfg->daemon.alert_command;
-	char *args[] = { cmd, NULL };
+	const char *cmd = config_of(a)->daemon.alert_command;
+	char *args[] = { (char *)cmd, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -214,7 +213,7 @@ static void spawn(struct sinks *a, struct job *j)
 		free(j);
 		return;
 	}
-	uv_timer_init(&d->loop, &j->timer);
+	uv_timer_init(a->port.loop, &j->timer);
 	j->timer.data = j;
 	a->stats.started++;
 	a->running++;
@@ -246,7 +245,7 @@ static void run_command(struct sinks *a, const char *event, const struct mon_sa 
 	char src[64] = "", dst[64] = "";
 	struct mon_alert al = { .event = event, .message = msg, .age = -1 };
 
-	if (a->stopping || !a->d->cfg->daemon.alert_command[0])
+	if (a->stopping || !config_of(a)->daemon.alert_command[0])
 		return;
 	a->stats.queued++;
 	if (a->running >= a->max_running && a->nqueued >= a->max_queued) {
@@ -434,8 +433,9 @@ static int write_file(const char *path, const char *text, size_t len)
 
 static int write_metrics(struct sinks *a, bool up)
 {
-	struct daemon *d = a->d;
-	const char *path = d->cfg->daemon.metrics_file;
+	const struct daemon_port *p = &a->port;
+	const char *path = config_of(a)->daemon.metrics_file;
+	size_t nlinks = p->nlinks(p->daemon);
 	struct mon_count events[NEVENTS], commands[4], drops[4];
 	struct kern_stats ks = { 0 };
 	struct mon_metrics_link *links = NULL;
@@ -444,7 +444,7 @@ static int write_metrics(struct sinks *a, bool up)
 		.now = time(NULL),
 		.up = up,
 		.last_update = a->last_update,
-		.sas = d->table,
+		.sas = p->table(p->daemon),
 		.events = events,
 		.nevents = NEVENTS,
 		.alert_commands = commands,
@@ -463,8 +463,7 @@ static int write_metrics(struct sinks *a, bool up)
 	commands[1] = (struct mon_count){ "failed", a->stats.failed };
 	commands[2] = (struct mon_count){ "timeout", a->stats.timeouts };
 	commands[3] = (struct mon_count){ "dropped", a->stats.dropped };
-	if (d->kern)
-		kern_get_stats(d->kern, &ks);
+	p->kernel_stats(p->daemon, &ks);
 	drops[0] = (struct mon_count){ "malformed", ks.malformed };
 	drops[1] = (struct mon_count){ "truncated", ks.truncated };
 	drops[2] = (struct mon_count){ "reply-timeout", ks.timeouts };
@@ -472,26 +471,28 @@ static int write_metrics(struct sinks *a, bool up)
 	drops[3] = (struct mon_count){ "overrun", ks.overruns };
 	m.kernel_drops = drops;
 	m.nkernel_drops = 4;
-	if (d->nlinks) {
-		links = calloc(d->nlinks, sizeof(*links));
+	if (nlinks) {
+		links = calloc(nlinks, sizeof(*links));
 		if (!links) {
 			ret = -ENOMEM;
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < d->nlinks; i++) {
-		const struct link_state *ls = &d->links[i];
-		const struct link_count *c = link_count(a, ls->link->name, false);
+	for (size_t i = 0; i < nlinks; i++) {
+		struct daemon_link_view ls;
+		const struct link_count *c;
 
-		links[i].name = ls->link->name;
-		links[i].has_epoch = ls->next_change != 0;
-		links[i].epoch = ls->epoch;
-		links[i].next_rotation = ls->next_change;
+		p->link_at(p->daemon, i, &ls);
+		c = link_count(a, ls.link->name, false);
+		links[i].name = ls.link->name;
+		links[i].has_epoch = ls.next_change != 0;
+		links[i].epoch = ls.epoch;
+		links[i].next_rotation = ls.next_change;
 		links[i].rotations_ok = c ? c->ok : 0;
 		links[i].rotations_failed = c ? c->failed : 0;
 	}
 	m.links = links;
-	m.nlinks = d->nlinks;
+	m.nlinks = nlinks;
 	m.xfrm = xfrm;
 	m.nxfrm = read_xfrm_stat(a, xfrm, MON_XFRM_MAX);
 	ret = mon_metrics_render(&m, &text, &len);
@@ -526,7 +527,7 @@ static void metrics_cb(uv_timer_t *t)
 static void metrics_touch(struct sinks *a)
 {
 	a->metrics_dirty = true;
-	if (a->stopping || !a->d->cfg->daemon.metrics_file[0])
+	if (a->stopping || !config_of(a)->daemon.metrics_file[0])
 		return;
 	if (!uv_is_active((uv_handle_t *)&a->metrics))
 		uv_timer_start(&a->metrics, metrics_cb, SINKS_METRICS_MS, 0);
@@ -534,43 +535,37 @@ static void metrics_touch(struct sinks *a)
 
 /* --- hooks --------------------------------------------------------------- */
 
-static void on_sa_added(struct daemon *d, const struct mon_sa *e, bool from_dump)
+static void on_sa_added(void *self, const struct mon_sa *e, bool from_dump)
 {
-	struct sinks *a = sinks_of(d);
+	struct sinks *a = self;
 
 	if (!from_dump)
 		count_event(a, "add");
 	metrics_touch(a);
-	if (a->chain.sa_added)
-		a->chain.sa_added(d, e, from_dump);
 }
 
-static void on_sa_gone(struct daemon *d, const struct mon_sa *e, const char *why)
+static void on_sa_gone(void *self, const struct mon_sa *e, const char *why)
 {
-	struct sinks *a = sinks_of(d);
+	struct sinks *a = self;
 
 	count_event(a, "delete");
 	metrics_touch(a);
-	if (a->chain.sa_gone)
-		a->chain.sa_gone(d, e, why);
 }
 
-static void on_alert(struct daemon *d, const char *event, const struct mon_sa *e,
+static void on_alert(void *self, const char *event, const struct mon_sa *e,
 		     const struct conf_link *link, const char *msg)
 {
-	struct sinks *a = sinks_of(d);
+	struct sinks *a = self;
 
 	count_event(a, event);
 	run_command(a, event, e, link, msg);
 	metrics_touch(a);
-	if (a->chain.alert)
-		a->chain.alert(d, event, e, link, msg);
 }
 
-static void on_rotation(struct daemon *d, const struct conf_link *link, const struct rot_sa *sa,
+static void on_rotation(void *self, const struct conf_link *link, const struct rot_sa *sa,
 			bool ok, const char *detail)
 {
-	struct sinks *a = sinks_of(d);
+	struct sinks *a = self;
 	struct link_count *c = link_count(a, link->name, true);
 
 	if (c) {
@@ -580,41 +575,37 @@ static void on_rotation(struct daemon *d, const struct conf_link *link, const st
 			c->failed++;
 	}
 	metrics_touch(a);
-	if (a->chain.rotation)
-		a->chain.rotation(d, link, sa, ok, detail);
 }
 
-static void on_acquire(struct daemon *d, uint32_t seq, const struct conf_addr *src,
+static void on_acquire(void *self, uint32_t seq, const struct conf_addr *src,
 		       const struct conf_addr *dst, const struct conf_link *link)
 {
-	struct sinks *a = sinks_of(d);
+	struct sinks *a = self;
 
 	count_event(a, "acquire");
 	metrics_touch(a);
-	if (a->chain.acquire)
-		a->chain.acquire(d, seq, src, dst, link);
 }
 
 /* After each dump: SAs past max_sa_age (once per SA life), then fresh metrics. */
 static void check_ages(struct sinks *a)
 {
-	struct daemon *d = a->d;
-	uint64_t max_age = d->cfg->daemon.max_sa_age;
+	const struct daemon_port *p = &a->port;
+	uint64_t max_age = config_of(a)->daemon.max_sa_age;
 	int64_t now = time(NULL);
 	size_t cur = 0;
 	struct mon_sa *e;
 
-	while ((e = mon_table_next(d->table, &cur))) {
+	while ((e = mon_table_next(p->table(p->daemon), &cur))) {
 		char age[CONF_DURATION_STRLEN], max[CONF_DURATION_STRLEN];
 
 		if (!mon_sa_too_old(e, now, max_age))
 			continue;
 		e->age_alerted = true;
 		a->stats.too_old++;
-		daemon_alert(d, "sa-too-old", e, NULL,
-			     "SA is %s old, more than max_sa_age %s: refresh its keys",
-			     conf_format_duration((uint64_t)mon_sa_age(e, now), age),
-			     conf_format_duration(max_age, max));
+		daemon_port_alertf(p, "sa-too-old", e, NULL,
+				   "SA is %s old, more than max_sa_age %s: refresh its keys",
+				   conf_format_duration((uint64_t)mon_sa_age(e, now), age),
+				   conf_format_duration(max_age, max));
 	}
 }
 
@@ -644,8 +635,8 @@ static void check_xfrm(struct sinks *a)
 			goto baseline;
 		a->stats.xfrm_alerts++;
 		a->xfrm_alerted_at = now;
-		daemon_alert(a->d, "xfrm-errors", NULL, NULL,
-			     "the kernel counted IPsec errors (packets dropped): %s", msg);
+		daemon_port_alertf(&a->port, "xfrm-errors", NULL, NULL,
+				   "the kernel counted IPsec errors (packets dropped): %s", msg);
 	}
 baseline:
 	memcpy(a->xfrm_base, cur, n * sizeof(cur[0]));
@@ -653,13 +644,11 @@ baseline:
 	a->xfrm_baseline = true;
 }
 
-static void on_synced(struct daemon *d, unsigned long n)
+static void on_synced(void *self, unsigned long n)
 {
-	struct sinks *a = sinks_of(d);
+	struct sinks *a = self;
 
-	/* The ledger (chained before us) closes its resync first: our alerts follow it. */
-	if (a->chain.synced)
-		a->chain.synced(d, n);
+	/* The ledger (told before us) has closed its resync: our alerts follow it. */
 	count_event(a, "resync");
 	a->last_update = time(NULL);
 	check_ages(a);
@@ -667,21 +656,20 @@ static void on_synced(struct daemon *d, unsigned long n)
 	metrics_touch(a);
 }
 
-static void on_pass_done(struct daemon *d)
+static void on_pass_done(void *self)
 {
-	struct sinks *a = sinks_of(d);
+	struct sinks *a = self;
 
 	/* Link epochs and next change points moved. */
 	metrics_touch(a);
-	if (a->chain.pass_done)
-		a->chain.pass_done(d);
 }
 
 /* --- start and stop ------------------------------------------------------ */
 
-int sinks_start(struct daemon *d)
+int sinks_new(const struct daemon_port *port, struct sinks **out)
 {
 	struct sinks *a = calloc(1, sizeof(*a));
+	const char *cmd;
 
 	if (!a)
 		return -ENOMEM;
@@ -691,37 +679,44 @@ int sinks_start(struct daemon *d)
 		return -ENOMEM;
 	}
 	a->live_cap = SINKS_MAX_RUNNING;
-	a->d = d;
+	a->port = *port;
 	a->timeout_ms = SINKS_TIMEOUT_MS;
 	a->max_running = SINKS_MAX_RUNNING;
 	a->max_queued = SINKS_MAX_QUEUED;
 	snprintf(a->xfrm_path, sizeof(a->xfrm_path), "%s", XFRM_STAT_PATH);
 	/* The simulated SADB has no kernel counters: the host's would say nothing of it. */
-	a->xfrm_watch = d->cfg->daemon.kernel != CONF_KERNEL_SIM;
-	d->sinks = a;
-	a->chain = d->hooks;
-	d->hooks.sa_added = on_sa_added;
-	d->hooks.sa_gone = on_sa_gone;
-	d->hooks.alert = on_alert;
-	d->hooks.rotation = on_rotation;
-	d->hooks.acquire = on_acquire;
-	d->hooks.synced = on_synced;
-	d->hooks.pass_done = on_pass_done;
-	uv_timer_init(&d->loop, &a->metrics);
+	a->xfrm_watch = config_of(a)->daemon.kernel != CONF_KERNEL_SIM;
+	a->observer = (struct daemon_observer){
+		.sa_added = on_sa_added,
+		.sa_gone = on_sa_gone,
+		.alert = on_alert,
+		.rotation = on_rotation,
+		.acquire = on_acquire,
+		.synced = on_synced,
+		.pass_done = on_pass_done,
+		.self = a,
+	};
+	uv_timer_init(port->loop, &a->metrics);
 	a->metrics.data = a;
-	uv_signal_init(&d->loop, &a->sigchld);
+	uv_signal_init(port->loop, &a->sigchld);
 	a->sigchld.data = a;
 	uv_signal_start(&a->sigchld, sigchld_cb, SIGCHLD);
-	if (d->cfg->daemon.alert_command[0] && access(d->cfg->daemon.alert_command, X_OK))
+	cmd = config_of(a)->daemon.alert_command;
+	if (cmd[0] && access(cmd, X_OK))
 		log_warn("alert_command %s: %s; alerts will go to the log and the database only "
 			 "until it is fixed",
-			 d->cfg->daemon.alert_command, strerror(errno));
+			 cmd, strerror(errno));
+	*out = a;
 	return 0;
 }
 
-void sinks_stop(struct daemon *d)
+struct daemon_observer *sinks_observer(struct sinks *a)
 {
-	struct sinks *a = sinks_of(d);
+	return &a->observer;
+}
+
+void sinks_stop(struct sinks *a)
+{
 	unsigned long dropped = 0;
 
 	if (!a || a->stopping)
@@ -763,23 +758,19 @@ void sinks_stop(struct daemon *d)
 		uv_close((uv_handle_t *)&a->sigchld, NULL);
 }
 
-void sinks_free(struct daemon *d)
+void sinks_free(struct sinks *a)
 {
-	struct sinks *a = sinks_of(d);
-
 	if (!a)
 		return;
 	free(a->live);
 	free(a->links);
 	free(a->by_name);
 	free(a);
-	d->sinks = NULL;
 }
 
-void sinks_set_limits(struct daemon *d, unsigned timeout_ms, unsigned max_running,
-		       size_t max_queued)
+void sinks_set_limits(struct sinks *a, unsigned timeout_ms, unsigned max_running,
+		      size_t max_queued)
 {
-	struct sinks *a = sinks_of(d);
 	struct job **live;
 
 	if (timeout_ms)
@@ -797,25 +788,19 @@ void sinks_set_limits(struct daemon *d, unsigned timeout_ms, unsigned max_runnin
 		a->max_running = max_running;
 }
 
-void sinks_set_xfrm_stat_path(struct daemon *d, const char *path)
+void sinks_set_xfrm_stat_path(struct sinks *a, const char *path)
 {
-	struct sinks *a = sinks_of(d);
-
 	snprintf(a->xfrm_path, sizeof(a->xfrm_path), "%s", path);
 	a->xfrm_baseline = false;
 	a->xfrm_alerted_at = 0;
 }
 
-const struct sinks_stats *sinks_get_stats(const struct daemon *d)
+const struct sinks_stats *sinks_get_stats(const struct sinks *a)
 {
-	const struct sinks *a = sinks_of(d);
-
 	return a ? &a->stats : NULL;
 }
 
-int sinks_write_metrics(struct daemon *d)
+int sinks_write_metrics(struct sinks *a)
 {
-	struct sinks *a = sinks_of(d);
-
 	return a ? write_metrics(a, !a->stopping) : 0;
 }

@@ -5,7 +5,9 @@
 
 #include <stddef.h>
 
-struct daemon;
+struct daemon_observer;
+struct daemon_port;
+struct sinks;
 
 /* Defaults of the alert_command runner (DESIGN.md "Interfaces"). */
 #define SINKS_TIMEOUT_MS 10000 /* then SIGKILL */
@@ -28,8 +30,9 @@ struct sinks_stats {
 };
 
 /*
- * Chain the alert outputs into d's hooks (like ledger_start: the previous
- * hooks run after ours) and start the metrics timer. On every alert, if
+ * The output sinks on port's loop (port is copied); they learn through
+ * their observer (sinks_observer), which the caller adds to the daemon
+ * after the ledger's. On every alert, if
  * alert_command is set, it runs without a shell (argv {alert_command}) in
  * "/", with only SAKEYD_EVENT, SAKEYD_LINK, SAKEYD_SPI, SAKEYD_SRC,
  * SAKEYD_DST, SAKEYD_PROTO, SAKEYD_AGE, SAKEYD_MESSAGE and PATH in its
@@ -37,32 +40,33 @@ struct sinks_stats {
  * what it prints lands in the daemon's log). SINKS_MAX_RUNNING run at
  * once, SINKS_MAX_QUEUED more wait; each is killed (SIGKILL) after
  * SINKS_TIMEOUT_MS. A failure is logged and counted, never fatal. After
- * each kernel dump (hooks.synced) every SA older than max_sa_age raises
+ * each kernel dump (hook synced) every SA older than max_sa_age raises
  * sa-too-old, once per SA life, and with a real kernel (not kernel = sim)
  * a rise of any /proc/net/xfrm_stat counter since the last alert (or since
  * the first reading) raises xfrm-errors, at most once a minute. If
- * metrics_file is set it is rewritten
- * atomically at most every SINKS_METRICS_MS while something changes.
- * Returns 0 or -ENOMEM.
+ * metrics_file is set it is rewritten atomically at most every
+ * SINKS_METRICS_MS while something changes. 0 and *out, or -ENOMEM.
  */
-int sinks_start(struct daemon *d);
+int sinks_new(const struct daemon_port *port, struct sinks **out);
+/* The hooks through which the daemon tells the sinks what happened (owned by a). */
+struct daemon_observer *sinks_observer(struct sinks *a);
 /*
  * At stop (before the loop's handles close): write the metrics file a last
  * time (sakeyd_up 0), drop queued alerts (counted, logged), send SIGTERM to
- * the commands still running and close every handle of ours.
+ * the commands still running and close every handle of ours. NULL: no-op.
  */
-void sinks_stop(struct daemon *d);
-/* Free the state (after the loop closed); no-op if sinks_start was not called. */
-void sinks_free(struct daemon *d);
+void sinks_stop(struct sinks *a);
+/* Free the state (after the loop closed). NULL: no-op. */
+void sinks_free(struct sinks *a);
 
 /* Change the runner's limits (tests use a short timeout); 0 keeps a value. */
-void sinks_set_limits(struct daemon *d, unsigned timeout_ms, unsigned max_running,
-		       size_t max_queued);
+void sinks_set_limits(struct sinks *a, unsigned timeout_ms, unsigned max_running,
+		      size_t max_queued);
 /* Read path instead of /proc/net/xfrm_stat (tests): the next reading is a new baseline. */
-void sinks_set_xfrm_stat_path(struct daemon *d, const char *path);
-/* The counters so far; NULL before sinks_start. */
-const struct sinks_stats *sinks_get_stats(const struct daemon *d);
+void sinks_set_xfrm_stat_path(struct sinks *a, const char *path);
+/* The counters so far; NULL if a is NULL. */
+const struct sinks_stats *sinks_get_stats(const struct sinks *a);
 /* Write the metrics file now (if metrics_file is set). 0 or -errno (logged). */
-int sinks_write_metrics(struct daemon *d);
+int sinks_write_metrics(struct sinks *a);
 
 #endif

@@ -21,14 +21,15 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "fake_daemon.h"
 #include "rotate/keysched.h"
 #include "store/store.h"
-#include "svc/daemon/daemon_int.h"
 #include "svc/daemon/ledger.h"
 
 struct fixture {
 	char dir[64];
-	struct daemon d;
+	struct fake_daemon d;
+	struct ledger *l;
 	struct config *cfg; /* heap: test_reload frees one */
 	uv_timer_t tick;
 };
@@ -62,6 +63,7 @@ static void free_config(struct config *cfg)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
+	struct daemon_port port;
 
 	if (!f)
 		return -1;
@@ -75,8 +77,10 @@ static int setup(void **state)
 		return -1;
 	uv_timer_init(&f->d.loop, &f->tick);
 	uv_timer_start(&f->tick, tick_cb, 10, 10);
-	if (ledger_start(&f->d))
+	port = fake_daemon_port(&f->d);
+	if (ledger_new(&port, &f->l))
 		return -1;
+	f->d.obs = ledger_observer(f->l);
 	*state = f;
 	return 0;
 }
@@ -96,11 +100,11 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	ledger_stop(&f->d);
+	ledger_stop(f->l);
 	uv_walk(&f->d.loop, close_walk, NULL);
 	uv_run(&f->d.loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&f->d.loop), 0);
-	ledger_free(&f->d);
+	ledger_free(f->l);
 	mon_table_free(f->d.table);
 	free_config(f->cfg);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -135,7 +139,7 @@ static void drop(struct fixture *f, struct mon_sa *e, const char *why)
 {
 	struct rot_sa id = e->sa;
 
-	f->d.hooks.sa_gone(&f->d, e, why);
+	f->d.obs->sa_gone(f->d.obs->self, e, why);
 	assert_true(mon_table_del(f->d.table, &id));
 }
 
@@ -182,10 +186,10 @@ static void test_written_at_commit(void **state)
 	struct store_sa row;
 	int64_t ida;
 
-	f->d.hooks.sa_added(&f->d, a, false);
-	f->d.hooks.sa_added(&f->d, b, false);
+	f->d.obs->sa_added(f->d.obs->self, a, false);
+	f->d.obs->sa_added(f->d.obs->self, b, false);
 	a->state = MON_DYING;
-	f->d.hooks.sa_changed(&f->d, a); /* one row write for a: its state then */
+	f->d.obs->sa_changed(f->d.obs->self, a); /* one row write for a: its state then */
 	assert_int_equal(a->store_id, 0);
 	assert_int_equal(events(f, &ev), 0);
 	turn(f);
@@ -214,8 +218,8 @@ static void test_gone_before_commit(void **state)
 	struct store *s;
 	size_t n;
 
-	f->d.hooks.sa_added(&f->d, a, false);
-	f->d.hooks.sa_added(&f->d, b, false);
+	f->d.obs->sa_added(f->d.obs->self, a, false);
+	f->d.obs->sa_added(f->d.obs->self, b, false);
 	drop(f, a, "deleted (rotation)"); /* a is freed here */
 	turn(f);
 	assert_int_equal(events(f, &ev), 3);
@@ -254,7 +258,7 @@ static void test_gone_after_commit(void **state)
 	struct store_sa row;
 	int64_t id;
 
-	f->d.hooks.sa_added(&f->d, a, false);
+	f->d.obs->sa_added(f->d.obs->self, a, false);
 	turn(f);
 	id = live_id(f, 0x12345609, &row);
 	assert_true(id > 0);
@@ -286,7 +290,7 @@ static void test_chunked(void **state)
 
 	for (uint32_t i = 0; i < N; i++) {
 		last = put(f, 0x12340000 + i);
-		f->d.hooks.sa_added(&f->d, last, false);
+		f->d.obs->sa_added(f->d.obs->self, last, false);
 	}
 	turn(f); /* the first chunk: written, not committed */
 	turns++;
@@ -316,8 +320,8 @@ static void test_alert_after_queued(void **state)
 	struct mon_sa *a = put(f, 0x12345605);
 	struct store_event *ev;
 
-	f->d.hooks.sa_added(&f->d, a, false);
-	f->d.hooks.alert(&f->d, "expire-soft", a, NULL, "soft lifetime reached");
+	f->d.obs->sa_added(f->d.obs->self, a, false);
+	f->d.obs->alert(f->d.obs->self, "expire-soft", a, NULL, "soft lifetime reached");
 	turn(f);
 	assert_int_equal(events(f, &ev), 2);
 	assert_int_equal(ev[0].kind, STORE_EV_ADD);
@@ -337,9 +341,9 @@ static void test_reload(void **state)
 	struct store *s;
 	size_t n;
 
-	f->d.hooks.sa_added(&f->d, a, false);
-	f->d.hooks.rotation(&f->d, a->sa.link, &a->sa, true, NULL);
-	f->d.hooks.config_swap(&f->d);
+	f->d.obs->sa_added(f->d.obs->self, a, false);
+	f->d.obs->rotation(f->d.obs->self, a->sa.link, &a->sa, true, NULL);
+	f->d.obs->config_swap(f->d.obs->self);
 	a->sa.link = &next->links[0];
 	f->d.cfg = next;
 	free_config(f->cfg); /* ASan: anything still queued that points into it fails */
@@ -363,8 +367,8 @@ static void test_store_fails(void **state)
 	struct mon_sa *a = put(f, 0x12345607), *b = put(f, 0x12345608);
 	char path[128];
 
-	f->d.hooks.sa_added(&f->d, a, false);
-	f->d.hooks.sa_added(&f->d, b, false);
+	f->d.obs->sa_added(f->d.obs->self, a, false);
+	f->d.obs->sa_added(f->d.obs->self, b, false);
 	drop(f, a, "deleted (rotation)");
 	/* The database file replaced under the daemon: the commit notices and closes the store. */
 	snprintf(path, sizeof(path), "%s/%s", f->dir, STORE_DB_NAME);
@@ -373,7 +377,7 @@ static void test_store_fails(void **state)
 	assert_int_equal(b->ledger_slot, 0);
 	assert_int_equal(b->store_id > 0, 1); /* written into the transaction that then failed */
 	/* While broken: hooks write nothing and queue nothing. */
-	f->d.hooks.sa_changed(&f->d, b);
+	f->d.obs->sa_changed(f->d.obs->self, b);
 	assert_int_equal(b->ledger_slot, 0);
 	drop(f, b, "flushed");
 }

@@ -20,12 +20,13 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "fake_daemon.h"
 #include "svc/daemon/sinks.h"
-#include "svc/daemon/daemon_int.h"
 
 struct fixture {
 	char dir[64];
-	struct daemon d;
+	struct fake_daemon d;
+	struct sinks *s;
 	struct config cfg;
 	uv_timer_t tick;
 	struct conf_link link;
@@ -52,6 +53,16 @@ static void use_command(struct fixture *f, const char *name)
 
 static void tick_cb(uv_timer_t *t)
 {
+}
+
+static int start_sinks(struct fixture *f)
+{
+	struct daemon_port port = fake_daemon_port(&f->d);
+	int ret = sinks_new(&port, &f->s);
+
+	if (!ret)
+		f->d.obs = sinks_observer(f->s);
+	return ret;
 }
 
 static int setup(void **state)
@@ -85,7 +96,7 @@ static int setup(void **state)
 	snprintf(body, sizeof(body), "sleep 30 &\necho $! > %s/sleep.pid\nwait", f->dir);
 	write_script(f, "hang", body);
 	write_script(f, "fail", "exit 3");
-	if (sinks_start(&f->d))
+	if (start_sinks(f))
 		return -1;
 	*state = f;
 	return 0;
@@ -106,11 +117,11 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	sinks_stop(&f->d);
+	sinks_stop(f->s);
 	uv_walk(&f->d.loop, close_walk, NULL);
 	uv_run(&f->d.loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&f->d.loop), 0);
-	sinks_free(&f->d);
+	sinks_free(f->s);
 	mon_table_free(f->d.table);
 	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 	free(f);
@@ -160,7 +171,7 @@ static bool files_at_least(struct fixture *f, void *arg)
 
 static bool all_done(struct fixture *f, void *arg)
 {
-	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const struct sinks_stats *s = sinks_get_stats(f->s);
 	unsigned long want = (unsigned long)(uintptr_t)arg;
 
 	return s->ok + s->failed + s->timeouts >= want;
@@ -226,7 +237,7 @@ static void test_environment(void **state)
 	/* Something the daemon has that the child must not see. */
 	setenv("SAKEYD_TEST_SECRET", "leak", 1);
 	use_command(f, "record");
-	f->d.hooks.alert(&f->d, "expire-soft", &e, e.sa.link,
+	f->d.obs->alert(f->d.obs->self, "expire-soft", &e, e.sa.link,
 			 "soft lifetime reached: refresh its keys");
 	assert_true(run_until(f, files_at_least, want, 5000));
 	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
@@ -246,8 +257,8 @@ static void test_environment(void **state)
 	read_first(f, "args.", args, sizeof(args));
 	snprintf(expect_args, sizeof(expect_args), "0 %s/record /\n", f->dir);
 	assert_string_equal(args, expect_args);
-	assert_int_equal(sinks_get_stats(&f->d)->ok, 1);
-	assert_int_equal(sinks_get_stats(&f->d)->failed, 0);
+	assert_int_equal(sinks_get_stats(f->s)->ok, 1);
+	assert_int_equal(sinks_get_stats(f->s)->failed, 0);
 	unsetenv("SAKEYD_TEST_SECRET");
 }
 
@@ -259,7 +270,7 @@ static void test_no_sa(void **state)
 	size_t len;
 
 	use_command(f, "record");
-	f->d.hooks.alert(&f->d, "rotation-failed", NULL, NULL, "the ledger cannot be written");
+	f->d.obs->alert(f->d.obs->self, "rotation-failed", NULL, NULL, "the ledger cannot be written");
 	assert_true(run_until(f, files_at_least, want, 5000));
 	len = read_first(f, "env.", buf, sizeof(buf));
 	assert_non_null(memmem(buf, len, "SAKEYD_EVENT=rotation-failed\0SAKEYD_LINK=\0SAKEYD_SPI=\0"
@@ -276,14 +287,14 @@ static void test_timeout(void **state)
 	long pid;
 	FILE *st;
 
-	sinks_set_limits(&f->d, 300, 0, 0);
+	sinks_set_limits(f->s, 300, 0, 0);
 	use_command(f, "hang");
-	f->d.hooks.alert(&f->d, "expire-hard", NULL, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "expire-hard", NULL, NULL, "x");
 	assert_true(run_until(f, files_at_least, want, 5000));
 	/* Within 5 s: the 300 ms limit applied, not the default 10 s (no timing asserted beyond). */
 	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
-	assert_int_equal(sinks_get_stats(&f->d)->timeouts, 1);
-	assert_int_equal(sinks_get_stats(&f->d)->ok + sinks_get_stats(&f->d)->failed, 0);
+	assert_int_equal(sinks_get_stats(f->s)->timeouts, 1);
+	assert_int_equal(sinks_get_stats(f->s)->ok + sinks_get_stats(f->s)->failed, 0);
 	/* The whole process group went: the command's own child too. */
 	read_first(f, "sleep.pid", buf, sizeof(buf));
 	pid = strtol(buf, NULL, 10);
@@ -313,11 +324,11 @@ static void test_timeout(void **state)
 static void test_cap_and_queue(void **state)
 {
 	struct fixture *f = *state;
-	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const struct sinks_stats *s = sinks_get_stats(f->s);
 
 	use_command(f, "slow");
 	for (int i = 0; i < 10; i++)
-		f->d.hooks.alert(&f->d, "sa-too-old", NULL, NULL, "x");
+		f->d.obs->alert(f->d.obs->self, "sa-too-old", NULL, NULL, "x");
 	/* Four run at once, six wait. */
 	assert_int_equal(s->started, 4);
 	assert_int_equal(s->queued, 10);
@@ -332,12 +343,12 @@ static void test_cap_and_queue(void **state)
 static void test_queue_overflow(void **state)
 {
 	struct fixture *f = *state;
-	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const struct sinks_stats *s = sinks_get_stats(f->s);
 
-	sinks_set_limits(&f->d, 0, 2, 3);
+	sinks_set_limits(f->s, 0, 2, 3);
 	use_command(f, "slow");
 	for (int i = 0; i < 10; i++)
-		f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+		f->d.obs->alert(f->d.obs->self, "expire-soft", NULL, NULL, "x");
 	assert_int_equal(s->started, 2);
 	assert_int_equal(s->dropped, 5); /* 2 running + 3 queued */
 	assert_true(run_until(f, all_done, (void *)(uintptr_t)5, 10000));
@@ -348,36 +359,36 @@ static void test_queue_overflow(void **state)
 static void test_failures(void **state)
 {
 	struct fixture *f = *state;
-	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const struct sinks_stats *s = sinks_get_stats(f->s);
 
 	use_command(f, "fail");
-	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "expire-soft", NULL, NULL, "x");
 	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
 	assert_int_equal(s->failed, 1);
 	use_command(f, "does-not-exist");
-	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "expire-soft", NULL, NULL, "x");
 	assert_int_equal(s->failed, 2); /* the spawn itself failed */
 	assert_int_equal(s->started, 1);
 	/* Without a command: nothing runs. */
 	f->cfg.daemon.alert_command[0] = '\0';
-	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "expire-soft", NULL, NULL, "x");
 	assert_int_equal(s->queued, 2);
 }
 
 static void test_stop_with_running(void **state)
 {
 	struct fixture *f = *state;
-	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const struct sinks_stats *s = sinks_get_stats(f->s);
 
-	sinks_set_limits(&f->d, 0, 1, 0);
+	sinks_set_limits(f->s, 0, 1, 0);
 	use_command(f, "hang");
 	for (int i = 0; i < 3; i++)
-		f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+		f->d.obs->alert(f->d.obs->self, "expire-soft", NULL, NULL, "x");
 	assert_int_equal(s->started, 1);
-	sinks_stop(&f->d); /* teardown's stop is then a no-op; the loop must still close */
+	sinks_stop(f->s); /* teardown's stop is then a no-op; the loop must still close */
 	assert_int_equal(s->dropped, 2);
 	/* After the stop, alerts are no longer run. */
-	f->d.hooks.alert(&f->d, "expire-soft", NULL, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "expire-soft", NULL, NULL, "x");
 	assert_int_equal(s->queued, 3);
 }
 
@@ -385,7 +396,7 @@ static void test_too_old(void **state)
 {
 	struct fixture *f = *state;
 	struct mon_sa e = sample_sa(f), *t;
-	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const struct sinks_stats *s = sinks_get_stats(f->s);
 	const char *want[] = { "env.", (const char *)(uintptr_t)1 };
 	bool created;
 	char buf[4096];
@@ -397,13 +408,13 @@ static void test_too_old(void **state)
 	assert_non_null(t);
 	*t = e;
 	t->added_at = time(NULL) - 30;
-	f->d.hooks.synced(&f->d, 1);
+	f->d.obs->synced(f->d.obs->self, 1);
 	assert_int_equal(s->too_old, 0);
 	t->added_at = time(NULL) - 3600;
-	f->d.hooks.synced(&f->d, 1);
+	f->d.obs->synced(f->d.obs->self, 1);
 	assert_int_equal(s->too_old, 1);
 	assert_true(t->age_alerted);
-	f->d.hooks.synced(&f->d, 1); /* once per SA life */
+	f->d.obs->synced(f->d.obs->self, 1); /* once per SA life */
 	assert_int_equal(s->too_old, 1);
 	assert_true(run_until(f, files_at_least, want, 5000));
 	len = read_first(f, "env.", buf, sizeof(buf));
@@ -424,12 +435,12 @@ static void test_metrics_file(void **state)
 
 	snprintf(path, sizeof(path), "%s/sakeyd.prom", f->dir);
 	/* Unset: nothing written. */
-	assert_int_equal(sinks_write_metrics(&f->d), 0);
+	assert_int_equal(sinks_write_metrics(f->s), 0);
 	assert_int_equal(stat(path, &st), -1);
 	snprintf(f->cfg.daemon.metrics_file, sizeof(f->cfg.daemon.metrics_file), "%s", path);
 	t = mon_table_put(f->d.table, &e.sa, &created);
 	*t = e;
-	assert_int_equal(sinks_write_metrics(&f->d), 0);
+	assert_int_equal(sinks_write_metrics(f->s), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0644);
 	fd = open(path, O_RDONLY);
@@ -442,15 +453,15 @@ static void test_metrics_file(void **state)
 		strstr(buf, "sakeyd_sa_age_seconds{link=\"l1\",dir=\"out\",spi=\"0x2a000007\""));
 	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"expire-hard\"} 0\n"));
 	/* A change is written within a second, coalesced. */
-	f->d.hooks.alert(&f->d, "expire-hard", &e, NULL, "x");
-	f->d.hooks.alert(&f->d, "expire-hard", &e, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "expire-hard", &e, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "expire-hard", &e, NULL, "x");
 	{
-		uint64_t before = sinks_get_stats(&f->d)->metrics_written;
+		uint64_t before = sinks_get_stats(f->s)->metrics_written;
 		int64_t end = mono_ms() + 3000;
 
-		while (sinks_get_stats(&f->d)->metrics_written == before && mono_ms() < end)
+		while (sinks_get_stats(f->s)->metrics_written == before && mono_ms() < end)
 			uv_run(&f->d.loop, UV_RUN_ONCE);
-		assert_int_equal(sinks_get_stats(&f->d)->metrics_written, before + 1);
+		assert_int_equal(sinks_get_stats(f->s)->metrics_written, before + 1);
 	}
 	fd = open(path, O_RDONLY);
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -458,7 +469,7 @@ static void test_metrics_file(void **state)
 	buf[n] = '\0';
 	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"expire-hard\"} 2\n"));
 	/* At stop: sakeyd_up 0. */
-	sinks_stop(&f->d);
+	sinks_stop(f->s);
 	fd = open(path, O_RDONLY);
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
@@ -467,8 +478,8 @@ static void test_metrics_file(void **state)
 	/* A directory that does not exist: an error, not a crash. */
 	snprintf(f->cfg.daemon.metrics_file, sizeof(f->cfg.daemon.metrics_file), "%s/no/x.prom",
 		 f->dir);
-	assert_int_equal(sinks_write_metrics(&f->d), -ENOENT);
-	assert_int_equal(sinks_get_stats(&f->d)->metrics_failed, 1);
+	assert_int_equal(sinks_write_metrics(f->s), -ENOENT);
+	assert_int_equal(sinks_get_stats(f->s)->metrics_failed, 1);
 }
 
 static void write_stat(struct fixture *f, const char *text)
@@ -488,7 +499,7 @@ static void write_stat(struct fixture *f, const char *text)
 static void test_xfrm_errors(void **state)
 {
 	struct fixture *f = *state;
-	const struct sinks_stats *s = sinks_get_stats(&f->d);
+	const struct sinks_stats *s = sinks_get_stats(f->s);
 	const char *want[] = { "env.", (const char *)(uintptr_t)1 };
 	char path[128], buf[4096];
 	size_t len;
@@ -496,30 +507,29 @@ static void test_xfrm_errors(void **state)
 	use_command(f, "record");
 	snprintf(path, sizeof(path), "%s/xfrm_stat", f->dir);
 	/* kernel = sim: the counters say nothing of the simulated SADB, not watched. */
-	sinks_set_xfrm_stat_path(&f->d, path);
+	sinks_set_xfrm_stat_path(f->s, path);
 	write_stat(f, "XfrmInNoStates\t1\n");
-	f->d.hooks.synced(&f->d, 0);
+	f->d.obs->synced(f->d.obs->self, 0);
 	write_stat(f, "XfrmInNoStates\t9\n");
-	f->d.hooks.synced(&f->d, 0);
+	f->d.obs->synced(f->d.obs->self, 0);
 	assert_int_equal(s->xfrm_alerts, 0);
 
 	/* A real kernel: restart the outputs with kernel = pfkey. */
-	sinks_stop(&f->d);
+	sinks_stop(f->s);
 	uv_run(&f->d.loop, UV_RUN_NOWAIT); /* the metrics timer's close */
-	sinks_free(&f->d);
-	memset(&f->d.hooks, 0, sizeof(f->d.hooks));
+	sinks_free(f->s);
 	f->cfg.daemon.kernel = CONF_KERNEL_PFKEY;
-	assert_int_equal(sinks_start(&f->d), 0);
-	s = sinks_get_stats(&f->d);
-	sinks_set_xfrm_stat_path(&f->d, path);
+	assert_int_equal(start_sinks(f), 0);
+	s = sinks_get_stats(f->s);
+	sinks_set_xfrm_stat_path(f->s, path);
 	write_stat(f, "XfrmInError\t0\nXfrmInNoStates\t40\n");
 	/* The first reading is the baseline, however high. */
-	f->d.hooks.synced(&f->d, 0);
-	f->d.hooks.synced(&f->d, 0);
+	f->d.obs->synced(f->d.obs->self, 0);
+	f->d.obs->synced(f->d.obs->self, 0);
 	assert_int_equal(s->xfrm_alerts, 0);
 	/* A rise: one alert, with the counter and its rise, through alert_command. */
 	write_stat(f, "XfrmInError\t0\nXfrmInNoStates\t52\n");
-	f->d.hooks.synced(&f->d, 0);
+	f->d.obs->synced(f->d.obs->self, 0);
 	assert_int_equal(s->xfrm_alerts, 1);
 	assert_true(run_until(f, files_at_least, want, 5000));
 	len = read_first(f, "env.", buf, sizeof(buf));
@@ -527,13 +537,13 @@ static void test_xfrm_errors(void **state)
 	assert_non_null(memmem(buf, len, "XfrmInNoStates +12 (now 52)", 27));
 	/* Within the minute: held off. */
 	write_stat(f, "XfrmInError\t1\nXfrmInNoStates\t60\n");
-	f->d.hooks.synced(&f->d, 0);
+	f->d.obs->synced(f->d.obs->self, 0);
 	assert_int_equal(s->xfrm_alerts, 1);
 	/* Unreadable or malformed: no alert, no crash. */
 	write_stat(f, "garbage\n");
-	f->d.hooks.synced(&f->d, 0);
-	sinks_set_xfrm_stat_path(&f->d, "/nonexistent/xfrm_stat");
-	f->d.hooks.synced(&f->d, 0);
+	f->d.obs->synced(f->d.obs->self, 0);
+	sinks_set_xfrm_stat_path(f->s, "/nonexistent/xfrm_stat");
+	f->d.obs->synced(f->d.obs->self, 0);
 	assert_int_equal(s->xfrm_alerts, 1);
 }
 
