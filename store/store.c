@@ -132,8 +132,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	/*
 	 * v3 -> v4: the same constraints, cheaper. SQLite checks "x IN (a, b,
 	 * c, ...)" of three or more constants by building an ephemeral b-tree
-	 * of the list, anew for every row written: half the cost of an event
-	 * insert (6.4 -> 3.3 us, 200,000 rows, page 16 KiB, WAL). A chain of
+	 * of the list, anew for every row written: about half the cost of an
+	 * event insert (BENCHMARKS.md). A chain of
 	 * equalities refuses exactly the same values. sa and event are rebuilt
 	 * with the same columns, rows and ids; foreign keys are off while
 	 * migrations run, so dropping the old sa nulls no event's sa_id.
@@ -1465,8 +1465,8 @@ int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64
 			*id = row.id;
 		/*
 		 * An idle SA reads the same at every refresh: rewriting its row
-		 * (only last_counters_at changed) made each 10 s resync of 20,000
-		 * SAs commit 20,000 rows. Mark it seen and leave the row alone.
+		 * (only last_counters_at changed) made every refresh commit a row
+		 * per SA. Mark it seen and leave the row alone.
 		 */
 		if (same_sa_data(&row, sa))
 			return sync_mark(s, row.id);

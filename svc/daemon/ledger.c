@@ -34,9 +34,9 @@ static uint64_t prune_ms(const struct config *cfg)
 }
 
 /*
- * A rotation pass answers 10,000 requests per second or more, and writing
+ * A rotation pass answers thousands of requests a second, and writing
  * each SA's row and event as its reply arrives kept the daemon busy (SQLite
- * row and index updates: a third of a pass's user time) while the kernel
+ * row and index updates) while the kernel
  * waited for the next batch. Outside a resync the ledger therefore queues
  * what the hooks report and writes it, in order, when the kernel has
  * answered everything (or after COMMIT_MAX_MS), LQ_CHUNK items a loop turn,
@@ -72,8 +72,8 @@ struct lq_item {
 
 #define LQ_BLOCK 1024
 /*
- * Items written per loop turn at the commit: a pass's 30,000 took 0.2 s
- * and more in one go, and an EXPIRE or ACQUIRE waited that long behind them.
+ * Items written per loop turn at the commit: a whole pass's rows in one go
+ * made an EXPIRE or ACQUIRE wait behind all of them.
  */
 #define LQ_CHUNK 2000
 
@@ -677,8 +677,8 @@ static void commit_cb(uv_prepare_t *h)
 	/*
 	 * A burst (a change point's thousands of requests) is answered over
 	 * many loop turns: committing each turn rewrote the same pages again
-	 * and again, two thousand pwrite() calls for 6000 SAs, each a trap in
-	 * User-Mode Linux. Commit when the kernel has answered everything, or
+	 * and again, a pwrite() for every few SAs, each a trap in User-Mode
+	 * Linux. Commit when the kernel has answered everything, or
 	 * after COMMIT_MAX_MS: a crash loses at most that, and the start-up
 	 * resync records what the kernel holds.
 	 */

@@ -42,11 +42,12 @@ static void harden(bool quiet)
 	if (setrlimit(RLIMIT_CORE, &no_core))
 		log_warn("setrlimit(RLIMIT_CORE, 0): %s", strerror(errno));
 	/*
-	 * Keep the heap's memory between passes. A pass of 10,000 links
-	 * allocates about 15 MiB of plan and reconcile arrays and frees them at
+	 * Keep the heap's memory between passes. A pass of many links
+	 * allocates megabytes of plan and reconcile arrays and frees them at
 	 * its end: above glibc's thresholds each came from a fresh mmap or
 	 * heap top, which mlockall (MCL_FUTURE) populates page by page and free
-	 * gave back, 9,000 page faults per rotation, each a trap to the kernel.
+	 * gave back, thousands of page faults per rotation, each a trap to the
+	 * kernel.
 	 * Fixed thresholds (the largest mmap threshold glibc allows) make them
 	 * heap memory reused by the next pass; the peak RSS stays the pass's.
 	 */
