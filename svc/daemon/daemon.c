@@ -1806,8 +1806,8 @@ int daemon_run(struct config *cfg, const char *config_path)
 		daemon_fini(d);
 		goto out;
 	}
-	log_info("sakeyd started: %zu link%s, kernel %s", d->nlinks, d->nlinks == 1 ? "" : "s",
-		 cfg->daemon.kernel == CONF_KERNEL_SIM ? "sim" :
+	log_info("sakeyd " SAKEYD_VERSION " started: %zu link%s, kernel %s", d->nlinks,
+		 d->nlinks == 1 ? "" : "s", cfg->daemon.kernel == CONF_KERNEL_SIM ? "sim" :
 		 o.backend == KERN_BACKEND_XFRM	      ? "xfrm" :
 							"pfkey");
 	uv_run(&d->loop, UV_RUN_DEFAULT);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,11 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sakeyd [-c FILE] [--check] [-v]\n"
+	fprintf(f, "usage: sakeyd [-c FILE] [--check] [-v] [--version]\n"
 		   "  -c, --config FILE  configuration (default " CONF_DEFAULT_PATH ")\n"
 		   "      --check        validate the configuration and its secret files, exit 0/1\n"
 		   "  -v, --verbose      debug logging\n"
+		   "      --version      print the version and exit\n"
 		   "  -h, --help         this text\n");
 }
 
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = CONF_DEFAULT_PATH;
@@ -91,6 +94,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("sakeyd %s\n", SAKEYD_VERSION);
+			return 0;
 		default:
 			usage(stderr);
 			return 2;
@@ -101,6 +107,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/*
+	 * A write to a pipe whose reader went away (the log's reader, a
+	 * client's socket) fails with EPIPE instead of killing the daemon.
+	 * alert_command children get every signal's default back (sinks.c).
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	harden(check);
 	ret = conf_load(path, &cfg, &diag);
 	if (!ret)
