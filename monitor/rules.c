@@ -1,12 +1,118 @@
 /* SPDX-License-Identifier: ISC */
-/* Alert decisions and the environment of alert_command: pure functions, no clock, no I/O. */
+/* Monitoring rules: which event raises which alert, sactl check's verdict; pure, `now` given. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "monitor/rules.h"
+#include "rotate/plan.h"
+#include "store/addr.h"
 #include "store/store.h"
+
+/* ---- Kernel events ---- */
+
+static void __attribute__((format(printf, 3, 4)))
+verdict(struct mon_verdict *v, const char *alert, const char *fmt, ...)
+{
+	va_list ap;
+
+	v->alert = alert;
+	v->kick = NULL;
+	va_start(ap, fmt);
+	vsnprintf(v->message, sizeof(v->message), fmt, ap);
+	va_end(ap);
+}
+
+enum mon_expire_kind mon_expire_verdict(const struct mon_sa *e, uint32_t spi, bool hard,
+					struct mon_verdict *v)
+{
+	v->alert = NULL;
+	v->message[0] = '\0';
+	v->kick = NULL;
+	/* A larval state from an ACQUIRE or GETSPI timed out (pfkey-linux.md §4.4). */
+	if (!e || spi == 0)
+		return MON_EXPIRE_LARVAL;
+	if (hard) {
+		if (!e->hard_alerted)
+			verdict(v, "expire-hard",
+				"hard lifetime reached: the kernel deleted the SA");
+		return MON_EXPIRE_HARD;
+	}
+	if (e->soft_alerted)
+		return MON_EXPIRE_DUPLICATE;
+	if (e->managed) {
+		verdict(v, "expire-soft", "soft lifetime of a managed SA reached: the rotation "
+					  "schedule was missed; reconciling now");
+		v->kick = "soft expiry of a managed SA";
+	} else {
+		verdict(v, "expire-soft", "soft lifetime reached: refresh its keys");
+	}
+	return MON_EXPIRE_SOFT;
+}
+
+bool mon_sa_still_planned(const struct mon_sa *e, int64_t now)
+{
+	struct rot_plan plan;
+
+	if (!e->managed || !e->sa.link)
+		return false;
+	if (rot_plan(e->sa.link, now, &plan))
+		return false;
+	for (size_t i = 0; i < plan.n; i++)
+		if (!rot_sa_id_cmp(&plan.sa[i], &e->sa))
+			return true;
+	return false;
+}
+
+bool mon_removal_verdict(const struct mon_sa *e, int64_t now, const char *why, bool hard,
+			 struct mon_verdict *v)
+{
+	if (!e->managed || !mon_sa_still_planned(e, now))
+		return false;
+	verdict(v, hard ? "expire-hard" : "sa-removed",
+		"managed SA %s while still in use; re-installing", why);
+	v->kick = "managed SA removed";
+	return true;
+}
+
+bool mon_acquire_answered_by(const struct conf_link *link, const struct conf_addr *src,
+			     const struct conf_addr *dst)
+{
+	return rot_addr_equal(&link->local, src) && rot_addr_equal(&link->remote, dst);
+}
+
+void mon_acquire_unanswered(const struct conf_addr *src, const struct conf_addr *dst,
+			    struct mon_sa *subject, struct mon_verdict *v)
+{
+	char s[64], t[64];
+
+	if (!store_addr_ntop(src->family, src->bytes, s, sizeof(s)))
+		snprintf(s, sizeof(s), "-");
+	if (!store_addr_ntop(dst->family, dst->bytes, t, sizeof(t)))
+		snprintf(t, sizeof(t), "-");
+	memset(subject, 0, sizeof(*subject));
+	subject->sa.src = *src;
+	subject->sa.dst = *dst;
+	subject->sa.proto = IPPROTO_ESP;
+	verdict(v, "acquire-unanswered",
+		"traffic %s -> %s matched a policy but no SA exists and no link covers it: it "
+		"is dropped",
+		s, t);
+}
+
+bool mon_flush_verdict(bool removed_managed, struct mon_verdict *v)
+{
+	if (!removed_managed)
+		return false;
+	verdict(v, "sa-removed", "the SADB was flushed by another tool; re-installing managed SAs");
+	v->kick = "flush";
+	return true;
+}
+
+/* ---- Checks after each dump ---- */
 
 int64_t mon_sa_age(const struct mon_sa *e, int64_t now)
 {
@@ -22,6 +128,8 @@ bool mon_sa_too_old(const struct mon_sa *e, int64_t now, uint64_t max_age)
 	/* max_age is at most CONF_DURATION_MAX: the cast cannot overflow. */
 	return now - e->added_at > (int64_t)max_age;
 }
+
+/* ---- alert_command ---- */
 
 const char *mon_proto_name(uint8_t proto, char *buf, size_t len)
 {

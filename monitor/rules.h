@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* Alert decisions and the environment of alert_command: pure functions, no clock, no I/O. */
+/* Monitoring rules: which event raises which alert, sactl check's verdict; pure, `now` given. */
 #ifndef SAKEYD_MONITOR_ALERT_H
 #define SAKEYD_MONITOR_ALERT_H
 
@@ -7,7 +7,78 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/conf.h"
 #include "monitor/table.h"
+
+/* Room for an alert's message, NUL included (daemon_alert keeps as much). */
+#define MON_MSG_LEN 512
+
+/* What to do about one observation: which alert to raise, whether to reconcile now. */
+struct mon_verdict {
+	const char *alert;         /* the event to raise (DESIGN.md "Interfaces"), NULL: none */
+	char message[MON_MSG_LEN]; /* the alert's text */
+	const char *kick;          /* why to reconcile at once, NULL: no need */
+};
+
+/* ---- Kernel events ---- */
+
+enum mon_expire_kind {
+	MON_EXPIRE_LARVAL,    /* no such SA, or SPI 0: a larval state of an unanswered acquire */
+	MON_EXPIRE_HARD,      /* the kernel deleted the SA: alert once, then it leaves the table */
+	MON_EXPIRE_SOFT,      /* first soft expiry: alert; the SA is dying (MON_DYING) */
+	MON_EXPIRE_DUPLICATE, /* soft expiry already alerted: nothing */
+};
+
+/*
+ * An EXPIRE of the SA e (NULL if not in the table) with SPI spi, hard or
+ * soft. Fills v: expire-hard unless e->hard_alerted; expire-soft, with a
+ * kick when e is managed (its rotation schedule was missed). The caller
+ * marks e (hard_alerted, or soft_alerted and MON_DYING) as it acts.
+ */
+enum mon_expire_kind mon_expire_verdict(const struct mon_sa *e, uint32_t spi, bool hard,
+					struct mon_verdict *v);
+
+/* Whether the managed SA e is one its link's plan wants at now. */
+bool mon_sa_still_planned(const struct mon_sa *e, int64_t now);
+
+/*
+ * The SA e leaves the kernel (why: "deleted by another tool", "hard-expired"...).
+ * True, with v filled (sa-removed, or expire-hard if hard; and a kick),
+ * when e is managed and still planned at now: it must be re-installed.
+ */
+bool mon_removal_verdict(const struct mon_sa *e, int64_t now, const char *why, bool hard,
+			 struct mon_verdict *v);
+
+/* Whether link answers an ACQUIRE for traffic src -> dst (its local and remote addresses). */
+bool mon_acquire_answered_by(const struct conf_link *link, const struct conf_addr *src,
+			     const struct conf_addr *dst);
+
+/*
+ * An ACQUIRE src -> dst that no link answers: the traffic is dropped. Fills
+ * v (acquire-unanswered) and *subject, the ESP SA src -> dst the alert names.
+ */
+void mon_acquire_unanswered(const struct conf_addr *src, const struct conf_addr *dst,
+			    struct mon_sa *subject, struct mon_verdict *v);
+
+/*
+ * A FLUSH by another tool emptied the SADB (of one protocol). True, with v
+ * filled (sa-removed and a kick), when it removed a managed SA.
+ */
+bool mon_flush_verdict(bool removed_managed, struct mon_verdict *v);
+
+/* ---- Checks after each dump ---- */
+
+/*
+ * Whether e is older than max_age at now and has not been alerted for it
+ * yet (once per SA life: the caller sets e->age_alerted). An SA without an
+ * add time, or max_age 0, never is.
+ */
+bool mon_sa_too_old(const struct mon_sa *e, int64_t now, uint64_t max_age);
+
+/* Seconds since e was added at now (0 if unknown or in the future). */
+int64_t mon_sa_age(const struct mon_sa *e, int64_t now);
+
+/* ---- alert_command ---- */
 
 /* PATH of an alert command: the only variable it gets besides SAKEYD_* (DESIGN.md "Interfaces"). */
 #define MON_ALERT_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -31,16 +102,6 @@ struct mon_alert {
 	int64_t age;         /* seconds since the SA was added */
 	const char *message; /* free text; control bytes and key-like runs are cleaned */
 };
-
-/*
- * Whether e is older than max_age at now and has not been alerted for it
- * yet (once per SA life: the caller sets e->age_alerted). An SA without an
- * add time, or max_age 0, never is.
- */
-bool mon_sa_too_old(const struct mon_sa *e, int64_t now, uint64_t max_age);
-
-/* Seconds since e was added at now (0 if unknown or in the future). */
-int64_t mon_sa_age(const struct mon_sa *e, int64_t now);
 
 /* "esp", "ah", "comp", or the number in decimal; "" for 0. Writes into buf (>= 4 bytes). */
 const char *mon_proto_name(uint8_t proto, char *buf, size_t len);
