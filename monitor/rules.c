@@ -129,6 +129,46 @@ bool mon_sa_too_old(const struct mon_sa *e, int64_t now, uint64_t max_age)
 	return now - e->added_at > (int64_t)max_age;
 }
 
+bool mon_too_old_verdict(const struct mon_sa *e, int64_t now, uint64_t max_age,
+			 struct mon_verdict *v)
+{
+	char age[CONF_DURATION_STRLEN], max[CONF_DURATION_STRLEN];
+
+	if (!mon_sa_too_old(e, now, max_age))
+		return false;
+	verdict(v, "sa-too-old", "SA is %s old, more than max_sa_age %s: refresh its keys",
+		conf_format_duration((uint64_t)mon_sa_age(e, now), age),
+		conf_format_duration(max_age, max));
+	return true;
+}
+
+bool mon_xfrm_check(struct mon_xfrm_watch *w, const struct mon_xfrm_stat *cur, size_t n,
+		    int64_t now, struct mon_verdict *v)
+{
+	char rises[300];
+	bool alert = false;
+
+	if (!n)
+		return false;
+	if (w->has_baseline) {
+		if (w->alerted_at && now - w->alerted_at < MON_XFRM_ALERT_EVERY_S &&
+		    now >= w->alerted_at)
+			return false; /* held off: the rises add up against the old baseline */
+		if (mon_xfrm_stat_rises(w->base, w->nbase, cur, n, rises, sizeof(rises))) {
+			w->alerted_at = now;
+			verdict(v, "xfrm-errors",
+				"the kernel counted IPsec errors (packets dropped): %s", rises);
+			alert = true;
+		}
+	}
+	if (n > MON_XFRM_MAX)
+		n = MON_XFRM_MAX;
+	memcpy(w->base, cur, n * sizeof(cur[0]));
+	w->nbase = n;
+	w->has_baseline = true;
+	return alert;
+}
+
 /* ---- alert_command ---- */
 
 const char *mon_proto_name(uint8_t proto, char *buf, size_t len)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "monitor/metrics.h"
 #include "monitor/table.h"
 
 /* Room for an alert's message, NUL included (daemon_alert keeps as much). */
@@ -77,6 +78,35 @@ bool mon_sa_too_old(const struct mon_sa *e, int64_t now, uint64_t max_age);
 
 /* Seconds since e was added at now (0 if unknown or in the future). */
 int64_t mon_sa_age(const struct mon_sa *e, int64_t now);
+
+/*
+ * sa-too-old: true, with v filled, when mon_sa_too_old(e, now, max_age);
+ * the caller then sets e->age_alerted.
+ */
+bool mon_too_old_verdict(const struct mon_sa *e, int64_t now, uint64_t max_age,
+			 struct mon_verdict *v);
+
+/* xfrm-errors: at most one alert this often; rises in between add up into the next one. */
+#define MON_XFRM_ALERT_EVERY_S 60
+
+/* What the xfrm-errors check remembers between readings; all zero to start (or start over). */
+struct mon_xfrm_watch {
+	bool has_baseline;
+	struct mon_xfrm_stat base[MON_XFRM_MAX]; /* as last alerted on, or first read */
+	size_t nbase;
+	int64_t alerted_at; /* 0: never */
+};
+
+/*
+ * One reading cur[0..n) of /proc/net/xfrm_stat at now. The first reading is
+ * the baseline; then a rise of any counter since the baseline raises
+ * xfrm-errors (true, v filled) at most once per MON_XFRM_ALERT_EVERY_S
+ * (unless the clock went back), and the reading becomes the baseline.
+ * While held off, the baseline stays: the rises add up. No counters (n 0:
+ * the kernel keeps none) change nothing.
+ */
+bool mon_xfrm_check(struct mon_xfrm_watch *w, const struct mon_xfrm_stat *cur, size_t n,
+		    int64_t now, struct mon_verdict *v);
 
 /* ---- alert_command ---- */
 
