@@ -169,6 +169,185 @@ bool mon_xfrm_check(struct mon_xfrm_watch *w, const struct mon_xfrm_stat *cur, s
 	return alert;
 }
 
+/* ---- sactl check ---- */
+
+void mon_event_tally_add(struct mon_event_tally *t, const struct store_event *ev)
+{
+	if ((unsigned)ev->kind < STORE_EV_COUNT_ && !t->n[ev->kind]++)
+		t->first[ev->kind] = *ev;
+}
+
+int64_t mon_check_since(int64_t now, int64_t last_check)
+{
+	int64_t since = now - MON_CHECK_LOOKBACK_S;
+
+	if (last_check && last_check < since)
+		since = last_check;
+	return since;
+}
+
+int64_t mon_stored_sa_age(const struct store_sa *sa, int64_t now)
+{
+	int64_t end = sa->state == STORE_SA_GONE && sa->gone_at ? sa->gone_at : now;
+
+	return end > sa->added_at ? end - sa->added_at : 0;
+}
+
+char *mon_human_duration(int64_t secs, char buf[MON_HUMAN_LEN])
+{
+	static const struct {
+		int64_t secs;
+		char unit;
+	} units[] = { { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' } };
+
+	if (secs < 0)
+		secs = 0;
+	for (size_t i = 0; i < 4; i++) {
+		int64_t hi = secs / units[i].secs, lo;
+
+		if (!hi && i < 3)
+			continue;
+		if (i == 3) {
+			snprintf(buf, MON_HUMAN_LEN, "%" PRId64 "s", secs);
+			return buf;
+		}
+		lo = (secs % units[i].secs) / units[i + 1].secs;
+		if (lo)
+			snprintf(buf, MON_HUMAN_LEN, "%" PRId64 "%c%" PRId64 "%c", hi,
+				 units[i].unit, lo, units[i + 1].unit);
+		else
+			snprintf(buf, MON_HUMAN_LEN, "%" PRId64 "%c", hi, units[i].unit);
+		return buf;
+	}
+	return buf;
+}
+
+/* The verdict as it grows: the worst status so far and the reasons, "; "-separated. */
+struct check {
+	enum mon_check_status status;
+	char reasons[1024];
+	size_t len;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+reason(struct check *c, enum mon_check_status status, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (status > c->status)
+		c->status = status;
+	if (c->len >= sizeof(c->reasons) - 1)
+		return;
+	if (c->len)
+		c->len += (size_t)snprintf(c->reasons + c->len, sizeof(c->reasons) - c->len, "; ");
+	if (c->len >= sizeof(c->reasons) - 1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(c->reasons + c->len, sizeof(c->reasons) - c->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		c->len += (size_t)n;
+	if (c->len > sizeof(c->reasons) - 1)
+		c->len = sizeof(c->reasons) - 1;
+}
+
+/* "spi 0x00001234 192.0.2.10->192.0.2.20" or the link, for a check message. */
+static char *event_what(const struct store_event *ev, char *buf, size_t len)
+{
+	if (ev->spi)
+		snprintf(buf, len, "%s%sspi 0x%08" PRIx32 " %s->%s", ev->link,
+			 ev->link[0] ? " " : "", ev->spi, ev->src, ev->dst);
+	else if (ev->link[0])
+		snprintf(buf, len, "link %s", ev->link);
+	else
+		snprintf(buf, len, "%s", ev->message);
+	return buf;
+}
+
+static void check_event(struct check *c, const struct mon_event_tally *t, enum store_event_kind k,
+			enum mon_check_status status, const char *what, const char *window)
+{
+	char buf[STORE_MSG_LEN + 64];
+
+	if (!t->n[k])
+		return;
+	reason(c, status, "%" PRIu64 " %s%s %s (%s)", t->n[k], what, t->n[k] == 1 ? "" : "s",
+	       window, event_what(&t->first[k], buf, sizeof(buf)));
+}
+
+enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_t len)
+{
+	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
+	const struct mon_event_tally *tally = in->events;
+	struct check c = { 0 };
+	size_t managed = 0, old = 0, dying = 0, oldest_i = 0;
+	int64_t oldest = 0;
+	char h[MON_HUMAN_LEN], h2[MON_HUMAN_LEN], window[64], perf[512];
+
+	snprintf(window, sizeof(window), "in the last %s",
+		 mon_human_duration(in->now - in->since, h));
+	for (size_t i = 0; i < in->nsas; i++) {
+		int64_t age = mon_stored_sa_age(&in->sas[i], in->now);
+
+		managed += in->sas[i].managed;
+		dying += in->sas[i].state == STORE_SA_DYING;
+		if (age > (int64_t)in->warn_age)
+			old++;
+		if (age > oldest) {
+			oldest = age;
+			oldest_i = i;
+		}
+	}
+
+	if (!in->running)
+		reason(&c, MON_CHECK_CRITICAL, "sakeyd is not running%s",
+		       in->pid ? " (crashed?)" : "");
+	check_event(&c, tally, STORE_EV_EXPIRE_HARD, MON_CHECK_CRITICAL, "hard expiry", window);
+	if (in->rotation_failures || tally->n[STORE_EV_ROTATION_FAILED]) {
+		uint64_t events = tally->n[STORE_EV_ROTATION_FAILED];
+		uint64_t k = in->rotation_failures > events ? in->rotation_failures : events;
+		char buf[STORE_MSG_LEN + 64] = "";
+
+		if (events)
+			event_what(&tally->first[STORE_EV_ROTATION_FAILED], buf, sizeof(buf));
+		reason(&c, MON_CHECK_CRITICAL, "%" PRIu64 " rotation failure%s %s%s%s%s", k,
+		       k == 1 ? "" : "s", window, events ? " (" : "", buf, events ? ")" : "");
+	}
+	check_event(&c, tally, STORE_EV_EXPIRE_SOFT, MON_CHECK_WARNING, "soft expiry", window);
+	if (dying)
+		reason(&c, MON_CHECK_WARNING, "%zu SA%s past the soft lifetime", dying,
+		       dying == 1 ? "" : "s");
+	if (old)
+		reason(&c, MON_CHECK_WARNING,
+		       "%zu SA%s older than %s (oldest %s: spi 0x%08" PRIx32 " %s->%s)", old,
+		       old == 1 ? "" : "s", mon_human_duration((int64_t)in->warn_age, h),
+		       mon_human_duration(oldest, h2), in->sas[oldest_i].spi, in->sas[oldest_i].src,
+		       in->sas[oldest_i].dst);
+	check_event(&c, tally, STORE_EV_SA_REMOVED, MON_CHECK_WARNING, "managed SA removal",
+		    window);
+	check_event(&c, tally, STORE_EV_ACQUIRE_UNANSWERED, MON_CHECK_WARNING,
+		    "unanswered acquire", window);
+	check_event(&c, tally, STORE_EV_XFRM_ERRORS, MON_CHECK_WARNING,
+		    "kernel IPsec error alert", window);
+	if (in->running && in->last_write_at &&
+	    in->now - in->last_write_at > 3 * (int64_t)in->refresh_interval + 30)
+		reason(&c, MON_CHECK_WARNING, "data %s old: sakeyd is not refreshing it",
+		       mon_human_duration(in->now - in->last_write_at, h));
+
+	snprintf(perf, sizeof(perf),
+		 "sas=%zu managed=%zu links=%zu oldest_age=%" PRId64 "s;%" PRIu64
+		 " soft_expiries=%" PRIu64 " hard_expiries=%" PRIu64 " rotation_failures=%" PRIu64
+		 " data_age=%" PRId64 "s",
+		 in->nsas, managed, in->nlinks, oldest, in->warn_age,
+		 tally->n[STORE_EV_EXPIRE_SOFT], tally->n[STORE_EV_EXPIRE_HARD],
+		 in->rotation_failures, in->last_write_at ? in->now - in->last_write_at : 0);
+	snprintf(line, len, "SAKEYD %s - %s%s%zu SA%s (%zu managed), %zu link%s | %s",
+		 names[c.status], c.reasons, c.len ? "; " : "", in->nsas, in->nsas == 1 ? "" : "s",
+		 managed, in->nlinks, in->nlinks == 1 ? "" : "s", perf);
+	return c.status;
+}
+
 /* ---- alert_command ---- */
 
 const char *mon_proto_name(uint8_t proto, char *buf, size_t len)

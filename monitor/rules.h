@@ -10,6 +10,7 @@
 #include "conf/conf.h"
 #include "monitor/metrics.h"
 #include "monitor/table.h"
+#include "store/store.h"
 
 /* Room for an alert's message, NUL included (daemon_alert keeps as much). */
 #define MON_MSG_LEN 512
@@ -107,6 +108,66 @@ struct mon_xfrm_watch {
  */
 bool mon_xfrm_check(struct mon_xfrm_watch *w, const struct mon_xfrm_stat *cur, size_t n,
 		    int64_t now, struct mon_verdict *v);
+
+/* ---- sactl check ---- */
+
+/* Monitoring-plugin exit statuses. */
+enum mon_check_status {
+	MON_CHECK_OK = 0,
+	MON_CHECK_WARNING,
+	MON_CHECK_CRITICAL,
+	MON_CHECK_UNKNOWN,
+};
+
+/* Events count if they are newer than the last check or this recent, whichever is older. */
+#define MON_CHECK_LOOKBACK_S 900
+/* A buffer of this size always holds mon_check()'s status line. */
+#define MON_CHECK_LINE_LEN 2048
+/* Room for mon_human_duration(): "106751991167300d23h" and the NUL. */
+#define MON_HUMAN_LEN 48
+
+/* Events of the window, counted by kind, with the first of each kind kept for the message. */
+struct mon_event_tally {
+	uint64_t n[STORE_EV_COUNT_];
+	struct store_event first[STORE_EV_COUNT_];
+};
+
+/* Count ev into t (a kind out of range is left out). */
+void mon_event_tally_add(struct mon_event_tally *t, const struct store_event *ev);
+
+/* Start of the event window at now: the last check (0: none), or the lookback if more recent. */
+int64_t mon_check_since(int64_t now, int64_t last_check);
+
+/* What sactl check looks at, read from the database. Arrays are borrowed. */
+struct mon_check_in {
+	int64_t now;
+	int64_t since;             /* start of the event window (mon_check_since) */
+	bool running;              /* a live sakeyd has the recorded pid */
+	int64_t pid;               /* the recorded pid, 0 if none */
+	int64_t last_write_at;     /* the daemon's last write, 0 if never */
+	uint64_t refresh_interval; /* seconds, from the config */
+	uint64_t warn_age;         /* an SA older than this warns */
+	size_t nlinks;
+	const struct store_sa *sas;
+	size_t nsas;
+	const struct mon_event_tally *events; /* of the window */
+	uint64_t rotation_failures;           /* failed rotations of the window */
+};
+
+/*
+ * The verdict of sactl check: CRITICAL (daemon down, hard expiry, rotation
+ * failure), WARNING (soft expiry, dying or too old SAs, removal, unanswered
+ * acquire, kernel errors, stale data) or OK, and the status line with its
+ * perfdata into line (len bytes; MON_CHECK_LINE_LEN always suffices), no
+ * newline. Returns the status.
+ */
+enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_t len);
+
+/* Age of a stored SA: at now, or its whole life if gone; 0 if added later. */
+int64_t mon_stored_sa_age(const struct store_sa *sa, int64_t now);
+
+/* "3m12s", "2h5m", "4d3h": the two largest units, the second left out when 0. Returns buf. */
+char *mon_human_duration(int64_t secs, char buf[MON_HUMAN_LEN]);
 
 /* ---- alert_command ---- */
 
