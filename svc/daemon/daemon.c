@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <uv.h>
 
+#include "monitor/rules.h"
 #include "monitor/table.h"
 #include "rotate/keysched.h"
 #include "rotate/plan.h"
@@ -469,22 +470,9 @@ static void table_drop(struct daemon *d, struct mon_sa *e, const char *why)
 	mon_table_del(d->table, &e->sa);
 }
 
-static bool desired_now(struct daemon *d, const struct mon_sa *e)
-{
-	struct rot_plan plan;
-
-	if (!e->managed || !e->sa.link)
-		return false;
-	if (rot_plan(e->sa.link, daemon_now(d), &plan))
-		return false;
-	for (size_t i = 0; i < plan.n; i++)
-		if (!rot_sa_id_cmp(&plan.sa[i], &e->sa))
-			return true;
-	return false;
-}
-
 static void table_remove(struct daemon *d, const struct pfkey_msg *m, const char *why, bool hard)
 {
+	struct mon_verdict v;
 	struct rot_sa id;
 	struct mon_sa *e;
 
@@ -494,12 +482,11 @@ static void table_remove(struct daemon *d, const struct pfkey_msg *m, const char
 	e = mon_table_get(d->table, &id);
 	if (!e)
 		return;
-	if (e->managed && desired_now(d, e)) {
-		daemon_alert(d, hard ? "expire-hard" : "sa-removed", e, NULL,
-			     "managed SA %s while still in use; re-installing", why);
+	if (e->managed && mon_removal_verdict(e, daemon_now(d), why, hard, &v)) {
+		daemon_alert(d, v.alert, e, NULL, "%s", v.message);
 		if (!hard)
 			d->stats.removed_by_others++;
-		daemon_kick(d, "managed SA removed");
+		daemon_kick(d, v.kick);
 	}
 	table_drop(d, e, why);
 }
@@ -514,7 +501,7 @@ static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
 	for (size_t i = 0; i < d->nlinks; i++) {
 		const struct conf_link *l = d->links[i].link;
 
-		if (rot_addr_equal(&l->local, &src) && rot_addr_equal(&l->remote, &dst)) {
+		if (mon_acquire_answered_by(l, &src, &dst)) {
 			log_info("ACQUIRE seq %u for link %s: installing its outbound SA", m->seq,
 				 l->name);
 			d->links[i].acquire_seq = m->seq;
@@ -525,16 +512,11 @@ static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
 		}
 	}
 	{
-		char s[64], t[64];
-		struct mon_sa pseudo = { 0 };
+		struct mon_verdict v;
+		struct mon_sa pseudo;
 
-		pseudo.sa.src = src;
-		pseudo.sa.dst = dst;
-		pseudo.sa.proto = IPPROTO_ESP;
-		daemon_alert(d, "acquire-unanswered", &pseudo, NULL,
-			     "traffic %s -> %s matched a policy but no SA exists and no link "
-			     "covers it: it is dropped",
-			     sadb_addr_str(&src, s, sizeof(s)), sadb_addr_str(&dst, t, sizeof(t)));
+		mon_acquire_unanswered(&src, &dst, &pseudo, &v);
+		daemon_alert(d, v.alert, &pseudo, NULL, "%s", v.message);
 		TELL(d, acquire, m->seq, &src, &dst, NULL);
 	}
 }
@@ -542,40 +524,36 @@ static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
 static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 {
 	bool hard = (m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) != 0;
+	enum mon_expire_kind kind;
+	struct mon_verdict v;
 	struct rot_sa id;
 	struct mon_sa *e;
 
 	if (sadb_msg_to_sa(m, &id))
 		return;
 	e = mon_table_get(d->table, &id);
-	if (!e || m->spi == 0) {
-		/* A larval state from an ACQUIRE or GETSPI timed out (pfkey-linux.md §4.4). */
+	kind = mon_expire_verdict(e, m->spi, hard, &v);
+	if (kind == MON_EXPIRE_LARVAL) {
 		log_info("EXPIRE of larval state spi %#x: an acquire went unanswered", m->spi);
 		return;
 	}
-	if (hard) {
-		if (!e->hard_alerted) {
+	if (kind == MON_EXPIRE_HARD) {
+		if (v.alert) {
 			e->hard_alerted = true;
-			daemon_alert(d, "expire-hard", e, NULL,
-				     "hard lifetime reached: the kernel deleted the SA");
+			daemon_alert(d, v.alert, e, NULL, "%s", v.message);
 		}
 		/* A hard expiry deletes the SA without a DELETE broadcast (af_key.c: key_notify_sa_expire). */
 		table_remove(d, m, "hard-expired", true);
 		return;
 	}
 	note_news(d, &id);
-	if (e->soft_alerted)
-		return; /* duplicate */
+	if (kind == MON_EXPIRE_DUPLICATE)
+		return;
 	e->soft_alerted = true;
 	e->state = MON_DYING;
-	if (e->managed) {
-		daemon_alert(d, "expire-soft", e, NULL,
-			     "soft lifetime of a managed SA reached: the rotation schedule was "
-			     "missed; reconciling now");
-		daemon_kick(d, "soft expiry of a managed SA");
-	} else {
-		daemon_alert(d, "expire-soft", e, NULL, "soft lifetime reached: refresh its keys");
-	}
+	daemon_alert(d, v.alert, e, NULL, "%s", v.message);
+	if (v.kick)
+		daemon_kick(d, v.kick);
 	TELL(d, sa_changed, e);
 }
 
@@ -583,6 +561,7 @@ static void on_flush(struct daemon *d, const struct pfkey_msg *m)
 {
 	size_t cur = 0;
 	struct mon_sa *e;
+	struct mon_verdict v;
 	bool managed = false;
 	uint8_t proto = pfkey_satype_proto(m->satype);
 
@@ -594,10 +573,9 @@ static void on_flush(struct daemon *d, const struct pfkey_msg *m)
 		managed |= e->managed;
 		table_drop(d, e, "flushed");
 	}
-	if (managed) {
-		daemon_alert(d, "sa-removed", NULL, NULL,
-			     "the SADB was flushed by another tool; re-installing managed SAs");
-		daemon_kick(d, "flush");
+	if (mon_flush_verdict(managed, &v)) {
+		daemon_alert(d, v.alert, NULL, NULL, "%s", v.message);
+		daemon_kick(d, v.kick);
 	}
 }
 

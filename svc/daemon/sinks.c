@@ -22,8 +22,6 @@
 
 #define XFRM_STAT_PATH "/proc/net/xfrm_stat"
 #define XFRM_STAT_MAX 8192
-/* xfrm-errors: at most one alert this often; rises in between add up into the next one. */
-#define XFRM_ALERT_EVERY_S 60
 
 /* Event kinds counted for sakeyd_events_total (store.h's names). */
 static const char *const event_names[] = {
@@ -73,12 +71,10 @@ struct sinks {
 	int64_t last_update;
 	bool xfrm_warned;
 	int last_metrics_err;
-	/* xfrm-errors: the counters as last alerted on (or first read), when watched. */
+	/* xfrm-errors: the check's memory, when watched. */
 	char xfrm_path[PATH_MAX];
-	bool xfrm_watch, xfrm_baseline;
-	struct mon_xfrm_stat xfrm_base[MON_XFRM_MAX];
-	size_t nxfrm_base;
-	int64_t xfrm_alerted_at;
+	bool xfrm_watch;
+	struct mon_xfrm_watch xfrm;
 };
 
 static const struct config *config_of(const struct sinks *a)
@@ -596,52 +592,35 @@ static void check_ages(struct sinks *a)
 	struct mon_sa *e;
 
 	while ((e = mon_table_next(p->table(p->daemon), &cur))) {
-		char age[CONF_DURATION_STRLEN], max[CONF_DURATION_STRLEN];
+		struct mon_verdict v;
 
-		if (!mon_sa_too_old(e, now, max_age))
+		if (!mon_too_old_verdict(e, now, max_age, &v))
 			continue;
 		e->age_alerted = true;
 		a->stats.too_old++;
-		daemon_port_alertf(p, "sa-too-old", e, NULL,
-				   "SA is %s old, more than max_sa_age %s: refresh its keys",
-				   conf_format_duration((uint64_t)mon_sa_age(e, now), age),
-				   conf_format_duration(max_age, max));
+		p->alert(p->daemon, v.alert, e, NULL, v.message);
 	}
 }
 
 /*
  * After each dump: xfrm-errors when a counter of /proc/net/xfrm_stat rose
- * (packets dropped for want of a state, bad authentication, replay...). The
- * first reading is the baseline; then at most one alert per
- * XFRM_ALERT_EVERY_S, each with the rises since the previous one.
+ * (packets dropped for want of a state, bad authentication, replay...):
+ * mon_xfrm_check decides.
  */
 static void check_xfrm(struct sinks *a)
 {
 	struct mon_xfrm_stat cur[MON_XFRM_MAX];
 	int64_t now = time(NULL);
-	char msg[300];
+	struct mon_verdict v;
 	size_t n;
 
 	if (!a->xfrm_watch)
 		return;
 	n = read_xfrm_stat(a, cur, MON_XFRM_MAX);
-	if (!n)
+	if (!mon_xfrm_check(&a->xfrm, cur, n, now, &v))
 		return;
-	if (a->xfrm_baseline) {
-		if (a->xfrm_alerted_at && now - a->xfrm_alerted_at < XFRM_ALERT_EVERY_S &&
-		    now >= a->xfrm_alerted_at)
-			return; /* held off: the rises add up against the old baseline */
-		if (!mon_xfrm_stat_rises(a->xfrm_base, a->nxfrm_base, cur, n, msg, sizeof(msg)))
-			goto baseline;
-		a->stats.xfrm_alerts++;
-		a->xfrm_alerted_at = now;
-		daemon_port_alertf(&a->port, "xfrm-errors", NULL, NULL,
-				   "the kernel counted IPsec errors (packets dropped): %s", msg);
-	}
-baseline:
-	memcpy(a->xfrm_base, cur, n * sizeof(cur[0]));
-	a->nxfrm_base = n;
-	a->xfrm_baseline = true;
+	a->stats.xfrm_alerts++;
+	a->port.alert(a->port.daemon, v.alert, NULL, NULL, v.message);
 }
 
 static void on_synced(void *self, unsigned long n)
@@ -791,8 +770,7 @@ void sinks_set_limits(struct sinks *a, unsigned timeout_ms, unsigned max_running
 void sinks_set_xfrm_stat_path(struct sinks *a, const char *path)
 {
 	snprintf(a->xfrm_path, sizeof(a->xfrm_path), "%s", path);
-	a->xfrm_baseline = false;
-	a->xfrm_alerted_at = 0;
+	memset(&a->xfrm, 0, sizeof(a->xfrm));
 }
 
 const struct sinks_stats *sinks_get_stats(const struct sinks *a)

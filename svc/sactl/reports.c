@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "monitor/rules.h"
 #include "store/store.h"
 #include "svc/sactl/sactl.h"
 
@@ -23,17 +24,10 @@
  * the local time zone (TZ).
  */
 #define NOW_ENV "SACTL_NOW"
-/* check: events count if they are newer than the last check or this recent, whichever is older. */
-#define CHECK_LOOKBACK_S 900
 /* check: the last check time, in state_dir (written when sactl may write there). */
 #define CHECK_STATE_NAME "check.state"
 /* events: the default window. */
 #define EVENTS_SINCE_S 3600
-/* Room for human(): "106751991167300d23h" and the NUL. */
-#define HUMAN_LEN 48
-
-/* Monitoring-plugin exit statuses. */
-enum { CHECK_OK = 0, CHECK_WARNING, CHECK_CRITICAL, CHECK_UNKNOWN };
 
 struct db {
 	struct config *cfg;
@@ -59,36 +53,6 @@ static int64_t now_s(void)
 			return t;
 	}
 	return (int64_t)time(NULL);
-}
-
-/* "3m12s", "2h5m", "4d3h": the two largest units, the second left out when 0. */
-static char *human(int64_t secs, char buf[HUMAN_LEN])
-{
-	static const struct {
-		int64_t secs;
-		char unit;
-	} units[] = { { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' } };
-
-	if (secs < 0)
-		secs = 0;
-	for (size_t i = 0; i < 4; i++) {
-		int64_t hi = secs / units[i].secs, lo;
-
-		if (!hi && i < 3)
-			continue;
-		if (i == 3) {
-			snprintf(buf, HUMAN_LEN, "%" PRId64 "s", secs);
-			return buf;
-		}
-		lo = (secs % units[i].secs) / units[i + 1].secs;
-		if (lo)
-			snprintf(buf, HUMAN_LEN, "%" PRId64 "%c%" PRId64 "%c", hi,
-				 units[i].unit, lo, units[i + 1].unit);
-		else
-			snprintf(buf, HUMAN_LEN, "%" PRId64 "%c", hi, units[i].unit);
-		return buf;
-	}
-	return buf;
 }
 
 static char *clock_str(int64_t t, char buf[32])
@@ -236,26 +200,27 @@ static int db_open(const struct sactl_ctx *ctx, const char *cmd, struct db *db)
 /* "data 4s old" */
 static char *data_age(const struct db *db, char *buf, size_t len)
 {
-	char h[HUMAN_LEN];
+	char h[MON_HUMAN_LEN];
 
 	if (!db->last_write_at)
 		snprintf(buf, len, "no data written yet");
 	else
-		snprintf(buf, len, "data %s old", human(db->now - db->last_write_at, h));
+		snprintf(buf, len, "data %s old",
+			 mon_human_duration(db->now - db->last_write_at, h));
 	return buf;
 }
 
 /* The first line of the text outputs: is the daemon running, how old is the data. */
 static void print_header(const struct db *db, FILE *f)
 {
-	char age[64], h[HUMAN_LEN];
+	char age[64], h[MON_HUMAN_LEN];
 
 	data_age(db, age, sizeof(age));
 	if (db->running) {
 		fprintf(f, "sakeyd running (pid %" PRId64 "), %s", db->pid, age);
 		if (db->last_dump_at)
 			fprintf(f, ", last kernel dump %s ago",
-				human(db->now - db->last_dump_at, h));
+				mon_human_duration(db->now - db->last_dump_at, h));
 		fputc('\n', f);
 	} else if (db->pid) {
 		fprintf(f, "WARNING: sakeyd is not running (pid %" PRId64 " is gone; it did not "
@@ -374,25 +339,17 @@ static int cmp_status(const void *pa, const void *pb)
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
-/* Age of an SA: at now, or its whole life if gone. */
-static int64_t sa_age(const struct store_sa *sa, int64_t now)
-{
-	int64_t end = sa->state == STORE_SA_GONE && sa->gone_at ? sa->gone_at : now;
-
-	return end > sa->added_at ? end - sa->added_at : 0;
-}
-
 /* "in 3m12s", "reached", "-" */
 static void expiry_str(const struct store_sa *sa, int64_t at, int64_t now, char *buf, size_t len)
 {
-	char h[HUMAN_LEN];
+	char h[MON_HUMAN_LEN];
 
 	if (!at || sa->state == STORE_SA_GONE)
 		snprintf(buf, len, "-");
 	else if (at <= now)
 		snprintf(buf, len, "reached");
 	else
-		snprintf(buf, len, "in %s", human(at - now, h));
+		snprintf(buf, len, "in %s", mon_human_duration(at - now, h));
 }
 
 static void status_json(const struct store_sa *rows, size_t n, int64_t now, FILE *f)
@@ -426,7 +383,7 @@ static void status_json(const struct store_sa *rows, size_t n, int64_t now, FILE
 		fprintf(f, ", \"managed\": %s, \"state\": ", sa->managed ? "true" : "false");
 		json_str(f, store_sa_state_name(sa->state));
 		fprintf(f, ", \"added_at\": %" PRId64 ", \"age_s\": %" PRId64, sa->added_at,
-			sa_age(sa, now));
+			mon_stored_sa_age(sa, now));
 		fputs(", \"soft_expires_at\": ", f);
 		json_int_or_null(f, sa->soft_expires_at);
 		fputs(", \"hard_expires_at\": ", f);
@@ -447,7 +404,7 @@ static int status_text(const struct store_sa *rows, size_t n, int64_t now, FILE 
 			  "BYTES", "PACKETS", "STATE" },
 		.right = { [8] = true, [9] = true },
 	};
-	char h[HUMAN_LEN], buf[48];
+	char h[MON_HUMAN_LEN], buf[48];
 
 	if (!n) {
 		fprintf(f, "no SAs\n");
@@ -466,7 +423,7 @@ static int status_text(const struct store_sa *rows, size_t n, int64_t now, FILE 
 		set(&t, r, 2, "0x%08" PRIx32, sa->spi);
 		set(&t, r, 3, "%s -> %s", sa->src, sa->dst);
 		set(&t, r, 4, "%s", sa->algorithm[0] ? sa->algorithm : "-");
-		set(&t, r, 5, "%s", human(sa_age(sa, now), h));
+		set(&t, r, 5, "%s", mon_human_duration(mon_stored_sa_age(sa, now), h));
 		expiry_str(sa, sa->soft_expires_at, now, buf, sizeof(buf));
 		set(&t, r, 6, "%s", buf);
 		expiry_str(sa, sa->hard_expires_at, now, buf, sizeof(buf));
@@ -474,7 +431,7 @@ static int status_text(const struct store_sa *rows, size_t n, int64_t now, FILE 
 		set(&t, r, 8, "%" PRIu64, sa->bytes);
 		set(&t, r, 9, "%" PRIu64, sa->packets);
 		if (sa->state == STORE_SA_GONE)
-			set(&t, r, 10, "gone %s ago", human(now - sa->gone_at, h));
+			set(&t, r, 10, "gone %s ago", mon_human_duration(now - sa->gone_at, h));
 		else
 			set(&t, r, 10, "%s", store_sa_state_name(sa->state));
 	}
@@ -594,90 +551,28 @@ static void check_state_write(const char *dir, int64_t now)
 		unlink(tmp);
 }
 
-struct check {
-	int status;
-	char reasons[1024];
-	size_t len;
-};
-
-static void __attribute__((format(printf, 3, 4)))
-reason(struct check *c, int status, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (status > c->status)
-		c->status = status;
-	if (c->len >= sizeof(c->reasons) - 1)
-		return;
-	if (c->len)
-		c->len += (size_t)snprintf(c->reasons + c->len, sizeof(c->reasons) - c->len, "; ");
-	if (c->len >= sizeof(c->reasons) - 1)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(c->reasons + c->len, sizeof(c->reasons) - c->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		c->len += (size_t)n;
-	if (c->len > sizeof(c->reasons) - 1)
-		c->len = sizeof(c->reasons) - 1;
-}
-
-/* Events of the window, counted by kind, with the first of each kind kept for the message. */
-struct event_tally {
-	uint64_t n[STORE_EV_COUNT_];
-	struct store_event first[STORE_EV_COUNT_];
-};
-
 static int tally_cb(const struct store_event *ev, void *arg)
 {
-	struct event_tally *t = arg;
-
-	if ((unsigned)ev->kind < STORE_EV_COUNT_ && !t->n[ev->kind]++)
-		t->first[ev->kind] = *ev;
+	mon_event_tally_add(arg, ev);
 	return 0;
-}
-
-/* "spi 0x00001234 192.0.2.10->192.0.2.20" or the link, for a check message. */
-static char *event_what(const struct store_event *ev, char *buf, size_t len)
-{
-	if (ev->spi)
-		snprintf(buf, len, "%s%sspi 0x%08" PRIx32 " %s->%s", ev->link,
-			 ev->link[0] ? " " : "", ev->spi, ev->src, ev->dst);
-	else if (ev->link[0])
-		snprintf(buf, len, "link %s", ev->link);
-	else
-		snprintf(buf, len, "%s", ev->message);
-	return buf;
-}
-
-static void check_event(struct check *c, const struct event_tally *t, enum store_event_kind k,
-			int status, const char *what, const char *window)
-{
-	char buf[STORE_MSG_LEN + 64];
-
-	if (!t->n[k])
-		return;
-	reason(c, status, "%" PRIu64 " %s%s %s (%s)", t->n[k], what, t->n[k] == 1 ? "" : "s",
-	       window, event_what(&t->first[k], buf, sizeof(buf)));
 }
 
 int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 {
-	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
 	static const struct option opts[] = {
 		{ "warn-age", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct check c = { 0 };
-	struct event_tally tally = { 0 };
+	struct mon_event_tally tally = { 0 };
+	struct mon_check_in in = { 0 };
 	struct store_sa *rows = NULL;
 	struct db db;
 	uint64_t warn_age = 0, rot_failed = 0;
-	size_t n = 0, managed = 0, old = 0, dying = 0, oldest_i = 0;
-	int64_t since, last_check, oldest = 0;
-	char h[HUMAN_LEN], h2[HUMAN_LEN], window[64], perf[512];
+	size_t n = 0;
+	int64_t since;
+	char line[MON_CHECK_LINE_LEN];
+	enum mon_check_status status;
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
@@ -688,7 +583,7 @@ int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 					"%s: check: --warn-age %s: not a duration such as 2h "
 					"or 1d12h\n",
 					ctx->prog, optarg);
-				return CHECK_UNKNOWN;
+				return MON_CHECK_UNKNOWN;
 			}
 			break;
 		case 'h':
@@ -697,15 +592,15 @@ int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 			       "max_sa_age)\n"
 			       "exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n",
 			       ctx->prog);
-			return CHECK_OK;
+			return MON_CHECK_OK;
 		default:
 			fprintf(stderr, "usage: %s " CHECK_USAGE "\n", ctx->prog);
-			return CHECK_UNKNOWN;
+			return MON_CHECK_UNKNOWN;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "usage: %s " CHECK_USAGE "\n", ctx->prog);
-		return CHECK_UNKNOWN;
+		return MON_CHECK_UNKNOWN;
 	}
 	ret = db_open(ctx, "check", &db);
 	if (ret) {
@@ -713,17 +608,13 @@ int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 		       ret == -ENOENT ?
 			       "no database (has sakeyd run yet?)" :
 			       "cannot read the configuration or the database (see stderr)");
-		return CHECK_UNKNOWN;
+		return MON_CHECK_UNKNOWN;
 	}
 	if (!warn_age)
 		warn_age = db.cfg->daemon.max_sa_age;
 
 	/* The window: since the last check, and at least the lookback. */
-	last_check = check_state_read(db.cfg->daemon.state_dir);
-	since = db.now - CHECK_LOOKBACK_S;
-	if (last_check && last_check < since)
-		since = last_check;
-	snprintf(window, sizeof(window), "in the last %s", human(db.now - since, h));
+	since = mon_check_since(db.now, check_state_read(db.cfg->daemon.state_dir));
 
 	ret = store_sa_list(db.s, NULL, &rows, &n);
 	if (!ret)
@@ -734,67 +625,26 @@ int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 		printf("SAKEYD UNKNOWN - cannot read the database: %s\n", store_errmsg(db.s));
 		store_list_free(rows);
 		db_close(&db);
-		return CHECK_UNKNOWN;
+		return MON_CHECK_UNKNOWN;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int64_t age = sa_age(&rows[i], db.now);
-
-		managed += rows[i].managed;
-		dying += rows[i].state == STORE_SA_DYING;
-		if (age > (int64_t)warn_age)
-			old++;
-		if (age > oldest) {
-			oldest = age;
-			oldest_i = i;
-		}
-	}
-
-	if (!db.running)
-		reason(&c, CHECK_CRITICAL, "sakeyd is not running%s", db.pid ? " (crashed?)" : "");
-	check_event(&c, &tally, STORE_EV_EXPIRE_HARD, CHECK_CRITICAL, "hard expiry", window);
-	if (rot_failed || tally.n[STORE_EV_ROTATION_FAILED]) {
-		uint64_t events = tally.n[STORE_EV_ROTATION_FAILED];
-		uint64_t k = rot_failed > events ? rot_failed : events;
-		char buf[STORE_MSG_LEN + 64] = "";
-
-		if (events)
-			event_what(&tally.first[STORE_EV_ROTATION_FAILED], buf, sizeof(buf));
-		reason(&c, CHECK_CRITICAL, "%" PRIu64 " rotation failure%s %s%s%s%s", k,
-		       k == 1 ? "" : "s", window, events ? " (" : "", buf, events ? ")" : "");
-	}
-	check_event(&c, &tally, STORE_EV_EXPIRE_SOFT, CHECK_WARNING, "soft expiry", window);
-	if (dying)
-		reason(&c, CHECK_WARNING, "%zu SA%s past the soft lifetime", dying,
-		       dying == 1 ? "" : "s");
-	if (old)
-		reason(&c, CHECK_WARNING, "%zu SA%s older than %s (oldest %s: spi 0x%08" PRIx32
-					  " %s->%s)",
-		       old, old == 1 ? "" : "s", human((int64_t)warn_age, h), human(oldest, h2),
-		       rows[oldest_i].spi, rows[oldest_i].src, rows[oldest_i].dst);
-	check_event(&c, &tally, STORE_EV_SA_REMOVED, CHECK_WARNING, "managed SA removal", window);
-	check_event(&c, &tally, STORE_EV_ACQUIRE_UNANSWERED, CHECK_WARNING, "unanswered acquire",
-		    window);
-	check_event(&c, &tally, STORE_EV_XFRM_ERRORS, CHECK_WARNING, "kernel IPsec error alert",
-		    window);
-	if (db.running && db.last_write_at &&
-	    db.now - db.last_write_at > 3 * (int64_t)db.cfg->daemon.refresh_interval + 30)
-		reason(&c, CHECK_WARNING, "data %s old: sakeyd is not refreshing it",
-		       human(db.now - db.last_write_at, h));
-
-	snprintf(perf, sizeof(perf),
-		 "sas=%zu managed=%zu links=%zu oldest_age=%" PRId64 "s;%" PRIu64
-		 " soft_expiries=%" PRIu64 " hard_expiries=%" PRIu64 " rotation_failures=%" PRIu64
-		 " data_age=%" PRId64 "s",
-		 n, managed, db.cfg->nlinks, oldest, warn_age, tally.n[STORE_EV_EXPIRE_SOFT],
-		 tally.n[STORE_EV_EXPIRE_HARD], rot_failed,
-		 db.last_write_at ? db.now - db.last_write_at : 0);
-	printf("SAKEYD %s - %s%s%zu SA%s (%zu managed), %zu link%s | %s\n", names[c.status],
-	       c.reasons, c.len ? "; " : "", n, n == 1 ? "" : "s", managed, db.cfg->nlinks,
-	       db.cfg->nlinks == 1 ? "" : "s", perf);
+	in.now = db.now;
+	in.since = since;
+	in.running = db.running;
+	in.pid = db.pid;
+	in.last_write_at = db.last_write_at;
+	in.refresh_interval = db.cfg->daemon.refresh_interval;
+	in.warn_age = warn_age;
+	in.nlinks = db.cfg->nlinks;
+	in.sas = rows;
+	in.nsas = n;
+	in.events = &tally;
+	in.rotation_failures = rot_failed;
+	status = mon_check(&in, line, sizeof(line));
+	printf("%s\n", line);
 	check_state_write(db.cfg->daemon.state_dir, db.now);
 	store_list_free(rows);
 	db_close(&db);
-	return c.status;
+	return status;
 }
 
 /* ---- history ---- */
@@ -935,7 +785,7 @@ int sactl_cmd_events(const struct sactl_ctx *ctx, int argc, char **argv)
 	struct db db;
 	bool json = false;
 	size_t n = 0;
-	char tbuf[32], pbuf[8], h[HUMAN_LEN];
+	char tbuf[32], pbuf[8], h[MON_HUMAN_LEN];
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "s:l:jh", opts, NULL)) != -1) {
@@ -1029,7 +879,7 @@ int sactl_cmd_events(const struct sactl_ctx *ctx, int argc, char **argv)
 			set(&t, row, 5, "%s", ev->message[0] ? ev->message : "-");
 		}
 		if (!n)
-			printf("no events in the last %s\n", human((int64_t)since, h));
+			printf("no events in the last %s\n", mon_human_duration((int64_t)since, h));
 		else if (!ret)
 			table_print(&t, stdout);
 		free(t.cell);
