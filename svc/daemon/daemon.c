@@ -15,6 +15,7 @@
 #include "monitor/rules.h"
 #include "monitor/table.h"
 #include "rotate/keysched.h"
+#include "rotate/pass.h"
 #include "rotate/plan.h"
 #include "rotate/reconcile.h"
 #include "svc/daemon/sinks.h"
@@ -846,8 +847,7 @@ static void ctx_free(struct daemon *d, struct op_ctx *c)
 struct pass {
 	struct rot_sa *desired, *actual;
 	size_t ndesired, nactual;
-	struct rot_ops ops;
-	size_t *next_break; /* per op: 1 + index of its link's next delete, 0 = none */
+	struct rot_pass order; /* what to send, makes before breaks (rotate/pass.h) */
 	unsigned pending;
 	bool planned; /* every add sent: a link whose adds are all answered sends its deletes */
 	int64_t now;
@@ -859,8 +859,7 @@ static void pass_free(struct pass *p)
 {
 	if (!p)
 		return;
-	rot_ops_fini(&p->ops);
-	free(p->next_break);
+	rot_pass_fini(&p->order);
 	free(p->desired);
 	free(p->actual);
 	free(p);
@@ -1043,13 +1042,16 @@ static struct link_state *state_of(struct daemon *d, const struct conf_link *lin
 static void send_breaks(struct daemon *d, struct link_state *ls)
 {
 	struct pass *p = d->pass;
-	size_t i = ls->first_break;
+	const struct rot_pass_link *l;
 
+	if (!ls->first_break)
+		return;
+	l = &p->order.link[ls->first_break - 1];
 	ls->first_break = 0;
 	if (ls->failed_this_pass || ls->unsure_this_pass)
 		return;
-	for (; i; i = p->next_break[i - 1])
-		send_op(d, ls, ROT_OP_DELETE, p->ops.op[i - 1].sa, 0, false);
+	for (size_t i = 0; i < l->breaks; i++)
+		send_op(d, ls, ROT_OP_DELETE, p->order.brk[l->first_break + i].sa, 0, false);
 }
 
 static void arm_wake(struct daemon *d);
@@ -1193,7 +1195,7 @@ static void reconcile(struct daemon *d)
 		goto nomem;
 	p->now = now;
 	p->started_ns = uv_hrtime();
-	rot_ops_init(&p->ops);
+	rot_pass_init(&p->order);
 	/*
 	 * Not zeroed: only the first ndesired and nactual are written and read.
 	 * calloc cleared up to 11 MB a pass at 10,000 links (from the heap: no fresh
@@ -1234,54 +1236,48 @@ static void reconcile(struct daemon *d)
 			e->sa.epoch = nearest_epoch(e->sa.link, e->sa.spi, now);
 		p->actual[p->nactual++] = e->sa;
 	}
-	ret = rot_reconcile(p->desired, p->ndesired, p->actual, p->nactual, &p->ops);
+	ret = rot_pass_order(p->desired, p->ndesired, p->actual, p->nactual, &p->order);
 	if (ret) {
 		log_err("reconcile: %s", strerror(-ret));
 		pass_free(p);
 		arm_wake(d);
 		return;
 	}
-	p->next_break = calloc(p->ops.n + 1, sizeof(*p->next_break));
-	if (!p->next_break)
-		goto nomem;
 	d->pass = p;
-	for (size_t i = 0; i < p->ops.n; i++) {
-		const struct rot_op *op = &p->ops.op[i];
-		struct link_state *ls = state_of(d, op->sa->link);
+	for (size_t i = 0; i < p->order.nlink; i++) {
+		struct link_state *ls = state_of(d, p->order.link[i].link);
+
+		/* Its deletes wait for its adds: send_breaks finds them here. */
+		if (ls && p->order.link[i].breaks)
+			ls->first_break = i + 1;
+	}
+	for (size_t i = 0; i < p->order.nmake; i++) {
+		const struct rot_step *make = &p->order.make[i];
+		struct link_state *ls = state_of(d, p->order.link[make->link].link);
 		uint32_t seq = 0;
 
 		if (!ls)
 			continue;
-		switch (op->kind) {
-		case ROT_OP_ADD:
-			if (op->sa->dir == ROT_DIR_OUT && ls->acquire_seq) {
-				/* Answer the ACQUIRE: its seq lets the kernel replace the larval state. */
-				seq = ls->acquire_seq;
-				ls->acquire_seq = 0;
-			}
-			send_op(d, ls, ROT_OP_ADD, op->sa, seq, true);
-			break;
-		case ROT_OP_REPLACE:
-			send_op(d, ls, ROT_OP_DELETE, op->actual, 0, true);
-			send_op(d, ls, ROT_OP_REPLACE, op->sa, 0, true);
-			break;
-		case ROT_OP_CONFLICT:
-			if (!ls->conflict_alerted) {
-				struct mon_sa pseudo = { .sa = *op->actual };
+		if (make->kind == ROT_OP_ADD && make->sa->dir == ROT_DIR_OUT && ls->acquire_seq) {
+			/* Answer the ACQUIRE: its seq lets the kernel replace the larval state. */
+			seq = ls->acquire_seq;
+			ls->acquire_seq = 0;
+		}
+		send_op(d, ls, make->kind, make->sa, seq, true);
+	}
+	for (size_t i = 0; i < p->order.nconflict; i++) {
+		const struct rot_op *op = &p->order.conflict[i];
+		struct link_state *ls = state_of(d, op->sa->link);
 
-				ls->conflict_alerted = true;
-				daemon_alert(d, "rotation-failed", &pseudo, ls->link,
-					     "the kernel holds spi %#x with other keys or attributes "
-					     "than planned (changed secret?); it stays until its "
-					     "planned removal",
-					     op->sa->spi);
-			}
-			break;
-		case ROT_OP_DELETE:
-			/* After the link's adds: listed (last first) for send_breaks. */
-			p->next_break[i] = ls->first_break;
-			ls->first_break = i + 1;
-			break;
+		if (ls && !ls->conflict_alerted) {
+			struct mon_sa pseudo = { .sa = *op->actual };
+
+			ls->conflict_alerted = true;
+			daemon_alert(d, "rotation-failed", &pseudo, ls->link,
+				     "the kernel holds spi %#x with other keys or attributes "
+				     "than planned (changed secret?); it stays until its "
+				     "planned removal",
+				     op->sa->spi);
 		}
 	}
 	p->planned = true;

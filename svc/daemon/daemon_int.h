@@ -36,7 +36,7 @@ struct link_state {
 	unsigned makes_pending;
 	/* Epoch of an outbound SA whose add went unanswered: the resync tells if it rotated. */
 	int64_t unsure_out_epoch;
-	size_t first_break; /* 1 + index of its first delete in the pass's ops; 0 = none */
+	size_t first_break; /* 1 + index of its entry in the pass's rot_pass.link; 0 = none */
 	bool policy_installed, policy_failed;
 	bool conflict_alerted;
 	/* Fingerprints of its planned SAs by (epoch, dir): one HKDF per SA, not per pass. */
