@@ -383,7 +383,6 @@ void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 		if (!link)
 			link = e->sa.link;
 	}
-	d->stats.alerts++;
 	log_warn("ALERT %s link=%s spi=%#x %s->%s: %s", event, link ? link->name : "-",
 		 e ? e->sa.spi : 0, src, dst, msg);
 	TELL(d, alert, event, e, link, msg);
@@ -417,7 +416,7 @@ static struct mon_sa *table_put(struct daemon *d, const struct rot_sa *sa, bool 
 	return e;
 }
 
-/* An entry just filled from the kernel's word: managed or not, and the hooks. */
+/* An entry just filled from the kernel's word: managed or not, and the observers told. */
 static void table_filled(struct daemon *d, struct mon_sa *e, bool created, bool from_dump,
 			 int64_t now)
 {
@@ -464,7 +463,7 @@ static void table_own_add(struct daemon *d, const struct rot_sa *sa)
 	table_filled(d, e, created, false, now);
 }
 
-/* e leaves the table: the hooks first (the ledger holds pointers to entries until then). */
+/* e leaves the table: the observers first (the ledger holds pointers to entries until then). */
 static void table_drop(struct daemon *d, struct mon_sa *e, const char *why)
 {
 	TELL(d, sa_gone, e, why);
@@ -485,8 +484,6 @@ static void table_remove(struct daemon *d, const struct pfkey_msg *m, const char
 		return;
 	if (e->managed && mon_removal_verdict(e, daemon_now(d), why, hard, &v)) {
 		daemon_alert(d, v.alert, e, NULL, "%s", v.message);
-		if (!hard)
-			d->stats.removed_by_others++;
 		daemon_kick(d, v.kick);
 	}
 	table_drop(d, e, why);
@@ -506,7 +503,6 @@ static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
 			log_info("ACQUIRE seq %u for link %s: installing its outbound SA", m->seq,
 				 l->name);
 			d->links[i].acquire_seq = m->seq;
-			d->stats.acquires_answered++;
 			daemon_kick(d, "acquire");
 			TELL(d, acquire, m->seq, &src, &dst, l);
 			return;
@@ -746,7 +742,6 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 	}
 	resolve_unsure_rotations(d);
 	d->synced = true;
-	d->stats.resyncs++;
 	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
 		 "in %.3f s",
 		 n, d->nlinks, vanished, (double)(uv_hrtime() - d->resync_started_ns) / 1e9);
@@ -793,10 +788,8 @@ static void policy_done(struct kern *k, int err, const struct pfkey_msg *reply, 
 	struct link_state *ls = arg;
 
 	d->policy_pending--;
-	if (err) {
+	if (err)
 		log_err("link %s: installing its policy failed: %s", ls->link->name, strerror(-err));
-		ls->policy_failed = true;
-	}
 	if (!d->policy_pending)
 		daemon_kick(d, "policies installed");
 }
@@ -882,7 +875,6 @@ static void link_failed(struct daemon *d, struct link_state *ls, const struct ro
 	if (backoff > RETRY_MAX_S)
 		backoff = RETRY_MAX_S;
 	ls->retry_at = wall_s() + backoff;
-	d->stats.rotations_failed++;
 	daemon_alert(d, "rotation-failed", &pseudo, ls->link, "%s spi %#x failed: %s; retry in %llds",
 		     what, sa->spi, strerror(-err), (long long)backoff);
 	TELL(d, rotation, ls->link, sa, false, strerror(-err));
@@ -895,7 +887,6 @@ static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa
 		    const char *detail)
 {
 	ls->last_epoch = sa->epoch;
-	d->stats.rotations_ok++;
 	/* Per link at debug: thousands of links roll at once; sactl history has each. */
 	log_debug("link %s: epoch %lld, outbound spi %#x (key %s)%s%s", ls->link->name,
 		  (long long)sa->epoch, sa->spi, sa->key_fp, detail ? ": " : "", detail ? detail : "");
@@ -942,7 +933,6 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 				table_drop(d, e, "already gone (deleted outside sakeyd)");
 		}
 	} else if (step == ROT_OP_ADD) {
-		d->stats.sa_added++;
 		d->pass->added++;
 		/*
 		 * PF_KEY's reply is the ADD broadcast (af_key.c: key_notify_sa): it
@@ -959,7 +949,6 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 	} else {
 		struct mon_sa *e = mon_table_get(d->table, &c->sa);
 
-		d->stats.sa_deleted++;
 		d->pass->deleted++;
 		note_news(d, &c->sa);
 		if (e)
@@ -1083,7 +1072,6 @@ static void pass_finish(struct daemon *d)
 			 p->rotated, p->rotated == 1 ? "" : "s", mon_table_count(d->table));
 	pass_free(p);
 	d->pass = NULL;
-	d->stats.passes++;
 	if (!d->ready_sent) {
 		/* Synchronised, policies in place, the first reconciliation applied. */
 		d->ready_sent = true;
@@ -1332,7 +1320,6 @@ static void arm_wake(struct daemon *d)
 		if (t && t < next)
 			next = t;
 	}
-	d->next_wake = next == INT64_MAX ? 0 : next;
 	if (next == INT64_MAX) {
 		uv_timer_stop(&d->wake);
 		return;
@@ -1540,7 +1527,6 @@ static int apply_reload(struct daemon *d, struct config *cfg)
 	if (ret) {
 		log_err("reload refused (%s); the running configuration stays", strerror(-ret));
 		conf_free(cfg);
-		d->stats.reloads_failed++;
 		notify_send("READY=1");
 		return ret;
 	}
@@ -1550,7 +1536,6 @@ static int apply_reload(struct daemon *d, struct config *cfg)
 		conf_free(d->owned_cfg);
 	d->owned_cfg = cfg;
 	d->policies_done = false; /* for the links whose policies are new */
-	d->stats.reloads++;
 	log_info("reloaded: %zu link%s", d->nlinks, d->nlinks == 1 ? "" : "s");
 	notify_send("READY=1");
 	daemon_kick(d, "reload");
@@ -1605,7 +1590,6 @@ int daemon_reload(struct daemon *d)
 					  "running pass ends)" :
 					  "");
 		conf_free(cfg);
-		d->stats.reloads_failed++;
 		if (!d->deferred_cfg)
 			notify_send("READY=1");
 		return ret;

@@ -37,7 +37,7 @@ struct link_state {
 	/* Epoch of an outbound SA whose add went unanswered: the resync tells if it rotated. */
 	int64_t unsure_out_epoch;
 	size_t first_break; /* 1 + index of its entry in the pass's rot_pass.link; 0 = none */
-	bool policy_installed, policy_failed;
+	bool policy_installed;
 	bool conflict_alerted;
 	/* Fingerprints of its planned SAs by (epoch, dir): one HKDF per SA, not per pass. */
 	struct planned_fp {
@@ -54,11 +54,6 @@ struct retiring_link {
 	int64_t remove_at;
 };
 
-struct daemon_stats {
-	unsigned long passes, sa_added, sa_deleted, rotations_ok, rotations_failed, alerts;
-	unsigned long resyncs, removed_by_others, acquires_answered, reloads, reloads_failed;
-};
-
 struct daemon {
 	uv_loop_t loop;
 	uv_timer_t kick;  /* reconcile soon, from the loop */
@@ -66,7 +61,6 @@ struct daemon {
 	uv_timer_t clock; /* wall-clock jump detection */
 	uv_signal_t sigterm, sigint, sighup;
 	int64_t clock_offset;
-	int64_t next_wake;
 
 	struct spare ctx_spare; /* request contexts freed, kept for the next (svc/base/spare.h) */
 
@@ -102,7 +96,6 @@ struct daemon {
 	uint64_t now_turn;
 
 	struct daemon_observer *observers; /* told in this order (daemon_observe) */
-	struct daemon_stats stats;
 	void *backend; /* the simulated SADB, if kernel = sim */
 	struct ledger *ledger;
 	struct retiring_link *retiring;
