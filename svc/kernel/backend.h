@@ -73,7 +73,6 @@ struct kern_protocol {
  * channel itself does not know which backend it runs on.
  */
 struct kern_backend_ops {
-	const char *name;
 	/*
 	 * Open the descriptor (k->fd) from k->opts, register it for the events
 	 * the channel passes on, set k->pid (the pid its requests carry) and any

@@ -244,7 +244,6 @@ static const struct kern_protocol pfkey_protocol = {
 
 /* A PF_KEY socket of the real kernel. */
 const struct kern_backend_ops kern_pfkey_ops = {
-	.name = "pfkey",
 	.open = pfkey_open,
 	.protocol = &pfkey_protocol,
 };
@@ -255,7 +254,6 @@ const struct kern_backend_ops kern_pfkey_ops = {
  * PF_KEY socket, and that its peer may go away.
  */
 const struct kern_backend_ops kern_fd_ops = {
-	.name = "fd",
 	.open = fd_open,
 	.protocol = &pfkey_protocol,
 	.empty_is_eof = true,

@@ -222,7 +222,7 @@ static void complete_before(struct kern *k, struct kern_req *until)
 	while (r && r != until) {
 		struct kern_req *next = r->next;
 
-		if (!xfrm_reply_is_data(r->type) && r->overrun_gen == k->stats.overruns) {
+		if (acked(r) && r->overrun_gen == k->stats.overruns) {
 			kern_req_take(k, r->seq, r->type);
 			kern_answered(k, r, 0, NULL);
 		}
@@ -366,7 +366,6 @@ static const struct kern_protocol xfrm_protocol = {
 
 /* A NETLINK_XFRM socket of the real kernel, with or without PF_KEY. */
 const struct kern_backend_ops kern_xfrm_ops = {
-	.name = "xfrm",
 	.open = xfrm_open,
 	.close = xfrm_close,
 	.protocol = &xfrm_protocol,
