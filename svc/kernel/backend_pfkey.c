@@ -141,14 +141,13 @@ static ssize_t pfkey_encode_req(struct kern *k, struct kern_req *r, struct pfkey
  * Up to PFKEY_SEND_BATCH requests per sendmmsg. af_key takes one message
  * per sendmsg, so a PF_KEY daemon pays a system call per request; sendmmsg
  * pays one per batch, and each system call is a trap into the kernel,
- * costly in User-Mode Linux (6 us each, a quarter of the kernel's own work
- * for an SADB_ADD). Nothing else changes: net/socket.c runs ___sys_sendmsg
- * for each message in turn, af_key.c's pfkey_sendmsg answers each inside
- * it, and sendmmsg stops at the first message that fails, returning how
- * many went before it; that message is sent again first in the next call,
- * whose error is then its own. A failure of the first message is its own:
- * af_key.c pfkey_sendmsg fails send() itself for base header errors, and
- * queues no reply.
+ * costly in User-Mode Linux. Nothing else changes: net/socket.c runs
+ * ___sys_sendmsg for each message in turn, af_key.c's pfkey_sendmsg
+ * answers each inside it, and sendmmsg stops at the first message that
+ * fails, returning how many went before it; that message is sent again
+ * first in the next call, whose error is then its own. A failure of the
+ * first message is its own: af_key.c pfkey_sendmsg fails send() itself for
+ * base header errors, and queues no reply.
  */
 static int pfkey_send(struct kern *k, struct kern_req *first, unsigned room, unsigned *failed)
 {
