@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "svc/base/container.h"
 #include "svc/ctl/ctl.h"
 #include "svc/base/log.h"
 
@@ -107,8 +108,6 @@ int ctl_parse_request(const char *buf, size_t len, struct ctl_request *out, cons
 }
 
 /* ---- Server ---- */
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 struct ctl_conn {
 	uv_pipe_t pipe;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "svc/base/container.h"
 #include "svc/kernel/channel.h"
 #include "svc/kernel/backend.h"
 #include "svc/base/log.h"
@@ -16,8 +17,6 @@
 #define DEFAULT_TIMEOUT_MS 2000
 /* Messages read per poll callback before yielding to the loop. */
 #define READ_BUDGET 4096
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* The backends, by the kind kern_opts names. */
 static const struct kern_backend_ops *const backends[] = {

@@ -13,13 +13,13 @@
 #include <unistd.h>
 #include <linux/sockios.h>
 
+#include "svc/base/container.h"
 #include "svc/base/log.h"
 #include "svc/kernel/sim.h"
 
 #define KEY_MAX 128
 #define DEFAULT_ACQ_EXPIRES 30
 #define SNDBUF (8 * 1024 * 1024)
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 enum sa_state { ST_LARVAL = 0, ST_MATURE = 1, ST_DYING = 2, ST_DEAD = 3 };
 
