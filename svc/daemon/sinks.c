@@ -185,12 +185,15 @@ static void spawn(struct sinks *a, struct job *j)
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&attr);
-	/* stdin /dev/null, stdout and stderr to the daemon's log, cwd /, own session. */
+	/* stdin /dev/null, stdout and stderr to the daemon's log, no other fd, cwd /, own session. */
 	ret = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
 	if (!ret)
 		ret = posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
 	if (!ret)
 		ret = posix_spawn_file_actions_addchdir_np(&fa, "/");
+	/* Nothing the daemon holds or inherited without O_CLOEXEC reaches the command. */
+	if (!ret)
+		ret = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	if (!ret)
 		ret = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
 							      POSIX_SPAWN_SETSIGDEF);

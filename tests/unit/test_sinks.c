@@ -96,6 +96,9 @@ static int setup(void **state)
 	snprintf(body, sizeof(body), "sleep 30 &\necho $! > %s/sleep.pid\nwait", f->dir);
 	write_script(f, "hang", body);
 	write_script(f, "fail", "exit 3");
+	snprintf(body, sizeof(body), "ls /proc/$$/fd > %s/fds.$$.tmp && mv %s/fds.$$.tmp %s/fds.$$",
+		 f->dir, f->dir, f->dir);
+	write_script(f, "fds", body);
 	if (start_sinks(f))
 		return -1;
 	*state = f;
@@ -260,6 +263,29 @@ static void test_environment(void **state)
 	assert_int_equal(sinks_get_stats(f->s)->ok, 1);
 	assert_int_equal(sinks_get_stats(f->s)->failed, 0);
 	unsetenv("SAKEYD_TEST_SECRET");
+}
+
+/* Descriptors the daemon inherited or opened without O_CLOEXEC do not reach the command. */
+static void test_descriptors_closed(void **state)
+{
+	struct fixture *f = *state;
+	const char *want[] = { "fds.", (const char *)(uintptr_t)1 };
+	char buf[4096], *line, *save;
+	int fd = open("/dev/null", O_RDONLY); /* no O_CLOEXEC, like a starting shell's */
+
+	assert_true(fd >= 0);
+	assert_int_equal(dup2(fd, 251), 251);
+	close(fd);
+	use_command(f, "fds");
+	f->d.obs->alert(f->d.obs->self, "expire-hard", NULL, NULL, "x");
+	assert_true(run_until(f, files_at_least, want, 5000));
+	read_first(f, "fds.", buf, sizeof(buf));
+	close(251);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		/* Besides 0-2, only the script the shell reads (dash: fd 10 and up). */
+		assert_string_not_equal(line, "251");
+	}
+	assert_int_equal(sinks_get_stats(f->s)->failed, 0);
 }
 
 static void test_no_sa(void **state)
@@ -551,6 +577,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_descriptors_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_sa, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cap_and_queue, setup, teardown),
