@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -393,19 +394,67 @@ static size_t read_xfrm_stat(struct sinks *a, struct mon_xfrm_stat *out, size_t 
 	return n;
 }
 
+/*
+ * A fresh temporary file beside the target, in dir: a name no one can guess
+ * and O_EXCL, so that whatever another account (often the exporter's, which
+ * can write the textfile directory) put there is neither opened, truncated
+ * nor chmod'ed; O_NONBLOCK, so that nothing there can block the loop.
+ * Returns the descriptor and its name in tmp, or -errno.
+ */
+static int open_temp(int dir, const char *base, char *tmp, size_t size)
+{
+	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+	for (int tries = 0; tries < 16; tries++) {
+		unsigned char rnd[8];
+		char suffix[sizeof(rnd) + 1];
+		int fd;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return -EIO;
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			suffix[i] = digits[rnd[i] % (sizeof(digits) - 1)];
+		suffix[sizeof(rnd)] = '\0';
+		if (snprintf(tmp, size, ".%s.%s", base, suffix) >= (int)size)
+			return -ENAMETOOLONG;
+		fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+			    0644);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
+}
+
 static int write_file(const char *path, const char *text, size_t len)
 {
-	char tmp[PATH_MAX + 8];
-	int fd, ret = 0;
+	char dirname[PATH_MAX], tmp[NAME_MAX + 1];
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	struct stat st;
+	int dir, fd, ret = 0;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (!slash)
+		snprintf(dirname, sizeof(dirname), ".");
+	else if (slash == path)
+		snprintf(dirname, sizeof(dirname), "/");
+	else if ((size_t)(slash - path) < sizeof(dirname))
+		snprintf(dirname, sizeof(dirname), "%.*s", (int)(slash - path), path);
+	else
 		return -ENAMETOOLONG;
-	/* The temporary file is in the same directory: rename() replaces path atomically. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
+	/* Every step relative to the directory: rename() then replaces path atomically. */
+	dir = open(dirname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
 		return -errno;
+	fd = open_temp(dir, base, tmp, sizeof(tmp));
+	if (fd < 0) {
+		close(dir);
+		return fd;
+	}
+	if (fstat(fd, &st))
+		ret = -errno;
+	else if (!S_ISREG(st.st_mode))
+		ret = -EINVAL;
 	/* node_exporter runs as another user: the file is world-readable, whatever the umask. */
-	if (fchmod(fd, 0644))
+	if (!ret && fchmod(fd, 0644))
 		ret = -errno;
 	while (!ret && len) {
 		ssize_t n = write(fd, text, len);
@@ -423,10 +472,11 @@ static int write_file(const char *path, const char *text, size_t len)
 		ret = -errno;
 	if (close(fd) && !ret)
 		ret = -errno;
-	if (!ret && rename(tmp, path))
+	if (!ret && renameat(dir, tmp, dir, base))
 		ret = -errno;
 	if (ret)
-		unlink(tmp);
+		unlinkat(dir, tmp, 0);
+	close(dir);
 	return ret;
 }
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -522,6 +523,53 @@ static void write_stat(struct fixture *f, const char *text)
 	assert_int_equal(rename(tmp, path), 0);
 }
 
+static void alarm_cb(int sig)
+{
+	fail_msg("the metrics write blocked on what another account left in its directory");
+}
+
+/*
+ * The textfile directory is often writable by the exporter's account: a FIFO
+ * or a hard link to another file at the old fixed name PATH.tmp blocked the
+ * daemon in open() or truncated and chmod'ed the file. Neither is touched now.
+ */
+static void test_metrics_traps(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], trap[160], victim[160], buf[64];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sakeyd.prom", f->dir);
+	snprintf(trap, sizeof(trap), "%s.tmp", path);
+	snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+	snprintf(f->cfg.daemon.metrics_file, sizeof(f->cfg.daemon.metrics_file), "%s", path);
+	assert_int_equal(mkfifo(trap, 0622), 0);
+	signal(SIGALRM, alarm_cb);
+	alarm(5);
+	assert_int_equal(sinks_write_metrics(f->s), 0);
+	alarm(0);
+	assert_int_equal(lstat(trap, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	assert_int_equal(unlink(trap), 0);
+
+	fd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "keep me", 7), 7);
+	close(fd);
+	assert_int_equal(link(victim, trap), 0);
+	assert_int_equal(sinks_write_metrics(f->s), 0);
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	fd = open(victim, O_RDONLY);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 7);
+	close(fd);
+	/* Only the target and what the test made: no temporary file left behind. */
+	assert_int_equal(count_files(f, ".sakeyd.prom."), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+}
+
 static void test_xfrm_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -586,6 +634,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_with_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_traps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xfrm_errors, setup, teardown),
 	};
 
