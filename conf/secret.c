@@ -174,6 +174,18 @@ static int check_file(int fd, const char *path, uid_t expected_uid, struct conf_
 						     : "not a file");
 		return -EINVAL;
 	}
+	/*
+	 * Another name for the same file (a hard link, perhaps in a directory
+	 * with looser rights) is another way in that the checks here cannot see.
+	 */
+	if (st.st_nlink > 1) {
+		conf_diag_add(diag, path, 0,
+			      "secret file has %lu names (hard links): another name is another way "
+			      "to read or replace it; fix: remove the other links (find / -xdev "
+			      "-samefile %s) or regenerate with: sactl genkey -o FILE",
+			      (unsigned long)st.st_nlink, path);
+		ret = -EPERM;
+	}
 	if (st.st_uid != expected_uid) {
 		conf_diag_add(diag, path, 0,
 			      "secret file is owned by uid %lu, not by uid %lu; fix: chown %s %s",

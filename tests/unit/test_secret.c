@@ -222,6 +222,21 @@ static void symlink_refused(void **state)
 	unlink(path);
 }
 
+/* A second name for the file: refused, with the way to find it. */
+static void hard_link_refused(void **state)
+{
+	char other[160];
+
+	(void)state;
+	write_key_str(HEX_0_31 "\n");
+	snprintf(other, sizeof(other), "%s/other-name.key", dir);
+	unlink(other);
+	assert_int_equal(link(path, other), 0);
+	load(getuid(), -EPERM, "2 names (hard links)", "-samefile", NULL);
+	unlink(other);
+	expect_key(load(getuid(), 0, NULL));
+}
+
 static void directory_refused(void **state)
 {
 	(void)state;
@@ -450,6 +465,7 @@ int main(void)
 		cmocka_unit_test(foreign_owner_expected_root),
 		cmocka_unit_test(owner_and_mode_both_reported),
 		cmocka_unit_test(symlink_refused),
+		cmocka_unit_test(hard_link_refused),
 		cmocka_unit_test(directory_refused),
 		cmocka_unit_test(fifo_refused),
 		cmocka_unit_test(missing_file),
