@@ -3,7 +3,7 @@
 """sactl status / check / history / events against databases built by mkdb.
 
 Every run uses SACTL_NOW (a fixed clock) and TZ=UTC, so the text output is
-compared with golden files (tests/sactl_ledger/golden/*.txt; the daemon's
+compared with golden files (tests/sactl/golden/*.txt; the daemon's
 pid is written PID). UPDATE_GOLDEN=1 rewrites them.
 
 usage: test_sactl_ledger.py SACTL MKDB GOLDEN_DIR OUTDIR
