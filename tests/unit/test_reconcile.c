@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 
 #include "rotate/keysched.h"
 #include "rotate/plan.h"
@@ -33,25 +34,12 @@ static uint64_t rng_state = 0x13198a2e03707344u;
 
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
+	return fixture_rnd(&rng_state);
 }
 
 static struct conf_addr addr(const char *text)
 {
-	struct conf_addr a = { 0 };
-
-	if (inet_pton(AF_INET, text, a.bytes) == 1) {
-		a.family = AF_INET;
-		a.prefixlen = 32;
-	} else {
-		assert_int_equal(inet_pton(AF_INET6, text, a.bytes), 1);
-		a.family = AF_INET6;
-		a.prefixlen = 128;
-	}
-	return a;
+	return fixture_addr(text);
 }
 
 static struct conf_addr addr4(uint32_t v)
