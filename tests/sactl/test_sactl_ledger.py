@@ -16,14 +16,12 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
+
 SACTL, MKDB, GOLDEN, OUT = sys.argv[1:5]
 NOW = 1700000000
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
+check = Checks()
 
 
 shutil.rmtree(OUT, ignore_errors=True)
@@ -228,5 +226,4 @@ check(rc == 1 and "no database yet" in err, "status without a database: exit 1, 
 
 daemon.send_signal(signal.SIGTERM)
 daemon.wait()
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()
