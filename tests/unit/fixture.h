@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Helpers shared by the cmocka unit tests (tests/unit/test_*.c): addresses
- * from text, a deterministic PRNG for property tests, reading a fixture file,
- * removing a test's temporary directory and closing a test's libuv loop.
+ * from text, a base link, a deterministic PRNG for property tests, reading a
+ * fixture file, removing a test's temporary directory and closing a test's
+ * libuv loop.
  * Include after <cmocka.h> (and after <uv.h> for fixture_loop_close).
  * Everything is static inline: a test uses what it needs.
  */
@@ -32,6 +33,29 @@ static inline struct conf_addr fixture_addr(const char *text)
 		a.prefixlen = 128;
 	}
 	return a;
+}
+
+/*
+ * The link most rotate/ tests start from: "test", 192.0.2.1 -> 198.51.100.7,
+ * transport, algorithm alg, P = 3600, phase 100, lead = grace = 60,
+ * hard_slack 1h, prefix 0x2a, no secret.
+ */
+static inline struct conf_link fixture_base_link(const struct conf_alg *alg)
+{
+	struct conf_link l = { 0 };
+
+	snprintf(l.name, sizeof(l.name), "test");
+	l.local = fixture_addr("192.0.2.1");
+	l.remote = fixture_addr("198.51.100.7");
+	l.mode = CONF_MODE_TRANSPORT;
+	l.alg = alg;
+	l.rotate_every = 3600;
+	l.phase = 100;
+	l.spi_prefix = 0x2a;
+	l.lead = 60;
+	l.grace = 60;
+	l.hard_slack = 3600;
+	return l;
 }
 
 /* xorshift64*: the next number of the sequence whose state is *state. */

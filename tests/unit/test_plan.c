@@ -39,20 +39,7 @@ static struct conf_addr addr(const char *text)
 /* P = 3600, phase 100, lead = grace = 60, hard_slack 1h, prefix 0x2a, no secret. */
 static struct conf_link base_link(void)
 {
-	struct conf_link l = { 0 };
-
-	snprintf(l.name, sizeof(l.name), "test");
-	l.local = addr("192.0.2.1");
-	l.remote = addr("198.51.100.7");
-	l.mode = CONF_MODE_TRANSPORT;
-	l.alg = &alg_sha512;
-	l.rotate_every = 3600;
-	l.phase = 100;
-	l.spi_prefix = 0x2a;
-	l.lead = 60;
-	l.grace = 60;
-	l.hard_slack = 3600;
-	return l;
+	return fixture_base_link(&alg_sha512);
 }
 
 static const struct rot_sa *find(const struct rot_plan *p, enum rot_dir dir, int64_t epoch)
