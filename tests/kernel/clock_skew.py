@@ -32,18 +32,15 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
 from netpair import A, B, FAKETIME_LIB, Pair, Traffic, lost  # noqa: E402
 
 SAKEYD, OUT, SACTL = sys.argv[1], sys.argv[2], sys.argv[3]
 PERIOD, LEAD, GRACE = 5, 2, 2
 ROTATIONS = int(os.environ.get("SKEW_ROTATIONS", "10"))
 WORK = "/run/clock-skew"
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
+check = Checks()
 
 
 check(os.path.exists(FAKETIME_LIB), f"libfaketime is installed ({FAKETIME_LIB})")
@@ -196,5 +193,4 @@ for ns in "ab":
     check(pair.procs[ns].wait(timeout=20) == 0, f"sakeyd {ns} stopped cleanly on SIGTERM")
 for p in monitors:
     p.terminate()
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

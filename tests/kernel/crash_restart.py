@@ -49,18 +49,15 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
 from netpair import ADDR, Pair, Traffic, lost  # noqa: E402
 
 SAKEYD, OUT, SACTL, CRASH_AT = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 PERIOD, LEAD, GRACE = 6, 2, 2
 KILLS = int(os.environ.get("CRASH_KILLS", "14"))
 WORK = "/run/crash-restart"
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
+check = Checks()
 
 
 seed = int(os.environ.get("CRASH_SEED", str(int.from_bytes(os.urandom(4), "big"))))
@@ -371,5 +368,4 @@ for ns in "ab":
     pair.procs[ns].send_signal(signal.SIGTERM)
     check(pair.procs[ns].wait(timeout=20) == 0, f"sakeyd {ns} stopped cleanly on SIGTERM")
 
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

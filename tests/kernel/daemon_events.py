@@ -26,21 +26,19 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
+from keysched import write_secret  # noqa: E402
+from logs import log_has, log_len  # noqa: E402
+from proc import sh, wait_for  # noqa: E402
+
 SAKEYD, OUT = sys.argv[1], sys.argv[2]
 # The backend under test: pfkey, or xfrm (the same checks, the XFRM backend).
 KERNEL = next((a for a in sys.argv[4:] if a in ("pfkey", "xfrm")), "pfkey")
 WORK = "/run/daemon-events"
 LOCAL, REMOTE, REMOTE2 = "192.0.2.1", "192.0.2.2", "192.0.2.3"
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
-
-
-def sh(cmd, check_rc=True):
-    return subprocess.run(cmd, shell=True, check=check_rc, capture_output=True, text=True).stdout
+check = Checks()
 
 
 def sas():
@@ -56,29 +54,9 @@ def sas():
     return res
 
 
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
-
-
-def log_has(path, pattern, start=0):
-    with open(path) as f:
-        return re.search(pattern, f.read()[start:]) is not None
-
-
-def log_len(path):
-    return os.path.getsize(path)
-
-
 os.makedirs(WORK, exist_ok=True)
 sh(f"ip link add d0 type dummy && ip link set d0 up && ip addr add {LOCAL}/24 dev d0")
-fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-os.write(fd, (os.urandom(32).hex() + "\n").encode())
-os.close(fd)
+write_secret(f"{WORK}/l.key", os.urandom(32))
 CONF = f"{WORK}/sakeyd.conf"
 # Both links turn their epochs half an hour from now: no SA is due to be
 # added or deleted during the test, which compares SA sets across its steps.
@@ -256,5 +234,4 @@ check(wait_for(lambda: len(outbound()) == 1 and outbound()[0][2] != before, 8),
 
 daemon.send_signal(signal.SIGTERM)
 check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

@@ -16,40 +16,21 @@ import re
 import signal
 import subprocess
 import sys
-import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
+from keysched import write_secret  # noqa: E402
+from logs import read  # noqa: E402
+from proc import sh, wait_for  # noqa: E402
 
 SAKEYD, OUT = sys.argv[1], sys.argv[2]
 WORK = "/run/kernel-auto"
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
-
-
-def sh(cmd, check_rc=True):
-    return subprocess.run(cmd, shell=True, check=check_rc, capture_output=True, text=True).stdout
-
-
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
+check = Checks()
 
 
 os.makedirs(WORK, exist_ok=True)
-fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-os.write(fd, (os.urandom(32).hex() + "\n").encode())
-os.close(fd)
+write_secret(f"{WORK}/l.key", os.urandom(32))
 
 
 def config(name, kernel, links):
@@ -133,5 +114,4 @@ rc = p.wait(timeout=20)
 check(rc != 0, f"kernel = pfkey without PF_KEY fails at start (exit {rc})")
 check("kernel = auto or xfrm" in read(log), "and says to use kernel = auto or xfrm")
 
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

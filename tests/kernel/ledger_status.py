@@ -20,11 +20,17 @@ usage: ledger_status.py SAKEYD OUTDIR SACTL
 import glob
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import logs  # noqa: E402
+from checks import Checks  # noqa: E402
+from keysched import write_secret  # noqa: E402
+from proc import sh, wait_for  # noqa: E402
 
 SAKEYD, OUT, SACTL = sys.argv[1], sys.argv[2], sys.argv[3]
 # The backend under test: pfkey, or xfrm (the same checks, the XFRM backend).
@@ -33,25 +39,7 @@ WORK = "/run/ledger-status"
 LOCAL, REMOTE = "192.0.2.1", "192.0.2.2"
 ENC_KEY = "000102030405060708090a0b0c0d0e0f"
 AUTH_KEY = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000"
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
-
-
-def sh(cmd, check_rc=True):
-    return subprocess.run(cmd, shell=True, check=check_rc, capture_output=True, text=True).stdout
-
-
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
+check = Checks()
 
 
 def sactl(*args):
@@ -72,9 +60,7 @@ def alerts(event):
 os.makedirs(f"{WORK}/alerts", exist_ok=True)
 os.makedirs(f"{WORK}/metrics", exist_ok=True)
 sh(f"ip link add d0 type dummy && ip link set d0 up && ip addr add {LOCAL}/24 dev d0")
-fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-os.write(fd, (os.urandom(32).hex() + "\n").encode())
-os.close(fd)
+write_secret(f"{WORK}/l.key", os.urandom(32))
 with open(f"{WORK}/alert.sh", "w") as f:
     # Its open files, then the environment exactly as exec'd (NUL-separated), one file per run.
     f.write(f"#!/bin/sh\nls -l /proc/$$/fd > {WORK}/alerts/fds.$$ 2>&1\n"
@@ -107,8 +93,7 @@ daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=logf, stderr=logf, 
 
 
 def log_has(pattern):
-    with open(LOG) as f:
-        return re.search(pattern, f.read()) is not None
+    return logs.log_has(LOG, pattern)
 
 
 check(wait_for(lambda: log_has(r"ready: "), 30), "sakeyd started and reconciled")
@@ -250,5 +235,4 @@ rc, out, err = sactl("status")
 check(rc == 0 and out.startswith("WARNING: sakeyd is not running"), "status: the daemon is down")
 rc, out, err = sactl("check")
 check(rc == 2 and "not running" in out, f"check with the daemon down: CRITICAL (2): {out.strip()}")
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

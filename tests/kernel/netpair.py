@@ -8,32 +8,22 @@ desired SA set recomputed here from DESIGN.md's key schedule, `ip xfrm`
 parsing, and UDP sequence streams both ways that record what was lost and
 when it was sent.
 """
-import hashlib
-import hmac
 import json
 import os
 import re
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import keysched  # noqa: E402
+from ipxfrm import parse_states  # noqa: E402
+from proc import sh  # noqa: E402
 
 A, B = "192.0.2.1", "192.0.2.2"
 ADDR = {"a": A, "b": B}
 PEER = {"a": "b", "b": "a"}
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-
-
-def sh(cmd, check=True):
-    return subprocess.run(cmd, shell=True, check=check, capture_output=True, text=True).stdout
-
-
-def hkdf(secret, info, length):
-    prk = hmac.new(b"sakeyd-v1", secret, hashlib.sha256).digest()
-    okm, block, i = b"", b"", 1
-    while len(okm) < length:
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
-        okm += block
-        i += 1
-    return okm[:length]
 
 
 class Pair:
@@ -50,12 +40,9 @@ class Pair:
             sh(f"ip -n {ns} addr add {ADDR[ns]}/24 dev {dev} && ip -n {ns} link set {dev} up "
                f"&& ip -n {ns} link set lo up")
         self.secret = os.urandom(32)
-        fd = os.open(f"{work}/link.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, (self.secret.hex() + "\n").encode())
-        os.close(fd)
-        self.phase = int.from_bytes(hkdf(self.secret, b"sakeyd-v1 phase", 8), "big") % period
-        self.prefix = (int.from_bytes(hkdf(self.secret, b"sakeyd-v1 spi", 4), "big")
-                       & 0xFFFFFF) or 1
+        keysched.write_secret(f"{work}/link.key", self.secret)
+        self.phase = keysched.phase(self.secret, period)
+        self.prefix = keysched.spi_prefix(self.secret)
         for ns in ("a", "b"):
             with open(self.conf(ns), "w") as f:
                 f.write(f"""[daemon]
@@ -116,24 +103,8 @@ hard_slack = 60s
 
     # --- the kernel ---------------------------------------------------------------
     def states(self, ns):
-        """SAs of namespace ns: list of dicts (src, dst, spi, packets)."""
-        out = sh(f"ip -s -n {ns} xfrm state")
-        sas, cur = [], None
-        for line in out.splitlines():
-            m = re.match(r"src (\S+) dst (\S+)", line)
-            if m:
-                cur = {"src": m.group(1), "dst": m.group(2), "packets": 0}
-                sas.append(cur)
-                continue
-            if cur is None:
-                continue
-            m = re.search(r"proto esp spi (0x[0-9a-f]+)", line)
-            if m:
-                cur["spi"] = int(m.group(1), 16)
-            m = re.match(r"\s+(\d+)\(bytes\), (\d+)\(packets\)", line)
-            if m:
-                cur["packets"] = int(m.group(2))
-        return sas
+        """SAs of namespace ns: list of dicts (src, dst, spi, packets, ...)."""
+        return parse_states(sh(f"ip -s -n {ns} xfrm state"))
 
     def sa_set(self, ns):
         """The kernel's SAs of ns as a sorted list of (dir, spi); dir '?' if foreign."""

@@ -20,14 +20,19 @@ usage: two_hosts.py SAKEYD OUTDIR [SACTL] [--kernels K,K] [--alg NAME] [--esn au
 """
 import argparse
 import hashlib
-import hmac
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import keysched  # noqa: E402
+from checks import Checks  # noqa: E402
+from ipxfrm import parse_states  # noqa: E402
+from proc import sh  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("sakeyd")
@@ -56,38 +61,11 @@ L, ELEN, ICV = ALGS[ALG]
 ESN = {ns: KERNELS[ns] == "xfrm" and args.esn == "auto" for ns in ("a", "b")}
 A, B = "192.0.2.1", "192.0.2.2"
 WORK = "/run/two-hosts"
-failures = []
-passes = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
-
-
-def sh(cmd):
-    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
-
-
-# --- key schedule v1, written again from RFC 5869 and DESIGN.md ------------
-def hkdf(secret, info, length):
-    prk = hmac.new(b"sakeyd-v1", secret, hashlib.sha256).digest()
-    okm, block, i = b"", b"", 1
-    while len(okm) < length:
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
-        okm += block
-        i += 1
-    return okm[:length]
-
-
-def addr(ip):
-    return bytes(int(x) for x in ip.split("."))
+check = Checks()
 
 
 def keymat(secret, src, dst, epoch):
-    info = (b"sakeyd-v1 sa\x00" + bytes([50, 1]) + ALG.encode() + b"\x00" + addr(src) +
-            addr(dst) + epoch.to_bytes(8, "big", signed=True))
-    return hkdf(secret, info, L)
+    return keysched.keymat(secret, src, dst, epoch, ALG, 1, L)
 
 
 # --- set-up -----------------------------------------------------------------
@@ -98,11 +76,9 @@ sh(f"ip -n a addr add {A}/24 dev va && ip -n a link set va up && ip -n a link se
 sh(f"ip -n b addr add {B}/24 dev vb && ip -n b link set vb up && ip -n b link set lo up")
 
 secret = os.urandom(32)
-fd = os.open(f"{WORK}/link.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-os.write(fd, (secret.hex() + "\n").encode())
-os.close(fd)
-phase = int.from_bytes(hkdf(secret, b"sakeyd-v1 phase", 8), "big") % PERIOD
-prefix = (int.from_bytes(hkdf(secret, b"sakeyd-v1 spi", 4), "big") & 0xFFFFFF) or 1
+keysched.write_secret(f"{WORK}/link.key", secret)
+phase = keysched.phase(secret, PERIOD)
+prefix = keysched.spi_prefix(secret)
 
 
 def epoch_at(t):
@@ -135,42 +111,7 @@ for name in ("a", "b"):
 
 def states(ns):
     """SAs of namespace ns: list of dicts (src, dst, spi, enc, auth, packets)."""
-    out = sh(f"ip -s -n {ns} xfrm state")
-    sas, cur = [], None
-    for line in out.splitlines():
-        m = re.match(r"src (\S+) dst (\S+)", line)
-        if m:
-            cur = {"src": m.group(1), "dst": m.group(2), "packets": 0}
-            sas.append(cur)
-            continue
-        if cur is None:
-            continue
-        m = re.search(r"proto esp spi (0x[0-9a-f]+)", line)
-        if m:
-            cur["spi"] = int(m.group(1), 16)
-        m = re.search(r"enc cbc\(aes\) 0x([0-9a-f]+)", line)
-        if m:
-            cur["enc"] = m.group(1)
-        # iproute2 6.1 prints "auth-trunc hmac(sha512) 0xKEY (512 bits) 256".
-        m = re.search(r"auth-trunc hmac\(sha\d+\) 0x([0-9a-f]+) (?:\(\d+ bits\) )?(\d+)", line)
-        if m:
-            cur["auth"], cur["icv"] = m.group(1), int(m.group(2))
-        # ... and "aead rfc4106(gcm(aes)) 0xKEY (160 bits) 128".
-        m = re.search(r"aead rfc4106\(gcm\(aes\)\) 0x([0-9a-f]+) (?:\(\d+ bits\) )?(\d+)", line)
-        if m:
-            cur["enc"], cur["auth"], cur["icv"] = m.group(1), "", int(m.group(2))
-        if re.search(r"\bflag\b.*\besn\b", line):
-            cur["esn"] = True
-        m = re.search(r"replay_window (\d+)", line)
-        if m:
-            cur["window"] = int(m.group(1))
-        m = re.search(r"replay-window (\d+)", line)
-        if m and int(m.group(1)):
-            cur["window"] = int(m.group(1))
-        m = re.match(r"\s+(\d+)\(bytes\), (\d+)\(packets\)", line)
-        if m:
-            cur["packets"] = int(m.group(2))
-    return sas
+    return parse_states(sh(f"ip -s -n {ns} xfrm state"))
 
 
 deadline = time.time() + 30
@@ -328,5 +269,4 @@ for ns, src in (("a", A), ("b", B)):
     check(any(s["src"] == src for s in states(ns)), f"{ns}: SAs stay installed after stop")
     check("dir out" in sh(f"ip -n {ns} xfrm policy"), f"{ns}: policies stay installed after stop")
 
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

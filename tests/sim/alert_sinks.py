@@ -23,21 +23,19 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
+from keysched import write_secret  # noqa: E402
+from pfkey import SADB_ADD, SADB_DELETE, header  # noqa: E402
+
 SAKEYD, SACTL, LOGDIR = sys.argv[1:4]
 WORK = tempfile.mkdtemp(prefix="sakeyd-alerts-")
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
+check = Checks()
 
 
 os.makedirs(LOGDIR, exist_ok=True)
 secret = os.urandom(32)
-fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-os.write(fd, (secret.hex() + "\n").encode())
-os.close(fd)
+write_secret(f"{WORK}/l.key", secret)
 with open(f"{WORK}/record", "w") as f:
     f.write(f"#!/bin/sh\nenv > {WORK}/alert.$$.$(date +%s%N)\n")
 os.chmod(f"{WORK}/record", 0o700)
@@ -93,7 +91,7 @@ def drain(timeout):
 
 
 # A hand-keyed SA, as another tool would add it.
-hand = struct.pack("=BBBBHHII", 2, 3, 0, 3, 34, 0, 1, 999)
+hand = header(SADB_ADD, 3, 34, 1, 999)
 hand += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(0x1234), 32, 0, 7, 12, 0)
 hand += struct.pack("=HHIQQQ", 4, 3, 0, 0, 4, 0) + struct.pack("=HHIQQQ", 4, 4, 0, 0, 2, 0)
 hand += addr_ext(5, "203.0.113.5") + addr_ext(6, "203.0.113.9")
@@ -107,7 +105,7 @@ with open(f"{WORK}/sakeyd.log") as f:
     spis = [int(w, 16) for line in f if "add in spi" in line
             for w in line.split() if w.startswith("0x")]
 if spis:
-    dele = struct.pack("=BBBBHHII", 2, 4, 0, 3, 10, 0, 2, 999)
+    dele = header(SADB_DELETE, 3, 10, 2, 999)
     dele += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spis[-1]), 0, 0, 0, 0, 0)
     dele += addr_ext(5, "192.0.2.2") + addr_ext(6, "192.0.2.1")
     obs.send(dele)
@@ -146,5 +144,4 @@ daemon.send_signal(signal.SIGTERM)
 check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
 shutil.copy(f"{WORK}/sakeyd.log", f"{LOGDIR}/sakeyd.log")
 shutil.rmtree(WORK, ignore_errors=True)
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

@@ -18,20 +18,17 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
+from keysched import write_secret  # noqa: E402
+
 SAKEYD, SACTL, LOGDIR = sys.argv[1:4]
 WORK = tempfile.mkdtemp(prefix="sakeyd-backoff-")
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
+check = Checks()
 
 
 os.makedirs(LOGDIR, exist_ok=True)
-fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-os.write(fd, (os.urandom(32).hex() + "\n").encode())
-os.close(fd)
+write_secret(f"{WORK}/l.key", os.urandom(32))
 CONF = f"{WORK}/sakeyd.conf"
 # Epochs change half an hour from now: no next inbound SA (lead) and no
 # previous one (grace) is wanted, so the link has two SAs and the three
@@ -85,5 +82,4 @@ daemon.send_signal(signal.SIGTERM)
 check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
 shutil.copy(f"{WORK}/sakeyd.log", f"{LOGDIR}/sakeyd.log")
 shutil.rmtree(WORK, ignore_errors=True)
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

@@ -15,8 +15,6 @@ SADB just after every change point. Asserted:
 
 usage: rotation.py SAKEYD SACTL LOGDIR
 """
-import hashlib
-import hmac
 import json
 import os
 import select
@@ -29,6 +27,12 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import keysched  # noqa: E402
+from checks import Checks  # noqa: E402
+from keysched import write_secret  # noqa: E402
+from pfkey import SADB_ADD, SADB_DELETE, SADB_DUMP, dump_request, header, parse  # noqa: E402
+
 SAKEYD, SACTL, LOGDIR = sys.argv[1], sys.argv[2], sys.argv[3]
 # Unix socket paths must stay short: work in a fresh private directory.
 WORK = tempfile.mkdtemp(prefix="sakeyd-sim-")
@@ -37,50 +41,10 @@ EPOCHS = 10
 LINKS = [("l1", "192.0.2.1", "192.0.2.11", 2, 0, 0),
          ("l2", "192.0.2.1", "192.0.2.12", 2, 0, 0),
          ("l3", "192.0.2.1", "192.0.2.13", 4, 1, 1)]
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
-
-
-def hkdf(secret, info, length):
-    prk = hmac.new(b"sakeyd-v1", secret, hashlib.sha256).digest()
-    okm, block, i = b"", b"", 1
-    while len(okm) < length:
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
-        okm += block
-        i += 1
-    return okm[:length]
+check = Checks()
 
 
 # --- PF_KEY, just enough ----------------------------------------------------
-def parse(data):
-    """(type, errno, seq, pid, spi, src, dst) of a PF_KEY message; spi/src/dst None if absent."""
-    _ver, typ, err, _sat, _len, _res, seq, pid = struct.unpack_from("=BBBBHHII", data)
-    spi = src = dst = None
-    off = 16
-    while off + 4 <= len(data):
-        elen, etype = struct.unpack_from("=HH", data, off)
-        if elen == 0:
-            break
-        body = data[off:off + elen * 8]
-        if etype == 1:
-            spi = struct.unpack_from("!I", body, 4)[0]
-        elif etype in (5, 6):
-            family = struct.unpack_from("=H", body, 8)[0]
-            ip = socket.inet_ntop(socket.AF_INET, body[12:16]) if family == socket.AF_INET \
-                else socket.inet_ntop(socket.AF_INET6, body[16:32])
-            if etype == 5:
-                src = ip
-            else:
-                dst = ip
-        off += elen * 8
-    return typ, err, seq, pid, spi, src, dst
-
-
-SADB_ADD, SADB_DELETE, SADB_DUMP = 3, 4, 10
 events = []  # (time, type, spi, src, dst)
 
 
@@ -105,7 +69,7 @@ def pump(sock, timeout=0.0):
 
 
 def dump(sock):
-    sock.send(struct.pack("=BBBBHHII", 2, SADB_DUMP, 0, 0, 2, 0, 1, 4242))
+    sock.send(dump_request(1, 4242))
     replies = pump(sock, 3)
     if replies and replies[-1][0]:
         return set()  # ENOENT: empty
@@ -125,9 +89,7 @@ refresh_interval = 3s
 for name, local, remote, period, lead, grace in LINKS:
     secrets[name] = os.urandom(32)
     path = f"{WORK}/{name}.key"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, (secrets[name].hex() + "\n").encode())
-    os.close(fd)
+    write_secret(path, secrets[name])
     conf += f"""
 [link {name}]
 local = {local}
@@ -144,8 +106,8 @@ with open(f"{WORK}/sakeyd.conf", "w") as f:
 params = {}
 for name, local, remote, period, lead, grace in LINKS:
     s = secrets[name]
-    phase = int.from_bytes(hkdf(s, b"sakeyd-v1 phase", 8), "big") % period
-    prefix = (int.from_bytes(hkdf(s, b"sakeyd-v1 spi", 4), "big") & 0xFFFFFF) or 1
+    phase = keysched.phase(s, period)
+    prefix = keysched.spi_prefix(s)
     params[name] = (local, remote, period, lead, grace, phase, prefix)
 
 
@@ -237,7 +199,7 @@ check(per_link.get("l1", 0) >= EPOCHS and per_link.get("l2", 0) >= EPOCHS and
 local, remote, period, lead, grace, phase, prefix = params["l3"]
 e = (int(time.time()) - phase) // period
 spi = (prefix << 8) | (e % 256)
-msg = struct.pack("=BBBBHHII", 2, SADB_DELETE, 0, 3, 2 + 2 + 3 + 3, 0, 7, 4343)
+msg = header(SADB_DELETE, 3, 2 + 2 + 3 + 3, 7, 4343)
 msg += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spi), 0, 0, 0, 0, 0)
 for ip in (local, remote):
     msg += struct.pack("=HHBBH", 3, 5 if ip == local else 6, 255, 32, 0)
@@ -257,5 +219,4 @@ check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
 check(not any(s.hex() in text for s in secrets.values()), "no secret in the log")
 shutil.copy(f"{WORK}/sakeyd.log", f"{LOGDIR}/sakeyd.log")
 shutil.rmtree(WORK, ignore_errors=True)
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: ISC
-"""Helpers of the reliability tests (tests/sim/{crash,loss,dbfault,hostile,soak}.py).
+"""Helpers of the tests on simd (tests/reliability/*.py, tests/sim/soak.py).
 
 The daemon runs with kernel = sim and sim_connect: the simulated SADB is
 tests/sim/simd, another process, which outlives the daemon and takes fault
@@ -8,8 +8,6 @@ PF_KEY client of simd: it dumps the SADB and compares it with the desired set
 computed here, independently of the daemon, from DESIGN.md (HKDF key
 schedule, SPI = spi_prefix << 8 | epoch mod 256, make-before-break windows).
 """
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -17,76 +15,16 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-SADB_ADD, SADB_DELETE, SADB_DUMP = 3, 4, 10
-
-
-class Checks:
-    def __init__(self):
-        self.failures, self.passes = [], []
-
-    def __call__(self, cond, what):
-        print(("ok   " if cond else "FAIL ") + what, flush=True)
-        (self.passes if cond else self.failures).append(what)
-        return cond
-
-    def finish(self):
-        print(f"{len(self.passes)} passed, {len(self.failures)} failed", flush=True)
-        sys.exit(1 if self.failures else 0)
-
-
-def hkdf(secret, info, length):
-    prk = hmac.new(b"sakeyd-v1", secret, hashlib.sha256).digest()
-    okm, block, i = b"", b"", 1
-    while len(okm) < length:
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
-        okm += block
-        i += 1
-    return okm[:length]
-
-
-def parse(data):
-    """(type, errno, seq, pid, spi, src, dst) of a PF_KEY message; spi/src/dst None if absent."""
-    if len(data) < 16:
-        return None
-    _ver, typ, err, _sat, _len, _res, seq, pid = struct.unpack_from("=BBBBHHII", data)
-    spi = src = dst = None
-    off = 16
-    try:
-        while off + 4 <= len(data):
-            elen, etype = struct.unpack_from("=HH", data, off)
-            if elen == 0:
-                break
-            body = data[off:off + elen * 8]
-            if etype == 1:
-                spi = struct.unpack_from("!I", body, 4)[0]
-            elif etype in (5, 6):
-                family = struct.unpack_from("=H", body, 8)[0]
-                ip = socket.inet_ntop(socket.AF_INET, body[12:16]) if family == socket.AF_INET \
-                    else socket.inet_ntop(socket.AF_INET6, body[16:32])
-                if etype == 5:
-                    src = ip
-                else:
-                    dst = ip
-            off += elen * 8
-    except (struct.error, ValueError):
-        return None
-    return typ, err, seq, pid, spi, src, dst
-
-
-def key_fp(secret, src, dst, epoch, alg="aes-cbc-256-hmac-sha512", mode=1, length=96):
-    """The fingerprint of the SA src -> dst of an epoch (DESIGN.md key schedule), ESP."""
-    def addr(ip):
-        return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
-    info = (b"sakeyd-v1 sa\0" + bytes([50, mode]) + alg.encode() + b"\0" + addr(src) +
-            addr(dst) + struct.pack("!q", epoch))
-    keymat = hkdf(secret, info, length)
-    return hashlib.sha256(b"sakeyd-v1 fp\0" + keymat).hexdigest()[:16]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import logs  # noqa: E402
+from checks import Checks  # noqa: E402,F401 (simlib.Checks: for the drivers)
+from keysched import key_fp, phase as phase_of, spi_prefix, write_secret  # noqa: E402
+from pfkey import SADB_DUMP, dump_request, parse  # noqa: E402
 
 
 class Link:
@@ -98,10 +36,8 @@ class Link:
         self.secret = os.urandom(32)
         # phase set: written to the configuration; None: the daemon derives it from the secret.
         self.phase_set = phase
-        self.phase = phase if phase is not None else \
-            int.from_bytes(hkdf(self.secret, b"sakeyd-v1 phase", 8), "big") % period
-        self.prefix = (int.from_bytes(hkdf(self.secret, b"sakeyd-v1 spi", 4), "big")
-                       & 0xFFFFFF) or 1
+        self.phase = phase if phase is not None else phase_of(self.secret, period)
+        self.prefix = spi_prefix(self.secret)
 
     def epoch(self, t):
         return (int(t) - self.phase) // self.period
@@ -153,10 +89,7 @@ class Env:
         self.runs = 0
         self.daemon_extra = daemon_extra
         for link in links:
-            path = f"{self.work}/{link.name}.key"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd, (link.secret.hex() + "\n").encode())
-            os.close(fd)
+            write_secret(f"{self.work}/{link.name}.key", link.secret)
         with open(self.conf, "w") as f:
             f.write(self.conf_text(links))
         self.simd_log = open(f"{self.work}/simd.log", "w")
@@ -220,7 +153,7 @@ hard_slack = 30s
             self.obs.recv(65536)  # broadcasts we do not need
         self.dump_seq += 1
         seq = self.dump_seq
-        self.obs.send(struct.pack("=BBBBHHII", 2, SADB_DUMP, 0, 0, 2, 0, seq, 4242))
+        self.obs.send(dump_request(seq, 4242))
         out = []
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -263,9 +196,7 @@ hard_slack = 30s
         return offset
 
     def log_since(self, offset=None):
-        with open(self.logpath, errors="replace") as f:
-            f.seek(self.offset if offset is None else offset)
-            return f.read()
+        return logs.read(self.logpath, self.offset if offset is None else offset)
 
     def wait_log(self, needle, timeout=30, offset=None):
         deadline = time.time() + timeout
@@ -392,7 +323,7 @@ hard_slack = 30s
         shutil.rmtree(self.work, ignore_errors=True)
 
     def secrets_absent(self):
-        text = open(self.logpath, errors="replace").read()
+        text = logs.read(self.logpath)
         return not any(link.secret.hex() in text for link in self.links)
 
 

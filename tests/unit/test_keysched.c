@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -47,17 +48,7 @@ static int setup(void **state)
 
 static struct conf_addr addr(const char *text)
 {
-	struct conf_addr a = { 0 };
-
-	if (inet_pton(AF_INET, text, a.bytes) == 1) {
-		a.family = AF_INET;
-		a.prefixlen = 32;
-	} else {
-		assert_int_equal(inet_pton(AF_INET6, text, a.bytes), 1);
-		a.family = AF_INET6;
-		a.prefixlen = 128;
-	}
-	return a;
+	return fixture_addr(text);
 }
 
 static void hex(const uint8_t *b, size_t n, char *out)
@@ -71,10 +62,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
+	return fixture_rnd(&rng_state);
 }
 
 static void rnd_bytes(uint8_t *b, size_t n)

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "fixture.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -1311,7 +1312,6 @@ static void test_fixtures(void **state)
 		const char *why = NULL;
 		size_t len;
 		ssize_t elen;
-		FILE *f;
 
 		if (!has_suffix(names[i]->d_name, ".bin") ||
 		    snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, names[i]->d_name) >=
@@ -1319,10 +1319,7 @@ static void test_fixtures(void **state)
 			free(names[i]);
 			continue;
 		}
-		f = fopen(path, "rb");
-		assert_non_null(f);
-		len = fread(data, 1, sizeof(data), f);
-		fclose(f);
+		len = fixture_read(path, data, sizeof(data));
 		if (pfkey_decode(data, len, &m, &why))
 			fail_msg("%s: rejected: %s", names[i]->d_name, why);
 		m.present &= PFKEY_EXT_CODED;

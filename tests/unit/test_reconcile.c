@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 
 #include "rotate/keysched.h"
 #include "rotate/plan.h"
@@ -33,25 +34,12 @@ static uint64_t rng_state = 0x13198a2e03707344u;
 
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
+	return fixture_rnd(&rng_state);
 }
 
 static struct conf_addr addr(const char *text)
 {
-	struct conf_addr a = { 0 };
-
-	if (inet_pton(AF_INET, text, a.bytes) == 1) {
-		a.family = AF_INET;
-		a.prefixlen = 32;
-	} else {
-		assert_int_equal(inet_pton(AF_INET6, text, a.bytes), 1);
-		a.family = AF_INET6;
-		a.prefixlen = 128;
-	}
-	return a;
+	return fixture_addr(text);
 }
 
 static struct conf_addr addr4(uint32_t v)
@@ -65,20 +53,7 @@ static struct conf_addr addr4(uint32_t v)
 
 static struct conf_link base_link(void)
 {
-	struct conf_link l = { 0 };
-
-	snprintf(l.name, sizeof(l.name), "test");
-	l.local = addr("192.0.2.1");
-	l.remote = addr("198.51.100.7");
-	l.mode = CONF_MODE_TRANSPORT;
-	l.alg = &alg_sha512;
-	l.rotate_every = 3600;
-	l.phase = 100;
-	l.spi_prefix = 0x2a;
-	l.lead = 60;
-	l.grace = 60;
-	l.hard_slack = 3600;
-	return l;
+	return fixture_base_link(&alg_sha512);
 }
 
 #define T(e) ((int64_t)(e) * 3600 + 100)

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "fake_daemon.h"
+#include "fixture.h"
 #include "svc/daemon/sinks.h"
 
 struct fixture {
@@ -106,28 +107,15 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-	if (!uv_is_closing(h))
-		uv_close(h, NULL);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	sinks_stop(f->s);
-	uv_walk(&f->d.loop, close_walk, NULL);
-	uv_run(&f->d.loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&f->d.loop), 0);
+	fixture_loop_close(&f->d.loop);
 	sinks_free(f->s);
 	mon_table_free(f->d.table);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	fixture_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 
 #include "store/store.h"
 #include "store/store_test.h"
@@ -46,20 +47,12 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	/* Give back write permission a test took away, so the tree can go. */
-	if (flag == FTW_DP)
-		chmod(path, 0700);
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	chmod(f->dir, 0700);
-	nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fixture_rm_tree(f->tmp);
 	free(f);
 	return 0;
 }

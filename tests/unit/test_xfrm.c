@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 
 #include "svc/kernel/xfrm.h"
 
@@ -434,17 +435,13 @@ static void kernel_fixtures(void **state)
 	assert_non_null(dir);
 	while ((e = readdir(dir))) {
 		char path[512];
-		FILE *f;
 		size_t n, left;
 		const struct nlmsghdr *nlh = (const void *)buf;
 
 		if (!strstr(e->d_name, ".bin"))
 			continue;
 		snprintf(path, sizeof(path), "%s/xfrm/%s", FIXTURE_DIR, e->d_name);
-		f = fopen(path, "rb");
-		assert_non_null(f);
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
+		n = fixture_read(path, buf, sizeof(buf));
 		left = n;
 		files++;
 		while (left && xfrm_nlmsg_ok(nlh, left)) {

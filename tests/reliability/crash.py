@@ -18,10 +18,11 @@ Then a last run ends with SIGTERM: exit 0 and no sanitizer report.
 
 usage: crash.py SAKEYD SACTL SIMD LOGDIR [KILLS]
 """
+import os
 import sys
 import time
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
 
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]

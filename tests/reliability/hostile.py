@@ -23,7 +23,7 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
 
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
 
 if os.environ.get("SAKEYD_DBFAULT_NS") != "1":

@@ -3,7 +3,7 @@
 """sactl status / check / history / events against databases built by mkdb.
 
 Every run uses SACTL_NOW (a fixed clock) and TZ=UTC, so the text output is
-compared with golden files (tests/sactl_ledger/golden/*.txt; the daemon's
+compared with golden files (tests/sactl/golden/*.txt; the daemon's
 pid is written PID). UPDATE_GOLDEN=1 rewrites them.
 
 usage: test_sactl_ledger.py SACTL MKDB GOLDEN_DIR OUTDIR
@@ -16,14 +16,12 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
+
 SACTL, MKDB, GOLDEN, OUT = sys.argv[1:5]
 NOW = 1700000000
-failures, passes = [], []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    (passes if cond else failures).append(what)
+check = Checks()
 
 
 shutil.rmtree(OUT, ignore_errors=True)
@@ -228,5 +226,4 @@ check(rc == 1 and "no database yet" in err, "status without a database: exit 1, 
 
 daemon.send_signal(signal.SIGTERM)
 daemon.wait()
-print(f"{len(passes)} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+check.finish()

@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: ISC
+"""Shell commands and waiting for a condition."""
+import subprocess
+import time
+
+
+def sh(cmd, check=True):
+    """Run a shell command; its stdout (CalledProcessError if check and it fails)."""
+    return subprocess.run(cmd, shell=True, check=check, capture_output=True, text=True).stdout
+
+
+def wait_for(pred, timeout, interval=0.1):
+    """Poll pred until it holds or timeout seconds pass; pred's last value."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
