@@ -1026,7 +1026,7 @@ static struct link_state *state_of(struct daemon *d, const struct conf_link *lin
  * A link's deletes, once all its adds of the pass succeeded (make before
  * break); none if one failed or went unanswered (the resync will tell, and
  * the pass after it deletes). Per link, not per pass: a reply lost to one
- * link held every link's old SAs for the reply timeout (tests/sim/loss.py).
+ * link held every link's old SAs for the reply timeout (tests/reliability/loss.py).
  */
 static void send_breaks(struct daemon *d, struct link_state *ls)
 {
@@ -1738,7 +1738,7 @@ int daemon_run(struct config *cfg, const char *config_path)
 	 * send returns), so one not read within 500 ms was dropped (full
 	 * receive queue). The channel's 2 s default held a whole pass that
 	 * long per lost reply: with 1 s epochs and 10 % loss, rotation fell
-	 * behind (tests/sim/loss.py). A late reply costs only a resync.
+	 * behind (tests/reliability/loss.py). A late reply costs only a resync.
 	 */
 	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY, .timeout_ms = 500 };
 	struct daemon_port port;

@@ -189,7 +189,7 @@ static void delay_cb(uv_timer_t *t);
 /*
  * A message lost on purpose, at debug level (simd logs at debug): type, seq,
  * pid and SPI, to match the client's own account of what it missed
- * (tests/sim/loss.py). buf is a message this simulator encoded.
+ * (tests/reliability/loss.py). buf is a message this simulator encoded.
  */
 static void log_drop(const struct client *c, const uint8_t *buf, size_t len)
 {
