@@ -1142,23 +1142,20 @@ static bool link_due(struct link_state *ls, int64_t now)
 
 static void apply_deferred_reload(struct daemon *d);
 
-static void reconcile(struct daemon *d)
+/*
+ * Whether a pass may start now. A pending reload, a resync, a running pass
+ * or policy requests come first; each kicks again when it is done.
+ */
+static bool pass_may_start(struct daemon *d)
 {
-	struct pass *p;
-	size_t cur = 0, ndesired = 0;
-	struct mon_sa *e;
-	int64_t now = wall_s();
-	int ret;
-
-	d->kick_pending = false;
 	if (d->deferred_cfg && !d->pass && !d->policy_pending && !d->stopping) {
 		apply_deferred_reload(d); /* kicks again: the next turn plans with the new config */
-		return;
+		return false;
 	}
 	/*
 	 * A dump waits for the running pass: a change point's burst is not
-	 * slowed by reading every SA (a second or more at 10,000 links), and
-	 * the dump does not see the pass half applied. pass_finish kicks again.
+	 * slowed by reading every SA, and the dump does not see the pass half
+	 * applied. pass_finish kicks again.
 	 */
 	if (d->resync_wanted && !d->pass)
 		start_resync(d);
@@ -1170,29 +1167,32 @@ static void reconcile(struct daemon *d)
 		 */
 		if (d->pass)
 			d->kick_pending = true;
-		return;
+		return false;
 	}
 	if (!d->policies_done) {
 		d->policies_done = true;
 		install_policies(d);
 		if (d->policy_pending)
-			return;
+			return false;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		goto nomem;
-	p->now = now;
-	p->started_ns = uv_hrtime();
-	rot_pass_init(&p->order);
+	return true;
+}
+
+/* The pass's input at now: the planned SAs of the links due, and every SA of the table. */
+static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
+{
+	size_t cur = 0, ndesired = 0;
+	struct mon_sa *e;
+	int ret;
+
 	/*
-	 * Not zeroed: only the first ndesired and nactual are written and read.
-	 * calloc cleared up to 11 MB a pass at 10,000 links (from the heap: no fresh
-	 * zero pages since sakeyd keeps its memory, see harden()).
+	 * Not zeroed: only the first ndesired and nactual are written and read,
+	 * and the heap's memory is reused from pass to pass (see harden()).
 	 */
 	p->desired = malloc((d->nlinks * ROT_PLAN_MAX + 1) * sizeof(*p->desired));
 	p->actual = malloc((mon_table_count(d->table) + 1) * sizeof(*p->actual));
 	if (!p->desired || !p->actual)
-		goto nomem;
+		return -ENOMEM;
 	for (size_t i = 0; i < d->nlinks; i++) {
 		struct link_state *ls = &d->links[i];
 		struct rot_plan plan;
@@ -1217,21 +1217,18 @@ static void reconcile(struct daemon *d)
 		 * Owner and direction depend on the SA's identity and addresses
 		 * (set when its entry is made) and on the links: table_filled
 		 * and daemon_set_config classify. Only the epoch nearest to now
-		 * moves with time; a full classify here was 4 % of the CPU of
-		 * a 10,000-link pass (a link lookup for each of 30,000 SAs).
+		 * moves with time, so only it is refreshed here.
 		 */
 		if (e->managed)
 			e->sa.epoch = nearest_epoch(e->sa.link, e->sa.spi, now);
 		p->actual[p->nactual++] = e->sa;
 	}
-	ret = rot_pass_order(p->desired, p->ndesired, p->actual, p->nactual, &p->order);
-	if (ret) {
-		log_err("reconcile: %s", strerror(-ret));
-		pass_free(p);
-		arm_wake(d);
-		return;
-	}
-	d->pass = p;
+	return 0;
+}
+
+/* Send the ordered pass: every link's makes, the conflicts' alerts, the breaks not waiting. */
+static void pass_send(struct daemon *d, struct pass *p)
+{
 	for (size_t i = 0; i < p->order.nlink; i++) {
 		struct link_state *ls = state_of(d, p->order.link[i].link);
 
@@ -1276,11 +1273,38 @@ static void reconcile(struct daemon *d)
 		if (!ls->makes_pending && ls->first_break)
 			send_breaks(d, ls);
 	}
+}
+
+/* One pass at the clock's now (read once): plan, order (rotate/pass), send. */
+static void reconcile(struct daemon *d)
+{
+	struct pass *p;
+	int64_t now = wall_s();
+	int ret;
+
+	d->kick_pending = false;
+	if (!pass_may_start(d))
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	p->now = now;
+	p->started_ns = uv_hrtime();
+	rot_pass_init(&p->order);
+	ret = pass_gather(d, p, now);
+	if (!ret)
+		ret = rot_pass_order(p->desired, p->ndesired, p->actual, p->nactual, &p->order);
+	if (ret)
+		goto fail;
+	d->pass = p;
+	pass_send(d, p);
 	if (p->pending == 0)
 		pass_finish(d);
 	return;
-nomem:
-	log_err("out of memory");
+fail:
+	log_err("reconcile: %s", strerror(-ret));
 	pass_free(p);
 	arm_wake(d);
 }
