@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import Checks  # noqa: E402
-from keysched import write_secret  # noqa: E402
+from simconf import write_one_link  # noqa: E402
 
 SAKEYD, SACTL, LOGDIR = sys.argv[1:4]
 WORK = tempfile.mkdtemp(prefix="sakeyd-backoff-")
@@ -28,25 +28,11 @@ check = Checks()
 
 
 os.makedirs(LOGDIR, exist_ok=True)
-write_secret(f"{WORK}/l.key", os.urandom(32))
-CONF = f"{WORK}/sakeyd.conf"
 # Epochs change half an hour from now: no next inbound SA (lead) and no
 # previous one (grace) is wanted, so the link has two SAs and the three
 # refused ADDs span two passes (with phase auto, 1 start in 30 wanted three
 # SAs at once and recovered after one failed pass).
-with open(CONF, "w") as f:
-    f.write(f"""[daemon]
-kernel = sim
-state_dir = {WORK}/state
-control_socket = {WORK}/control.sock
-
-[link l1]
-local = 192.0.2.1
-remote = 192.0.2.2
-secret_file = {WORK}/l.key
-rotate_every = 1h
-phase = {(int(time.time()) + 1800) % 3600}s
-""")
+CONF = write_one_link(WORK, link_extra=f"phase = {(int(time.time()) + 1800) % 3600}s\n")
 env = dict(os.environ, SAKEYD_SIM_FAIL="3:105:3")
 log = open(f"{WORK}/sakeyd.log", "w")
 daemon = subprocess.Popen([SAKEYD, "-c", CONF], stdout=log, stderr=log, env=env)

@@ -19,16 +19,13 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from checks import Checks  # noqa: E402
+from simconf import write_one_link  # noqa: E402
+
 SAKEYD, SACTL, LOGDIR = sys.argv[1:4]
 WORK = tempfile.mkdtemp(prefix="sakeyd-sigpipe-")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
+check = Checks()
 
 os.makedirs(LOGDIR, exist_ok=True)
 out = subprocess.run([SAKEYD, "--version"], capture_output=True, text=True, timeout=10)
@@ -36,22 +33,7 @@ check(out.returncode == 0 and out.stdout.startswith("sakeyd ") and
       len(out.stdout.split()) == 2, "sakeyd --version: %r" % out.stdout.strip())
 version = out.stdout.split()[1] if out.returncode == 0 else "?"
 
-fd = os.open(f"{WORK}/l.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-os.write(fd, (os.urandom(32).hex() + "\n").encode())
-os.close(fd)
-CONF = f"{WORK}/sakeyd.conf"
-with open(CONF, "w") as f:
-    f.write(f"""[daemon]
-kernel = sim
-state_dir = {WORK}/state
-control_socket = {WORK}/control.sock
-
-[link l1]
-local = 192.0.2.1
-remote = 192.0.2.2
-secret_file = {WORK}/l.key
-rotate_every = 1h
-""")
+CONF = write_one_link(WORK)
 
 proc = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -90,5 +72,4 @@ except subprocess.TimeoutExpired:
 check(rc == 0, "SIGTERM stops it cleanly (exit status %d; -13 is SIGPIPE)" % rc)
 
 shutil.rmtree(WORK, ignore_errors=True)
-print("%d failure(s)" % len(failures))
-sys.exit(1 if failures else 0)
+check.finish()
