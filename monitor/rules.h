@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
-#include "monitor/metrics.h"
 #include "monitor/table.h"
+#include "monitor/xfrm_stat.h"
 #include "store/store.h"
 
 /* Room for an alert's message, NUL included (daemon_alert keeps as much). */
