@@ -543,7 +543,13 @@ static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 		table_remove(d, m, "hard-expired", true);
 		return;
 	}
+	/*
+	 * News newer than a running dump's: the dump's entry of this SA is
+	 * skipped (note_news), so the EXPIRE is what shows it still exists, or
+	 * the dump's end drops it as vanished.
+	 */
 	note_news(d, &id);
+	e->seen = true;
 	if (kind == MON_EXPIRE_DUPLICATE)
 		return;
 	e->soft_alerted = true;

@@ -14,11 +14,16 @@ delivers them as the socket drains): 20 links (rotate_every 1h, nothing
 rotates), 1,500 SAs of another tool, refresh_interval 1s, so a dump of
 1,540 entries is nearly always running. Meanwhile another PF_KEY client
 replaces 250 foreign SAs a second: delete one, add a new one with a
-fresh SPI, never reusing an SPI. Asserted:
+fresh SPI, never reusing an SPI; and 300 more foreign SAs reach their soft
+lifetime during the churn, their EXPIREs arriving while dumps run. Asserted:
 - every foreign SPI has exactly one life in the ledger (`sactl status
   --json --all`): a dump entry taken before a delete and read after it
   would bring the SA back as a second row (seen missing at the next resync);
 - each delete is an event "deleted by another tool", none "vanished";
+- each SA that soft-expired during a dump is still there, dying, with one
+  life and its expire-soft event (the EXPIRE is news newer than the dump:
+  the SA was dropped as "vanished" at the dump's end, and its hard expiry
+  later found no entry);
 - after the churn, the ledger's live SAs equal the simulator's, and every
   resync logged finished ("SADB synchronised") on the dump channel with no
   fallback to the main one;
@@ -53,11 +58,11 @@ PID = 777
 seq = 0
 
 
-def request(mtype, spi, keys):
+def request(mtype, spi, keys, src="203.0.113.1", lifetimes=None):
     global seq
     seq += 1
-    m = conform.sa_msg(mtype, conform.SATYPE_ESP, seq, PID, spi, "203.0.113.1", "203.0.113.2",
-                       keys=keys)
+    m = conform.sa_msg(mtype, conform.SATYPE_ESP, seq, PID, spi, src, "203.0.113.2",
+                       keys=keys, lifetimes=lifetimes)
     while True:
         try:
             tool.send(m)
@@ -90,6 +95,12 @@ drain(0.5)
 offset = env.start()
 check(env.wait_log("ready:", timeout=60, offset=offset) is not None,
       "sakeyd started and reconciled")
+
+# SAs that reach their soft lifetime 2 to 9 s from now, in the middle of the churn.
+DYING = [0x71000000 + i for i in range(300)]
+for i, spi in enumerate(DYING):
+    request("ADD", spi, True, src="203.0.113.3", lifetimes=(2 + i % 8, 3600))
+    drain()
 
 t_end = time.time() + CHURN_S
 replaced = 0
@@ -137,6 +148,20 @@ vanished = [e["spi"] for e in deletes if "vanished" in (e.get("message") or "")]
 check(r.returncode == 0 and len(deletes) >= replaced,
       f"a delete event per replaced SA ({len(deletes)} for {replaced})")
 check(not vanished, f"no foreign SA recorded as vanished ({len(vanished)}: {vanished[:5]})")
+dying = {}
+for row in rows:
+    if row["src"] == "203.0.113.3":
+        dying.setdefault(row["spi"], []).append(row)
+check(sorted(dying) == DYING and all(len(v) == 1 and v[0].get("state") == "dying"
+                                     for v in dying.values()),
+      "every SA that soft-expired during a dump has one life, still there, dying "
+      f"({sum(len(v) == 1 and v[0].get('state') == 'dying' for v in dying.values())} "
+      f"of {len(DYING)})")
+softs = {e["spi"] for e in events if e.get("event") == "expire-soft" and e.get("src") == "203.0.113.3"}
+lost = [e["spi"] for e in events if e.get("src") == "203.0.113.3" and e.get("event") == "delete"]
+check(softs == set(DYING) and not lost,
+      f"an expire-soft event for each, no delete ({len(softs)} of {len(DYING)}; "
+      f"{len(lost)} deleted: {lost[:5]})")
 gone = sum(1 for v in lives.values() for row in v if row.get("state") == "gone")
 check(gone == replaced, f"the ledger has each replaced SA gone ({gone} of {replaced})")
 ok, last = env.ledger_agrees()
