@@ -121,27 +121,45 @@ rc, out, err = sactl("check")
 early = time.time() - added < 1.9
 check(not early or rc == 0, f"check before its soft expiry: OK (0): {out.strip()}")
 s = hand_sa() or {}
+# Bounds from when the status was really read, not from nominal instants: on
+# a loaded machine the read may come seconds after the add.
+read_at = time.time()
 check(s.get("link") is None and s.get("managed") is False and s.get("dir") is None and
       s.get("src") == "192.0.2.10" and s.get("dst") == "192.0.2.20" and s.get("proto") == "esp" and
       s.get("mode") == "transport" and s.get("epoch") is None,
       f"status --json: the hand-keyed SA's fields: {s}")
-check(0 <= s.get("age_s", -1) <= 2 and abs(s.get("added_at", 0) - added) <= 2,
-      "status --json: its age and add time")
+check(0 <= s.get("age_s", -1) <= read_at - added + 1 and abs(s.get("added_at", 0) - added) <= 2,
+      f"status --json: its age ({s.get('age_s')} s, read {read_at - added:.1f} s after the add) "
+      "and add time")
 check(s.get("soft_expires_at") == s.get("added_at", 0) + 2 and
       s.get("hard_expires_at") == s.get("added_at", 0) + 4,
       "status --json: soft and hard expiry at +2 s and +4 s")
 rc, out, err = sactl("status")
 row = next((l for l in out.splitlines() if "0x00001234" in l), "")
-check(rc == 0 and "192.0.2.10 -> 192.0.2.20" in row and out.startswith("sakeyd running (pid "),
-      f"status: the SA's row, and the daemon running: {row}")
+# Past its hard lifetime (4 s after the add, less a second of rounding) the
+# kernel may have deleted it: then only the daemon's line is asked for.
+present = time.time() - added < 3
+check(rc == 0 and out.startswith("sakeyd running (pid ") and
+      (not present or "192.0.2.10 -> 192.0.2.20" in row),
+      f"status: the SA's row{'' if present else ' (read past its lifetime: not asked)'}, "
+      f"and the daemon running: {row}")
 
 # Soft expiry.
 check(wait_for(lambda: alerts("expire-soft"), 5), "expire-soft ran the alert command")
-check(wait_for(lambda: (hand_sa() or {}).get("state") == "dying", 3),
-      "status --json: the SA is dying after its soft expiry")
+dying = wait_for(lambda: (hand_sa() or {}).get("state") == "dying", 3)
+# Between the soft (2 s) and the hard (4 s) expiry; a machine too loaded to
+# look in that window shows the SA gone already: its events below still
+# have to show the soft expiry before the hard one.
+missed = not dying and time.time() - added >= 4
+check(dying or missed, "status --json: the SA is dying after its soft expiry" +
+      (" (window missed under load: judged from its events below)" if missed else ""))
 rc, out, err = sactl("check")
-hard_yet = bool(alerts("expire-hard"))
-check(hard_yet or rc == 1, f"check after the soft expiry: WARNING (1): {out.strip()}")
+# The verdict follows what the ledger held when check read it: the hard
+# expiry too, if the kernel got there first on a loaded machine.
+hard_yet = "hard expir" in out
+check(rc == (2 if hard_yet else 1),
+      f"check after the soft expiry: {'CRITICAL (2)' if hard_yet else 'WARNING (1)'}: "
+      f"{out.strip()}")
 check(hard_yet or "soft expiry" in out, "check: the soft expiry named")
 
 # Hard expiry.
@@ -157,7 +175,9 @@ rc, out, err = sactl("check")
 check(rc == 2 and "hard expir" in out, f"check after the hard expiry: CRITICAL (2): {out.strip()}")
 rc, out, err = sactl("events", "--json")
 kinds = [e["event"] for e in json.loads(out) if e["spi"] == 0x1234]
-check("expire-soft" in kinds and "expire-hard" in kinds, f"events: the SA's life: {kinds}")
+check("expire-soft" in kinds and "expire-hard" in kinds and
+      kinds.index("expire-soft") < kinds.index("expire-hard"),
+      f"events: the SA's life, soft expiry before hard: {kinds}")
 
 # The recorded environments.
 for event in ("expire-soft", "expire-hard"):
