@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* Key schedule v1 (DESIGN.md): HKDF-SHA256 via OpenSSL 3 EVP_KDF, fingerprints via EVP_Digest. */
+/* Key schedule v2 (DESIGN.md): HKDF-SHA256 via OpenSSL 3 EVP_KDF, fingerprints via EVP_Digest. */
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -13,14 +13,14 @@
 
 #include "rotate/keysched.h"
 
-#define LABEL_PHASE "sakeyd-v1 phase"
-#define LABEL_SPI "sakeyd-v1 spi"
-#define LABEL_SA "sakeyd-v1 sa" /* followed by 0x00 */
-#define LABEL_FP "sakeyd-v1 fp" /* followed by 0x00 */
+#define LABEL_PHASE "sakeyd-v2 phase"
+#define LABEL_SPI "sakeyd-v2 spi"
+#define LABEL_SA "sakeyd-v2 sa" /* followed by 0x00 */
+#define LABEL_FP "sakeyd-v2 fp" /* followed by 0x00 */
 /* RFC 5869 §2.3: L <= 255 * HashLen. */
 #define HKDF_OUT_MAX (255 * 32)
-/* label, NUL, proto, mode, name, NUL, 2 addresses, epoch. */
-#define SA_INFO_MAX (sizeof(LABEL_SA) + 2 + CONF_NAME_MAX + 1 + 2 * 16 + 8)
+/* label, NUL, proto, mode, name, NUL, 2 addresses, epoch, generation. */
+#define SA_INFO_MAX (sizeof(LABEL_SA) + 2 + CONF_NAME_MAX + 1 + 2 * 16 + 8 + 1)
 
 void *rot_secret_alloc(size_t len)
 {
@@ -296,21 +296,40 @@ int64_t rot_epoch_start(int64_t epoch, uint64_t period, uint64_t phase)
 	return epoch * (int64_t)period + (int64_t)phase;
 }
 
-uint32_t rot_spi(uint32_t spi_prefix, int64_t epoch)
+uint32_t rot_spi(uint32_t spi_prefix, int64_t epoch, uint8_t gen)
 {
-	/* Two's complement low byte equals the mathematical e mod 256, also for e < 0. */
-	return (spi_prefix & 0xffffff) << 8 | (uint32_t)((uint64_t)epoch & 0xff);
+	/* Two's complement low bits equal the mathematical e mod 16, also for e < 0. */
+	return (spi_prefix & 0xffffff) << 8 | (uint32_t)(gen & 0xf) << 4 |
+	       (uint32_t)((uint64_t)epoch & 0xf);
+}
+
+uint8_t rot_spi_gen(uint32_t spi)
+{
+	return (uint8_t)(spi >> 4 & 0xf);
+}
+
+int64_t rot_spi_epoch_near(uint32_t spi, int64_t cur)
+{
+	int64_t delta = (int64_t)(spi & 0xf) - (int64_t)((uint64_t)cur & 0xf);
+
+	/* Within [-8, 7] of cur: far more than the epochs e - 1, e, e + 1 a host holds. */
+	if (delta > 7)
+		delta -= 16;
+	if (delta < -8)
+		delta += 16;
+	return cur + delta;
 }
 
 int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_mode mode,
 	       const struct conf_alg *alg, const struct conf_addr *src, const struct conf_addr *dst,
-	       int64_t epoch, uint8_t *out, size_t out_size)
+	       int64_t epoch, uint8_t gen, uint8_t *out, size_t out_size)
 {
 	uint8_t info[SA_INFO_MAX];
 	size_t n = 0, name_len, addr_len;
 	int ret;
 
-	if (!secret || !alg || !alg->name || !src || !dst || !out || alg->keymat_len == 0)
+	if (!secret || !alg || !alg->name || !src || !dst || !out || alg->keymat_len == 0 ||
+	    gen > ROT_GEN_MAX)
 		return -EINVAL;
 	if (mode != CONF_MODE_TRANSPORT && mode != CONF_MODE_TUNNEL)
 		return -EINVAL;
@@ -325,7 +344,7 @@ int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_m
 		return -ENOBUFS;
 	}
 
-	/* "sakeyd-v1 sa" 0x00 || proto || mode || name 0x00 || X || Y || e (8 bytes BE) */
+	/* "sakeyd-v2 sa" 0x00 || proto || mode || name 0x00 || X || Y || e (8 bytes BE) || g */
 	memcpy(info + n, LABEL_SA, sizeof(LABEL_SA)); /* sizeof includes the 0x00 */
 	n += sizeof(LABEL_SA);
 	info[n++] = proto;
@@ -338,6 +357,7 @@ int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_m
 	n += addr_len;
 	for (int i = 7; i >= 0; i--)
 		info[n++] = (uint8_t)((uint64_t)epoch >> (8 * i));
+	info[n++] = gen;
 	assert(n <= sizeof(info));
 
 	ret = rot_hkdf(secret, info, n, out, alg->keymat_len);
@@ -407,7 +427,7 @@ int rot_sa_fingerprint(const uint8_t secret[CONF_SECRET_LEN], struct rot_sa *sa)
 	if (!keymat)
 		return -ENOMEM;
 	ret = rot_keymat(secret, sa->proto, sa->mode, sa->alg, &sa->src, &sa->dst, sa->epoch,
-			 keymat, len);
+			 sa->gen, keymat, len);
 	if (ret == 0)
 		ret = rot_fingerprint(keymat, len, sa->key_fp);
 	rot_secret_free(keymat, len ? len : 1);

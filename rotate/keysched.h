@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* Key schedule v1 (DESIGN.md): HKDF-SHA256 derivation of phases, SPIs, keys and fingerprints. */
+/* Key schedule v2 (DESIGN.md): HKDF-SHA256 derivation of phases, SPIs, keys and fingerprints. */
 #ifndef SAKEYD_ROTATE_KEYSCHED_H
 #define SAKEYD_ROTATE_KEYSCHED_H
 
@@ -9,9 +9,14 @@
 #include "conf/conf.h"
 #include "rotate/sa.h"
 
-/* HKDF salt: the 9 ASCII bytes "sakeyd-v1", no terminator. */
-#define ROT_HKDF_SALT "sakeyd-v1"
+/* HKDF salt: the 9 ASCII bytes "sakeyd-v2", no terminator. */
+#define ROT_HKDF_SALT "sakeyd-v2"
 #define ROT_HKDF_SALT_LEN 9
+/*
+ * Generations of an epoch's SA (DESIGN.md "Key schedule v2"): 0-7 the normal
+ * series, 15 down to 8 the series of a sender that lost its records.
+ */
+#define ROT_GEN_MAX 15
 /* Largest keymat_len of DESIGN.md's table (aes-cbc-256-hmac-sha512); a safe buffer size. */
 #define ROT_KEYMAT_MAX 96
 /*
@@ -37,11 +42,11 @@ void rot_secret_free(void *p, size_t len);
 int rot_hkdf(const uint8_t secret[CONF_SECRET_LEN], const uint8_t *info, size_t info_len,
 	     uint8_t *out, size_t out_len);
 
-/* Auto phase: first 8 bytes of HKDF("sakeyd-v1 phase", 8), big-endian, mod period. 0 or -errno. */
+/* Auto phase: first 8 bytes of HKDF("sakeyd-v2 phase", 8), big-endian, mod period. 0 or -errno. */
 int rot_auto_phase(const uint8_t secret[CONF_SECRET_LEN], uint64_t period, uint64_t *phase);
 
 /*
- * Auto SPI prefix: first 4 bytes of HKDF("sakeyd-v1 spi", 4), big-endian,
+ * Auto SPI prefix: first 4 bytes of HKDF("sakeyd-v2 spi", 4), big-endian,
  * masked to 24 bits, 0 becomes 1. 0 or -errno.
  */
 int rot_auto_spi_prefix(const uint8_t secret[CONF_SECRET_LEN], uint32_t *spi_prefix);
@@ -68,24 +73,29 @@ int64_t rot_epoch(int64_t t, uint64_t period, uint64_t phase);
 /* Start of epoch e: T(e) = e * period + phase. */
 int64_t rot_epoch_start(int64_t epoch, uint64_t period, uint64_t phase);
 
-/* SPI of an epoch: (spi_prefix << 8) | (epoch mod 256), host order. */
-uint32_t rot_spi(uint32_t spi_prefix, int64_t epoch);
+/* SPI of generation gen of an epoch: spi_prefix << 8 | gen << 4 | (epoch mod 16), host order. */
+uint32_t rot_spi(uint32_t spi_prefix, int64_t epoch, uint8_t gen);
+/* The generation an SPI carries. */
+uint8_t rot_spi_gen(uint32_t spi);
+/* The epoch of an SPI nearest to epoch cur: the SPI keeps it mod 16. */
+int64_t rot_spi_epoch_near(uint32_t spi, int64_t cur);
 
 /*
- * Keying material of the SA sent from src to dst in epoch (DESIGN.md), for
+ * Keying material of generation gen of the SA sent from src to dst in epoch
+ * (DESIGN.md), for
  * proto (IPPROTO_ESP), mode and alg: writes alg->keymat_len bytes to out
  * (encryption key first, then authentication key). out should be a
  * rot_secret_alloc() buffer; the caller wipes it. Returns 0, -EINVAL (bad
  * arguments, address families differ), -ENOBUFS (out_size < keymat_len) or
- * -errno from rot_hkdf. On error out is wiped.
+ * -errno from rot_hkdf. gen > ROT_GEN_MAX is -EINVAL. On error out is wiped.
  */
 int rot_keymat(const uint8_t secret[CONF_SECRET_LEN], uint8_t proto, enum conf_mode mode,
 	       const struct conf_alg *alg, const struct conf_addr *src, const struct conf_addr *dst,
-	       int64_t epoch, uint8_t *out, size_t out_size);
+	       int64_t epoch, uint8_t gen, uint8_t *out, size_t out_size);
 
 /*
  * Key fingerprint: first ROT_FP_LEN hex digits (lowercase) of
- * SHA-256("sakeyd-v1 fp" 0x00 || keymat), NUL-terminated in fp. 0 or -errno.
+ * SHA-256("sakeyd-v2 fp" 0x00 || keymat), NUL-terminated in fp. 0 or -errno.
  */
 int rot_fingerprint(const uint8_t *keymat, size_t len, char fp[ROT_FP_LEN + 1]);
 /*
@@ -97,7 +107,7 @@ int rot_fingerprint2(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_
 		     char fp[ROT_FP_LEN + 1]);
 
 /*
- * Fingerprint of the SA sa describes (its proto, mode, alg, src, dst, epoch)
+ * Fingerprint of the SA sa describes (its proto, mode, alg, src, dst, epoch, gen)
  * under secret, into sa->key_fp. The keying material lives only in a wiped
  * secure buffer. 0 or -errno.
  */

@@ -36,7 +36,8 @@ static int add_sa(const struct conf_link *link, int64_t now, struct rot_plan *pl
 	int64_t hard_at = planned_removal + (int64_t)link->hard_slack;
 
 	memset(sa, 0, sizeof(*sa));
-	sa->spi = rot_spi(link->spi_prefix, epoch);
+	/* Generation 0: a sender's generation records and a receiver's spares come next. */
+	sa->spi = rot_spi(link->spi_prefix, epoch, 0);
 	sa->proto = IPPROTO_ESP;
 	sa->mode = link->mode;
 	sa->src = dir == ROT_DIR_IN ? link->remote : link->local;

@@ -10,7 +10,7 @@
 
 #include "conf/conf.h"
 
-/* Hex digits of a key fingerprint (DESIGN.md "Key schedule v1"). */
+/* Hex digits of a key fingerprint (DESIGN.md "Key schedule v2"). */
 #define ROT_FP_LEN 16
 
 /* Direction of a managed SA, seen from this host. */
@@ -38,6 +38,7 @@ struct rot_sa {
 	enum rot_dir dir;
 	bool staged; /* inbound SA of a future epoch: the peer is not meant to use it yet */
 	int64_t epoch;
+	uint8_t gen; /* generation of the epoch's SA (rot_spi), 0..ROT_GEN_MAX */
 	int64_t planned_removal; /* Unix seconds */
 	int64_t soft_expires_at; /* Unix seconds, absolute form of soft_lifetime */
 	int64_t hard_expires_at;

@@ -48,7 +48,7 @@
 #define STORE_ADDR_LEN 46 /* = INET6_ADDRSTRLEN */
 #define STORE_MODE_LEN 16
 #define STORE_ALG_LEN 64
-#define STORE_FP_LEN 16 /* hex digits of a key fingerprint (DESIGN.md "Key schedule v1") */
+#define STORE_FP_LEN 16 /* hex digits of a key fingerprint (DESIGN.md "Key schedule v2") */
 #define STORE_MSG_LEN 256
 #define STORE_ERRMSG_LEN 512
 

@@ -214,17 +214,10 @@ static struct link_state *link_by_prefix(struct daemon *d, uint32_t prefix)
 	return (struct link_state *)rot_prefix_index_get(&d->link_index, prefix);
 }
 
-/* The epoch of link's SA spi: the SPI keeps it mod 256, so the one nearest to now. */
+/* The epoch of link's SA spi: the SPI keeps it mod 16, so the one nearest to now. */
 static int64_t nearest_epoch(const struct conf_link *link, uint32_t spi, int64_t now)
 {
-	int64_t cur = rot_epoch(now, link->rotate_every, link->phase);
-	int64_t delta = (int64_t)(spi & 0xff) - (int64_t)((uint64_t)cur & 0xff);
-
-	if (delta > 127)
-		delta -= 256;
-	if (delta < -128)
-		delta += 256;
-	return cur + delta;
+	return rot_spi_epoch_near(spi, rot_epoch(now, link->rotate_every, link->phase));
 }
 
 /* Which link (if any) owns sa: management data is filled in from the link's plan. */
@@ -237,6 +230,7 @@ static void classify(struct daemon *d, struct mon_sa *e, int64_t now)
 	e->sa.link = NULL;
 	e->sa.dir = ROT_DIR_NONE;
 	e->sa.epoch = 0;
+	e->sa.gen = 0;
 	if (e->sa.proto != IPPROTO_ESP)
 		return;
 	ls = link_by_prefix(d, e->sa.spi >> 8);
@@ -246,6 +240,7 @@ static void classify(struct daemon *d, struct mon_sa *e, int64_t now)
 	e->sa.link = ls->link;
 	e->sa.dir = dir;
 	e->sa.epoch = nearest_epoch(ls->link, e->sa.spi, now);
+	e->sa.gen = rot_spi_gen(e->sa.spi);
 }
 
 static int cmp_link_prefix(const void *a, const void *b)
@@ -704,7 +699,7 @@ static void resolve_unsure_rotations(struct daemon *d)
 
 		if (!ls->unsure_out_epoch)
 			continue;
-		id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch);
+		id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch, 0);
 		id.dst = ls->link->remote;
 		e = mon_table_get(d->table, &id);
 		if (e && e->managed && e->sa.link == ls->link && e->sa.dir == ROT_DIR_OUT &&

@@ -316,7 +316,7 @@ static void write_rotation(struct ledger *l, const struct conf_link *link, int64
 	copy_str(rot.detail, sizeof(rot.detail), detail ? detail : "");
 	/* The outbound SA this one replaces: same link, the epoch before. */
 	if (ok && dir == ROT_DIR_OUT)
-		rot.old_spi = rot_spi(link->spi_prefix, epoch - 1);
+		rot.old_spi = rot_spi(link->spi_prefix, epoch - 1, 0);
 	ret = store_rotation_add(s, &rot, NULL);
 	if (ret && ret != -EINVAL)
 		fail(l, ret, "rotation");
@@ -581,7 +581,7 @@ static void adopt_rotations(struct ledger *l, struct store *s)
 			continue;
 		rot.at = out->added_at ? out->added_at : time(NULL);
 		rot.epoch = out->sa.epoch;
-		rot.old_spi = rot_spi(link->spi_prefix, out->sa.epoch - 1);
+		rot.old_spi = rot_spi(link->spi_prefix, out->sa.epoch - 1, 0);
 		rot.new_spi = out->sa.spi;
 		snprintf(rot.link, sizeof(rot.link), "%s", link->name);
 		snprintf(rot.detail, sizeof(rot.detail),

@@ -198,8 +198,8 @@ int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *sec
 	keymat = rot_secret_alloc(ROT_KEYMAT_MAX);
 	if (!keymat)
 		return -ENOMEM;
-	ret = rot_keymat(secret, sa->proto, sa->mode, alg, &sa->src, &sa->dst, sa->epoch, keymat,
-			 ROT_KEYMAT_MAX);
+	ret = rot_keymat(secret, sa->proto, sa->mode, alg, &sa->src, &sa->dst, sa->epoch, sa->gen,
+			 keymat, ROT_KEYMAT_MAX);
 	/* As rot_sa_fingerprint: the first keymat_len bytes are the SA's keys. */
 	if (!ret && fp)
 		ret = rot_fingerprint(keymat, alg->keymat_len, fp);

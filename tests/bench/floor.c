@@ -161,8 +161,9 @@ static void sa_addrs(long i, uint8_t net_a, uint8_t net_b, uint32_t *src, uint32
 
 /*
  * The SPI of SA i: FIRSTSPI + i, or with -L PREFIX the one sakeyd's link
- * i / 2 makes (DESIGN.md: spi_prefix << 8 | epoch mod 256, the bench's
- * links numbering their prefixes from PREFIX; epoch byte 0, or nl-rotate's),
+ * i / 2 makes (DESIGN.md: spi_prefix << 8 | generation << 4 | epoch mod 16,
+ * generation 0, the bench's links numbering their prefixes from PREFIX;
+ * epoch 0, or nl-rotate's),
  * shared by the
  * pair's two SAs as it is between a link's inbound and outbound SA. The
  * kernel hashes SAs by (daddr ^ spi ^ proto): the same SPIs put them in the
@@ -174,7 +175,7 @@ static uint8_t cur_epoch; /* nl-rotate: the epoch byte of the SPIs built now (wi
 static uint32_t spi_of(long i)
 {
 	if (opt_link_prefix)
-		return (uint32_t)(opt_link_prefix + i / 2) << 8 | cur_epoch;
+		return (uint32_t)(opt_link_prefix + i / 2) << 8 | (cur_epoch & 0xf);
 	return opt_spi0 + (uint32_t)i;
 }
 

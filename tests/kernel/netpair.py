@@ -77,7 +77,7 @@ hard_slack = 60s
         return [t - self.lead, t, t + self.grace]
 
     def spi(self, e):
-        return (self.prefix << 8) | (e % 256)
+        return keysched.spi(self.prefix, e)
 
     def desired(self, ns, t):
         """Desired SAs of host ns at wall time t: set of (dir, spi)."""

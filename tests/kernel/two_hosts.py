@@ -19,7 +19,6 @@ side then needs esn = no, since PF_KEY has no ESN and both ends must agree).
 usage: two_hosts.py SAKEYD OUTDIR [SACTL] [--kernels K,K] [--alg NAME] [--esn auto|no]
 """
 import argparse
-import hashlib
 import json
 import os
 import signal
@@ -206,13 +205,12 @@ for ns, local, remote in (("a", A, B), ("b", B, A)):
         allowed.add(e + 1)
     epochs = set()
     for s in inbound:
-        low = s["spi"] & 0xFF
-        epochs.add(e + ((low - (e & 0xFF) + 128) % 256) - 128)
+        epochs.add(keysched.spi_epoch(s["spi"], e))
     check(epochs <= allowed, f"{ns}: only inbound epochs {sorted(allowed)} remain "
           f"(found {sorted(epochs)}): old ones vanished after grace")
     bad_keys = 0
     for s in sas:
-        ep = e + (((s["spi"] & 0xFF) - (e & 0xFF) + 128) % 256) - 128
+        ep = keysched.spi_epoch(s["spi"], e)
         km = keymat(secret, s["src"], s["dst"], ep)
         if (s.get("enc") != km[:ELEN].hex() or s.get("auth") != km[ELEN:].hex() or
                 s.get("icv") != ICV):
@@ -248,8 +246,7 @@ for ns, local, remote in (("a", A, B), ("b", B, A)):
         stable = [s for s in sas if (s["dst"], s["spi"]) in after]
         wrong = []
         for s in stable:
-            fp = hashlib.sha256(b"sakeyd-v1 fp\0" + bytes.fromhex(s.get("enc", "")) +
-                                bytes.fromhex(s.get("auth", ""))).hexdigest()[:16]
+            fp = keysched.fp_of(bytes.fromhex(s.get("enc", "")) + bytes.fromhex(s.get("auth", "")))
             x = rows.get((s["dst"], s["spi"]), {})
             if not (x.get("managed") and x.get("key_fp") == fp and x.get("state") == "mature" and
                     (x.get("soft_expires_at") or 0) > x.get("added_at", 0) and

@@ -53,7 +53,7 @@ for rnd in range(ROUNDS):
     next_point = t_lead + LEAD
     while time.time() < t_lead + 0.05:
         time.sleep(0.005)
-    out_spi = (victim.prefix << 8) | (victim.epoch(time.time()) % 256)
+    out_spi = simlib.spi(victim.prefix, victim.epoch(time.time()))
     seq += 1
     env.obs.send(conform.sa_msg("DELETE", conform.SATYPE_ESP, seq, 4343, out_spi,
                                 victim.local, victim.remote, keys=False))

@@ -86,7 +86,7 @@ def sample(env, links):
             break
     want = env.desired(t)
     missing, extra = want - have, have - want
-    outs = {(link.prefix << 8 | link.epoch(t) % 256, link.local, link.remote) for link in links}
+    outs = {(simlib.spi(link.prefix, link.epoch(t)), link.local, link.remote) for link in links}
     kind = "exact" if not missing and not extra else \
         "missing-out" if missing & outs else "missing-in" if missing else "extra"
     return t, kind, missing, extra

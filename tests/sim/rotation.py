@@ -123,8 +123,8 @@ def desired(t):
         if t < start + grace:
             inbound.append(e - 1)
         for k in inbound:
-            out.add(((prefix << 8) | (k % 256), remote, local))
-        out.add(((prefix << 8) | (e % 256), local, remote))
+            out.add((keysched.spi(prefix, k), remote, local))
+        out.add((keysched.spi(prefix, e), local, remote))
     return out
 
 
@@ -176,7 +176,7 @@ for name, (local, remote, period, lead, grace, phase, prefix) in params.items():
     dels = {spi: t for t, typ, spi, src, dst in events if typ == SADB_DELETE and src == local
             and spi >> 8 == prefix}
     for spi, t_del in dels.items():
-        newer = [t for s, t in adds.items() if (s & 0xFF) == ((spi + 1) & 0xFF)]
+        newer = [t for s, t in adds.items() if (s & 0xF) == ((spi + 1) & 0xF)]
         switches += 1
         if not newer or min(newer) > t_del:
             violations += 1
@@ -198,7 +198,7 @@ check(per_link.get("l1", 0) >= EPOCHS and per_link.get("l2", 0) >= EPOCHS and
 # --- another client deletes a managed SA ------------------------------------------
 local, remote, period, lead, grace, phase, prefix = params["l3"]
 e = (int(time.time()) - phase) // period
-spi = (prefix << 8) | (e % 256)
+spi = keysched.spi(prefix, e)
 msg = header(SADB_DELETE, 3, 2 + 2 + 3 + 3, 7, 4343)
 msg += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spi), 0, 0, 0, 0, 0)
 for ip in (local, remote):

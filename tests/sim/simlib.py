@@ -6,7 +6,8 @@ tests/sim/simd, another process, which outlives the daemon and takes fault
 commands on its control socket (drop, inject, stats). The test is one more
 PF_KEY client of simd: it dumps the SADB and compares it with the desired set
 computed here, independently of the daemon, from DESIGN.md (HKDF key
-schedule, SPI = spi_prefix << 8 | epoch mod 256, make-before-break windows).
+schedule v2, SPI = spi_prefix << 8 | generation << 4 | epoch mod 16,
+make-before-break windows).
 """
 import json
 import os
@@ -23,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import logs  # noqa: E402
 from checks import Checks  # noqa: E402,F401 (simlib.Checks: for the drivers)
-from keysched import key_fp, phase as phase_of, spi_prefix, write_secret  # noqa: E402
+from keysched import key_fp, phase as phase_of, spi, spi_prefix, write_secret  # noqa: E402
 from pfkey import SADB_DUMP, dump_request, parse  # noqa: E402
 
 
@@ -51,8 +52,8 @@ class Link:
             inbound.append(e + 1)
         if t < start + self.grace:
             inbound.append(e - 1)
-        out = {((self.prefix << 8) | (k % 256), self.remote, self.local) for k in inbound}
-        out.add(((self.prefix << 8) | (e % 256), self.local, self.remote))
+        out = {(spi(self.prefix, k), self.remote, self.local) for k in inbound}
+        out.add((spi(self.prefix, e), self.local, self.remote))
         return out
 
 
@@ -260,7 +261,7 @@ hard_slack = 30s
             src, dst = (link.local, link.remote) if sa["dir"] == "out" else \
                 (link.remote, link.local)
             ok = (sa["dir"] in ("in", "out") and (sa["src"], sa["dst"]) == (src, dst) and
-                  sa["spi"] == (link.prefix << 8) | (e % 256) and
+                  sa["spi"] == spi(link.prefix, e) and
                   sa.get("key_fp") in (None, key_fp(link.secret, src, dst, e)))
             if not ok:
                 wrong.append((sa["link"], sa["dir"], sa["spi"], e, sa.get("key_fp")))

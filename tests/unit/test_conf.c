@@ -621,7 +621,7 @@ static void duration_format(void **state)
 	assert_non_null(conf_format_duration(UINT64_MAX, buf));
 }
 
-/* ---- The algorithm table (DESIGN.md, Key schedule v1) ---- */
+/* ---- The algorithm table (DESIGN.md, Key schedule v1, unchanged in v2) ---- */
 
 static void algorithm_table(void **state)
 {

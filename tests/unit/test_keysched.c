@@ -98,17 +98,17 @@ static void ref_hkdf(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, s
 static void ref_sakeyd(const uint8_t *secret, const uint8_t *info, size_t info_len, uint8_t *out,
 		       size_t L)
 {
-	ref_hkdf((const uint8_t *)"sakeyd-v1", 9, secret, 32, info, info_len, out, L);
+	ref_hkdf((const uint8_t *)"sakeyd-v2", 9, secret, 32, info, info_len, out, L);
 }
 
 /* The SA info string built independently from DESIGN.md, field by field. */
 static size_t ref_sa_info(uint8_t *info, uint8_t mode, const char *name,
-			  const struct conf_addr *x, const struct conf_addr *y, int64_t e)
+			  const struct conf_addr *x, const struct conf_addr *y, int64_t e, uint8_t g)
 {
 	size_t n = 0, alen = x->family == AF_INET ? 4 : 16;
 	uint64_t ue = (uint64_t)e;
 
-	n += (size_t)sprintf((char *)info, "sakeyd-v1 sa") + 1; /* with 0x00 */
+	n += (size_t)sprintf((char *)info, "sakeyd-v2 sa") + 1; /* with 0x00 */
 	info[n++] = 50;
 	info[n++] = mode;
 	n += (size_t)sprintf((char *)info + n, "%s", name) + 1;
@@ -118,6 +118,7 @@ static size_t ref_sa_info(uint8_t *info, uint8_t mode, const char *name,
 	n += alen;
 	for (int i = 0; i < 8; i++)
 		info[n++] = (uint8_t)(ue >> (56 - 8 * i));
+	info[n++] = g;
 	return n;
 }
 
@@ -126,7 +127,7 @@ static void ref_fp(const uint8_t *keymat, size_t len, char *fp)
 	uint8_t buf[13 + 8160], md[32];
 	unsigned int mdlen;
 
-	memcpy(buf, "sakeyd-v1 fp", 13); /* the 0x00 included */
+	memcpy(buf, "sakeyd-v2 fp", 13); /* the 0x00 included */
 	memcpy(buf + 13, keymat, len);
 	assert_int_equal(EVP_Digest(buf, 13 + len, md, &mdlen, EVP_sha256(), NULL), 1);
 	hex(md, 8, fp);
@@ -156,7 +157,7 @@ static void test_vector_auto_spi_prefix(void **state)
 	uint32_t prefix = 0;
 
 	assert_int_equal(rot_auto_spi_prefix(vector_secret, &prefix), 0);
-	assert_int_equal(prefix, 0xce4d74);
+	assert_int_equal(prefix, 0x959a92);
 }
 
 static void test_vector_auto_phase(void **state)
@@ -164,7 +165,7 @@ static void test_vector_auto_phase(void **state)
 	uint64_t phase = 0;
 
 	assert_int_equal(rot_auto_phase(vector_secret, 3600, &phase), 0);
-	assert_int_equal(phase, 3197);
+	assert_int_equal(phase, 960);
 }
 
 static void test_vector_resolve_link(void **state)
@@ -175,8 +176,8 @@ static void test_vector_resolve_link(void **state)
 	};
 
 	assert_int_equal(rot_resolve_link(&link), 0);
-	assert_int_equal(link.phase, 3197);
-	assert_int_equal(link.spi_prefix, 0xce4d74);
+	assert_int_equal(link.phase, 960);
+	assert_int_equal(link.spi_prefix, 0x959a92);
 	assert_true(link.phase_auto && link.spi_prefix_auto);
 	/* Explicit values are kept. */
 	link.phase_auto = link.spi_prefix_auto = false;
@@ -208,12 +209,12 @@ static void test_resolve_links_collision(void **state)
 		{ .rotate_every = 3600, .phase_auto = true, .spi_prefix_auto = true,
 		  .secret = vector_secret },
 		{ .rotate_every = 60, .spi_prefix = 0x11 },
-		{ .rotate_every = 3600, .spi_prefix = 0xce4d74 }, /* equals link 1's auto prefix */
+		{ .rotate_every = 3600, .spi_prefix = 0x959a92 }, /* equals link 1's auto prefix */
 	};
 	size_t first = 99, second = 99;
 
 	assert_int_equal(rot_resolve_links(links, 3, &first, &second), 0);
-	assert_int_equal(links[1].spi_prefix, 0xce4d74);
+	assert_int_equal(links[1].spi_prefix, 0x959a92);
 	assert_int_equal(rot_resolve_links(links, 4, &first, &second), -EEXIST);
 	assert_int_equal(first, 1);
 	assert_int_equal(second, 3);
@@ -233,23 +234,27 @@ struct sa_vector {
 	const struct conf_alg *alg;
 	const char *src, *dst;
 	int64_t epoch;
+	uint8_t gen;
 	uint32_t spi;
 	const char *keymat;
 	const char *fp;
 };
 
+/* DESIGN.md "Key schedule v2", test vectors. */
 static const struct sa_vector sa_vectors[] = {
-	{ 0x2a, CONF_MODE_TRANSPORT, &alg_gcm128, "192.0.2.1", "198.51.100.7", 491234, 0x2ae2,
-	  "fed593a31649590a0c7c6a72e3cc0341ab2dcb63", "735063a3ff9b6832" },
-	{ 0x2a, CONF_MODE_TUNNEL, &alg_sha256, "2001:db8::1", "2001:db8::2", 7, 0x2a07,
-	  "e543dd04bf65a0cdc50a28abfc3e2a9bced018063852d5b4fa9d6de04deb43d4"
-	  "5d571c811d94f139269d19a7a253b67754d6c26c8fe30f3c7d96479d6821380e",
-	  "d55db93cd27a6fac" },
-	{ 0x2a, CONF_MODE_TRANSPORT, &alg_sha512, "198.51.100.7", "192.0.2.1", 1, 0x2a01,
-	  "3bc0b203d8870204fa2e82f61e5c07512576173cf5d8cce210668652a516532f"
-	  "89ec22122f1e93add6ba3e88c56db53cadbc54bab9ddc20e6100526ea0894fbe"
-	  "5a11ba6c3b2c19010fe060dfd70f6a867386b787f72be32c72a011f1687f6da8",
-	  "4c0eb6d3b9000caf" },
+	{ 0x2a, CONF_MODE_TRANSPORT, &alg_gcm128, "192.0.2.1", "198.51.100.7", 491234, 0, 0x2a02,
+	  "0c2a6fd7fed3d13a6be750b9c92529817645ec34", "f7af5b0be5874e20" },
+	{ 0x2a, CONF_MODE_TRANSPORT, &alg_gcm128, "192.0.2.1", "198.51.100.7", 491234, 1, 0x2a12,
+	  "45f2f3209616e3321b57e7ccd162137958b291a3", "812eca075b83fb98" },
+	{ 0x2a, CONF_MODE_TUNNEL, &alg_sha256, "2001:db8::1", "2001:db8::2", 7, 15, 0x2af7,
+	  "6b18c8943ddcdbe49745aa17dd8956ee9c919e9fc98bc364653ecce0b140a928"
+	  "1b582f40b65c1f87f2b78e9dcbb446a545941f87520e12494facb3ed65fbe5d0",
+	  "3af77c0e15f06b39" },
+	{ 0x2a, CONF_MODE_TRANSPORT, &alg_sha512, "198.51.100.7", "192.0.2.1", 1, 0, 0x2a01,
+	  "beba324dfcffb824f9853028b7e7378d08396e59eeef76a81696f7364971dc07"
+	  "edd8e1d1236caf161ce32eea0db84a02f015330598f34588d4612ba3a922a6ab"
+	  "43b9f6c1a697ca3af5eb435a9c1829ddbd040e6bfd0ec264ea5f32e1d85983b0",
+	  "6c48427cba231ca9" },
 };
 
 static void test_vector_sa(void **state)
@@ -261,13 +266,15 @@ static void test_vector_sa(void **state)
 		char text[2 * ROT_KEYMAT_MAX + 1], fp[ROT_FP_LEN + 1];
 		struct rot_sa sa = {
 			.proto = IPPROTO_ESP, .mode = v->mode, .src = src, .dst = dst,
-			.alg = v->alg, .epoch = v->epoch,
+			.alg = v->alg, .epoch = v->epoch, .gen = v->gen,
 		};
 
 		assert_non_null(keymat);
-		assert_int_equal(rot_spi(v->prefix, v->epoch), v->spi);
+		assert_int_equal(rot_spi(v->prefix, v->epoch, v->gen), v->spi);
+		assert_int_equal(rot_spi_gen(v->spi), v->gen);
+		assert_int_equal(rot_spi_epoch_near(v->spi, v->epoch + 3), v->epoch);
 		assert_int_equal(rot_keymat(vector_secret, IPPROTO_ESP, v->mode, v->alg, &src, &dst,
-					    v->epoch, keymat, ROT_KEYMAT_MAX),
+					    v->epoch, v->gen, keymat, ROT_KEYMAT_MAX),
 				 0);
 		hex(keymat, v->alg->keymat_len, text);
 		assert_string_equal(text, v->keymat);
@@ -310,14 +317,14 @@ static void test_property_auto(void **state)
 		uint32_t prefix, want;
 
 		rnd_bytes(secret, sizeof(secret));
-		ref_sakeyd(secret, (const uint8_t *)"sakeyd-v1 phase", 15, out, 8);
+		ref_sakeyd(secret, (const uint8_t *)"sakeyd-v2 phase", 15, out, 8);
 		for (int i = 0; i < 8; i++)
 			v = v << 8 | out[i];
 		assert_int_equal(rot_auto_phase(secret, period, &phase), 0);
 		assert_int_equal(phase, v % period);
 		assert_true(phase < period);
 
-		ref_sakeyd(secret, (const uint8_t *)"sakeyd-v1 spi", 13, out, 4);
+		ref_sakeyd(secret, (const uint8_t *)"sakeyd-v2 spi", 13, out, 4);
 		want = ((uint32_t)out[0] << 24 | (uint32_t)out[1] << 16 | (uint32_t)out[2] << 8 |
 			out[3]) & 0xffffff;
 		assert_int_equal(rot_auto_spi_prefix(secret, &prefix), 0);
@@ -338,6 +345,7 @@ static void test_property_keymat(void **state)
 		enum conf_mode mode = rnd() % 2 ? CONF_MODE_TUNNEL : CONF_MODE_TRANSPORT;
 		struct conf_addr x = { 0 }, y = { 0 };
 		int64_t e = (int64_t)rnd();
+		uint8_t g = (uint8_t)(rnd() % (ROT_GEN_MAX + 1));
 		size_t info_len;
 
 		if (iter % 3 == 0)
@@ -346,10 +354,10 @@ static void test_property_keymat(void **state)
 		rnd_bytes(x.bytes, 16);
 		rnd_bytes(y.bytes, 16);
 		rnd_bytes(secret, sizeof(secret));
-		info_len = ref_sa_info(info, (uint8_t)mode, alg->name, &x, &y, e);
+		info_len = ref_sa_info(info, (uint8_t)mode, alg->name, &x, &y, e, g);
 		ref_sakeyd(secret, info, info_len, want, alg->keymat_len);
 		memset(got, 0xa5, sizeof(got));
-		assert_int_equal(rot_keymat(secret, IPPROTO_ESP, mode, alg, &x, &y, e, got,
+		assert_int_equal(rot_keymat(secret, IPPROTO_ESP, mode, alg, &x, &y, e, g, got,
 					    sizeof(got)),
 				 0);
 		assert_memory_equal(got, want, alg->keymat_len);
@@ -362,25 +370,25 @@ static void test_property_keymat(void **state)
 	}
 }
 
-/* Swapping X and Y, the epoch, mode or algorithm changes the key. */
+/* Swapping X and Y, the epoch, generation, mode or algorithm changes the key. */
 static void test_keymat_domain_separation(void **state)
 {
 	struct conf_addr x = addr("192.0.2.1"), y = addr("198.51.100.7");
 	uint8_t base[96], other[96];
 
 	assert_int_equal(rot_keymat(vector_secret, IPPROTO_ESP, CONF_MODE_TRANSPORT, &alg_sha512,
-				    &x, &y, 5, base, sizeof(base)), 0);
+				    &x, &y, 5, 0, base, sizeof(base)), 0);
 	assert_int_equal(rot_keymat(vector_secret, IPPROTO_ESP, CONF_MODE_TRANSPORT, &alg_sha512,
-				    &y, &x, 5, other, sizeof(other)), 0);
+				    &y, &x, 5, 0, other, sizeof(other)), 0);
 	assert_memory_not_equal(base, other, 96);
 	assert_int_equal(rot_keymat(vector_secret, IPPROTO_ESP, CONF_MODE_TRANSPORT, &alg_sha512,
-				    &x, &y, 6, other, sizeof(other)), 0);
+				    &x, &y, 6, 0, other, sizeof(other)), 0);
 	assert_memory_not_equal(base, other, 96);
 	assert_int_equal(rot_keymat(vector_secret, IPPROTO_ESP, CONF_MODE_TUNNEL, &alg_sha512,
-				    &x, &y, 5, other, sizeof(other)), 0);
+				    &x, &y, 5, 0, other, sizeof(other)), 0);
 	assert_memory_not_equal(base, other, 96);
 	assert_int_equal(rot_keymat(vector_secret, IPPROTO_ESP, CONF_MODE_TRANSPORT, &alg_sha384,
-				    &x, &y, 5, other, sizeof(other)), 0);
+				    &x, &y, 5, 0, other, sizeof(other)), 0);
 	assert_memory_not_equal(base, other, 80);
 }
 
@@ -409,26 +417,28 @@ static void test_errors(void **state)
 	assert_int_equal(rot_auto_spi_prefix(NULL, &prefix), -EINVAL);
 
 	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, &alg_gcm128, &v4, &v6,
-				    1, out, sizeof(out)), -EINVAL);
+				    1, 0, out, sizeof(out)), -EINVAL);
 	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, &alg_gcm128, &none,
-				    &none, 1, out, sizeof(out)), -EINVAL);
-	assert_int_equal(rot_keymat(vector_secret, 50, 0, &alg_gcm128, &v4, &v4, 1, out,
+				    &none, 1, 0, out, sizeof(out)), -EINVAL);
+	assert_int_equal(rot_keymat(vector_secret, 50, 0, &alg_gcm128, &v4, &v4, 1, 0, out,
 				    sizeof(out)), -EINVAL);
-	assert_int_equal(rot_keymat(vector_secret, 50, 3, &alg_gcm128, &v4, &v4, 1, out,
+	assert_int_equal(rot_keymat(vector_secret, 50, 3, &alg_gcm128, &v4, &v4, 1, 0, out,
 				    sizeof(out)), -EINVAL);
-	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, NULL, &v4, &v4, 1, out,
+	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, NULL, &v4, &v4, 1, 0, out,
 				    sizeof(out)), -EINVAL);
 	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, &noname, &v4, &v4, 1,
-				    out, sizeof(out)), -EINVAL);
+				    0, out, sizeof(out)), -EINVAL);
 	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, &zero, &v4, &v4, 1,
-				    out, sizeof(out)), -EINVAL);
+				    0, out, sizeof(out)), -EINVAL);
 	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, &emptyname, &v4, &v4,
-				    1, out, sizeof(out)), -EINVAL);
-	assert_int_equal(rot_keymat(NULL, 50, CONF_MODE_TRANSPORT, &alg_gcm128, &v4, &v4, 1, out,
+				    1, 0, out, sizeof(out)), -EINVAL);
+	assert_int_equal(rot_keymat(NULL, 50, CONF_MODE_TRANSPORT, &alg_gcm128, &v4, &v4, 1, 0, out,
 				    sizeof(out)), -EINVAL);
+	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, &alg_gcm128, &v4, &v4, 1,
+				    ROT_GEN_MAX + 1, out, sizeof(out)), -EINVAL);
 	memset(out, 0xff, sizeof(out));
 	assert_int_equal(rot_keymat(vector_secret, 50, CONF_MODE_TRANSPORT, &alg_gcm128, &v4, &v4,
-				    1, out, 19), -ENOBUFS);
+				    1, 0, out, 19), -ENOBUFS);
 	for (int i = 0; i < 19; i++)
 		assert_int_equal(out[i], 0); /* wiped */
 	assert_int_equal(rot_fingerprint(NULL, 3, fp), -EINVAL);
@@ -550,15 +560,25 @@ static void test_epoch_property(void **state)
 
 static void test_spi(void **state)
 {
-	assert_int_equal(rot_spi(0x2a, 0), 0x2a00);
-	assert_int_equal(rot_spi(0x2a, 255), 0x2aff);
-	assert_int_equal(rot_spi(0x2a, 256), 0x2a00);
-	assert_int_equal(rot_spi(0x2a, -1), 0x2aff); /* e mod 256 is 255 */
-	assert_int_equal(rot_spi(0x2a, -256), 0x2a00);
-	assert_int_equal(rot_spi(0x2a, -257), 0x2aff);
-	assert_int_equal(rot_spi(0xffffff, 1), 0xffffff01u);
-	assert_int_equal(rot_spi(0xce4d74, 491234), 0xce4d74e2u);
-	assert_int_equal(rot_spi(0x1ffffff, 1), 0xffffff01u); /* masked to 24 bits */
+	assert_int_equal(rot_spi(0x2a, 0, 0), 0x2a00);
+	assert_int_equal(rot_spi(0x2a, 15, 0), 0x2a0f);
+	assert_int_equal(rot_spi(0x2a, 16, 0), 0x2a00);
+	assert_int_equal(rot_spi(0x2a, -1, 0), 0x2a0f); /* e mod 16 is 15 */
+	assert_int_equal(rot_spi(0x2a, -16, 0), 0x2a00);
+	assert_int_equal(rot_spi(0x2a, -17, 0), 0x2a0f);
+	assert_int_equal(rot_spi(0x2a, 491234, 1), 0x2a12);
+	assert_int_equal(rot_spi(0x2a, 7, 15), 0x2af7);
+	assert_int_equal(rot_spi(0x2a, 7, 16), 0x2a07); /* the generation's 4 bits */
+	assert_int_equal(rot_spi(0xffffff, 1, 0), 0xffffff01u);
+	assert_int_equal(rot_spi(0x959a92, 491234, 0), 0x959a9202u);
+	assert_int_equal(rot_spi(0x1ffffff, 1, 0), 0xffffff01u); /* masked to 24 bits */
+	for (uint8_t g = 0; g <= ROT_GEN_MAX; g++)
+		assert_int_equal(rot_spi_gen(rot_spi(0x2a, 12345, g)), g);
+	/* The epoch back from the SPI: exact within [cur - 8, cur + 7], also across 0. */
+	for (int64_t cur = -40; cur <= 40; cur++)
+		for (int64_t e = cur - 8; e <= cur + 7; e++)
+			for (uint8_t g = 0; g <= ROT_GEN_MAX; g += 5)
+				assert_int_equal(rot_spi_epoch_near(rot_spi(0x2a, e, g), cur), e);
 }
 
 int main(void)

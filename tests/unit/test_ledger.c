@@ -343,7 +343,7 @@ static void test_reload(void **state)
 	assert_string_equal(rot[0].link, "l1");
 	assert_int_equal(rot[0].new_spi, 0x12345606);
 	assert_int_equal(rot[0].epoch, 6);
-	assert_int_equal(rot[0].old_spi, rot_spi(0x123456, 5));
+	assert_int_equal(rot[0].old_spi, rot_spi(0x123456, 5, 0));
 	store_list_free(rot);
 	store_close(s);
 }

@@ -296,7 +296,7 @@ static void test_change_point(void **state)
 	assert_int_equal(p.make[0].sa->epoch, E);
 	assert_int_equal(p.nbrk, 1);
 	assert_int_equal(p.brk[0].sa->dir, ROT_DIR_OUT);
-	assert_int_equal(p.brk[0].sa->spi, rot_spi(links[0].spi_prefix, E - 1));
+	assert_int_equal(p.brk[0].sa->spi, rot_spi(links[0].spi_prefix, E - 1, 0));
 	assert_link(&p, 0, &links[0], 1, 1);
 	rot_pass_fini(&p);
 }
@@ -329,7 +329,7 @@ static void test_grace_window(void **state)
 	pass_and_apply(&kernel, &planned, &p);
 	assert_link(&p, 0, &links[0], 0, 1);
 	assert_int_equal(p.brk[0].sa->dir, ROT_DIR_IN);
-	assert_int_equal(p.brk[0].sa->spi, rot_spi(links[0].spi_prefix, E - 1));
+	assert_int_equal(p.brk[0].sa->spi, rot_spi(links[0].spi_prefix, E - 1, 0));
 	rot_pass_fini(&p);
 }
 
@@ -347,11 +347,11 @@ static void test_late_wakeup(void **state)
 	assert_int_equal(p.nmake, 2); /* in e, out e */
 	assert_int_equal(p.nbrk, 3);
 	/* Outbound (dst 10.1.0.1) sorts after inbound (dst 10.0.0.1): it breaks first. */
-	assert_int_equal(p.brk[0].sa->spi, rot_spi(prefix, E - 3));
+	assert_int_equal(p.brk[0].sa->spi, rot_spi(prefix, E - 3, 0));
 	assert_int_equal(p.brk[0].sa->dir, ROT_DIR_OUT);
-	assert_int_equal(p.brk[1].sa->spi, rot_spi(prefix, E - 3));
+	assert_int_equal(p.brk[1].sa->spi, rot_spi(prefix, E - 3, 0));
 	assert_int_equal(p.brk[1].sa->dir, ROT_DIR_IN);
-	assert_int_equal(p.brk[2].sa->spi, rot_spi(prefix, E - 4));
+	assert_int_equal(p.brk[2].sa->spi, rot_spi(prefix, E - 4, 0));
 	assert_int_equal(kernel.n, planned.n);
 	rot_pass_fini(&p);
 }
@@ -483,11 +483,11 @@ static void test_foreign_untouched(void **state)
 	hand.dir = ROT_DIR_NONE;
 	hand.spi = 0x4242;
 	other_prefix.link = NULL;
-	other_prefix.spi = rot_spi(0x999, E);
+	other_prefix.spi = rot_spi(0x999, E, 0);
 	other_addr.link = NULL;
 	other_addr.dst = v4(192, 0, 2, 9);
 	unclassified.link = NULL;
-	unclassified.spi = rot_spi(links[0].spi_prefix, E - 7);
+	unclassified.spi = rot_spi(links[0].spi_prefix, E - 7, 0);
 	set_put(&kernel, &hand);
 	set_put(&kernel, &other_prefix);
 	set_put(&kernel, &other_addr);

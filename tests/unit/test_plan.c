@@ -97,7 +97,7 @@ static void check_plan_shape(const struct conf_link *l, const struct rot_plan *p
 		const struct rot_sa *sa = &p->sa[i];
 		int64_t k_end = rot_epoch_start(sa->epoch + 1, l->rotate_every, l->phase);
 
-		assert_int_equal(sa->spi, rot_spi(l->spi_prefix, sa->epoch));
+		assert_int_equal(sa->spi, rot_spi(l->spi_prefix, sa->epoch, 0));
 		assert_int_equal(sa->proto, IPPROTO_ESP);
 		assert_int_equal(sa->mode, l->mode);
 		assert_ptr_equal(sa->alg, l->alg);
@@ -254,20 +254,20 @@ static void test_ipv6_tunnel_and_fingerprints(void **state)
 	struct conf_link l = base_link();
 	struct rot_plan p;
 
-	/* DESIGN.md vector 1 is the outbound SA of this link in epoch 491234. */
+	/* DESIGN.md v2 vector 1 is the outbound SA (generation 0) of this link in epoch 491234. */
 	l.alg = &alg_gcm128;
 	l.phase = 0;
 	l.secret = secret;
 	assert_int_equal(rot_plan(&l, 491234LL * 3600 + 1000, &p), 0);
 	assert_int_equal(p.epoch, 491234);
-	assert_int_equal(find(&p, ROT_DIR_OUT, 491234)->spi, 0x2ae2);
-	assert_string_equal(find(&p, ROT_DIR_OUT, 491234)->key_fp, "735063a3ff9b6832");
+	assert_int_equal(find(&p, ROT_DIR_OUT, 491234)->spi, 0x2a02);
+	assert_string_equal(find(&p, ROT_DIR_OUT, 491234)->key_fp, "f7af5b0be5874e20");
 	check_plan_shape(&l, &p);
 
-	/* DESIGN.md vector 3 is the inbound SA of this link in epoch 1. */
+	/* DESIGN.md v2 vector 4 is the inbound SA (generation 0) of this link in epoch 1. */
 	l.alg = &alg_sha512;
 	assert_int_equal(rot_plan(&l, 3600 + 5, &p), 0);
-	assert_string_equal(find(&p, ROT_DIR_IN, 1)->key_fp, "4c0eb6d3b9000caf");
+	assert_string_equal(find(&p, ROT_DIR_IN, 1)->key_fp, "6c48427cba231ca9");
 
 	l.local = addr("2001:db8::1");
 	l.remote = addr("2001:db8::2");

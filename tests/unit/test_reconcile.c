@@ -240,7 +240,7 @@ static void test_outbound_switch(void **state)
 	assert_int_equal(ops.op[0].sa->dir, ROT_DIR_OUT);
 	assert_int_equal(ops.op[0].sa->epoch, E + 1);
 	assert_int_equal(ops.op[1].kind, ROT_OP_DELETE);
-	assert_int_equal(ops.op[1].sa->spi, rot_spi(0x2a, E));
+	assert_int_equal(ops.op[1].sa->spi, rot_spi(0x2a, E, 0));
 	assert_true(rot_addr_equal(&ops.op[1].sa->dst, &l.remote));
 	kern_apply(&k, &ops, SIZE_MAX);
 	assert_kern_matches(&k, &l, &after);
@@ -249,7 +249,7 @@ static void test_outbound_switch(void **state)
 	assert_int_equal(rot_reconcile(after.sa, after.n, dump_of(&k), k.n, &ops), 0);
 	assert_int_equal(ops.n, 1);
 	assert_int_equal(ops.op[0].kind, ROT_OP_DELETE);
-	assert_int_equal(ops.op[0].sa->spi, rot_spi(0x2a, E));
+	assert_int_equal(ops.op[0].sa->spi, rot_spi(0x2a, E, 0));
 	assert_true(rot_addr_equal(&ops.op[0].sa->dst, &l.local));
 	rot_ops_fini(&ops);
 }
@@ -270,19 +270,19 @@ static void test_foreign_untouched(void **state)
 	foreign[0].spi = 0x1234;
 	/* Our prefix, other addresses. */
 	foreign[1] = p.sa[0];
-	foreign[1].spi = rot_spi(0x2a, E - 5);
+	foreign[1].spi = rot_spi(0x2a, E - 5, 0);
 	foreign[1].src = addr("203.0.113.9");
 	/* Our prefix and addresses, AH. */
 	foreign[2] = p.sa[0];
-	foreign[2].spi = rot_spi(0x2a, E - 5);
+	foreign[2].spi = rot_spi(0x2a, E - 5, 0);
 	foreign[2].proto = 51;
 	/* Our prefix, local -> local. */
 	foreign[3] = p.sa[0];
-	foreign[3].spi = rot_spi(0x2a, E - 6);
+	foreign[3].spi = rot_spi(0x2a, E - 6, 0);
 	foreign[3].src = l.local;
 	/* IPv6 with the same bytes prefix. */
 	foreign[4] = p.sa[0];
-	foreign[4].spi = rot_spi(0x2a, E - 7);
+	foreign[4].spi = rot_spi(0x2a, E - 7, 0);
 	foreign[4].src = addr("2001:db8::1");
 	foreign[4].dst = addr("2001:db8::2");
 	for (int i = 0; i < 5; i++)
@@ -295,7 +295,7 @@ static void test_foreign_untouched(void **state)
 	assert_int_equal(rot_reconcile(p.sa, p.n, dump_of(&k), k.n, &ops), 0);
 	assert_int_equal(ops.count[ROT_OP_ADD], p.n);
 	assert_int_equal(ops.count[ROT_OP_DELETE], 1);
-	assert_int_equal(ops.op[ops.n - 1].sa->spi, rot_spi(0x2a, E - 3));
+	assert_int_equal(ops.op[ops.n - 1].sa->spi, rot_spi(0x2a, E - 3, 0));
 	kern_apply(&k, &ops, SIZE_MAX);
 	for (int i = 0; i < 5; i++)
 		assert_non_null(kern_find(&k, &foreign[i]));
@@ -739,6 +739,19 @@ static bool owned_by_any(const struct rot_sa *sa, const struct conf_link *links)
 	return false;
 }
 
+/* Two desired SAs with one identity from two links, or of two epochs (colliding links). */
+static bool ambiguous_desired(const struct rot_sa *desired, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (rot_sa_id_cmp(&desired[i], &desired[j]) == 0 &&
+			    (desired[i].link != desired[j].link ||
+			     desired[i].epoch != desired[j].epoch ||
+			     !rot_sa_same_attrs(&desired[i], &desired[j])))
+				return true;
+	return false;
+}
+
 static void test_property_invariants(void **state)
 {
 	struct conf_link links[NLINKS];
@@ -808,7 +821,11 @@ static void test_property_invariants(void **state)
 			assert_int_equal(rot_ops_changes(&ops), 0);
 			assert_int_equal(ops.count[ROT_OP_CONFLICT], conflicts);
 		}
-		/* Order of the input does not matter. */
+		/*
+		 * Order of the input does not matter, unless two desired SAs share an
+		 * identity from two links (one spi_prefix, which the config refuses):
+		 * the first of them is the one added.
+		 */
 		for (size_t i = n - 1; i > 0; i--) {
 			size_t j = rnd() % (i + 1);
 			struct rot_sa tmp = desired[i];
@@ -817,7 +834,8 @@ static void test_property_invariants(void **state)
 			desired[j] = tmp;
 		}
 		assert_int_equal(rot_reconcile(desired, n, dump_of(&k), k.n, &ops), 0);
-		assert_int_equal(rot_ops_changes(&ops), 0);
+		if (!ambiguous_desired(desired, n))
+			assert_int_equal(rot_ops_changes(&ops), 0);
 	}
 	rot_ops_fini(&ops);
 }
