@@ -109,6 +109,11 @@ static int64_t now_of(struct ledger *l)
 	return l->port.now(l->port.daemon);
 }
 
+static const struct config *config_of(const struct ledger *l)
+{
+	return l->port.config(l->port.daemon);
+}
+
 static void fail(struct ledger *l, int err, const char *what)
 {
 	bool first = !l->failed;
@@ -136,7 +141,7 @@ static void fail(struct ledger *l, int err, const char *what)
 			what, strerror(-err), msg);
 		daemon_port_alertf(&l->port, "rotation-failed", NULL, NULL,
 				   "the SQLite ledger in %s cannot be written: %s",
-				   l->port.config(l->port.daemon)->daemon.state_dir, strerror(-err));
+				   config_of(l)->daemon.state_dir, strerror(-err));
 	}
 }
 
@@ -702,7 +707,7 @@ static void commit_cb(uv_prepare_t *h)
 
 static int open_store(struct ledger *l)
 {
-	const struct config *cfg = l->port.config(l->port.daemon);
+	const struct config *cfg = config_of(l);
 	char err[256] = "";
 	int ret;
 
@@ -752,12 +757,12 @@ static void prune_cb(uv_timer_t *t)
 	int ret;
 
 	/* A reload may have changed event_retention. */
-	uv_timer_set_repeat(t, prune_ms(l->port.config(l->port.daemon)));
+	uv_timer_set_repeat(t, prune_ms(config_of(l)));
 	lq_flush(l);
 	s = writable(l);
 	if (!s)
 		return;
-	ret = store_prune(s, time(NULL), (int64_t)l->port.config(l->port.daemon)->daemon.event_retention, &r);
+	ret = store_prune(s, time(NULL), (int64_t)config_of(l)->daemon.event_retention, &r);
 	if (ret)
 		fail(l, ret, "prune");
 	else if (r.events || r.rotations || r.sas)
@@ -794,7 +799,7 @@ int ledger_new(const struct daemon_port *port, struct ledger **out)
 	*out = l;
 	if (open_store(l))
 		fail(l, -EIO, "open");
-	uv_timer_start(&l->prune, prune_cb, 1000, prune_ms(port->config(port->daemon)));
+	uv_timer_start(&l->prune, prune_cb, 1000, prune_ms(config_of(l)));
 	return 0;
 }
 

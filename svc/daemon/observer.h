@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* The daemon as its observers (the ledger, the output sinks) see it: events in, a few services out. */
+/* The daemon as its observers (ledger, sinks) see it: events in, a few services out. */
 #ifndef SAKEYD_OBSERVER_H
 #define SAKEYD_OBSERVER_H
 
