@@ -109,3 +109,46 @@ int rot_plan(const struct conf_link *link, int64_t now, struct rot_plan *out)
 	out->next_change = next_change;
 	return 0;
 }
+
+/* v's record of inbound epoch k, else the default (sender at generation 0). */
+static struct rot_gen_in gen_in_of(const struct rot_gen_view *v, int64_t k)
+{
+	for (size_t i = 0; i < v->nin && i < sizeof(v->in) / sizeof(v->in[0]); i++)
+		if (v->in[i].epoch == k)
+			return v->in[i];
+	return ROT_GEN_IN_DEFAULT(k);
+}
+
+static void gen_sa(const struct rot_sa *base, uint8_t gen, struct rot_sa *out)
+{
+	*out = *base;
+	out->gen = gen;
+	out->spi = rot_spi(base->link->spi_prefix, base->epoch, gen);
+	out->key_fp[0] = '\0';
+}
+
+size_t rot_plan_gens(const struct rot_plan *plan, const struct rot_gen_view *v,
+		     struct rot_sa *out, int64_t *next_change)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < plan->n; i++) {
+		const struct rot_sa *sa = &plan->sa[i];
+
+		if (sa->dir == ROT_DIR_OUT) {
+			if (v->out <= ROT_GEN_MAX)
+				gen_sa(sa, v->out, &out[n++]);
+		} else {
+			struct rot_gen_in in = gen_in_of(v, sa->epoch);
+			uint8_t held[ROT_GENS];
+			size_t nheld = rot_gen_held(&in, plan->now, held);
+
+			for (size_t g = 0; g < nheld; g++)
+				gen_sa(sa, held[g], &out[n++]);
+			if (in.prev <= ROT_GEN_MAX && in.prev_until > plan->now &&
+			    in.prev_until < *next_change)
+				*next_change = in.prev_until;
+		}
+	}
+	return n;
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "rotate/gens.h"
 #include "rotate/sa.h"
 
 /* Inbound e-1, e, e+1 and outbound e. */
@@ -43,5 +44,32 @@ uint64_t rot_soft_margin(const struct conf_link *link);
  * from the key schedule.
  */
 int rot_plan(const struct conf_link *link, int64_t now, struct rot_plan *out);
+
+/* A link's generations at one instant (DESIGN.md "Key schedule v2"; rotate/gens.h). */
+struct rot_gen_view {
+	/* Generation of the outbound SA of the plan's epoch; ROT_GEN_NONE: none (series used up). */
+	uint8_t out;
+	/* The receiver's records of inbound epochs; an epoch of the plan not here: ROT_GEN_IN_DEFAULT. */
+	struct rot_gen_in in[3];
+	size_t nin;
+};
+
+/* SAs of one link's plan with its generations: 16 per inbound epoch at most, one outbound. */
+#define ROT_PLAN_GENS_MAX (3 * ROT_GENS + 1)
+
+/*
+ * The SAs plan (rot_plan's, generation 0) stands for once generations are
+ * applied: for each inbound SA of epoch k, one per generation the receiver
+ * holds (rot_gen_held of k's record in v, at plan->now), in rising order;
+ * the outbound SA as generation v->out, or none if v->out is ROT_GEN_NONE.
+ * Each gets its SPI (rot_spi), its gen, and an empty key_fp (keys differ per
+ * generation; the caller fingerprints). Lifetimes and planned removal are the
+ * plan's: spares live as long as the generation in use. Writes at most
+ * ROT_PLAN_GENS_MAX SAs to out; returns how many. *next_change (the plan's,
+ * on input) is lowered to the instant a superseded generation stops being
+ * held, if that comes first.
+ */
+size_t rot_plan_gens(const struct rot_plan *plan, const struct rot_gen_view *v,
+		     struct rot_sa *out, int64_t *next_change);
 
 #endif
