@@ -72,27 +72,25 @@ int daemon_backend_open(struct daemon *d, struct kern_opts *o)
 		o->backend = KERN_BACKEND_XFRM;
 		log_info("kernel = xfrm: XFRM netlink");
 		return 0;
-	case CONF_KERNEL_AUTO: {
-		const char *why = NULL;
-		size_t i;
-
-		for (i = 0; i < d->cfg->nlinks; i++)
-			if (!conf_link_pfkey_ok(&d->cfg->links[i], &why))
-				break;
-		if (!kern_pfkey_available()) {
+	case CONF_KERNEL_AUTO:
+		/*
+		 * XFRM wherever the kernel has it: PF_KEY on Linux is deprecated
+		 * (removal announced for 2027) and cannot carry AEAD, ESN, replay
+		 * state or first-packet notifications (key schedule v2's receiver).
+		 */
+		if (kern_xfrm_available()) {
 			o->backend = KERN_BACKEND_XFRM;
-			log_info("kernel = auto: this kernel has no PF_KEY; using XFRM netlink");
-		} else if (i < d->cfg->nlinks) {
-			o->backend = KERN_BACKEND_XFRM;
-			log_info("kernel = auto: link %s needs XFRM (%s); using XFRM netlink",
-				 d->cfg->links[i].name, why);
-		} else {
+			log_info("kernel = auto: using XFRM netlink");
+		} else if (kern_pfkey_available()) {
 			o->backend = KERN_BACKEND_PFKEY;
-			log_info("kernel = auto: using PF_KEYv2 (this kernel has it and every link "
-				 "fits it)");
+			log_warn("kernel = auto: this kernel has no XFRM netlink; using PF_KEYv2, "
+				 "which cannot restore replay state after a loss");
+		} else {
+			log_err("kernel = auto: this kernel has neither XFRM netlink nor PF_KEY "
+				"(modprobe xfrm_user)");
+			return -EAFNOSUPPORT;
 		}
 		return 0;
-	}
 	case CONF_KERNEL_SIM:
 		if (d->cfg->daemon.sim_connect[0]) {
 			ret = sim_connect_socket(d->cfg->daemon.sim_connect, &fd);
