@@ -771,7 +771,7 @@ static void kernel_fixtures(void **state)
 {
 	DIR *dir = opendir(FIXTURE_DIR "/xfrm");
 	struct dirent *e;
-	unsigned files = 0, msgs = 0;
+	unsigned files = 0, msgs = 0, replays = 0, aevents = 0;
 
 	assert_non_null(dir);
 	while ((e = readdir(dir))) {
@@ -797,6 +797,29 @@ static void kernel_fixtures(void **state)
 				assert_int_equal(d.encrypt, SADB_X_EALG_AES_GCM_ICV16);
 				assert_int_equal(d.x_icv_bits, 128);
 			}
+			/* ktest_aevents: an SA's state after 20 packets, its first-packet NEWAE. */
+			if (!strncmp(e->d_name, "replay-", 7) && nlh->nlmsg_type == XFRM_MSG_NEWSA) {
+				assert_true(d.x_has_replay);
+				assert_int_equal(d.x_replay.seq, 20);
+				assert_int_equal(d.x_replay.window,
+						 strstr(e->d_name, "esn")   ? 128 :
+						 strstr(e->d_name, "bmp") ? 64 :
+									     32);
+				for (uint32_t diff = 0; diff < 20; diff++)
+					assert_true(xfrm_replay_seen(&d.x_replay, diff));
+				assert_false(xfrm_replay_seen(&d.x_replay, 20));
+				replays++;
+			}
+			if (!strncmp(e->d_name, "aevent-", 7)) {
+				struct kern_aevent ev;
+
+				assert_int_equal(xfrm_decode_aevent(nlh, &ev, &why), 1);
+				assert_int_equal(ev.flags, XFRM_AE_CR);
+				assert_true(ev.has_replay);
+				assert_int_equal(ev.replay.seq, 1);
+				assert_true(ev.has_lifetime);
+				aevents++;
+			}
 			if (strstr(e->d_name, "acquire") && nlh->nlmsg_type == XFRM_MSG_ACQUIRE) {
 				assert_int_equal(d.type, SADB_ACQUIRE);
 				assert_int_not_equal(d.seq, 0);
@@ -808,6 +831,8 @@ static void kernel_fixtures(void **state)
 	closedir(dir);
 	assert_true(files >= 8);
 	assert_true(msgs >= files);
+	assert_int_equal(replays, 3);
+	assert_int_equal(aevents, 1);
 }
 
 /* A datagram walk that libmnl's int comparison would let run off the buffer. */
