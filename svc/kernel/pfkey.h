@@ -92,6 +92,27 @@ struct pfkey_comb {
 };
 
 /*
+ * Replay state of an SA (XFRM only). bmp is the ring of the kernel's BMP and
+ * ESN modes (xfrm_replay.c: xfrm_replay_advance_bmp): sequence number
+ * seq - d (0 <= d < window) is bit (pos - d) mod window, pos = (seq - 1) mod
+ * window, of the words bmp[0..bmp_len). A legacy SA's bitmap (XFRMA_REPLAY_VAL,
+ * bit d for seq - d) is converted to this ring on decode and back on encode.
+ */
+#define KERN_REPLAY_BMP_MAX 128 /* XFRMA_REPLAY_ESN_MAX / 32 words */
+struct kern_replay {
+	uint32_t window; /* bits */
+	uint32_t seq, seq_hi, oseq, oseq_hi;
+	uint32_t bmp_len; /* words used in bmp */
+	uint32_t bmp[KERN_REPLAY_BMP_MAX];
+};
+
+/* pfkey_msg.x_aevents */
+enum {
+	KERN_AEV_QUIET = 0,
+	KERN_AEV_FIRST = 1,
+};
+
+/*
  * One PF_KEY message, decoded or to be encoded. Each extension is meaningful
  * only when its bit (PFKEY_EXT_BIT(SADB_EXT_*)) is set in present. All integer
  * fields are in host byte order (the SPI too; the codec converts).
@@ -159,6 +180,20 @@ struct pfkey_msg {
 	uint16_t x_icv_bits;      /* integrity/AEAD ICV bits; 0 = the algorithm's RFC length */
 	uint32_t x_replay_window; /* packets; 0 = use replay (the SA extension's u8) */
 	bool x_esn;               /* extended sequence numbers (RFC 4303) */
+	/*
+	 * Replay state: decoded from every SA the kernel reports (dumps, GET,
+	 * NEWSA/UPDSA events); on ADD/UPDATE, x_has_replay installs the SA with
+	 * it instead of an empty window (svc/kernel/xfrm.c: put_replay).
+	 */
+	bool x_has_replay;
+	struct kern_replay x_replay;
+	/*
+	 * ADD/UPDATE: the SA's replay/aevent notifications (XFRM_MSG_NEWAE,
+	 * svc/kernel/aevents.h). KERN_AEV_QUIET (0): never notifies;
+	 * KERN_AEV_FIRST: every packet that moves its sequence number notifies
+	 * at once, the first one included, until kern_aevents_quiet.
+	 */
+	uint8_t x_aevents;
 };
 
 /*

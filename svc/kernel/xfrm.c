@@ -319,9 +319,41 @@ static int put_algs(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m)
 	return 0;
 }
 
+/* Bit of sequence number seq - diff in the ring of a window (xfrm_replay.c: xfrm_replay_check_bmp). */
+static uint32_t ring_bit(uint32_t seq, uint32_t window, uint32_t diff)
+{
+	uint32_t pos = (seq - 1) % window;
+
+	return pos >= diff ? pos - diff : window - (diff - pos);
+}
+
+bool xfrm_replay_seen(const struct kern_replay *r, uint32_t diff)
+{
+	uint32_t bit;
+
+	if (diff >= r->window)
+		return true;
+	bit = ring_bit(r->seq, r->window, diff);
+	/* A ring shorter than its window (a caller's own struct): what it lacks counts as seen. */
+	if (bit / 32 >= r->bmp_len || bit / 32 >= KERN_REPLAY_BMP_MAX)
+		return true;
+	return (r->bmp[bit / 32] >> (bit % 32)) & 1;
+}
+
+/*
+ * The replay state of an SA: the window, and with m->x_has_replay the state
+ * to resume from. xfrm_user.c: xfrm_state_construct copies a whole
+ * XFRMA_REPLAY_ESN_VAL (xfrm_alloc_replay_state_esn: seq, seq_hi, oseq,
+ * oseq_hi and bmp) into both the state and the copy its notifications
+ * compare with, and a legacy SA's XFRMA_REPLAY_VAL likewise
+ * (xfrm_update_ae_params). Each sequence number of the new window counts as
+ * received when it did in m->x_replay, or was older than its window, so a
+ * window of another size loses nothing.
+ */
 static int put_replay(struct nlmsghdr *nlh, size_t cap, struct xfrm_usersa_info *p,
 		      const struct pfkey_msg *m)
 {
+	const struct kern_replay *from = &m->x_replay;
 	uint32_t window = m->x_replay_window ? m->x_replay_window : m->replay;
 	struct {
 		struct xfrm_replay_state_esn esn;
@@ -330,7 +362,18 @@ static int put_replay(struct nlmsghdr *nlh, size_t cap, struct xfrm_usersa_info 
 	size_t len;
 
 	if (!m->x_esn && !m->x_replay_window) {
+		struct xfrm_replay_state legacy = { .oseq = from->oseq, .seq = from->seq };
+
 		p->replay_window = m->replay;
+		if (!m->x_has_replay)
+			return 0;
+		/* xfrm_user.c: copy_from_user_state caps a legacy window at its 32-bit bitmap. */
+		for (uint32_t d = 0; d < m->replay && d < 32; d++)
+			if (xfrm_replay_seen(from, d))
+				legacy.bitmap |= 1u << d;
+		if (!fits(nlh, cap, sizeof(legacy)))
+			return -EMSGSIZE;
+		mnl_attr_put(nlh, XFRMA_REPLAY_VAL, sizeof(legacy), &legacy);
 		return 0;
 	}
 	/* xfrm_user.c: verify_replay — bitmap at most 4096 bits; ESN needs a window. */
@@ -339,6 +382,19 @@ static int put_replay(struct nlmsghdr *nlh, size_t cap, struct xfrm_usersa_info 
 	memset(&r, 0, sizeof(r));
 	r.esn.replay_window = window;
 	r.esn.bmp_len = (window + 31) / 32;
+	if (m->x_has_replay) {
+		r.esn.seq = from->seq;
+		r.esn.oseq = from->oseq;
+		/* Without ESN the kernel keeps 32-bit counters (xfrm_replay_advance_bmp). */
+		r.esn.seq_hi = m->x_esn ? from->seq_hi : 0;
+		r.esn.oseq_hi = m->x_esn ? from->oseq_hi : 0;
+		for (uint32_t d = 0; d < window; d++)
+			if (xfrm_replay_seen(from, d)) {
+				uint32_t bit = ring_bit(from->seq, window, d);
+
+				r.bmp[bit / 32] |= 1u << (bit % 32);
+			}
+	}
 	len = sizeof(r.esn) + r.esn.bmp_len * sizeof(uint32_t);
 	if (!fits(nlh, cap, len))
 		return -EMSGSIZE;
@@ -346,6 +402,31 @@ static int put_replay(struct nlmsghdr *nlh, size_t cap, struct xfrm_usersa_info 
 	p->replay_window = 0;
 	if (m->x_esn)
 		p->flags |= XFRM_STATE_ESN;
+	return 0;
+}
+
+/*
+ * The SA's notification thresholds. Without them xfrm_state_construct takes
+ * the sysctls' (xfrm_aevent_rseqth: every 2 packets; xfrm_aevent_etime: 1 s)
+ * and the SA notifies XFRMNLGRP_AEVENTS whenever anyone listens.
+ * xfrm_replay.c (xfrm_replay_notify, _bmp, _esn): a packet notifies when it
+ * moves seq or oseq by replay_maxdiff or more since the last notification,
+ * never when replay_maxdiff is 0 unless XFRM_TIME_DEFER is set; that flag is
+ * set only by the replay timer (xfrm_state.c: xfrm_replay_timer_handler),
+ * which is armed only when replay_maxage is non-zero. So 0 and 0 is silence,
+ * and a threshold of 1 reports every packet that moves seq, the first one
+ * included, at once. XFRMA_ETIMER_THRESH is taken in jiffies here (0 either way).
+ */
+static int put_thresholds(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m)
+{
+	if (m->x_aevents != KERN_AEV_QUIET && m->x_aevents != KERN_AEV_FIRST)
+		return -EINVAL;
+	if (!fits(nlh, cap, sizeof(uint32_t)))
+		return -EMSGSIZE;
+	mnl_attr_put_u32(nlh, XFRMA_REPLAY_THRESH, m->x_aevents == KERN_AEV_FIRST ? 1 : 0);
+	if (!fits(nlh, cap, sizeof(uint32_t)))
+		return -EMSGSIZE;
+	mnl_attr_put_u32(nlh, XFRMA_ETIMER_THRESH, 0);
 	return 0;
 }
 
@@ -381,6 +462,8 @@ static int encode_sa(struct nlmsghdr *nlh, size_t cap, const struct pfkey_msg *m
 		p->flags |= XFRM_STATE_NOPMTUDISC;
 	put_lifetimes(&p->lft, m);
 	ret = put_replay(nlh, cap, p, m);
+	if (!ret)
+		ret = put_thresholds(nlh, cap, m);
 	if (!ret)
 		ret = put_algs(nlh, cap, m);
 	return ret;
@@ -652,6 +735,13 @@ static size_t attr_min(int type)
 		return sizeof(xfrm_address_t);
 	case XFRMA_REPLAY_ESN_VAL:
 		return sizeof(struct xfrm_replay_state_esn);
+	case XFRMA_REPLAY_VAL:
+		return sizeof(struct xfrm_replay_state);
+	case XFRMA_LTIME_VAL:
+		return sizeof(struct xfrm_lifetime_cur);
+	case XFRMA_REPLAY_THRESH:
+	case XFRMA_ETIMER_THRESH:
+		return sizeof(uint32_t);
 	case XFRMA_TMPL:
 		return 0;
 	default:
@@ -831,6 +921,61 @@ static void get_lifetimes(struct pfkey_msg *m, const struct xfrm_lifetime_cfg *l
 	}
 }
 
+/*
+ * The replay state of an SA or an aevent: XFRMA_REPLAY_ESN_VAL (BMP and ESN
+ * modes), else a legacy XFRMA_REPLAY_VAL, whose 32-bit bitmap (bit d for
+ * seq - d, xfrm_replay.c: xfrm_replay_advance) becomes the ring of
+ * legacy_window (the SA's replay_window, at most 32) bits.
+ */
+static int get_replay(const struct attrs *at, uint32_t legacy_window, struct kern_replay *r,
+		      bool *has, const char **why)
+{
+	const struct nlattr *a;
+
+	*has = false;
+	memset(r, 0, sizeof(*r));
+	if ((a = at->tb[XFRMA_REPLAY_ESN_VAL])) {
+		struct xfrm_replay_state_esn esn;
+		size_t len = mnl_attr_get_payload_len(a);
+
+		memcpy(&esn, mnl_attr_get_payload(a), sizeof(esn));
+		if (esn.bmp_len > KERN_REPLAY_BMP_MAX) {
+			*why = "XFRMA_REPLAY_ESN_VAL: bitmap longer than XFRMA_REPLAY_ESN_MAX";
+			return -EINVAL;
+		}
+		if (len < sizeof(esn) + esn.bmp_len * sizeof(uint32_t)) {
+			*why = "XFRMA_REPLAY_ESN_VAL: bitmap longer than its attribute";
+			return -EINVAL;
+		}
+		if (esn.replay_window > esn.bmp_len * 32) {
+			*why = "XFRMA_REPLAY_ESN_VAL: window wider than its bitmap";
+			return -EINVAL;
+		}
+		r->window = esn.replay_window;
+		r->seq = esn.seq;
+		r->seq_hi = esn.seq_hi;
+		r->oseq = esn.oseq;
+		r->oseq_hi = esn.oseq_hi;
+		r->bmp_len = esn.bmp_len;
+		memcpy(r->bmp, (const uint8_t *)mnl_attr_get_payload(a) + sizeof(esn),
+		       esn.bmp_len * sizeof(uint32_t));
+		*has = true;
+	} else if ((a = at->tb[XFRMA_REPLAY_VAL])) {
+		struct xfrm_replay_state legacy;
+
+		memcpy(&legacy, mnl_attr_get_payload(a), sizeof(legacy));
+		r->window = legacy_window < 32 ? legacy_window : 32;
+		r->seq = legacy.seq;
+		r->oseq = legacy.oseq;
+		r->bmp_len = 1;
+		for (uint32_t d = 0; d < r->window; d++)
+			if ((legacy.bitmap >> d) & 1)
+				r->bmp[0] |= 1u << ring_bit(legacy.seq, r->window, d);
+		*has = true;
+	}
+	return 0;
+}
+
 /* The SA of a usersa_info, as af_key's pfkey_xfrm_state2msg describes it. */
 static int get_sa(struct pfkey_msg *m, const struct xfrm_usersa_info *p, const struct attrs *at,
 		  unsigned lifetimes, const char **why)
@@ -858,6 +1003,11 @@ static int get_sa(struct pfkey_msg *m, const struct xfrm_usersa_info *p, const s
 
 		m->x_replay_window = r->replay_window;
 		m->replay = r->replay_window > UINT8_MAX ? UINT8_MAX : (uint8_t)r->replay_window;
+	}
+	if (at) {
+		ret = get_replay(at, p->replay_window, &m->x_replay, &m->x_has_replay, why);
+		if (ret)
+			return ret;
 	}
 	m->present |= PFKEY_EXT_BIT(SADB_EXT_SA);
 	get_addr(&m->src, p->family, &p->saddr, p->family == AF_INET ? 32 : 128, 0, 0);
@@ -1124,4 +1274,89 @@ int xfrm_decode(const struct nlmsghdr *nlh, struct pfkey_msg *m, const char **wh
 		return ret;
 	}
 	return 1;
+}
+
+int xfrm_decode_aevent(const struct nlmsghdr *nlh, struct kern_aevent *ev, const char **why)
+{
+	struct xfrm_aevent_id id;
+	const char *dummy;
+	struct attrs at;
+	uint8_t full;
+	int ret;
+
+	if (!why)
+		why = &dummy;
+	*why = NULL;
+	memset(ev, 0, sizeof(*ev));
+	if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN) {
+		*why = "netlink message shorter than its header";
+		return -EINVAL;
+	}
+	if (nlh->nlmsg_type != XFRM_MSG_NEWAE)
+		return 0;
+	ret = parse_attrs(nlh, sizeof(id), &at, why);
+	if (ret)
+		goto fail;
+	memcpy(&id, mnl_nlmsg_get_payload(nlh), sizeof(id));
+	if (!addr_len((uint8_t)id.sa_id.family)) {
+		*why = "aevent of an unknown address family";
+		ret = -EINVAL;
+		goto fail;
+	}
+	full = id.sa_id.family == AF_INET ? 32 : 128;
+	get_addr(&ev->dst, id.sa_id.family, &id.sa_id.daddr, full, 0, 0);
+	get_addr(&ev->src, id.sa_id.family, &id.saddr, full, 0, 0);
+	ev->spi = ntohl(id.sa_id.spi);
+	ev->proto = id.sa_id.proto;
+	ev->reqid = id.reqid;
+	ev->flags = id.flags;
+	/* xfrm_aevent_id has no window: a legacy bitmap is read as 32 bits wide. */
+	ret = get_replay(&at, 32, &ev->replay, &ev->has_replay, why);
+	if (ret)
+		goto fail;
+	if (at.tb[XFRMA_LTIME_VAL]) {
+		struct xfrm_lifetime_cur cur;
+
+		/* nla_put_64bit aligns it with XFRMA_PAD, but copy: the datagram may not be. */
+		memcpy(&cur, mnl_attr_get_payload(at.tb[XFRMA_LTIME_VAL]), sizeof(cur));
+		ev->bytes = cur.bytes;
+		ev->packets = cur.packets;
+		ev->add_time = cur.add_time > INT64_MAX ? INT64_MAX : (int64_t)cur.add_time;
+		ev->use_time = cur.use_time > INT64_MAX ? INT64_MAX : (int64_t)cur.use_time;
+		ev->has_lifetime = true;
+	}
+	return 1;
+fail:
+	memset(ev, 0, sizeof(*ev));
+	return ret;
+}
+
+ssize_t xfrm_encode_aevent_quiet(const struct pfkey_addr *dst, uint32_t spi, uint8_t proto,
+				 uint32_t seq, uint32_t portid, void *buf, size_t cap)
+{
+	size_t need = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct xfrm_aevent_id)) +
+		      2 * MNL_ALIGN(MNL_ATTR_HDRLEN + sizeof(uint32_t));
+	struct xfrm_aevent_id *id;
+	struct nlmsghdr *nlh;
+
+	if (!addr_len(dst->family) || !proto)
+		return -EINVAL;
+	if (cap < need)
+		return -EMSGSIZE;
+	memset(buf, 0, need);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = XFRM_MSG_NEWAE;
+	/* xfrm_user.c: xfrm_new_ae refuses a request without NLM_F_REPLACE. */
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_REPLACE | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	nlh->nlmsg_pid = portid;
+	id = mnl_nlmsg_put_extra_header(nlh, sizeof(*id));
+	put_addr(&id->sa_id.daddr, dst);
+	id->sa_id.spi = htonl(spi);
+	id->sa_id.family = dst->family;
+	id->sa_id.proto = proto;
+	id->flags = XFRM_AE_RTHR | XFRM_AE_ETHR;
+	mnl_attr_put_u32(nlh, XFRMA_REPLAY_THRESH, 0);
+	mnl_attr_put_u32(nlh, XFRMA_ETIMER_THRESH, 0);
+	return (ssize_t)nlh->nlmsg_len;
 }

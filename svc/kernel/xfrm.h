@@ -64,6 +64,50 @@ const struct nlmsghdr *xfrm_nlmsg_next(const struct nlmsghdr *nlh, size_t *left)
 int xfrm_decode(const struct nlmsghdr *nlh, struct pfkey_msg *m, const char **why);
 
 /*
+ * One replay/aevent notification (XFRM_MSG_NEWAE to XFRMNLGRP_AEVENTS,
+ * xfrm_user.c: build_aevent), or the answer to a GETAE. Integers in host
+ * order. flags is the message's XFRM_AE_* cause: XFRM_AE_CR (a packet moved
+ * a sequence number by the SA's threshold), XFRM_AE_CE (its timer found a
+ * change), XFRM_AE_CU (someone changed the SA with XFRM_MSG_NEWAE).
+ */
+struct kern_aevent {
+	struct pfkey_addr src, dst;
+	uint32_t spi; /* host order */
+	uint8_t proto;
+	uint32_t reqid;
+	uint32_t flags;
+	bool has_replay;
+	struct kern_replay replay;
+	bool has_lifetime;
+	uint64_t bytes, packets;
+	int64_t add_time, use_time;
+};
+
+/*
+ * Decode one XFRM_MSG_NEWAE (bounded as for xfrm_decode) into *ev. Hostile
+ * input: every length is checked, a bitmap against its attribute and
+ * KERN_REPLAY_BMP_MAX. Returns 1 (ev filled), 0 for another message type
+ * (*ev zeroed), or -EINVAL with *why (if non-NULL) naming the broken rule.
+ */
+int xfrm_decode_aevent(const struct nlmsghdr *nlh, struct kern_aevent *ev, const char **why);
+
+/*
+ * Encode an XFRM_MSG_NEWAE request (NLM_F_REPLACE | NLM_F_ACK) that sets
+ * both notification thresholds of SA (dst, spi, proto) to 0: it never
+ * notifies again (xfrm_user.c: xfrm_new_ae). Returns the length, -EMSGSIZE
+ * or -EINVAL (unknown family, proto 0).
+ */
+ssize_t xfrm_encode_aevent_quiet(const struct pfkey_addr *dst, uint32_t spi, uint8_t proto,
+				 uint32_t seq, uint32_t portid, void *buf, size_t cap);
+
+/*
+ * Whether sequence number r->seq - diff counts as received in *r: its bit in
+ * the ring, or true when diff >= r->window (older than the window: the
+ * kernel refuses it as too old).
+ */
+bool xfrm_replay_seen(const struct kern_replay *r, uint32_t diff);
+
+/*
  * The XFRM name and default ICV (bits; 0 for ciphers) of PF_KEY algorithm id
  * (aead: an SADB_X_EALG_AES_GCM_* id). NULL if unknown.
  */
