@@ -19,7 +19,15 @@
  * DELETE broadcast), byte/packet lifetimes driven by sim_traffic(), ACQUIRE
  * and larval states expiring after acq_expires, DUMP newest first with seq
  * counting up and 0 last, the SPD, and silent loss when a client's queue is
- * full.
+ * full. ESP sequence numbers and replay windows as Linux keeps them for a
+ * PF_KEY SA (no ESN, window capped at 32: the legacy mode of xfrm_replay.c):
+ * each SA instance has an output counter (sim_traffic gives the number each
+ * packet carried) and a window with a 32-bit bitmap (sim_deliver takes the
+ * packet's number and accepts or refuses it, replayed and too old told
+ * apart), both zero when the SA is added, so a deleted and re-added SA sends
+ * 1, 2, ... again and accepts what its predecessor accepted; the SA's and
+ * /proc/net/xfrm_stat's counters of refused packets (sim_stats). Conformance
+ * scenarios esp_* compare this with real ESP between two namespaces.
  *
  * Where it differs (documented, by necessity): Linux fails send() itself for
  * a bad base header (shorter than 16 bytes, version, reserved, type 0 or
@@ -28,7 +36,11 @@
  * request's header echoed, len 2), and the client is not closed.
  *
  * Not modelled: AH/IPCOMP traffic, NAT-T, security contexts, X_FILTER on
- * DUMP, policy lifetimes, ACQUIRE negative acknowledgements (accepted, no
+ * DUMP, ESN and windows above 32 (XFRM only), replay/aevent notifications
+ * (XFRM_MSG_NEWAE: PF_KEY has none), ICV failures and the payload (every
+ * delivered packet authenticates; bytes are the caller's, without ESP
+ * overhead), inbound policy checks, the per-SA integrity_failed counter,
+ * policy lifetimes, ACQUIRE negative acknowledgements (accepted, no
  * reply, no ERROR state), per-flow selectors of larval states (one ACQUIRE
  * per (src, dst) pair), proposals (the ACQUIRE carries an empty PROPOSAL,
  * as for PF_KEY-installed policies), xfrm_user (netlink) listeners, network
