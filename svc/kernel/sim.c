@@ -41,6 +41,13 @@ struct sim_sa {
 	struct pfkey_lifetime soft, hard, cur;
 	uint32_t acq_seq;
 	bool by_spi; /* in the kernel's byspi hash: mature, or larval with a GETSPI'd SPI */
+	/*
+	 * struct xfrm_replay_state (legacy, non-ESN) and x->stats: this SA
+	 * instance's alone, zero when it is made; a deleted and re-added SA
+	 * starts from zero again.
+	 */
+	uint32_t oseq, rseq, bitmap;
+	uint32_t replay_errs, window_errs;
 };
 
 /* Buckets of the (satype, dst, SPI) index: lookups stay O(1) at 40,000 SAs. */
@@ -1155,7 +1162,7 @@ static void send_expire(struct sim *s, struct sim_sa *sa, bool hard)
 
 /*
  * xfrm_timer_handler checks the time limits only; byte and packet limits are
- * checked per packet (count_use).
+ * checked per packet (check_expire).
  */
 static bool reached(const struct pfkey_lifetime *lim, const struct pfkey_lifetime *cur, int64_t now)
 {
@@ -1171,14 +1178,16 @@ static bool count_reached(const struct pfkey_lifetime *lim, const struct pfkey_l
 }
 
 /*
- * One packet of bytes on sa, in or out (xfrm_state_check_expire, before the
- * counters move): a packet that finds the hard limit reached is dropped with
- * EINVAL and the SA expires at once (hard EXPIRE, no DELETE); one that finds
- * the soft limit reached fires the soft EXPIRE and still goes. Returns 0, or
- * -EINVAL when sa was hard-expired and freed.
+ * xfrm_state_check_expire, before a packet is counted on sa, in or out: the
+ * first use is stamped; a packet that finds the hard limit reached is dropped
+ * with EINVAL and the SA expires at once (hard EXPIRE, no DELETE); one that
+ * finds the soft limit reached fires the soft EXPIRE and still goes. Returns
+ * 0, or -EINVAL when sa was hard-expired and freed.
  */
-static int count_use(struct sim *s, struct sim_sa *sa, uint32_t bytes, int64_t now)
+static int check_expire(struct sim *s, struct sim_sa *sa, int64_t now)
 {
+	if (!sa->cur.usetime)
+		sa->cur.usetime = (uint64_t)now;
 	if (count_reached(&sa->hard, &sa->cur)) {
 		send_expire(s, sa, true);
 		unlink_sa(s, sa);
@@ -1188,11 +1197,57 @@ static int count_use(struct sim *s, struct sim_sa *sa, uint32_t bytes, int64_t n
 		sa->state = ST_DYING;
 		send_expire(s, sa, false);
 	}
+	return 0;
+}
+
+/* x->curlft: bytes and one packet, once the packet is through every check. */
+static void account(struct sim_sa *sa, uint32_t bytes)
+{
 	sa->cur.bytes += bytes;
 	sa->cur.allocations++;
-	if (!sa->cur.usetime)
-		sa->cur.usetime = (uint64_t)now;
+}
+
+/*
+ * xfrm_replay.c: xfrm_replay_check_legacy. Window 0 checks nothing; seq 0 is
+ * refused; above the highest seen passes; window or more below it is too old;
+ * a set bit was seen. The SA's own counters as the kernel's x->stats.
+ */
+static int replay_check(struct sim_sa *sa, uint32_t seq)
+{
+	uint32_t diff;
+
+	if (!sa->replay)
+		return 0;
+	if (!seq)
+		return -EPROTO;
+	if (seq > sa->rseq)
+		return 0;
+	diff = sa->rseq - seq;
+	if (diff >= sa->replay) {
+		sa->window_errs++;
+		return -ERANGE;
+	}
+	if (sa->bitmap & (1u << diff)) {
+		sa->replay_errs++;
+		return -EALREADY;
+	}
 	return 0;
+}
+
+/* xfrm_replay.c: xfrm_replay_advance (legacy): after the packet was accepted. */
+static void replay_advance(struct sim_sa *sa, uint32_t seq)
+{
+	uint32_t diff;
+
+	if (!sa->replay)
+		return;
+	if (seq > sa->rseq) {
+		diff = seq - sa->rseq;
+		sa->bitmap = diff < sa->replay ? (sa->bitmap << diff) | 1 : 1;
+		sa->rseq = seq;
+	} else {
+		sa->bitmap |= 1u << (sa->rseq - seq);
+	}
 }
 
 void sim_tick(struct sim *s)
@@ -1230,18 +1285,68 @@ static bool any_registered(const struct sim *s)
 	return false;
 }
 
-int sim_deliver(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t bytes)
+int sim_deliver(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t seq,
+		uint32_t bytes)
 {
 	/* xfrm_input: inbound SAs are found by (dst, SPI, proto) alone. */
+	struct sim_sa *sa = find_sa(s, SADB_SATYPE_ESP, dst, spi);
+	int ret;
+
+	if (!sa) {
+		s->stats.in_no_states++;
+		return -ESRCH;
+	}
+	if (sa->state == ST_LARVAL) {
+		/* A GETSPI'd larval state is found but not VALID (XFRM_STATE_ACQ). */
+		s->stats.in_acquire_errors++;
+		return -ESRCH;
+	}
+	/* xfrm_input: the replay check comes before the lifetime check. */
+	ret = replay_check(sa, seq);
+	if (ret) {
+		s->stats.in_state_seq_errors++;
+		return ret;
+	}
+	ret = check_expire(s, sa, now_s(s));
+	if (ret) {
+		s->stats.in_state_expired++;
+		return ret;
+	}
+	/* (Decryption cannot fail here; xfrm_replay_recheck then passes as the check did.) */
+	replay_advance(sa, seq);
+	account(sa, bytes);
+	return 0;
+}
+
+int sim_sa_replay(struct sim *s, const struct pfkey_addr *dst, uint32_t spi,
+		  struct sim_replay *out)
+{
+	const struct sim_sa *sa = find_sa(s, SADB_SATYPE_ESP, dst, spi);
+
+	if (!sa || sa->state == ST_LARVAL)
+		return -ESRCH;
+	*out = (struct sim_replay){ .oseq = sa->oseq, .seq = sa->rseq, .bitmap = sa->bitmap,
+				    .window = sa->replay, .replay = sa->replay_errs,
+				    .replay_window = sa->window_errs, .bytes = sa->cur.bytes,
+				    .packets = sa->cur.allocations };
+	return 0;
+}
+
+int sim_sa_set_replay(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t oseq,
+		      uint32_t seq, uint32_t bitmap)
+{
 	struct sim_sa *sa = find_sa(s, SADB_SATYPE_ESP, dst, spi);
 
 	if (!sa || sa->state == ST_LARVAL)
 		return -ESRCH;
-	return count_use(s, sa, bytes, now_s(s));
+	sa->oseq = oseq;
+	sa->rseq = seq;
+	sa->bitmap = bitmap;
+	return 0;
 }
 
 int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pfkey_addr *dst,
-		    uint32_t bytes)
+		    uint32_t bytes, uint32_t *seq)
 {
 	struct sim_pol *best = NULL;
 	struct sim_sa *use = NULL;
@@ -1250,6 +1355,8 @@ int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pf
 	int64_t now = now_s(s);
 	struct pfkey_msg out;
 
+	if (seq)
+		*seq = 0;
 	for (struct sim_pol *p = s->pols; p; p = p->next)
 		if (p->pol.dir == IPSEC_DIR_OUTBOUND && prefix_match(&p->src, src) &&
 		    prefix_match(&p->dst, dst) && (!best || p->pol.priority < best->pol.priority))
@@ -1276,9 +1383,22 @@ int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pf
 	}
 	if (use) {
 		uint32_t spi = use->spi;
-		int ret = count_use(s, use, bytes, now);
 
-		return ret ? (int64_t)ret : (int64_t)spi;
+		/* xfrm_output_one: the lifetime check, then the sequence number, then the count. */
+		if (check_expire(s, use, now)) {
+			s->stats.out_state_expired++;
+			return -EINVAL;
+		}
+		/* xfrm_replay_overflow (legacy): the counter never wraps; the SA stays. */
+		if (++use->oseq == 0) {
+			use->oseq--;
+			s->stats.out_state_seq_errors++;
+			return -EOVERFLOW;
+		}
+		account(use, bytes);
+		if (seq)
+			*seq = use->oseq;
+		return (int64_t)spi;
 	}
 	for (struct sim_sa *sa = s->sas; sa; sa = sa->next)
 		if (sa->state == ST_LARVAL && addr_eq(&sa->dst, tdst) && addr_eq(&sa->src, tsrc))

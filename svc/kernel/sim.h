@@ -19,7 +19,15 @@
  * DELETE broadcast), byte/packet lifetimes driven by sim_traffic(), ACQUIRE
  * and larval states expiring after acq_expires, DUMP newest first with seq
  * counting up and 0 last, the SPD, and silent loss when a client's queue is
- * full.
+ * full. ESP sequence numbers and replay windows as Linux keeps them for a
+ * PF_KEY SA (no ESN, window capped at 32: the legacy mode of xfrm_replay.c):
+ * each SA instance has an output counter (sim_traffic gives the number each
+ * packet carried) and a window with a 32-bit bitmap (sim_deliver takes the
+ * packet's number and accepts or refuses it, replayed and too old told
+ * apart), both zero when the SA is added, so a deleted and re-added SA sends
+ * 1, 2, ... again and accepts what its predecessor accepted; the SA's and
+ * /proc/net/xfrm_stat's counters of refused packets (sim_stats). Conformance
+ * scenarios esp_* compare this with real ESP between two namespaces.
  *
  * Where it differs (documented, by necessity): Linux fails send() itself for
  * a bad base header (shorter than 16 bytes, version, reserved, type 0 or
@@ -28,7 +36,11 @@
  * request's header echoed, len 2), and the client is not closed.
  *
  * Not modelled: AH/IPCOMP traffic, NAT-T, security contexts, X_FILTER on
- * DUMP, policy lifetimes, ACQUIRE negative acknowledgements (accepted, no
+ * DUMP, ESN and windows above 32 (XFRM only), replay/aevent notifications
+ * (XFRM_MSG_NEWAE: PF_KEY has none), ICV failures and the payload (every
+ * delivered packet authenticates; bytes are the caller's, without ESP
+ * overhead), inbound policy checks, the per-SA integrity_failed counter,
+ * policy lifetimes, ACQUIRE negative acknowledgements (accepted, no
  * reply, no ERROR state), per-flow selectors of larval states (one ACQUIRE
  * per (src, dst) pair), proposals (the ACQUIRE carries an empty PROPOSAL,
  * as for PF_KEY-installed policies), xfrm_user (netlink) listeners, network
@@ -70,28 +82,75 @@ int sim_listen(struct sim *s, const char *path);
 void sim_tick(struct sim *s);
 
 /*
- * Traffic from src to dst: the outbound policy covering it picks an SA as
- * Linux does (non-dying first, then newest add time, then latest inserted)
- * and counts bytes and one packet on it. Byte/packet limits are checked
- * before counting, as xfrm_state_check_expire does: a packet that finds the
+ * One outbound ESP packet from src to dst: the outbound policy covering it
+ * picks an SA as Linux does (non-dying first, then newest add time, then
+ * latest inserted). xfrm_output_one's order: byte/packet limits are checked
+ * first (xfrm_state_check_expire: first use stamped; a packet that finds the
  * soft limit reached fires the soft EXPIRE and goes; one that finds the hard
- * limit reached is dropped (-EINVAL) and the SA expires at once. With no SA,
- * if a client is registered, an ACQUIRE goes to registered clients and a
- * larval state is made (one per (src, dst) until it expires). Returns the
- * SPI used (> 0; an SA with SPI 0 reads as 0), 0 if no policy covers the flow
- * (sent in clear), -EAGAIN if it waits for an SA (Linux drops it silently:
- * xfrm_larval_drop), -EINVAL as above, -EPERM for a discard policy.
+ * limit reached is dropped, -EINVAL, and the SA expires at once); then the
+ * SA's output counter gives the packet its sequence number (xfrm_replay_
+ * overflow, non-ESN: 1 for a new SA instance, then 2, 3, ...); then bytes and
+ * one packet are counted. At 2^32 - 1 the counter stays there and every
+ * further packet on that SA is dropped with -EOVERFLOW (XfrmOutStateSeqError;
+ * no expiry, the SA stays: a PF_KEY SA cannot ask for XFRM_SA_XFLAG_OSEQ_MAY_
+ * WRAP). With no SA, if a client is registered, an ACQUIRE goes to registered
+ * clients and a larval state is made (one per (src, dst) until it expires).
+ *
+ * Returns the SPI used (> 0; an SA with SPI 0 reads as 0), 0 if no policy
+ * covers the flow (sent in clear), -EAGAIN if it waits for an SA (Linux drops
+ * it silently: xfrm_larval_drop), -EINVAL or -EOVERFLOW as above, -EPERM for
+ * a discard policy. *seq (if seq is not NULL) is the packet's ESP sequence
+ * number when it was sent through an SA, else 0.
  */
 int64_t sim_traffic(struct sim *s, const struct pfkey_addr *src, const struct pfkey_addr *dst,
-		    uint32_t bytes);
+		    uint32_t bytes, uint32_t *seq);
 
 /*
- * An inbound ESP packet of bytes to the SA (dst, spi) (xfrm_input: looked up
- * by dst, SPI and proto only): counts it against its byte/packet lifetimes
- * as sim_traffic does. 0, -ESRCH for no such SA, -EINVAL if it found the hard
- * limit reached (the SA is then gone, with a hard EXPIRE).
+ * One inbound ESP packet of bytes with sequence number seq to the SA (dst,
+ * spi), in xfrm_input's order: the SA is looked up by (dst, SPI, proto) only;
+ * the replay check (xfrm_replay_check_legacy: PF_KEY SAs have no ESN and a
+ * window of at most 32, af_key.c: pfkey_msg2xfrm_state); the byte/packet
+ * limits as for sim_traffic; then the window advances (xfrm_replay_advance)
+ * and bytes and one packet are counted. A refused packet counts nothing on
+ * the SA but its refusal. Returns:
+ *   0           accepted
+ *   -ESRCH      no such SA (XfrmInNoStates; a larval state: XfrmAcquireError)
+ *   -EALREADY   replayed: seq is in the window and was seen (stats.replay)
+ *   -ERANGE     too old: seq is window or more below the highest seen
+ *               (stats.replay_window)
+ *   -EPROTO     seq 0 on an SA with a window (counted in neither SA counter)
+ *   -EINVAL     it found the hard limit reached (XfrmInStateExpired; the SA is
+ *               then gone, with a hard EXPIRE)
+ * -EALREADY, -ERANGE and -EPROTO count XfrmInStateSeqError. Window 0: no
+ * replay check at all, every seq (0 too) is accepted.
  */
-int sim_deliver(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t bytes);
+int sim_deliver(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t seq,
+		uint32_t bytes);
+
+/* The sequence and replay state of one SA instance (struct xfrm_replay_state, x->stats). */
+struct sim_replay {
+	uint32_t oseq;          /* the last sequence number sent; 0 before the first */
+	uint32_t seq;           /* the highest sequence number accepted; 0 before the first */
+	uint32_t bitmap;        /* bit i: seq - i was accepted (bit 0: seq itself) */
+	uint8_t window;         /* replay window, 0..32; 0 = no replay check */
+	uint32_t replay;        /* packets refused as seen (x->stats.replay) */
+	uint32_t replay_window; /* packets refused as too old (x->stats.replay_window) */
+	uint64_t bytes, packets; /* counted (curlft): sent or accepted */
+};
+
+/* The replay state of the SA (dst, spi) (ESP) into *out. 0 or -ESRCH. */
+int sim_sa_replay(struct sim *s, const struct pfkey_addr *dst, uint32_t spi,
+		  struct sim_replay *out);
+
+/*
+ * Set the counters of the SA (dst, spi) (ESP) as XFRM_MSG_NEWAE with
+ * XFRMA_REPLAY_VAL does (xfrm_user.c: xfrm_update_ae_params): the output
+ * counter, the highest sequence number seen and the bitmap. PF_KEY itself
+ * has no such request; tests use it (e.g. to reach the counter's end). 0 or
+ * -ESRCH.
+ */
+int sim_sa_set_replay(struct sim *s, const struct pfkey_addr *dst, uint32_t spi, uint32_t oseq,
+		      uint32_t seq, uint32_t bitmap);
 
 /* Number of SAs (larval included) and policies. */
 unsigned sim_sa_count(const struct sim *s);
@@ -114,6 +173,13 @@ void sim_inject(struct sim *s, int fd, const void *buf, size_t len);
 
 struct sim_stats {
 	unsigned long requests, replies, broadcasts, dropped, expires, acquires, malformed;
+	/* As /proc/net/xfrm_stat names them: what sim_traffic and sim_deliver refused. */
+	unsigned long in_no_states;        /* XfrmInNoStates */
+	unsigned long in_acquire_errors;   /* XfrmAcquireError: a larval state's SPI */
+	unsigned long in_state_seq_errors; /* XfrmInStateSeqError: replayed, too old, seq 0 */
+	unsigned long in_state_expired;    /* XfrmInStateExpired */
+	unsigned long out_state_seq_errors; /* XfrmOutStateSeqError: the counter's end */
+	unsigned long out_state_expired;   /* XfrmOutStateExpired */
 };
 void sim_get_stats(const struct sim *s, struct sim_stats *st);
 

@@ -11,8 +11,24 @@ own pids/seqs, acquire seqs and kernel-assigned policy ids made symbolic and
 no addresses, keys or times. The transcripts are compared with golden/<name>.txt,
 which the real kernel produced (--target kernel --update, inside UML via
 tests/kernel/uml-run.sh). Prints "N passed, N failed"; exits 1 on any mismatch.
+
+The ESP scenarios (esp_*) have two hosts: a (10.7.0.1, the sender) and b
+(10.7.0.2, the receiver), each with its own SADB and PF_KEY client. On the
+kernel, a is the root network namespace and b the namespace "espb", joined by
+veth; a sends real UDP through its outbound SA and the ESP frames are
+captured on a's veth (AF_PACKET): their SPI and sequence number are the
+kernel's own. A permanent neighbour entry with a made-up MAC makes b drop
+them unseen (PACKET_OTHERHOST, before xfrm_input); a step "deliver" sends a
+captured frame again with b's real MAC, and its outcome (accepted, replay,
+too-old, ...) is read from the change of b's SA counters (`ip -s xfrm
+state`: packets, stats replay / replay-window) and /proc/net/xfrm_stat. On
+the simulator, a and b are two simd processes: "send" on a gives the SPI and
+sequence number sim_traffic used, "deliver" on b runs sim_deliver with that
+number. The transcripts show SPIs, sequence numbers, outcomes and counters,
+never bytes (ESP overhead is not modelled).
 """
 import argparse
+import ctypes
 import difflib
 import errno
 import os
@@ -164,6 +180,86 @@ def parse(data):
     return out
 
 
+# --- ESP between two hosts ---------------------------------------------------------------------
+
+ESP_NS, ESP_A, ESP_B = 'espb', '10.7.0.1', '10.7.0.2'
+FAKE_MAC = '02:00:00:00:00:99'
+ETH_P_ALL, CLONE_NEWNET = 0x0003, 0x40000000
+SEQ_ERR = 'XfrmInStateSeqError'
+
+
+def in_netns(name, make):
+    """make() run in network namespace name (sockets keep the namespace they were made in)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    home = os.open('/proc/self/ns/net', os.O_RDONLY)
+    there = os.open(f'/run/netns/{name}', os.O_RDONLY)
+    try:
+        if libc.setns(there, CLONE_NEWNET):
+            raise OSError(ctypes.get_errno(), f'setns {name}')
+        try:
+            return make()
+        finally:
+            if libc.setns(home, CLONE_NEWNET):
+                raise OSError(ctypes.get_errno(), 'setns back')
+    finally:
+        os.close(home)
+        os.close(there)
+
+
+def esp_of_frame(frame, src, dst):
+    """(spi, seq) of an Ethernet frame carrying IPv4 ESP from src to dst, else None."""
+    if len(frame) < 14 + 20 + 8 or frame[12:14] != b'\x08\x00':
+        return None
+    ip = frame[14:]
+    ihl = (ip[0] & 15) * 4
+    if ip[9] != socket.IPPROTO_ESP or socket.inet_ntoa(ip[12:16]) != src or \
+            socket.inet_ntoa(ip[16:20]) != dst or len(ip) < ihl + 8:
+        return None
+    return struct.unpack_from('!II', ip, ihl)
+
+
+def parse_ip_states(out):
+    """`ip -s xfrm state`: {spi: (packets, replay, replay_window)} (iproute2 prints the SA's
+    x->stats as "replay-window N replay N failed N" and curlft as "N(bytes), N(packets)")."""
+    sas, spi = {}, None
+    for line in out.splitlines():
+        m = re.search(r'proto esp spi (0x[0-9a-f]+)', line)
+        if m:
+            spi = int(m.group(1), 16)
+            sas[spi] = [None, None, None]
+            continue
+        if spi is None:
+            continue
+        m = re.match(r'\s+(\d+)\(bytes\), (\d+)\(packets\)', line)
+        if m:
+            sas[spi][0] = int(m.group(2))
+        m = re.search(r'replay-window (\d+) replay (\d+) failed (\d+)', line)
+        if m:
+            sas[spi][1], sas[spi][2] = int(m.group(2)), int(m.group(1))
+    return {k: tuple(v) for k, v in sas.items()}
+
+
+def outcome_of(before, after, spi):
+    """What one delivered frame did, from b's counters before and after it."""
+    (sas0, st0), (sas1, st1) = before, after
+    d = lambda key: st1.get(key, 0) - st0.get(key, 0)
+    if spi in sas0 and spi in sas1:
+        (p0, r0, w0), (p1, r1, w1) = sas0[spi], sas1[spi]
+        if p1 == p0 + 1:
+            return 'accepted'
+        if r1 == r0 + 1:
+            return 'replay'
+        if w1 == w0 + 1:
+            return 'too-old'
+        if d(SEQ_ERR):
+            return 'seq-zero'
+    if d('XfrmInNoStates') or d('XfrmAcquireError'):
+        return 'no-state'
+    if d('XfrmInStateExpired'):
+        return 'expired'
+    return 'lost'
+
+
 # --- targets -----------------------------------------------------------------------------------
 
 class Client:
@@ -187,12 +283,91 @@ class KernelTarget:
         subprocess.run('ip link add d0 type dummy && ip link set d0 up && '
                        'ip addr add 10.1.0.1/24 dev d0', shell=True, check=True)
 
+        self.esp = False
+
     def reset(self):
         subprocess.run(['ip', 'xfrm', 'state', 'flush'], check=True)
         subprocess.run(['ip', 'xfrm', 'policy', 'flush'], check=True)
+        if self.esp:
+            subprocess.run(['ip', '-n', ESP_NS, 'xfrm', 'state', 'flush'], check=True)
+            subprocess.run(['ip', '-n', ESP_NS, 'xfrm', 'policy', 'flush'], check=True)
+        self.frames = {}
 
-    def client(self, name):
+    def client(self, name, host='a'):
+        if host == 'b':
+            return Client(name, in_netns(ESP_NS, lambda: socket.socket(PF_KEY, socket.SOCK_RAW,
+                                                                         PF_KEY_V2)))
         return Client(name, socket.socket(PF_KEY, socket.SOCK_RAW, PF_KEY_V2))
+
+    def esp_hosts(self):
+        """Host b: the namespace espb, veth to the root (host a); a's frames to b are captured
+        on the way and dropped by b (a made-up destination MAC) until delivered again."""
+        if not self.esp:
+            subprocess.run(f'ip netns add {ESP_NS} && '
+                           f'ip link add va type veth peer name vb netns {ESP_NS} && '
+                           f'ip addr add {ESP_A}/24 dev va && ip link set va up && '
+                           f'ip -n {ESP_NS} addr add {ESP_B}/24 dev vb && '
+                           f'ip -n {ESP_NS} link set vb up && ip -n {ESP_NS} link set lo up && '
+                           f'ip neigh replace {ESP_B} lladdr {FAKE_MAC} dev va nud permanent',
+                           shell=True, check=True)
+            out = subprocess.run(['ip', '-n', ESP_NS, '-o', 'link', 'show', 'vb'], check=True,
+                                 capture_output=True, text=True).stdout
+            self.b_mac = bytes.fromhex(re.search(r'link/ether (\S+)', out).group(1)
+                                       .replace(':', ''))
+            self.pkt = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            self.pkt.bind(('va', ETH_P_ALL))
+            self.esp = True
+        self.base = self.b_counters()
+
+    def send(self, src, dst, nbytes):
+        """UDP src -> dst; the ESP frame it became, captured on va: (spi, seq), or a text."""
+        while select.select([self.pkt], [], [], 0)[0]:
+            self.pkt.recv(65536)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((src, 0))
+            try:
+                u.sendto(b'x' * nbytes, (dst, 9999))
+            except OSError as e:
+                return f'errno={e.errno}'
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            if not select.select([self.pkt], [], [], max(0.0, end - time.monotonic()))[0]:
+                break
+            frame = self.pkt.recv(65536)
+            esp = esp_of_frame(frame, src, dst)
+            if esp:
+                self.frames.setdefault(esp, []).append(frame)
+                return esp
+        return 'no ESP frame'
+
+    def deliver(self, dst, spi, seq, old):
+        """The captured frame (spi, seq) (the first one sent with it if old, else the last)
+        to b; its outcome from b's counters."""
+        frames = self.frames.get((spi, seq))
+        if not frames:
+            return 'not captured'
+        frame = frames[0] if old else frames[-1]
+        before = self.b_counters()
+        self.pkt.send(self.b_mac + frame[6:])
+        time.sleep(0.05)
+        after = self.b_counters()
+        return outcome_of(before, after, spi)
+
+    def b_counters(self):
+        """Host b's SAs by SPI {spi: (packets, replay, replay_window)} and its xfrm_stat."""
+        out = subprocess.run(['ip', '-n', ESP_NS, '-s', 'xfrm', 'state'], check=True,
+                             capture_output=True, text=True).stdout
+        stat = subprocess.run(['ip', 'netns', 'exec', ESP_NS, 'cat', '/proc/net/xfrm_stat'],
+                              check=True, capture_output=True, text=True).stdout
+        return parse_ip_states(out), {k: int(v) for k, v in
+                                      (line.split() for line in stat.splitlines())}
+
+    def counters(self, dst, spi):
+        """b's SA (dst, spi): packets accepted, replay, replay_window; and XfrmInStateSeqError
+        since esp_hosts()."""
+        sas, stat = self.b_counters()
+        packets, replay, window = sas.get(spi, (None, None, None))
+        return packets, replay, window, stat[SEQ_ERR] - self.base[1][SEQ_ERR]
 
     def traffic(self, src, dst, nbytes):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
@@ -215,27 +390,63 @@ class SimTarget:
     def __init__(self, args):
         self.simd, self.dir = args.simd, args.workdir
         self.proc = None
+        self.b = None
 
     def reset(self):
         self.close()
-        self.path = os.path.join(self.dir, 'pfkey.sock')
-        self.ctl_path = os.path.join(self.dir, 'control.sock')
-        for p in (self.path, self.ctl_path):
+        self.path, self.proc, self.ctl, self.ctl_file = self.start('')
+
+    def start(self, tag):
+        """A simd: its PF_KEY socket path, process, control socket and its file."""
+        path = os.path.join(self.dir, f'pfkey{tag}.sock')
+        ctl_path = os.path.join(self.dir, f'control{tag}.sock')
+        for p in (path, ctl_path):
             if os.path.exists(p):
                 os.unlink(p)
-        self.proc = subprocess.Popen([self.simd, self.path, self.ctl_path, '--acq-expires', '3'])
+        proc = subprocess.Popen([self.simd, path, ctl_path, '--acq-expires', '3'])
         for _ in range(200):
-            if os.path.exists(self.ctl_path):
+            if os.path.exists(ctl_path):
                 break
             time.sleep(0.02)
-        self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.ctl.connect(self.ctl_path)
-        self.ctl_file = self.ctl.makefile('r')
+        ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl.connect(ctl_path)
+        return path, proc, ctl, ctl.makefile('r')
 
-    def client(self, name):
+    def client(self, name, host='a'):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.connect(self.path)
+        s.connect(self.b[0] if host == 'b' else self.path)
         return Client(name, s)
+
+    def esp_hosts(self):
+        """Host b: a second simd (a is the first)."""
+        if not self.b:
+            self.b = self.start('-b')
+
+    def ask(self, host, line):
+        ctl, f = (self.b[2], self.b[3]) if host == 'b' else (self.ctl, self.ctl_file)
+        ctl.sendall(f'{line}\n'.encode())
+        return f.readline().strip()
+
+    def send(self, src, dst, nbytes):
+        ret, seq = (int(w) for w in self.ask('a', f'send {src} {dst} {nbytes}').split())
+        if seq:
+            return ret & 0xffffffff, seq
+        # As traffic(): -EAGAIN (held for an acquire) is a silent drop on Linux.
+        return 'sent in clear' if ret == 0 else 'no ESP frame' if ret == -errno.EAGAIN \
+            else f'errno={-ret}'
+
+    def deliver(self, dst, spi, seq, old):
+        # No payload is modelled: an old frame and a new one with the same seq are the same.
+        return self.ask('b', f'deliver {dst} {spi:#x} {seq} 100')
+
+    def counters(self, dst, spi):
+        words = self.ask('b', f'replay {dst} {spi:#x}').split()
+        st = self.ask('b', 'stats').split()
+        seq_err = dict(zip(st[::2], map(int, st[1::2])))['in_state_seq_errors']
+        if words == ['no-state']:
+            return None, None, None, seq_err
+        r = dict(zip(words[::2], map(int, words[1::2])))
+        return r['packets'], r['replay'], r['replay_window'], seq_err
 
     def traffic(self, src, dst, nbytes):
         self.ctl.sendall(f'traffic {src} {dst} {nbytes}\n'.encode())
@@ -245,17 +456,24 @@ class SimTarget:
         return 'sent' if ret >= 0 or ret == -errno.EAGAIN else f'errno={-ret}'
 
     def close(self):
+        if self.b:
+            b, self.b = self.b, None
+            self.stop(b[1], b[2], b[3])
         if not self.proc:
             return
-        self.ctl.sendall(b'quit\n')
-        self.ctl_file.readline()
-        self.ctl.close()
+        proc, self.proc = self.proc, None
+        self.stop(proc, self.ctl, self.ctl_file)
+
+    @staticmethod
+    def stop(proc, ctl, ctl_file):
+        ctl.sendall(b'quit\n')
+        ctl_file.readline()
+        ctl.close()
         try:
-            rc = self.proc.wait(10)
+            rc = proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGTERM)
-            rc = self.proc.wait(10)
-        self.proc = None
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(10)
         if rc != 0:
             raise RuntimeError(f'simd exited {rc}')
 
@@ -373,6 +591,58 @@ class Run:
         for _ in range(count):
             self.lines.append(f'  traffic: {self.t.traffic(src, dst, nbytes)}')
         self.collect()
+
+    def open_hosts(self):
+        """The two ESP hosts: client a on host a (the sender), client b on host b."""
+        self.t.esp_hosts()
+        self.clients['a'] = self.t.client('a', 'a')
+        self.clients['b'] = self.t.client('b', 'b')
+        if isinstance(self.t, SimTarget):
+            time.sleep(0.3)
+
+    def both(self, label, build):
+        """The same request from a on host a and from b on host b."""
+        for who in ('a', 'b'):
+            self.req(who, label, build)
+
+    def send(self, count=1, src=ESP_A, dst=ESP_B):
+        """count UDP packets a -> b; each one's SPI and ESP sequence number (runs of
+        consecutive numbers on one SPI shown as first..last)."""
+        self.step_no += 1
+        self.lines.append(f'step {self.step_no}: send {src} -> {dst} x{count}')
+        got = [self.t.send(src, dst, 100) for _ in range(count)]
+        runs = []
+        for g in got:
+            if isinstance(g, tuple) and runs and isinstance(runs[-1][0], tuple) and \
+                    runs[-1][0][0] == g[0] and runs[-1][1][1] + 1 == g[1]:
+                runs[-1][1] = g
+            else:
+                runs.append([g, g])
+        for first, last in runs:
+            if not isinstance(first, tuple):
+                self.lines.append(f'  send: {first}')
+            elif first == last:
+                self.lines.append(f'  send: spi={first[0]:#x} seq={first[1]}')
+            else:
+                self.lines.append(f'  send: spi={first[0]:#x} seq={first[1]}..{last[1]}')
+        self.collect()
+
+    def deliver(self, spi, seqs, old=False, dst=ESP_B):
+        """The packets (spi, seq) sent earlier, delivered to b in this order (old: the first
+        frame sent with that number, where the SA instance sent it twice)."""
+        self.step_no += 1
+        self.lines.append(f'step {self.step_no}: deliver to b spi={spi:#x} '
+                          f'seq={",".join(map(str, seqs))}{" (old frames)" if old else ""}')
+        for seq in seqs:
+            self.lines.append(f'  deliver seq={seq}: {self.t.deliver(dst, spi, seq, old)}')
+        self.collect()
+
+    def counters(self, spi, dst=ESP_B):
+        packets, replay, window, seq_err = self.t.counters(dst, spi)
+        self.step_no += 1
+        self.lines.append(f'step {self.step_no}: counters of b spi={spi:#x}')
+        self.lines.append(f'  packets={packets} replay={replay} replay-window={window} '
+                          f'XfrmInStateSeqError={seq_err}')
 
     def close(self):
         for c in self.clients.values():
@@ -611,6 +881,62 @@ def sc_promisc(r):
           lambda s, p: sa_msg('DELETE', SATYPE_ESP, s, p, 0xa001, *V4, keys=False))
 
 
+def esp_spdadd(seq, pid):
+    """SPDADD out 10.7.0.1/32 -> 10.7.0.2/32, any protocol, esp/transport/require."""
+    return msg('X_SPDADD', SATYPE_UNSPEC, seq, pid, ext_addr(EXT_SRC, ESP_A, 32, 255),
+               ext_addr(EXT_DST, ESP_B, 32, 255), ext_policy())
+
+
+def esp_sa(mtype, spi, keys=True):
+    return lambda s, p: sa_msg(mtype, SATYPE_ESP, s, p, spi, ESP_A, ESP_B, keys=keys, replay=32)
+
+
+def sc_esp_replay_window(r):
+    """The legacy replay window (32, PF_KEY's cap): 1..5, 3 again, 100, 60 (too old), 99."""
+    r.open_hosts()
+    r.req('a', 'SPDADD out 10.7.0.1 -> 10.7.0.2 esp/transport/require', esp_spdadd)
+    r.both('ADD 0xc001 replay 32', esp_sa('ADD', 0xc001))
+    r.send(100)
+    r.deliver(0xc001, [1, 2, 3, 4, 5, 3, 100, 60, 99])
+    r.counters(0xc001)
+
+
+def sc_esp_readd(r):
+    """The SA deleted and re-added with the same SPI and keys on both hosts: the sender
+    counts from 1 again and the receiver's window is empty, so an old packet is accepted
+    again (the defect key schedule v2 removes)."""
+    r.open_hosts()
+    r.req('a', 'SPDADD out 10.7.0.1 -> 10.7.0.2 esp/transport/require', esp_spdadd)
+    r.both('ADD 0xc101', esp_sa('ADD', 0xc101))
+    r.send(3)
+    r.deliver(0xc101, [1, 2, 3, 2])
+    r.both('DELETE 0xc101', esp_sa('DELETE', 0xc101, keys=False))
+    r.both('ADD 0xc101 again, same keys', esp_sa('ADD', 0xc101))
+    r.send(1)
+    r.deliver(0xc101, [2], old=True)
+    r.deliver(0xc101, [1])
+    r.deliver(0xc101, [1, 3], old=True)
+    r.counters(0xc101)
+
+
+def sc_esp_two_out(r):
+    """Two outbound SAs of one flow: the newest add time carries it; each SA counts on its
+    own, and traffic falls back to the older one, which goes on from where it was."""
+    r.open_hosts()
+    r.req('a', 'SPDADD out 10.7.0.1 -> 10.7.0.2 esp/transport/require', esp_spdadd)
+    r.both('ADD 0xc201', esp_sa('ADD', 0xc201))
+    r.send(2)
+    r.step('wait 1.2s: the next SA has a later add time', wait=1.2)
+    r.both('ADD 0xc202', esp_sa('ADD', 0xc202))
+    r.send(3)
+    r.req('a', 'DELETE 0xc202 on a', esp_sa('DELETE', 0xc202, keys=False))
+    r.send(1)
+    r.deliver(0xc201, [1, 2, 3])
+    r.deliver(0xc202, [1, 2, 3, 2])
+    r.counters(0xc201)
+    r.counters(0xc202)
+
+
 SCENARIOS = {
     'register': sc_register,
     'add_get_delete': sc_add_get_delete,
@@ -625,6 +951,9 @@ SCENARIOS = {
     'traffic': sc_traffic,
     'acquire_answer': sc_acquire_answer,
     'promisc': sc_promisc,
+    'esp_replay_window': sc_esp_replay_window,
+    'esp_readd': sc_esp_readd,
+    'esp_two_out': sc_esp_two_out,
 }
 
 # Known, explained differences of a target from the golden (kernel) transcript:

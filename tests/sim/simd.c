@@ -20,6 +20,16 @@
  *
  * The control socket (SOCK_STREAM) takes one command a line:
  *   traffic SRC DST BYTES  -> the return value of sim_traffic, a line
+ *   send SRC DST BYTES     -> "RET SEQ": sim_traffic's return value (the SPI
+ *                             used, 0 in clear, -errno) and the packet's ESP
+ *                             sequence number (0 when no SA carried it)
+ *   deliver DST SPI SEQ BYTES -> sim_deliver's outcome for an ESP packet with
+ *                             that sequence number: "accepted", "replay",
+ *                             "too-old", "seq-zero", "no-state", "expired"
+ *   replay DST SPI         -> "oseq N seq N bitmap N window N replay N
+ *                             replay_window N packets N bytes N" (sim_sa_replay)
+ *                             or "no-state"
+ *   setreplay DST SPI OSEQ SEQ BITMAP -> "ok" or "no-state" (sim_sa_set_replay)
  *   drop PERMILLE SEED     -> "ok": from now on each reply and broadcast to
  *                             any client is lost with probability
  *                             PERMILLE/1000 (sim_drop_rate; 0 = off)
@@ -29,7 +39,9 @@
  *   inject HEX             -> "ok": these raw bytes (e.g. a malformed
  *                             message) to every client (sim_inject)
  *   stats                  -> "requests N replies N broadcasts N dropped N
- *                             malformed N sas N"
+ *                             malformed N sas N in_no_states N
+ *                             in_state_seq_errors N in_state_expired N
+ *                             out_state_seq_errors N out_state_expired N"
  *   quit                   -> "ok", then simd exits
  * These let tests/sim drive faults into a daemon connected with sim_connect.
  */
@@ -106,11 +118,33 @@ static void shutdown_all(void)
 	uv_walk(&loop, close_any, NULL);
 }
 
+/* sim_deliver's return value as the control protocol names it. */
+static const char *outcome(int ret)
+{
+	switch (ret) {
+	case 0:
+		return "accepted\n";
+	case -EALREADY:
+		return "replay\n";
+	case -ERANGE:
+		return "too-old\n";
+	case -EPROTO:
+		return "seq-zero\n";
+	case -ESRCH:
+		return "no-state\n";
+	case -EINVAL:
+		return "expired\n";
+	default:
+		return "error\n";
+	}
+}
+
 static void command(struct conn *c, char *line)
 {
 	char src_text[128], dst_text[128], out[64];
 	unsigned long bytes;
 	unsigned permille, seed, ms;
+	long spi, seq, oseq, bitmap;
 	static unsigned char raw[4096];
 	struct pfkey_addr src, dst;
 
@@ -152,17 +186,61 @@ static void command(struct conn *c, char *line)
 
 		sim_get_stats(sim, &st);
 		snprintf(text, sizeof(text),
-			 "requests %lu replies %lu broadcasts %lu dropped %lu malformed %lu sas %u\n",
+			 "requests %lu replies %lu broadcasts %lu dropped %lu malformed %lu sas %u "
+			 "in_no_states %lu in_state_seq_errors %lu in_state_expired %lu "
+			 "out_state_seq_errors %lu out_state_expired %lu\n",
 			 st.requests, st.replies, st.broadcasts, st.dropped, st.malformed,
-			 sim_sa_count(sim));
+			 sim_sa_count(sim), st.in_no_states, st.in_state_seq_errors,
+			 st.in_state_expired, st.out_state_seq_errors, st.out_state_expired);
 		reply(c, text);
 		return;
 	}
 	if (sscanf(line, "traffic %127s %127s %lu", src_text, dst_text, &bytes) == 3 &&
 	    !pfkey_addr_from_string(&src, src_text) && !pfkey_addr_from_string(&dst, dst_text)) {
 		snprintf(out, sizeof(out), "%lld\n",
-			 (long long)sim_traffic(sim, &src, &dst, (uint32_t)bytes));
+			 (long long)sim_traffic(sim, &src, &dst, (uint32_t)bytes, NULL));
 		reply(c, out);
+		return;
+	}
+	if (sscanf(line, "send %127s %127s %lu", src_text, dst_text, &bytes) == 3 &&
+	    !pfkey_addr_from_string(&src, src_text) && !pfkey_addr_from_string(&dst, dst_text)) {
+		uint32_t used;
+		int64_t ret = sim_traffic(sim, &src, &dst, (uint32_t)bytes, &used);
+
+		snprintf(out, sizeof(out), "%lld %u\n", (long long)ret, used);
+		reply(c, out);
+		return;
+	}
+	if (sscanf(line, "deliver %127s %li %li %lu", dst_text, &spi, &seq, &bytes) == 4 &&
+	    !pfkey_addr_from_string(&dst, dst_text)) {
+		reply(c, outcome(sim_deliver(sim, &dst, (uint32_t)spi, (uint32_t)seq,
+					     (uint32_t)bytes)));
+		return;
+	}
+	if (sscanf(line, "replay %127s %li", dst_text, &spi) == 2 &&
+	    !pfkey_addr_from_string(&dst, dst_text)) {
+		struct sim_replay r;
+		char text[256];
+
+		if (sim_sa_replay(sim, &dst, (uint32_t)spi, &r)) {
+			reply(c, "no-state\n");
+			return;
+		}
+		snprintf(text, sizeof(text),
+			 "oseq %u seq %u bitmap %u window %u replay %u replay_window %u "
+			 "packets %llu bytes %llu\n",
+			 r.oseq, r.seq, r.bitmap, r.window, r.replay, r.replay_window,
+			 (unsigned long long)r.packets, (unsigned long long)r.bytes);
+		reply(c, text);
+		return;
+	}
+	if (sscanf(line, "setreplay %127s %li %li %li %li", dst_text, &spi, &oseq, &seq,
+		   &bitmap) == 5 &&
+	    !pfkey_addr_from_string(&dst, dst_text)) {
+		reply(c, sim_sa_set_replay(sim, &dst, (uint32_t)spi, (uint32_t)oseq, (uint32_t)seq,
+					   (uint32_t)bitmap) ?
+				 "no-state\n" :
+				 "ok\n");
 		return;
 	}
 	reply(c, "error\n");

@@ -148,6 +148,25 @@ hard_slack = 30s
         words = self.simctl("stats").split()
         return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
 
+    def sim_send(self, src, dst, nbytes=100):
+        """One ESP packet src -> dst through the simulated SADB (simd "send"): (spi, seq)
+        of the SA and sequence number that carried it, or (-errno or 0, 0) when none did."""
+        ret, seq = (int(w) for w in self.simctl(f"send {src} {dst} {nbytes}").split())
+        return ret, seq
+
+    def sim_deliver(self, dst, spi, seq, nbytes=100):
+        """An inbound ESP packet with this sequence number to the SA (dst, spi) (simd
+        "deliver"): "accepted", "replay", "too-old", "seq-zero", "no-state" or "expired"."""
+        return self.simctl(f"deliver {dst} {spi:#x} {seq} {nbytes}")
+
+    def sim_sa_replay(self, dst, spi):
+        """The SA's sequence and replay state (simd "replay"): a dict with oseq, seq,
+        bitmap, window, replay, replay_window, packets, bytes; None if there is no such SA."""
+        words = self.simctl(f"replay {dst} {spi:#x}").split()
+        if words == ["no-state"]:
+            return None
+        return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
     def dump(self):
         """Every SA in the simulated SADB, as a list of (spi, src, dst) (duplicates kept)."""
         while select.select([self.obs], [], [], 0)[0]:

@@ -282,19 +282,19 @@ static void test_acquire(void **state)
 	assert_int_equal(r.type, SADB_X_SPDADD);
 	assert_true(next_msg(e->a, buf, &r));
 	assert_int_equal(r.errno_val, EEXIST);
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), -EAGAIN);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), -EAGAIN);
 	assert_true(next_msg(e->a, buf, &r));
 	assert_int_equal(r.type, SADB_ACQUIRE);
 	assert_int_equal(r.pid, 0);
 	assert_int_equal(r.seq, 1);
 	assert_false(next_msg(e->b, buf, &r));
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), -EAGAIN); /* larval: no new ACQUIRE */
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), -EAGAIN); /* larval: no new ACQUIRE */
 	assert_false(next_msg(e->a, buf, &r));
 	sa_msg(&m, SADB_ADD, 0x300, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
 	m.seq = 1; /* the acquire's seq replaces the larval state */
 	send_msg(e, e->a, &m);
 	assert_int_equal(sim_sa_count(e->sim), 1);
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x300);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), 0x300);
 }
 
 /* --- fault injection and edge cases ------------------------------------------------- */
@@ -535,16 +535,16 @@ static void test_packet_lifetimes(void **state)
 	send_msg(e, e->a, &m);
 	drain(e->a);
 	drain(e->b);
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x800);
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x800);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), 0x800);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), 0x800);
 	assert_false(next_msg(e->a, buf, &r));
 	/* This one finds 2: the soft EXPIRE, and it is still sent. */
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), 0x800);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), 0x800);
 	assert_true(next_msg(e->a, buf, &r));
 	assert_int_equal(r.type, SADB_EXPIRE);
 	assert_int_equal(r.state, SADB_SASTATE_DYING);
 	assert_int_equal(r.current.allocations, 2);
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), -EINVAL); /* finds 3: dropped */
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), -EINVAL); /* finds 3: dropped */
 	assert_true(next_msg(e->a, buf, &r));
 	assert_int_equal(r.type, SADB_EXPIRE);
 	assert_int_equal(r.state, SADB_SASTATE_DEAD);
@@ -554,7 +554,7 @@ static void test_packet_lifetimes(void **state)
 	assert_false(next_msg(e->b, buf, &r)); /* no DELETE, and no EXPIRE to the unregistered */
 	assert_int_equal(sim_sa_count(e->sim), 0);
 	/* Then the next packet asks for a new SA. */
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100), -EAGAIN);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, NULL), -EAGAIN);
 	assert_true(next_msg(e->a, buf, &r));
 	assert_int_equal(r.type, SADB_ACQUIRE);
 }
@@ -571,14 +571,213 @@ static void test_deliver_inbound(void **state)
 	sa_msg(&m, SADB_ADD, 0x900, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
 	send_msg(e, e->a, &m);
 	drain(e->a);
-	assert_int_equal(sim_deliver(e->sim, &dst, 0x900, 120), 0);
-	assert_int_equal(sim_deliver(e->sim, &dst, 0x901, 120), -ESRCH);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0x900, 1, 120), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0x901, 1, 120), -ESRCH);
 	sa_msg(&m, SADB_GET, 0x900, "192.0.2.1", "192.0.2.2", 0, 0, 0);
 	send_msg(e, e->a, &m);
 	assert_true(next_msg(e->a, buf, &r));
 	assert_int_equal(r.current.allocations, 1);
 	assert_int_equal(r.current.bytes, 120);
 	assert_int_equal(r.current.usetime, (uint64_t)fake_now);
+}
+
+/* An ESP SA 0x%x 192.0.2.1 -> 192.0.2.2 with this replay window (SADB_ADD), its broadcasts drained. */
+static void add_sa_window(struct env *e, uint32_t spi, uint8_t window)
+{
+	struct pfkey_msg m;
+
+	sa_msg(&m, SADB_ADD, spi, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 0);
+	m.replay = window;
+	send_msg(e, e->a, &m);
+	drain(e->a);
+	drain(e->b);
+}
+
+static void delete_sa(struct env *e, uint32_t spi)
+{
+	struct pfkey_msg m;
+
+	sa_msg(&m, SADB_DELETE, spi, "192.0.2.1", "192.0.2.2", 0, 0, 0);
+	send_msg(e, e->a, &m);
+	drain(e->a);
+	drain(e->b);
+}
+
+/*
+ * xfrm_replay_check_legacy / xfrm_replay_advance with a window of 32 (the
+ * request's 64 capped): 1..5, 3 again, 100, 60, 99, 68, 69, 100 again, 0.
+ */
+static void test_replay_window(void **state)
+{
+	struct env *e = *state;
+	struct pfkey_addr dst;
+	struct sim_replay r;
+	struct sim_stats st;
+
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	add_sa_window(e, 0xa00, 64);
+	for (uint32_t seq = 1; seq <= 5; seq++)
+		assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, seq, 100), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 3, 100), -EALREADY);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 100, 100), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 60, 100), -ERANGE);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 99, 100), 0);
+	/* 100 - 68 = 32 = the window: too old; 69 is its last slot. */
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 68, 100), -ERANGE);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 69, 100), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 100, 100), -EALREADY);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa00, 0, 100), -EPROTO);
+	assert_int_equal(sim_sa_replay(e->sim, &dst, 0xa00, &r), 0);
+	assert_int_equal(r.window, 32);
+	assert_int_equal(r.seq, 100);
+	assert_int_equal(r.bitmap, 1u | 1u << 1 | 1u << 31);
+	assert_int_equal(r.oseq, 0);
+	assert_int_equal(r.replay, 2);
+	assert_int_equal(r.replay_window, 2);
+	/* Only accepted packets count: 1..5, 100, 99, 69. */
+	assert_int_equal(r.packets, 8);
+	assert_int_equal(r.bytes, 800);
+	sim_get_stats(e->sim, &st);
+	assert_int_equal(st.in_state_seq_errors, 5);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa01, 1, 100), -ESRCH);
+	sim_get_stats(e->sim, &st);
+	assert_int_equal(st.in_no_states, 1);
+	assert_int_equal(sim_sa_replay(e->sim, &dst, 0xa01, &r), -ESRCH);
+}
+
+/* A jump of the window or more clears the bitmap; a window of 0 checks nothing, 0 included. */
+static void test_replay_jump_and_window_zero(void **state)
+{
+	struct env *e = *state;
+	struct pfkey_addr dst;
+	struct sim_replay r;
+
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	add_sa_window(e, 0xa10, 8);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa10, 1, 10), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa10, 2, 10), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa10, 10, 10), 0); /* diff 8 = window */
+	assert_int_equal(sim_sa_replay(e->sim, &dst, 0xa10, &r), 0);
+	assert_int_equal(r.bitmap, 1);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa10, 3, 10), 0);  /* diff 7: in, unseen */
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa10, 2, 10), -ERANGE); /* diff 8 */
+	add_sa_window(e, 0xa11, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sim_deliver(e->sim, &dst, 0xa11, 7, 10), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa11, 0, 10), 0);
+	assert_int_equal(sim_sa_replay(e->sim, &dst, 0xa11, &r), 0);
+	assert_int_equal(r.packets, 4);
+	assert_int_equal(r.seq, 0); /* no window, no state kept */
+}
+
+/* A replayed packet is refused before the lifetime check: it neither expires nor counts. */
+static void test_replay_before_lifetime(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg m, r;
+	struct pfkey_addr dst;
+	struct sim_stats st;
+
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	do_register(e, e->a);
+	drain(e->a);
+	sa_msg(&m, SADB_ADD, 0xa20, "192.0.2.1", "192.0.2.2", SADB_X_EALG_AESCBC, 0, 1000);
+	m.soft.allocations = 100;
+	m.hard.allocations = 2;
+	send_msg(e, e->a, &m);
+	drain(e->a);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa20, 1, 10), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa20, 2, 10), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa20, 2, 10), -EALREADY);
+	assert_false(next_msg(e->a, buf, &r));
+	assert_int_equal(sim_sa_count(e->sim), 1);
+	/* A new seq reaches the lifetime check: hard limit 2 reached, the SA goes. */
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xa20, 3, 10), -EINVAL);
+	assert_true(next_msg(e->a, buf, &r));
+	assert_int_equal(r.type, SADB_EXPIRE);
+	assert_int_equal(r.state, SADB_SASTATE_DEAD);
+	assert_int_equal(r.current.allocations, 2);
+	sim_get_stats(e->sim, &st);
+	assert_int_equal(st.in_state_expired, 1);
+	assert_int_equal(st.in_state_seq_errors, 1);
+}
+
+/*
+ * Outbound: 1, 2, 3 on a new SA; the newest SA carries and counts from 1 on
+ * its own; deleted and re-added, an SA starts at 1 again (the defect that key
+ * schedule v2 avoids), and so does the receiver's window (a replay accepted).
+ */
+static void test_output_seq_per_instance(void **state)
+{
+	struct env *e = *state;
+	struct pfkey_addr src, dst;
+	uint32_t seq;
+
+	pfkey_addr_from_string(&src, "192.0.2.1");
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	add_out_policy(e, "192.0.2.1", "192.0.2.2");
+	add_sa_window(e, 0xb01, 32);
+	for (uint32_t want = 1; want <= 3; want++) {
+		assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), 0xb01);
+		assert_int_equal(seq, want);
+	}
+	fake_now++;
+	add_sa_window(e, 0xb02, 32);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), 0xb02);
+	assert_int_equal(seq, 1);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), 0xb02);
+	assert_int_equal(seq, 2);
+	delete_sa(e, 0xb02);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), 0xb01);
+	assert_int_equal(seq, 4);
+	/* The same SA seen as the receiver's: 1..4 accepted, 2 again refused. */
+	for (uint32_t i = 1; i <= 4; i++)
+		assert_int_equal(sim_deliver(e->sim, &dst, 0xb01, i, 100), 0);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xb01, 2, 100), -EALREADY);
+	delete_sa(e, 0xb01);
+	add_sa_window(e, 0xb01, 32);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), 0xb01);
+	assert_int_equal(seq, 1);
+	assert_int_equal(sim_deliver(e->sim, &dst, 0xb01, 2, 100), 0);
+	/* No SA: no sequence number. */
+	delete_sa(e, 0xb01);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), -EAGAIN);
+	assert_int_equal(seq, 0);
+}
+
+/* xfrm_replay_overflow: at 2^32 - 1 the counter stays and every packet is refused; no expiry. */
+static void test_output_seq_overflow(void **state)
+{
+	struct env *e = *state;
+	uint8_t buf[65536];
+	struct pfkey_msg r;
+	struct pfkey_addr src, dst;
+	struct sim_replay rs;
+	struct sim_stats st;
+	uint32_t seq;
+
+	pfkey_addr_from_string(&src, "192.0.2.1");
+	pfkey_addr_from_string(&dst, "192.0.2.2");
+	do_register(e, e->a);
+	drain(e->a);
+	add_out_policy(e, "192.0.2.1", "192.0.2.2");
+	add_sa_window(e, 0xc01, 32);
+	assert_int_equal(sim_sa_set_replay(e->sim, &dst, 0xc02, 1, 0, 0), -ESRCH);
+	assert_int_equal(sim_sa_set_replay(e->sim, &dst, 0xc01, 0xfffffffeu, 0, 0), 0);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), 0xc01);
+	assert_int_equal(seq, 0xffffffffu);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sim_traffic(e->sim, &src, &dst, 100, &seq), -EOVERFLOW);
+		assert_int_equal(seq, 0);
+	}
+	assert_int_equal(sim_sa_replay(e->sim, &dst, 0xc01, &rs), 0);
+	assert_int_equal(rs.oseq, 0xffffffffu);
+	assert_int_equal(rs.packets, 1);
+	assert_false(next_msg(e->a, buf, &r)); /* no EXPIRE */
+	assert_int_equal(sim_sa_count(e->sim), 1);
+	sim_get_stats(e->sim, &st);
+	assert_int_equal(st.out_state_seq_errors, 2);
 }
 
 /* GETSPI: a larval state owns the SPI (ADD: EEXIST; UPDATE matures it); leftovers expire. */
@@ -651,7 +850,7 @@ static void test_unspec_register_and_no_key_manager(void **state)
 	pfkey_addr_from_string(&src, "192.0.2.1");
 	pfkey_addr_from_string(&dst, "192.0.2.2");
 	add_out_policy(e, "192.0.2.1", "192.0.2.2");
-	assert_int_equal(sim_traffic(e->sim, &src, &dst, 10), -EAGAIN);
+	assert_int_equal(sim_traffic(e->sim, &src, &dst, 10, NULL), -EAGAIN);
 	assert_false(next_msg(e->a, buf, &r));
 	assert_int_equal(sim_sa_count(e->sim), 0);
 }
@@ -896,6 +1095,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rcvbuf_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_packet_lifetimes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_inbound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_jump_and_window_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_before_lifetime, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_seq_per_instance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_seq_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_getspi, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unspec_register_and_no_key_manager, setup,
 						teardown),
