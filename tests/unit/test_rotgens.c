@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: ISC */
-/* Unit tests for rotate/gens and rot_plan_gens: the series, spares, promotion, and a two-host property. */
+/* Unit tests for rotate/gens (the rules) and rot_plan_gens: the series, spares, promotion, and a two-host property. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
