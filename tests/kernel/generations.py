@@ -215,7 +215,7 @@ def alerts_since(mark, ns):
     return found
 
 
-def want_alert(mark, ns, event, label, timeout=15):
+def want_alert(mark, ns, event, label, timeout=5):
     ok = wait_until(lambda: (event, "ab") in alerts_since(mark, ns), timeout, 0.2)
     check(ok, f"{label}: {ns} alerted {event} naming link ab "
           f"(alerts: {sorted(set(alerts_since(mark, ns)))})")
@@ -275,7 +275,7 @@ def event(label, hosts, how, at=None):
     before = {ns: arrivals(ns, pre[PEER[ns]][0]) for ns in "ab"}
     if at:
         at()
-    elif how == "kill":
+    elif how in ("kill", "flush", "del-in"):
         # A random instant after the recorded traffic, to vary what the last dump saw.
         time.sleep(rng.uniform(0, REFRESH + 1))
     mark = marks()
@@ -307,9 +307,10 @@ def event(label, hosts, how, at=None):
         name = pre[PEER[ns]][0]
         late = [q for t, q in arrivals(ns, name) if t >= replayed[ns]["t"]]
         if how == "term" or how == "del-out":
-            bound = 0
+            bound = 0  # a clean stop records the replay state; del-out leaves the inbound SA
         else:
-            # Received since the daemon's last record: at most refresh_interval before the loss.
+            # Received since the daemon's last record (kill -9, or an SA taken from under a
+            # running daemon): at most refresh_interval before the loss.
             bound = sum(1 for t, _ in before[ns] if t >= t_loss - REFRESH - 0.5)
         print(f"     {label}: {replayed[ns]['n']} recorded ESP frames {PEER[ns]}->{ns} replayed, "
               f"{len(late)} reached {ns}'s application (bound {bound})", flush=True)
