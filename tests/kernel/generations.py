@@ -277,7 +277,6 @@ def event(label, hosts, how, at=None):
         at_instant(at - 1.8)()
     pre = streams("ab", 1, "p")
     t_rec1 = time.time()
-    before = {ns: arrivals(ns, pre[PEER[ns]][0]) for ns in "ab"}
     if at:
         at_instant(at)()
         late = time.time() - at
@@ -297,6 +296,10 @@ def event(label, hosts, how, at=None):
             allowed[ns] |= {"generation-changed", "replay-unprotected"}
         else:
             allowed[ns] |= {"replay-unprotected"}
+    # What each host had received of the recorded traffic before the loss (read now:
+    # reading takes time that must not delay the loss's instant).
+    before = {ns: [(t, q) for t, q in arrivals(ns, pre[PEER[ns]][0], settle=0.05, timeout=0.1)
+                   if t < t_loss] for ns in hosts}
     back = {ns: wait_until(lambda: sas_back(ns), 30) for ns in hosts}
     t_back = time.time()
     for ns in hosts:
