@@ -29,7 +29,10 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 class Pair:
     """The two hosts, their link's schedule and their daemons."""
 
-    def __init__(self, sakeyd, out, work, period, lead, grace, daemon_extra=""):
+    def __init__(self, sakeyd, out, work, period, lead, grace, daemon_extra="",
+                 kernels=("pfkey", "pfkey"), link_extra="", phase=None):
+        """kernels: the backends of a and b; daemon_extra, link_extra: more lines for
+        [daemon] and [link ab] (e.g. algorithm, esn); phase: seconds (default auto)."""
         self.sakeyd, self.out, self.work = sakeyd, out, work
         self.period, self.lead, self.grace = period, lead, grace
         self.procs, self.logs, self.nlogs = {}, {}, {}
@@ -41,12 +44,15 @@ class Pair:
                f"&& ip -n {ns} link set lo up")
         self.secret = os.urandom(32)
         keysched.write_secret(f"{work}/link.key", self.secret)
-        self.phase = keysched.phase(self.secret, period)
+        self.phase = keysched.phase(self.secret, period) if phase is None else phase % period
+        if phase is not None:
+            link_extra = f"phase = {self.phase}s\n{link_extra}"
         self.prefix = keysched.spi_prefix(self.secret)
+        self.kernels = dict(zip(("a", "b"), kernels))
         for ns in ("a", "b"):
             with open(self.conf(ns), "w") as f:
                 f.write(f"""[daemon]
-kernel = pfkey
+kernel = {self.kernels[ns]}
 state_dir = {work}/state-{ns}
 control_socket = {work}/{ns}.sock
 metrics_file = {work}/{ns}.prom
@@ -59,7 +65,7 @@ rotate_every = {period}s
 lead = {lead}s
 grace = {grace}s
 hard_slack = 60s
-""")
+{link_extra}""")
 
     def conf(self, ns):
         return f"{self.work}/{ns}.conf"
