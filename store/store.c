@@ -198,6 +198,37 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX event_at ON event(at);"
 	"CREATE INDEX event_sa ON event(sa_id);"
 	"CREATE INDEX event_kind_at ON event(kind, at);",
+
+	/*
+	 * v4 -> v5: event kinds of key schedule v2 (generation-changed,
+	 * generations-exhausted, replay-unprotected). The event table is rebuilt
+	 * as v3 did, with the same columns, rows and ids.
+	 */
+	"CREATE TABLE event_v5 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind = 'add' OR kind = 'update' OR kind = 'delete'"
+	"    OR kind = 'expire-soft' OR kind = 'expire-hard' OR kind = 'acquire'"
+	"    OR kind = 'acquire-unanswered' OR kind = 'sa-removed' OR kind = 'sa-too-old'"
+	"    OR kind = 'rotation-failed' OR kind = 'resync' OR kind = 'xfrm-errors'"
+	"    OR kind = 'generation-changed' OR kind = 'generations-exhausted'"
+	"    OR kind = 'replay-unprotected'),"
+	"  link TEXT,"
+	"  spi INTEGER CHECK (spi BETWEEN 1 AND 4294967295),"
+	"  src TEXT,"
+	"  dst TEXT,"
+	"  proto INTEGER CHECK (proto BETWEEN 1 AND 255),"
+	"  message TEXT NOT NULL DEFAULT '',"
+	"  origin_pid INTEGER,"
+	"  sa_id INTEGER REFERENCES sa(id) ON DELETE SET NULL"
+	");"
+	"INSERT INTO event_v5 (id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id)"
+	"  SELECT id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id FROM event;"
+	"DROP TABLE event;"
+	"ALTER TABLE event_v5 RENAME TO event;"
+	"CREATE INDEX event_at ON event(at);"
+	"CREATE INDEX event_sa ON event(sa_id);"
+	"CREATE INDEX event_kind_at ON event(kind, at);",
 };
 
 enum stmt_id {
@@ -341,6 +372,9 @@ static const char *const kind_names[STORE_EV_COUNT_] = {
 	[STORE_EV_ROTATION_FAILED] = "rotation-failed",
 	[STORE_EV_RESYNC] = "resync",
 	[STORE_EV_XFRM_ERRORS] = "xfrm-errors",
+	[STORE_EV_GENERATION_CHANGED] = "generation-changed",
+	[STORE_EV_GENERATIONS_EXHAUSTED] = "generations-exhausted",
+	[STORE_EV_REPLAY_UNPROTECTED] = "replay-unprotected",
 };
 
 static const char *const result_names[] = {
