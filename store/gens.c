@@ -848,11 +848,14 @@ static int read_replay(struct gens *g, sqlite3_stmt *st, struct gens_replay *r)
 		return bad_row(g, "replay", "?", 0, "link text");
 	if (!col_int(st, 3, INT64_MIN, INT64_MAX, &r->epoch))
 		return bad_row(g, "replay", r->link, 0, "epoch");
+	/* In the inet_ntop form gens_put_replay stores, or gens_del_replay would miss the row. */
 	if (sqlite3_column_type(st, 0) != SQLITE_TEXT ||
 	    !addr_norm((const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0),
 		       r->dst) ||
-	    strlen(r->dst) != (size_t)sqlite3_column_bytes(st, 0))
-		return bad_row(g, "replay", r->link, r->epoch, "dst is not an IP address literal");
+	    strlen(r->dst) != (size_t)sqlite3_column_bytes(st, 0) ||
+	    memcmp(r->dst, sqlite3_column_text(st, 0), strlen(r->dst)) != 0)
+		return bad_row(g, "replay", r->link, r->epoch,
+			       "dst is not an IP address literal in inet_ntop form");
 	if (!col_int(st, 1, 0, UINT32_MAX, &v))
 		return bad_row(g, "replay", r->link, r->epoch, "spi");
 	r->spi = (uint32_t)v;

@@ -35,7 +35,7 @@
  * (store_run_is_key) is refused, and no record has a field for one. The
  * file is hostile input too: a row that breaks a rule of the records (a
  * generation out of range, a bitmap whose length disagrees with bmp_len, an
- * address that is no IP literal, a value of the wrong type) makes
+ * address not in inet_ntop form, a value of the wrong type) makes
  * gens_load fail with -EIO naming the row; nothing is read past a bound.
  * One writer (the daemon); a handle is used from one thread.
  */

@@ -753,6 +753,7 @@ static void hostile_rows(void **state)
 		       "generation");
 	expect_corrupt(f, RAW "UPDATE replay SET gen = 0, dst = 'host.example'", "dst");
 	expect_corrupt(f, RAW "UPDATE replay SET dst = '192.0.2.01'", "dst");
+	expect_corrupt(f, RAW "UPDATE replay SET dst = '2001:DB8::2'", "inet_ntop form");
 	expect_corrupt(f, RAW "UPDATE replay SET dst = '192.0.2.1', spi = 4294967296", "spi");
 	expect_corrupt(f, RAW "UPDATE replay SET spi = 10756, seq = -1", "sequence");
 	expect_corrupt(f, RAW "UPDATE replay SET seq = 'many'", "sequence");
