@@ -314,6 +314,9 @@ enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_
 		reason(&c, MON_CHECK_CRITICAL, "%" PRIu64 " rotation failure%s %s%s%s%s", k,
 		       k == 1 ? "" : "s", window, events ? " (" : "", buf, events ? ")" : "");
 	}
+	/* Key schedule v2: a sender with no outbound SA until the next epoch (traffic blocked). */
+	check_event(&c, tally, STORE_EV_GENERATIONS_EXHAUSTED, MON_CHECK_CRITICAL,
+		    "generation exhaustion", window);
 	check_event(&c, tally, STORE_EV_EXPIRE_SOFT, MON_CHECK_WARNING, "soft expiry", window);
 	if (dying)
 		reason(&c, MON_CHECK_WARNING, "%zu SA%s past the soft lifetime", dying,
@@ -330,6 +333,9 @@ enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_
 		    "unanswered acquire", window);
 	check_event(&c, tally, STORE_EV_XFRM_ERRORS, MON_CHECK_WARNING,
 		    "kernel IPsec error alert", window);
+	/* An inbound SA re-installed without its replay state (PF_KEY): replays accepted. */
+	check_event(&c, tally, STORE_EV_REPLAY_UNPROTECTED, MON_CHECK_WARNING,
+		    "unprotected replay window", window);
 	if (in->running && in->last_write_at &&
 	    in->now - in->last_write_at > 3 * (int64_t)in->refresh_interval + 30)
 		reason(&c, MON_CHECK_WARNING, "data %s old: sakeyd is not refreshing it",

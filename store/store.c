@@ -2,6 +2,7 @@
 /* The SQLite ledger: schema and migrations, batched writes, read-only queries for sactl. */
 #include "store/store.h"
 #include "store/addr.h"
+#include "store/sqlfile.h"
 #include "store/store_test.h"
 
 #include <arpa/inet.h>
@@ -197,6 +198,37 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX event_at ON event(at);"
 	"CREATE INDEX event_sa ON event(sa_id);"
 	"CREATE INDEX event_kind_at ON event(kind, at);",
+
+	/*
+	 * v4 -> v5: event kinds of key schedule v2 (generation-changed,
+	 * generations-exhausted, replay-unprotected). The event table is rebuilt
+	 * as v3 did, with the same columns, rows and ids.
+	 */
+	"CREATE TABLE event_v5 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind = 'add' OR kind = 'update' OR kind = 'delete'"
+	"    OR kind = 'expire-soft' OR kind = 'expire-hard' OR kind = 'acquire'"
+	"    OR kind = 'acquire-unanswered' OR kind = 'sa-removed' OR kind = 'sa-too-old'"
+	"    OR kind = 'rotation-failed' OR kind = 'resync' OR kind = 'xfrm-errors'"
+	"    OR kind = 'generation-changed' OR kind = 'generations-exhausted'"
+	"    OR kind = 'replay-unprotected'),"
+	"  link TEXT,"
+	"  spi INTEGER CHECK (spi BETWEEN 1 AND 4294967295),"
+	"  src TEXT,"
+	"  dst TEXT,"
+	"  proto INTEGER CHECK (proto BETWEEN 1 AND 255),"
+	"  message TEXT NOT NULL DEFAULT '',"
+	"  origin_pid INTEGER,"
+	"  sa_id INTEGER REFERENCES sa(id) ON DELETE SET NULL"
+	");"
+	"INSERT INTO event_v5 (id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id)"
+	"  SELECT id, at, kind, link, spi, src, dst, proto, message, origin_pid, sa_id FROM event;"
+	"DROP TABLE event;"
+	"ALTER TABLE event_v5 RENAME TO event;"
+	"CREATE INDEX event_at ON event(at);"
+	"CREATE INDEX event_sa ON event(sa_id);"
+	"CREATE INDEX event_kind_at ON event(kind, at);",
 };
 
 enum stmt_id {
@@ -340,6 +372,9 @@ static const char *const kind_names[STORE_EV_COUNT_] = {
 	[STORE_EV_ROTATION_FAILED] = "rotation-failed",
 	[STORE_EV_RESYNC] = "resync",
 	[STORE_EV_XFRM_ERRORS] = "xfrm-errors",
+	[STORE_EV_GENERATION_CHANGED] = "generation-changed",
+	[STORE_EV_GENERATIONS_EXHAUSTED] = "generations-exhausted",
+	[STORE_EV_REPLAY_UNPROTECTED] = "replay-unprotected",
 };
 
 static const char *const result_names[] = {
@@ -411,56 +446,10 @@ static int fail(struct store *s, int err, const char *fmt, ...)
 	return err;
 }
 
-/* SQLite result code to -errno (the table in store.h). */
+/* SQLite result code to -errno (the table in store.h, as store/sqlfile.h maps them). */
 static int map_rc(sqlite3 *db, int rc)
 {
-	int sys = db ? sqlite3_system_errno(db) : 0;
-
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_PROTOCOL:
-		return -EBUSY;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EIO;
-	case SQLITE_IOERR:
-	case SQLITE_CANTOPEN:
-		return sys > 0 ? -sys : ((rc & 0xff) == SQLITE_CANTOPEN ? -ENOENT : -EIO);
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CONSTRAINT:
-		if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-			return -EEXIST;
-		return -EINVAL;
-	case SQLITE_TOOBIG:
-		return -E2BIG;
-	case SQLITE_NOLFS:
-		return -EFBIG;
-	case SQLITE_INTERRUPT:
-		return -EINTR;
-	case SQLITE_ABORT:
-		return -ECANCELED;
-	case SQLITE_SCHEMA:
-		return -EAGAIN;
-	case SQLITE_RANGE:
-	case SQLITE_MISMATCH:
-	case SQLITE_MISUSE:
-		return -EINVAL;
-	default:
-		return -EIO;
-	}
+	return store_sqlite_errno(db, rc);
 }
 
 /* Record the SQLite error rc of db for what; returns it as -errno. */
@@ -939,62 +928,13 @@ cleanup:
 /* dir, created 0700 if missing (one level). */
 static int make_dir(struct store *s, const char *dir)
 {
-	struct stat st;
-
-	if (mkdir(dir, 0700) == 0) {
-		/* mkdir applied the umask; make the mode exact. */
-		if (chmod(dir, 0700) < 0)
-			return fail(s, -errno, "chmod %s: %s", dir, strerror(errno));
-		return 0;
-	}
-	if (errno != EEXIST)
-		return fail(s, -errno, "mkdir %s: %s", dir, strerror(errno));
-	if (stat(dir, &st) < 0)
-		return fail(s, -errno, "stat %s: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return fail(s, -ENOTDIR, "%s: not a directory", dir);
-	return 0;
+	return store_make_dir(dir, s->errmsg, sizeof(s->errmsg));
 }
 
-/*
- * Create the database file 0600 before SQLite opens it (SQLite would create
- * it 0644 under the usual umask), or tighten an existing one. SQLite gives
- * the -wal and -shm files the database file's mode.
- */
+/* The database file, created 0600 or tightened to it (store/sqlfile.h). */
 static int make_db_file(struct store *s, const char *path)
 {
-	struct stat st;
-	int fd, err = 0;
-
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
-	if (fd < 0) {
-		if (errno == ELOOP)
-			return fail(s, -EINVAL, "%s: a symbolic link; refused", path);
-		if (errno == EISDIR)
-			return fail(s, -EINVAL, "%s: not a regular file", path);
-		return fail(s, -errno, "open %s: %s", path, strerror(errno));
-	}
-	if (fstat(fd, &st) < 0) {
-		err = fail(s, -errno, "stat %s: %s", path, strerror(errno));
-		goto cleanup;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err = fail(s, -EINVAL, "%s: not a regular file", path);
-		goto cleanup;
-	}
-	if ((st.st_mode & 07777) != 0600) {
-		if (fchmod(fd, 0600) < 0 || fstat(fd, &st) < 0) {
-			err = fail(s, -errno, "chmod %s: %s", path, strerror(errno));
-			goto cleanup;
-		}
-		if ((st.st_mode & 07777) != 0600) {
-			err = fail(s, -EPERM, "%s: mode %o, not 0600", path, st.st_mode & 07777);
-			goto cleanup;
-		}
-	}
-cleanup:
-	close(fd);
-	return err;
+	return store_make_db_file(path, s->errmsg, sizeof(s->errmsg));
 }
 
 /* Open the database for the writer or a reader, with the schema at target (writer) or current. */

@@ -34,7 +34,7 @@
 
 #define STORE_DB_NAME "sakeyd.db"
 /* Current schema version (PRAGMA user_version); see store.c for each migration. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* How long a reader waits for a lock. */
 #define STORE_BUSY_TIMEOUT_MS 2000
 /*
@@ -87,6 +87,10 @@ enum store_event_kind {
 	STORE_EV_ROTATION_FAILED,
 	STORE_EV_RESYNC,
 	STORE_EV_XFRM_ERRORS, /* an /proc/net/xfrm_stat counter rose (schema v3) */
+	/* Key schedule v2 (schema v5): */
+	STORE_EV_GENERATION_CHANGED,    /* a sender moved to a new generation after a loss */
+	STORE_EV_GENERATIONS_EXHAUSTED, /* a sender's series is used up: no outbound SA this epoch */
+	STORE_EV_REPLAY_UNPROTECTED,    /* an inbound SA re-installed without its replay state */
 	STORE_EV_COUNT_,
 };
 

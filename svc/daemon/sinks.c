@@ -28,7 +28,7 @@
 static const char *const event_names[] = {
 	"add",	       "delete",     "expire-soft",	"expire-hard",	   "acquire",
 	"acquire-unanswered", "sa-removed", "sa-too-old", "rotation-failed", "resync",
-	"xfrm-errors",
+	"xfrm-errors", "generation-changed", "generations-exhausted", "replay-unprotected",
 };
 #define NEVENTS (sizeof(event_names) / sizeof(event_names[0]))
 

@@ -15,6 +15,7 @@
 
 #include "conf/conf.h"
 #include "monitor/rules.h"
+#include "rotate/keysched.h"
 #include "store/store.h"
 #include "svc/sactl/sactl.h"
 
@@ -365,7 +366,13 @@ static void status_json(const struct store_sa *rows, size_t n, int64_t now, FILE
 		json_str_or_null(f, sa->link);
 		fputs(", \"dir\": ", f);
 		json_str_or_null(f, store_dir_name(sa->dir) ? store_dir_name(sa->dir) : "");
-		fprintf(f, ", \"spi\": %" PRIu32 ", \"src\": ", sa->spi);
+		fprintf(f, ", \"spi\": %" PRIu32 ", \"generation\": ", sa->spi);
+		/* Key schedule v2: a managed SPI carries its generation; another tool's does not. */
+		if (sa->managed)
+			fprintf(f, "%u", (unsigned)rot_spi_gen(sa->spi));
+		else
+			fputs("null", f);
+		fputs(", \"src\": ", f);
 		json_str(f, sa->src);
 		fputs(", \"dst\": ", f);
 		json_str(f, sa->dst);
@@ -399,10 +406,10 @@ static void status_json(const struct store_sa *rows, size_t n, int64_t now, FILE
 static int status_text(const struct store_sa *rows, size_t n, int64_t now, FILE *f)
 {
 	struct table t = {
-		.ncol = 11,
-		.head = { "LINK", "DIR", "SPI", "SRC -> DST", "ALGORITHM", "AGE", "SOFT", "HARD",
-			  "BYTES", "PACKETS", "STATE" },
-		.right = { [8] = true, [9] = true },
+		.ncol = 12,
+		.head = { "LINK", "DIR", "SPI", "GEN", "SRC -> DST", "ALGORITHM", "AGE", "SOFT",
+			  "HARD", "BYTES", "PACKETS", "STATE" },
+		.right = { [3] = true, [9] = true, [10] = true },
 	};
 	char h[MON_HUMAN_LEN], buf[48];
 
@@ -421,19 +428,23 @@ static int status_text(const struct store_sa *rows, size_t n, int64_t now, FILE 
 		set(&t, r, 0, "%s", sa->link[0] ? sa->link : "-");
 		set(&t, r, 1, "%s", store_dir_name(sa->dir) ? store_dir_name(sa->dir) : "-");
 		set(&t, r, 2, "0x%08" PRIx32, sa->spi);
-		set(&t, r, 3, "%s -> %s", sa->src, sa->dst);
-		set(&t, r, 4, "%s", sa->algorithm[0] ? sa->algorithm : "-");
-		set(&t, r, 5, "%s", mon_human_duration(mon_stored_sa_age(sa, now), h));
-		expiry_str(sa, sa->soft_expires_at, now, buf, sizeof(buf));
-		set(&t, r, 6, "%s", buf);
-		expiry_str(sa, sa->hard_expires_at, now, buf, sizeof(buf));
-		set(&t, r, 7, "%s", buf);
-		set(&t, r, 8, "%" PRIu64, sa->bytes);
-		set(&t, r, 9, "%" PRIu64, sa->packets);
-		if (sa->state == STORE_SA_GONE)
-			set(&t, r, 10, "gone %s ago", mon_human_duration(now - sa->gone_at, h));
+		if (sa->managed)
+			set(&t, r, 3, "%u", (unsigned)rot_spi_gen(sa->spi));
 		else
-			set(&t, r, 10, "%s", store_sa_state_name(sa->state));
+			set(&t, r, 3, "-");
+		set(&t, r, 4, "%s -> %s", sa->src, sa->dst);
+		set(&t, r, 5, "%s", sa->algorithm[0] ? sa->algorithm : "-");
+		set(&t, r, 6, "%s", mon_human_duration(mon_stored_sa_age(sa, now), h));
+		expiry_str(sa, sa->soft_expires_at, now, buf, sizeof(buf));
+		set(&t, r, 7, "%s", buf);
+		expiry_str(sa, sa->hard_expires_at, now, buf, sizeof(buf));
+		set(&t, r, 8, "%s", buf);
+		set(&t, r, 9, "%" PRIu64, sa->bytes);
+		set(&t, r, 10, "%" PRIu64, sa->packets);
+		if (sa->state == STORE_SA_GONE)
+			set(&t, r, 11, "gone %s ago", mon_human_duration(now - sa->gone_at, h));
+		else
+			set(&t, r, 11, "%s", store_sa_state_name(sa->state));
 	}
 	table_print(&t, f);
 	free(t.cell);
@@ -649,6 +660,15 @@ int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 
 /* ---- history ---- */
 
+/* A rotation's SPIs are managed ones: their generation (key schedule v2), null with no SPI. */
+static void json_gen_or_null(FILE *f, uint32_t spi)
+{
+	if (spi)
+		fprintf(f, "%u", (unsigned)rot_spi_gen(spi));
+	else
+		fputs("null", f);
+}
+
 #define HISTORY_USAGE "[-c FILE] history [--link NAME] [--json]"
 
 int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
@@ -715,8 +735,12 @@ int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
 			json_str(stdout, store_rot_result_name(r->result));
 			fputs(", \"old_spi\": ", stdout);
 			json_int_or_null(stdout, r->old_spi);
+			fputs(", \"old_generation\": ", stdout);
+			json_gen_or_null(stdout, r->old_spi);
 			fputs(", \"new_spi\": ", stdout);
 			json_int_or_null(stdout, r->new_spi);
+			fputs(", \"new_generation\": ", stdout);
+			json_gen_or_null(stdout, r->new_spi);
 			fputs(", \"detail\": ", stdout);
 			json_str_or_null(stdout, r->detail);
 			fputs("}", stdout);
@@ -737,11 +761,13 @@ int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
 			set(&t, row, 2, "%" PRId64, r->epoch);
 			set(&t, row, 3, "%s", store_rot_result_name(r->result));
 			if (r->old_spi)
-				set(&t, row, 4, "0x%08" PRIx32, r->old_spi);
+				set(&t, row, 4, "0x%08" PRIx32 " (gen %u)", r->old_spi,
+				    (unsigned)rot_spi_gen(r->old_spi));
 			else
 				set(&t, row, 4, "-");
 			if (r->new_spi)
-				set(&t, row, 5, "0x%08" PRIx32, r->new_spi);
+				set(&t, row, 5, "0x%08" PRIx32 " (gen %u)", r->new_spi,
+				    (unsigned)rot_spi_gen(r->new_spi));
 			else
 				set(&t, row, 5, "-");
 			set(&t, row, 6, "%s", r->detail[0] ? r->detail : "-");

@@ -113,32 +113,37 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mkdb: %s: %s\n", argv[1], err);
 		return 1;
 	}
-	/* Links l1 (epoch 7 current, 8 staged) and l2 (epoch 3). */
-	gone = sa("l1", STORE_DIR_OUT, 0x2a000006, "192.0.2.1", "198.51.100.7", 6, now - 7300,
+	/*
+	 * Links l1 (epoch 7 current, 8 staged) and l2 (epoch 3), with key
+	 * schedule v2's SPIs (prefix << 8 | generation << 4 | epoch mod 16): l1's
+	 * outbound SA of epoch 7 was removed by another tool and re-installed as
+	 * generation 1; l2's host lost its records, so its sender is at 15.
+	 */
+	gone = sa("l1", STORE_DIR_OUT, 0x2a06, "192.0.2.1", "198.51.100.7", 6, now - 7300,
 		  now - 3500, now + 100, 81234, 90, "0011223344556677");
 	if ((ret = store_sa_set_state(s, gone, STORE_SA_GONE, now - 3600)))
 		die("gone", ret);
-	sa("l1", STORE_DIR_IN, 0x2a000007, "198.51.100.7", "192.0.2.1", 7, now - 3660, now + 100,
+	sa("l1", STORE_DIR_IN, 0x2a07, "198.51.100.7", "192.0.2.1", 7, now - 3660, now + 100,
 	   now + 3700, 123456789, 98765, "735063a3ff9b6832");
-	sa("l1", STORE_DIR_OUT, 0x2a000007, "192.0.2.1", "198.51.100.7", 7, now - 3600, now + 100,
+	sa("l1", STORE_DIR_OUT, 0x2a17, "192.0.2.1", "198.51.100.7", 7, now - 1800, now + 100,
 	   now + 3700, 2345, 17, "d55db93cd27a6fac");
-	sa("l1", STORE_DIR_IN, 0x2a000008, "198.51.100.7", "192.0.2.1", 8, now - 60, now + 3700,
+	sa("l1", STORE_DIR_IN, 0x2a08, "198.51.100.7", "192.0.2.1", 8, now - 60, now + 3700,
 	   now + 7300, 0, 0, "4c0eb6d3b9000caf");
-	sa("l2", STORE_DIR_OUT, 0x2b000003, "2001:db8::1", "2001:db8::2", 3, now - 192, now + 86400,
+	sa("l2", STORE_DIR_OUT, 0x2bf3, "2001:db8::1", "2001:db8::2", 3, now - 192, now + 86400,
 	   now + 90000, 1, 1, NULL);
 	/* Keyed by hand with ip xfrm: no link, no fingerprint. */
 	hand = sa(NULL, STORE_DIR_NONE, 0x1234, "192.0.2.10", "192.0.2.20", 0, now - 125,
 		  now + 500, now + 1000, 0, 0, NULL);
 
-	rotation(now - 7200, "l1", 6, true, 0x2a000005, 0x2a000006, "");
-	rotation(now - 3600, "l1", 7, true, 0x2a000006, 0x2a000007, "");
-	rotation(now - 5000, "l2", 3, false, 0, 0x2b000003, "File exists \"quoted\"");
-	rotation(now - 4990, "l2", 3, true, 0x2b000002, 0x2b000003, "");
-	event(now - 3605, STORE_EV_ADD, "l1", 0x2a000007, "192.0.2.1", "198.51.100.7",
+	rotation(now - 7200, "l1", 6, true, 0x2a05, 0x2a06, "");
+	rotation(now - 3600, "l1", 7, true, 0x2a06, 0x2a07, "");
+	rotation(now - 5000, "l2", 3, false, 0, 0x2bf3, "File exists \"quoted\"");
+	rotation(now - 4990, "l2", 3, true, 0x2b02, 0x2bf3, "");
+	event(now - 3605, STORE_EV_ADD, "l1", 0x2a07, "192.0.2.1", "198.51.100.7",
 	      "added by sakeyd");
-	event(now - 3605, STORE_EV_DELETE, "l1", 0x2a000006, "192.0.2.1", "198.51.100.7",
+	event(now - 3605, STORE_EV_DELETE, "l1", 0x2a06, "192.0.2.1", "198.51.100.7",
 	      "deleted (rotation)");
-	event(now - 1800, STORE_EV_SA_REMOVED, "l1", 0x2a000007, "192.0.2.1", "198.51.100.7",
+	event(now - 1800, STORE_EV_SA_REMOVED, "l1", 0x2a07, "192.0.2.1", "198.51.100.7",
 	      "managed SA deleted by another tool while still in use; re-installing");
 	event(now - 125, STORE_EV_ADD, NULL, 0x1234, "192.0.2.10", "192.0.2.20",
 	      "added via netlink (ip xfrm)");
@@ -161,11 +166,11 @@ int main(int argc, char **argv)
 			event(now - 30, STORE_EV_EXPIRE_HARD, NULL, 0x1234, "192.0.2.10",
 			      "192.0.2.20", "hard lifetime reached: the kernel deleted the SA");
 		} else if (!strcmp(argv[i], "rotfail")) {
-			rotation(now - 120, "l2", 4, false, 0, 0x2b000004,
+			rotation(now - 120, "l2", 4, false, 0, 0x2b04,
 				 "No buffer space available");
-			event(now - 120, STORE_EV_ROTATION_FAILED, "l2", 0x2b000004,
+			event(now - 120, STORE_EV_ROTATION_FAILED, "l2", 0x2b04,
 			      "2001:db8::1", "2001:db8::2",
-			      "adding spi 0x2b000004 failed: No buffer space available; "
+			      "adding spi 0x2b04 failed: No buffer space available; "
 			      "retry in 1s");
 		} else if (!strcmp(argv[i], "old")) {
 			sa(NULL, STORE_DIR_NONE, 0x5678, "192.0.2.30", "192.0.2.40", 0,
@@ -174,6 +179,16 @@ int main(int argc, char **argv)
 			event(now - 90, STORE_EV_XFRM_ERRORS, NULL, 0, NULL, NULL,
 			      "the kernel counted IPsec errors (packets dropped): XfrmInNoStates "
 			      "+37 (now 37)");
+		} else if (!strcmp(argv[i], "gens")) {
+			/* Key schedule v2's events (ledger schema v5). */
+			event(now - 600, STORE_EV_GENERATION_CHANGED, "l1", 0x2a17, "192.0.2.1",
+			      "198.51.100.7", "sender moved to generation 1 of epoch 7 after a loss");
+			event(now - 500, STORE_EV_REPLAY_UNPROTECTED, "l1", 0x2a07, "198.51.100.7",
+			      "192.0.2.1",
+			      "inbound SA re-installed without its replay state (PF_KEY)");
+		} else if (!strcmp(argv[i], "exhausted")) {
+			event(now - 100, STORE_EV_GENERATIONS_EXHAUSTED, "l2", 0, NULL, NULL,
+			      "generations of epoch 3 used up: no outbound SA until epoch 4");
 		} else if (!strcmp(argv[i], "stale")) {
 			last_write = now - 600;
 		}

@@ -105,24 +105,27 @@ golden("status-link", out)
 rc, out, err = sactl(base, "status", "--json")
 check(rc == 0 and err == "", "status --json: exit 0, nothing on stderr while the daemon runs")
 sas = json.loads(out)
-fields = ["link", "dir", "spi", "src", "dst", "proto", "mode", "algorithm", "epoch", "managed",
+fields = ["link", "dir", "spi", "generation", "src", "dst", "proto", "mode", "algorithm", "epoch", "managed",
           "state", "added_at", "age_s", "soft_expires_at", "hard_expires_at", "bytes", "packets",
           "key_fp"]
 check(isinstance(sas, list) and len(sas) == 5, "status --json: an array of the 5 live SAs")
 check(all(list(s.keys()) == fields for s in sas), "status --json: exactly DESIGN.md's fields")
 by_spi = {(s["spi"], s["dir"]): s for s in sas}
-s = by_spi[(0x2a000007, "in")]
-check(s == {"link": "l1", "dir": "in", "spi": 0x2a000007, "src": "198.51.100.7",
+s = by_spi[(0x2a07, "in")]
+check(s == {"link": "l1", "dir": "in", "spi": 0x2a07, "generation": 0, "src": "198.51.100.7",
             "dst": "192.0.2.1", "proto": "esp", "mode": "transport",
             "algorithm": "aes-cbc-256-hmac-sha512", "epoch": 7, "managed": True,
             "state": "mature", "added_at": NOW - 3660, "age_s": 3660,
             "soft_expires_at": NOW + 100, "hard_expires_at": NOW + 3700,
             "bytes": 123456789, "packets": 98765, "key_fp": "735063a3ff9b6832"},
       "status --json: a managed SA, every field")
+check(by_spi[(0x2a17, "out")]["generation"] == 1 and by_spi[(0x2bf3, "out")]["generation"] == 15,
+      "status --json: a managed SA's generation is the one its SPI carries")
 h = by_spi[(0x1234, None)]
 check(h["link"] is None and h["epoch"] is None and h["managed"] is False and
+      h["generation"] is None and
       h["key_fp"] is None and h["algorithm"] is None and h["age_s"] == 125,
-      "status --json: the hand-keyed SA: link, epoch, key_fp null; unmanaged")
+      "status --json: the hand-keyed SA: link, epoch, generation, key_fp null; unmanaged")
 rc, out, err = sactl(base, "status", "--json", "--all")
 sas_all = json.loads(out)
 g = [s for s in sas_all if s["state"] == "gone"]
@@ -139,8 +142,13 @@ rc, out, err = sactl(base, "history", "--link", "l2", "--json")
 rot = json.loads(out)
 check(rc == 0 and [r["result"] for r in rot] == ["failed", "ok"] and
       rot[0]["detail"] == 'File exists "quoted"' and rot[0]["old_spi"] is None and
-      rot[1]["new_spi"] == 0x2b000003 and rot[1]["detail"] is None,
-      "history --link l2 --json: l2's rotations, escaped detail, nulls")
+      rot[0]["old_generation"] is None and rot[0]["new_generation"] == 15 and
+      rot[1]["old_spi"] == 0x2b02 and rot[1]["old_generation"] == 0 and
+      rot[1]["new_spi"] == 0x2bf3 and rot[1]["new_generation"] == 15 and
+      rot[1]["detail"] is None and
+      list(rot[1].keys()) == ["at", "link", "epoch", "result", "old_spi", "old_generation",
+                              "new_spi", "new_generation", "detail"],
+      "history --link l2 --json: l2's rotations, generations, escaped detail, nulls")
 rc, out, err = sactl(base, "events")
 check(rc == 0, "events: exit 0")
 golden("events", out)
@@ -184,6 +192,21 @@ check_case("warnage", daemon.pid, [], 1, "4 SAs older than 1m", "--warn-age", "1
 check_case("xfrm", daemon.pid, ["xfrm"], 1, "SAKEYD WARNING - 1 kernel IPsec error alert in the "
            "last 15m (the kernel counted IPsec errors (packets dropped): XfrmInNoStates +37 "
            "(now 37))")
+# Key schedule v2's events.
+# A generation change alone is no problem; an unprotected replay window is a WARNING, an
+# exhausted series (no outbound SA until the next epoch) CRITICAL.
+check_case("gens", daemon.pid, ["gens"], 1, "SAKEYD WARNING - 1 unprotected replay window in the "
+           "last 15m (l1 spi 0x00002a07 198.51.100.7->192.0.2.1); 5 SAs")
+check_case("exhausted", daemon.pid, ["exhausted"], 2, "SAKEYD CRITICAL - 1 generation exhaustion "
+           "in the last 15m (link l2); 5 SAs")
+conf = make("gens-events", daemon.pid, "gens", "exhausted")
+rc, out, err = sactl(conf, "events")
+golden("events-gens", out)
+rc, out, err = sactl(conf, "events", "--json")
+kinds = [e["event"] for e in json.loads(out)] if rc == 0 else []
+check(rc == 0 and kinds == ["sa-removed", "generation-changed", "replay-unprotected", "add",
+                            "generations-exhausted"],
+      "events --json: generation-changed, replay-unprotected, generations-exhausted")
 check_case("stale", daemon.pid, ["stale"], 1, "data 10m old: sakeyd is not refreshing it")
 check_case("down", 0, [], 2, "SAKEYD CRITICAL - sakeyd is not running;")
 check_case("crashed", dead.pid, [], 2, "sakeyd is not running (crashed?)")

@@ -770,6 +770,30 @@ static void test_check_order(void **state)
 	assert_int_equal(mon_check(&in, line, sizeof(line)), MON_CHECK_WARNING);
 }
 
+/* Key schedule v2's events: an exhausted series is CRITICAL, an unprotected replay window a WARNING. */
+static void test_check_generations(void **state)
+{
+	struct mon_event_tally t;
+	struct mon_check_in in = check_in(&t);
+	char line[MON_CHECK_LINE_LEN];
+	struct store_event changed = event(STORE_EV_GENERATION_CHANGED, "l", 0x2a12, "g 0 -> 1");
+	struct store_event unprot = event(STORE_EV_REPLAY_UNPROTECTED, "l", 0x2a12, "u");
+	struct store_event exhausted = event(STORE_EV_GENERATIONS_EXHAUSTED, "l", 0, "e");
+
+	(void)state;
+	/* A generation change alone is the cure of a loss, not a problem of its own. */
+	mon_event_tally_add(&t, &changed);
+	assert_int_equal(mon_check(&in, line, sizeof(line)), MON_CHECK_OK);
+	mon_event_tally_add(&t, &unprot);
+	assert_int_equal(mon_check(&in, line, sizeof(line)), MON_CHECK_WARNING);
+	assert_non_null(strstr(line, "1 unprotected replay window in the last 15m"));
+	mon_event_tally_add(&t, &unprot);
+	mon_event_tally_add(&t, &exhausted);
+	assert_int_equal(mon_check(&in, line, sizeof(line)), MON_CHECK_CRITICAL);
+	assert_non_null(strstr(line, "SAKEYD CRITICAL - 1 generation exhaustion in the last 15m"));
+	assert_non_null(strstr(line, "; 2 unprotected replay windows in the last 15m"));
+}
+
 static void test_check_long(void **state)
 {
 	static const enum store_event_kind kinds[] = {
@@ -967,6 +991,7 @@ int main(void)
 		cmocka_unit_test(test_check_sas),
 		cmocka_unit_test(test_check_order),
 		cmocka_unit_test(test_check_long),
+		cmocka_unit_test(test_check_generations),
 		cmocka_unit_test(test_proto),
 		cmocka_unit_test(test_env_full),
 		cmocka_unit_test(test_env_absent),

@@ -467,9 +467,14 @@ static void test_metrics_file(void **state)
 	assert_non_null(
 		strstr(buf, "sakeyd_sa_age_seconds{link=\"l1\",dir=\"out\",spi=\"0x2a000007\""));
 	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"expire-hard\"} 0\n"));
+	/* Key schedule v2's kinds are counted like the others, from 0. */
+	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"generation-changed\"} 0\n"));
+	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"generations-exhausted\"} 0\n"));
+	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"replay-unprotected\"} 0\n"));
 	/* A change is written within a second, coalesced. */
 	f->d.obs->alert(f->d.obs->self, "expire-hard", &e, NULL, "x");
 	f->d.obs->alert(f->d.obs->self, "expire-hard", &e, NULL, "x");
+	f->d.obs->alert(f->d.obs->self, "generations-exhausted", &e, NULL, "x");
 	{
 		uint64_t before = sinks_get_stats(f->s)->metrics_written;
 		int64_t end = mono_ms() + 3000;
@@ -483,6 +488,8 @@ static void test_metrics_file(void **state)
 	close(fd);
 	buf[n] = '\0';
 	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"expire-hard\"} 2\n"));
+	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"generations-exhausted\"} 1\n"));
+	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"replay-unprotected\"} 0\n"));
 	/* At stop: sakeyd_up 0. */
 	sinks_stop(f->s);
 	fd = open(path, O_RDONLY);

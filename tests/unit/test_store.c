@@ -349,6 +349,12 @@ static void migrates_from_every_version(void **state)
 								 "message) VALUES (1700000001, "
 								 "'delete', 1, 'v2 row');"),
 					 0);
+		if (from == 4) {
+			/* v4 refuses v5's kinds. */
+			assert_int_not_equal(store_test_exec(f->dir, "INSERT INTO event (at, kind) "
+								     "VALUES (1, 'generation-changed')"),
+					     0);
+		}
 		if (from < 2) {
 			/* v2 is not there yet. */
 			assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_schema "
@@ -401,6 +407,30 @@ static void migrates_from_every_version(void **state)
 			assert_int_equal(store_event_add(s, &ev, NULL), 0);
 			assert_int_equal(store_event_count(s, STORE_EV_XFRM_ERRORS, 0, &count), 0);
 			assert_int_equal(count, 1);
+			/* v5: key schedule v2's kinds, which the v4 table's CHECK refused. */
+			for (enum store_event_kind k = STORE_EV_GENERATION_CHANGED;
+			     k <= STORE_EV_REPLAY_UNPROTECTED; k++) {
+				ev.kind = k;
+				assert_int_equal(store_event_add(s, &ev, NULL), 0);
+				assert_int_equal(store_event_count(s, k, 0, &count), 0);
+				assert_int_equal(count, 1);
+			}
+			/* Every event of before kept its id and its SA (v5's table rebuild). */
+			if (from >= 2) {
+				struct store_event *all_evs = NULL;
+				size_t nev = 0, found = 0;
+
+				assert_int_equal(store_event_list(s, 0, NULL, &all_evs, &nev), 0);
+				for (size_t k = 0; k < nev; k++) {
+					if (strcmp(all_evs[k].message, "v2 row") != 0)
+						continue;
+					assert_int_equal(all_evs[k].id, 2);
+					assert_int_equal(all_evs[k].sa_id, 1);
+					found++;
+				}
+				assert_int_equal(found, 1);
+				store_list_free(all_evs);
+			}
 		}
 		store_close(s);
 
@@ -902,6 +932,10 @@ static void events_round_trip(void **state)
 	assert_int_equal(store_event_kind_parse("expire", &kind), -EINVAL);
 	assert_int_equal(store_event_kind_parse(NULL, &kind), -EINVAL);
 	assert_string_equal(store_event_kind_name(STORE_EV_ACQUIRE_UNANSWERED), "acquire-unanswered");
+	assert_string_equal(store_event_kind_name(STORE_EV_GENERATION_CHANGED), "generation-changed");
+	assert_string_equal(store_event_kind_name(STORE_EV_GENERATIONS_EXHAUSTED),
+			    "generations-exhausted");
+	assert_string_equal(store_event_kind_name(STORE_EV_REPLAY_UNPROTECTED), "replay-unprotected");
 	assert_string_equal(store_sa_state_name(STORE_SA_DYING), "dying");
 	assert_string_equal(store_dir_name(STORE_DIR_OUT), "out");
 	assert_null(store_dir_name(STORE_DIR_NONE));
