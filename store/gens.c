@@ -84,6 +84,7 @@ enum stmt_id {
 	ST_OUT_EACH,
 	ST_IN_EACH,
 	ST_REPLAY_EACH,
+	ST_REPLAY_GET,
 	ST_PRUNE_OUT,
 	ST_PRUNE_IN,
 	ST_PRUNE_REPLAY,
@@ -113,6 +114,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_IN_EACH] = "SELECT link, epoch, gen, prev, since FROM gen_in ORDER BY link, epoch",
 	[ST_REPLAY_EACH] = "SELECT dst, spi, link, epoch, gen, window, seq, seq_hi, bmp_len, bmp, at "
 			   "FROM replay ORDER BY link, epoch, gen, dst, spi",
+	[ST_REPLAY_GET] = "SELECT dst, spi, link, epoch, gen, window, seq, seq_hi, bmp_len, bmp, at "
+			  "FROM replay WHERE dst = ?1 AND spi = ?2",
 	[ST_PRUNE_OUT] = "DELETE FROM gen_out WHERE link = ?1 AND epoch < ?2",
 	[ST_PRUNE_IN] = "DELETE FROM gen_in WHERE link = ?1 AND epoch < ?2",
 	[ST_PRUNE_REPLAY] = "DELETE FROM replay WHERE link = ?1 AND epoch < ?2",
@@ -929,6 +932,29 @@ static int visit(struct gens *g, enum stmt_id id, const struct gens_visit *v)
 		ret = db_fail(g, rc, "load");
 	stmt_done(st);
 	return ret;
+}
+
+int gens_get_replay(struct gens *g, const char *dst, uint32_t spi, struct gens_replay *out)
+{
+	char norm[GENS_ADDR_LEN];
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = check_dst(g, dst, norm)) || (err = stmt_get(g, ST_REPLAY_GET, &st)))
+		return err;
+	rc = sqlite3_bind_text(st, 1, norm, -1, SQLITE_STATIC);
+	keep(&rc, sqlite3_bind_int64(st, 2, spi));
+	if ((err = bind_check(g, rc, st)))
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		err = read_replay(g, st, out);
+	else if (rc == SQLITE_DONE)
+		err = -ENOENT;
+	else
+		err = db_fail(g, rc, "replay get");
+	stmt_done(st);
+	return err;
 }
 
 int gens_load(struct gens *g, const struct gens_visit *v)

@@ -152,6 +152,8 @@ int gens_put_in(struct gens *g, const struct gens_in *r);
 int gens_put_replay(struct gens *g, const struct gens_replay *r);
 /* Forget the replay state of (dst, spi): 0 also when there was none; -EINVAL for a bad dst. */
 int gens_del_replay(struct gens *g, const char *dst, uint32_t spi);
+/* The replay row of (dst, spi): 0 and *out, -ENOENT if none, -EIO for a bad row, or -errno. */
+int gens_get_replay(struct gens *g, const char *dst, uint32_t spi, struct gens_replay *out);
 
 struct gens_visit {
 	int (*link)(const struct gens_link *r, void *arg);
