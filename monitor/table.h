@@ -33,6 +33,10 @@ struct mon_sa {
 	bool seen;           /* resync mark */
 	bool soft_alerted, hard_alerted, age_alerted;
 	uint32_t ledger_slot; /* the ledger's queued write of this entry, + 1; 0: none */
+	/* Key schedule v2: its replay state (or, PF_KEY, that it carried traffic) is recorded. */
+	bool replay_recorded;
+	uint32_t replay_seq; /* the sequence number recorded */
+	bool quiet_sent;     /* XFRM: its first-packet reports were turned off */
 };
 
 struct mon_table;

@@ -22,6 +22,7 @@
 #include "svc/ctl/ctl.h"
 #include "svc/daemon/daemon.h"
 #include "svc/daemon/daemon_int.h"
+#include "svc/daemon/genbook.h"
 #include "svc/kernel/channel.h"
 #include "svc/daemon/ledger.h"
 #include "svc/base/log.h"
@@ -634,6 +635,13 @@ static void resync_each(struct kern *k, const struct pfkey_msg *m, void *arg)
 			return;
 	}
 	table_update(d, m, true);
+	if (d->book) {
+		struct rot_sa id;
+		struct mon_sa *e;
+
+		if (!sadb_msg_to_sa(m, &id) && (e = mon_table_get(d->table, &id)))
+			gen_dump_entry(d, e, m, daemon_now(d));
+	}
 }
 
 /* The dump channel hears ADD/DELETE broadcasts too: the main channel has them. */
@@ -699,9 +707,17 @@ static void resolve_unsure_rotations(struct daemon *d)
 
 		if (!ls->unsure_out_epoch)
 			continue;
-		id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch, 0);
 		id.dst = ls->link->remote;
-		e = mon_table_get(d->table, &id);
+		/* Whichever generation it was: the newest the kernel holds of that epoch. */
+		e = NULL;
+		for (uint8_t g = 0; g <= ROT_GEN_MAX; g++) {
+			struct mon_sa *x;
+
+			id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch, g);
+			x = mon_table_get(d->table, &id);
+			if (x && (!e || x->added_at > e->added_at))
+				e = x;
+		}
 		if (e && e->managed && e->sa.link == ls->link && e->sa.dir == ROT_DIR_OUT &&
 		    e->sa.epoch == ls->unsure_out_epoch && e->sa.epoch > ls->last_epoch)
 			rotated(d, ls, &e->sa, "reply lost; the resync found the SA installed");
@@ -742,6 +758,8 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 		table_drop(d, e, "vanished (seen missing at resync)");
 	}
 	resolve_unsure_rotations(d);
+	if (d->book)
+		gen_dump_done(d);
 	d->synced = true;
 	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
 		 "in %.3f s",
@@ -840,7 +858,7 @@ static void ctx_free(struct daemon *d, struct op_ctx *c)
 
 struct pass {
 	struct rot_sa *desired, *actual;
-	size_t ndesired, nactual;
+	size_t ndesired, nactual, capdesired;
 	struct rot_pass order; /* what to send, makes before breaks (rotate/pass.h) */
 	unsigned pending;
 	bool planned; /* every add sent: a link whose adds are all answered sends its deletes */
@@ -946,7 +964,11 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		if (c->sa.dir == ROT_DIR_OUT && c->sa.epoch != c->ls->last_epoch) {
 			d->pass->rotated++;
 			rotated(d, c->ls, &c->sa, NULL);
+		} else if (c->sa.dir == ROT_DIR_OUT && c->sa.gen == c->ls->new_out) {
+			rotated(d, c->ls, &c->sa, "a new generation after a loss");
 		}
+		if (c->sa.dir == ROT_DIR_OUT)
+			gen_out_installed(d, c->ls, &c->sa);
 	} else {
 		struct mon_sa *e = mon_table_get(d->table, &c->sa);
 
@@ -967,7 +989,7 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		pass_finish(d);
 }
 
-/* Keep sa's fingerprint in the cache of ls, by (epoch, dir). */
+/* Keep sa's fingerprint in the cache of ls, by (epoch, dir, gen). */
 static void fp_remember(struct link_state *ls, const struct rot_sa *sa)
 {
 	struct planned_fp *slot;
@@ -975,6 +997,7 @@ static void fp_remember(struct link_state *ls, const struct rot_sa *sa)
 	slot = &ls->fp_cache[ls->fp_next++ % (sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]))];
 	slot->epoch = sa->epoch;
 	slot->dir = sa->dir;
+	slot->gen = sa->gen;
 	memcpy(slot->fp, sa->key_fp, sizeof(slot->fp));
 }
 
@@ -998,8 +1021,15 @@ static int send_op(struct daemon *d, struct link_state *ls, enum rot_op_kind kin
 		/* A fingerprint the plan left to the add (planned_fingerprint): derived once. */
 		bool fp_wanted = !c->sa.key_fp[0] && ls->link->secret;
 
-		ret = sadb_request_add(d->kern, &c->sa, ls->link->secret, seq,
+		struct sadb_add_opts opts;
+		bool unprotected;
+
+		gen_add_options(d, ls, &c->sa, &opts, &unprotected);
+		ret = sadb_request_add(d->kern, &c->sa, ls->link->secret, seq, &opts,
 				       fp_wanted ? c->sa.key_fp : NULL, op_done, c);
+		OPENSSL_cleanse(&opts, sizeof(opts));
+		if (!ret && unprotected)
+			gen_unprotected(d, ls, &c->sa);
 		if (!ret && fp_wanted)
 			fp_remember(ls, &c->sa);
 	}
@@ -1102,7 +1132,8 @@ static int planned_fingerprint(struct link_state *ls, struct rot_sa *sa, struct 
 
 	for (size_t i = 0; i < sizeof(ls->fp_cache) / sizeof(ls->fp_cache[0]); i++) {
 		slot = &ls->fp_cache[i];
-		if (slot->fp[0] && slot->epoch == sa->epoch && slot->dir == sa->dir) {
+		if (slot->fp[0] && slot->epoch == sa->epoch && slot->dir == sa->dir &&
+		    slot->gen == sa->gen) {
 			memcpy(sa->key_fp, slot->fp, sizeof(sa->key_fp));
 			return 0;
 		}
@@ -1117,23 +1148,64 @@ static int planned_fingerprint(struct link_state *ls, struct rot_sa *sa, struct 
 }
 
 /*
- * The link's desired SAs now. The plan is made without the secret and the
- * fingerprints come from the link's cache: a pass over 10,000 links would
- * otherwise derive every SA's keys again (HKDF) each time.
+ * The link's desired SAs now, with their generations (DESIGN.md "Key
+ * schedule v2"), appended to p->desired. The plan is made without the
+ * secret and the fingerprints come from the link's cache: a pass over
+ * 10,000 links would otherwise derive every SA's keys again (HKDF) each time.
+ * A new outbound generation is staged in the book, to be synced before the
+ * pass sends anything (pass_gather).
  */
-static int plan_link(struct link_state *ls, int64_t now, struct mon_table *table,
-		     struct rot_plan *plan)
+static int plan_link(struct daemon *d, struct link_state *ls, int64_t now, struct pass *p)
 {
 	struct conf_link bare = *ls->link;
+	struct rot_gen_view v;
+	struct rot_plan plan;
+	int64_t next;
+	bool fresh_out;
+	size_t n;
 	int ret;
 
 	bare.secret = NULL;
-	ret = rot_plan(&bare, now, plan);
-	for (size_t i = 0; !ret && i < plan->n; i++) {
-		plan->sa[i].link = ls->link;
-		ret = planned_fingerprint(ls, &plan->sa[i], table);
+	ret = rot_plan(&bare, now, &plan);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < plan.n; i++)
+		plan.sa[i].link = ls->link;
+	genbook_view(ls->gens, plan.epoch, ls->held_out, &v, &fresh_out);
+	ls->new_out = ROT_GEN_NONE;
+	if (fresh_out) {
+		ret = genbook_stage_out(d->book, ls->gens, plan.epoch, v.out, now);
+		if (ret) {
+			log_err("link %s: cannot record generation %u of epoch %lld in %s: %s; its "
+				"outbound SA waits", ls->link->name, v.out, (long long)plan.epoch,
+				GENS_DB_NAME, strerror(-ret));
+			v.out = ROT_GEN_NONE;
+		} else {
+			ls->new_out = v.out;
+		}
+	} else if (v.out == ROT_GEN_NONE) {
+		gen_exhausted(d, ls, plan.epoch);
 	}
-	return ret;
+	if (p->ndesired + ROT_PLAN_GENS_MAX > p->capdesired) {
+		size_t cap = 2 * (p->ndesired + ROT_PLAN_GENS_MAX);
+		struct rot_sa *grown = realloc(p->desired, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		p->desired = grown;
+		p->capdesired = cap;
+	}
+	next = plan.next_change;
+	n = rot_plan_gens(&plan, &v, &p->desired[p->ndesired], &next);
+	for (size_t i = 0; i < n; i++) {
+		ret = planned_fingerprint(ls, &p->desired[p->ndesired + i], d->table);
+		if (ret)
+			return ret;
+	}
+	p->ndesired += n;
+	ls->next_change = next;
+	ls->epoch = plan.epoch;
+	return 0;
 }
 
 static bool link_due(struct link_state *ls, int64_t now)
@@ -1179,10 +1251,37 @@ static bool pass_may_start(struct daemon *d)
 	return true;
 }
 
-/* The pass's input at now: the planned SAs of the links due, and every SA of the table. */
+/*
+ * A new outbound generation could not be synced: its add is left out of the
+ * pass (never installed unrecorded), and the link retries after a backoff.
+ */
+static void drop_unrecorded(struct daemon *d, struct pass *p, int err)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < p->ndesired; i++) {
+		struct rot_sa *sa = &p->desired[i];
+		struct link_state *ls = state_of(d, sa->link);
+
+		if (ls && sa->dir == ROT_DIR_OUT && ls->new_out == sa->gen) {
+			if (!ls->failed_this_pass)
+				link_failed(d, ls, sa, err, "recording the generation of");
+			continue;
+		}
+		p->desired[kept++] = *sa;
+	}
+	p->ndesired = kept;
+	for (size_t i = 0; i < d->nlinks; i++)
+		d->links[i].new_out = ROT_GEN_NONE;
+}
+
+/*
+ * The pass's input at now: every SA of the table, and the planned SAs of the
+ * links due, whose outbound generation depends on what the kernel holds.
+ */
 static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
 {
-	size_t cur = 0, ndesired = 0;
+	size_t cur = 0;
 	struct mon_sa *e;
 	int ret;
 
@@ -1190,29 +1289,22 @@ static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
 	 * Not zeroed: only the first ndesired and nactual are written and read,
 	 * and the heap's memory is reused from pass to pass (see harden()).
 	 */
-	p->desired = malloc((d->nlinks * ROT_PLAN_MAX + 1) * sizeof(*p->desired));
+	if (!d->book)
+		return -EIO; /* daemon_start opens it: no outbound SA without its records */
+	p->capdesired = d->nlinks * 4 + ROT_PLAN_GENS_MAX;
+	p->desired = malloc(p->capdesired * sizeof(*p->desired));
 	p->actual = malloc((mon_table_count(d->table) + 1) * sizeof(*p->actual));
 	if (!p->desired || !p->actual)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->nlinks; i++) {
 		struct link_state *ls = &d->links[i];
-		struct rot_plan plan;
 
-		ls->makes_pending = 0;
-		ls->first_break = 0;
-		if (!link_due(ls, now))
-			continue;
-		ret = plan_link(ls, now, d->table, &plan);
-		if (ret) {
-			log_err("link %s: cannot plan: %s", ls->link->name, strerror(-ret));
-			continue;
-		}
-		ls->next_change = plan.next_change;
-		ls->epoch = plan.epoch;
-		memcpy(&p->desired[ndesired], plan.sa, plan.n * sizeof(plan.sa[0]));
-		ndesired += plan.n;
+		ls->epoch_now = rot_epoch(now, ls->link->rotate_every, ls->link->phase);
+		ls->held_out = ROT_GEN_NONE;
+		ls->new_out = ROT_GEN_NONE;
+		if (!ls->gens && !(ls->gens = genbook_link(d->book, ls->link, ls->epoch_now)))
+			return -ENOMEM;
 	}
-	p->ndesired = ndesired;
 	while ((e = mon_table_next(d->table, &cur))) {
 		/*
 		 * Owner and direction depend on the SA's identity and addresses
@@ -1220,10 +1312,37 @@ static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
 		 * and daemon_set_config classify. Only the epoch nearest to now
 		 * moves with time, so only it is refreshed here.
 		 */
-		if (e->managed)
+		if (e->managed) {
+			struct link_state *ls = state_of(d, e->sa.link);
+
 			e->sa.epoch = nearest_epoch(e->sa.link, e->sa.spi, now);
+			/* An outbound SA of the epoch the kernel holds is adopted, the newest. */
+			if (ls && e->sa.dir == ROT_DIR_OUT && e->sa.epoch == ls->epoch_now &&
+			    e->state != MON_DYING &&
+			    (ls->held_out == ROT_GEN_NONE || e->added_at >= ls->held_out_at)) {
+				ls->held_out = e->sa.gen;
+				ls->held_out_at = e->added_at;
+			}
+		}
 		p->actual[p->nactual++] = e->sa;
 	}
+	for (size_t i = 0; i < d->nlinks; i++) {
+		struct link_state *ls = &d->links[i];
+
+		ls->makes_pending = 0;
+		ls->first_break = 0;
+		if (!link_due(ls, now))
+			continue;
+		ret = plan_link(d, ls, now, p);
+		if (ret == -ENOMEM)
+			return ret;
+		if (ret)
+			log_err("link %s: cannot plan: %s", ls->link->name, strerror(-ret));
+	}
+	/* DESIGN.md: a new outbound generation is on disk before it is installed. */
+	ret = genbook_commit(d->book);
+	if (ret)
+		drop_unrecorded(d, p, ret);
 	return 0;
 }
 
@@ -1306,6 +1425,7 @@ static void reconcile(struct daemon *d)
 	return;
 fail:
 	log_err("reconcile: %s", strerror(-ret));
+	genbook_rollback(d->book); /* generations staged but not synced are not in memory either */
 	pass_free(p);
 	arm_wake(d);
 }
@@ -1405,6 +1525,14 @@ void daemon_stop(struct daemon *d)
 		log_warn("a deferred reload was not applied: the pass it waited for was cut short; "
 			 "the file is read again at the next start");
 	notify_send("STOPPING=1");
+	/* XFRM: the replay states as they are now, so a reboot after it replays nothing. */
+	if (!gen_stop_later(d))
+		daemon_stop_now(d);
+}
+
+void daemon_stop_now(struct daemon *d)
+{
+	gen_close(d);
 	ctl_server_close(d->ctl);
 	d->ctl = NULL;
 	sinks_stop(d->sinks);
@@ -1714,6 +1842,9 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 		log_err("cannot open the kernel channel: %s", strerror(-ret));
 		return ret;
 	}
+	ret = gen_start(d);
+	if (ret)
+		return ret;
 	ret = ctl_server_start(&d->loop, d->cfg->daemon.control_socket, &h, &d->ctl);
 	if (ret) {
 		/* Not fatal: rotation matters more than sactl reload. */
@@ -1744,6 +1875,7 @@ void daemon_fini(struct daemon *d)
 	assert(ret == 0);
 	ledger_free(d->ledger);
 	d->ledger = NULL;
+	gen_fini(d);
 	sinks_free(d->sinks);
 	d->sinks = NULL;
 	spare_fini(&d->ctx_spare);

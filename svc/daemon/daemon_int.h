@@ -19,6 +19,8 @@
 struct sinks;
 struct ctl_server;
 struct daemon;
+struct genbook;
+struct kern_aevents;
 struct ledger;
 struct pass;
 
@@ -39,13 +41,24 @@ struct link_state {
 	size_t first_break; /* 1 + index of its entry in the pass's rot_pass.link; 0 = none */
 	bool policy_installed;
 	bool conflict_alerted;
-	/* Fingerprints of its planned SAs by (epoch, dir): one HKDF per SA, not per pass. */
+	/*
+	 * Fingerprints of its planned SAs by (epoch, dir, gen): one HKDF per SA,
+	 * not per pass. Room for three inbound epochs with a generation in use
+	 * and its spares, and the outbound SA.
+	 */
 	struct planned_fp {
 		int64_t epoch;
 		enum rot_dir dir;
+		uint8_t gen;
 		char fp[ROT_FP_LEN + 1]; /* "" = empty slot */
-	} fp_cache[4];
+	} fp_cache[12];
 	unsigned fp_next;
+	/* Key schedule v2 (svc/daemon/genbook.h): its records, owned by the book. */
+	struct link_gens *gens;
+	int64_t epoch_now;   /* the pass's epoch of the link */
+	uint8_t held_out;    /* generation of the outbound SA of epoch_now the kernel holds */
+	int64_t held_out_at; /* its add time: of two, the kernel sends with the newer */
+	uint8_t new_out;     /* generation recorded this pass for a new outbound SA; ROT_GEN_NONE */
 };
 
 /* A link removed by a reload: its SAs and policies go once its grace has passed. */
@@ -105,6 +118,10 @@ struct daemon {
 	struct ctl_server *ctl; /* the control socket */
 	bool ready_sent;        /* READY=1 told to systemd */
 	uv_timer_t refresh; /* usage counters and loss detection: a dump every refresh_interval */
+	struct genbook *book;      /* generations sent and heard, replay states (genbook.h) */
+	struct kern_aevents *aev;  /* XFRM: first packets on spare inbound SAs */
+	uv_timer_t final_timer;    /* stopping: the last replay-state dump's deadline */
+	bool final_dump;           /* stopping: that dump is running */
 };
 
 int daemon_init(struct daemon *d, struct config *cfg, const char *config_path);
@@ -133,6 +150,28 @@ void daemon_kick(struct daemon *d, const char *why);
 void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 		  const struct conf_link *link, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/* Stop now: close every handle (daemon_stop, once the replay states are recorded). */
+void daemon_stop_now(struct daemon *d);
+
+/*
+ * Key schedule v2 (svc/daemon/generations.c): the book opened at start (and
+ * XFRM's replay notifications), promotions of spare inbound SAs, replay
+ * states recorded from dumps and restored on re-install, alerts.
+ */
+struct sadb_add_opts;
+int gen_start(struct daemon *d);
+void gen_close(struct daemon *d);
+void gen_fini(struct daemon *d);
+/* Stopping on XFRM: record replay states from one last dump, then daemon_stop_now. */
+bool gen_stop_later(struct daemon *d);
+void gen_exhausted(struct daemon *d, struct link_state *ls, int64_t epoch);
+void gen_out_installed(struct daemon *d, struct link_state *ls, const struct rot_sa *sa);
+void gen_add_options(struct daemon *d, struct link_state *ls, const struct rot_sa *sa,
+		     struct sadb_add_opts *o, bool *unprotected);
+void gen_unprotected(struct daemon *d, struct link_state *ls, const struct rot_sa *sa);
+void gen_dump_entry(struct daemon *d, struct mon_sa *e, const struct pfkey_msg *m, int64_t now);
+void gen_dump_done(struct daemon *d);
 
 /* Backend set-up for cfg->daemon.kernel (svc/daemon/kernel_open.c): fills o. */
 int daemon_backend_open(struct daemon *d, struct kern_opts *o);

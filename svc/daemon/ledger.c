@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rotate/gens.h"
 #include "rotate/keysched.h"
 #include "store/store.h"
 #include "svc/base/log.h"
@@ -303,6 +304,23 @@ static void write_gone_row(struct ledger *l, int64_t store_id, const char *why, 
 		fail(l, ret, "event");
 }
 
+/*
+ * The outbound SA the one with spi replaced: generation g - 1 (g + 1 in the
+ * series 15-8) of the same epoch after a loss; at an epoch's start, the epoch
+ * before (as generation 0: its last generation is not known here); 0 for
+ * generation 15 (the records were lost: nothing is known).
+ */
+static uint32_t replaced_spi(const struct conf_link *link, int64_t epoch, uint32_t spi)
+{
+	uint8_t g = rot_spi_gen(spi);
+
+	if (g == 0)
+		return rot_spi(link->spi_prefix, epoch - 1, 0);
+	if (g == ROT_GEN_MAX)
+		return 0;
+	return rot_spi(link->spi_prefix, epoch, rot_gen_lost_series(g) ? g + 1 : g - 1);
+}
+
 static void write_rotation(struct ledger *l, const struct conf_link *link, int64_t epoch,
 			   enum rot_dir dir, uint32_t spi, bool ok, const char *detail, int64_t at)
 {
@@ -319,9 +337,8 @@ static void write_rotation(struct ledger *l, const struct conf_link *link, int64
 		return;
 	copy_str(rot.link, sizeof(rot.link), link->name);
 	copy_str(rot.detail, sizeof(rot.detail), detail ? detail : "");
-	/* The outbound SA this one replaces: same link, the epoch before. */
 	if (ok && dir == ROT_DIR_OUT)
-		rot.old_spi = rot_spi(link->spi_prefix, epoch - 1, 0);
+		rot.old_spi = replaced_spi(link, epoch, spi);
 	ret = store_rotation_add(s, &rot, NULL);
 	if (ret && ret != -EINVAL)
 		fail(l, ret, "rotation");
@@ -586,7 +603,7 @@ static void adopt_rotations(struct ledger *l, struct store *s)
 			continue;
 		rot.at = out->added_at ? out->added_at : time(NULL);
 		rot.epoch = out->sa.epoch;
-		rot.old_spi = rot_spi(link->spi_prefix, out->sa.epoch - 1, 0);
+		rot.old_spi = replaced_spi(link, out->sa.epoch, out->sa.spi);
 		rot.new_spi = out->sa.spi;
 		snprintf(rot.link, sizeof(rot.link), "%s", link->name);
 		snprintf(rot.detail, sizeof(rot.detail),

@@ -174,7 +174,7 @@ static void fill_sa_id(struct pfkey_msg *m, uint8_t type, const struct rot_sa *s
 }
 
 int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *secret, uint32_t seq,
-		     char *fp, kern_reply_cb cb, void *arg)
+		     const struct sadb_add_opts *opts, char *fp, kern_reply_cb cb, void *arg)
 {
 	const struct conf_alg *alg = sa->alg;
 	struct pfkey_lifetime soft = { .addtime = sa->soft_lifetime };
@@ -214,6 +214,14 @@ int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *sec
 		m.x_icv_bits = alg->icv_bits;
 		m.x_replay_window = window;
 		m.x_esn = !link || link->esn != CONF_NO;
+		if (opts) {
+			m.x_aevents = opts->aevents;
+			/* A state recorded with another window would not fit this one. */
+			if (opts->has_replay && opts->replay.window == window) {
+				m.x_has_replay = true;
+				m.x_replay = opts->replay;
+			}
+		}
 	}
 	pfkey_set_key(&m, SADB_EXT_KEY_ENCRYPT, keymat, (uint16_t)(alg->enc_key_len * 8));
 	if (alg->auth_key_len)

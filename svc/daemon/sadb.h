@@ -41,10 +41,17 @@ void sadb_fill_own_entry(const struct rot_sa *sa, uint32_t pid, int64_t now, str
  * wiped secure buffer, and never leave the encoded message (which the channel
  * wipes after sending). seq 0 for a fresh one, or an ACQUIRE's seq. fp, if
  * not NULL, receives the fingerprint of the derived keys (rot_sa_fingerprint's,
- * without deriving them twice).
+ * without deriving them twice). opts (NULL: none) adds what only XFRM can say.
  */
+/* What an add carries besides the SA (XFRM only; PF_KEY cannot say either). */
+struct sadb_add_opts {
+	bool has_replay;
+	struct kern_replay replay; /* the state to start from (key schedule v2: after a loss) */
+	uint8_t aevents;           /* KERN_AEV_QUIET or KERN_AEV_FIRST (a spare inbound SA) */
+};
+
 int sadb_request_add(struct kern *k, const struct rot_sa *sa, const uint8_t *secret, uint32_t seq,
-		     char *fp, kern_reply_cb cb, void *arg);
+		     const struct sadb_add_opts *opts, char *fp, kern_reply_cb cb, void *arg);
 /* SADB_DELETE of sa (by dst, spi, proto). */
 int sadb_request_delete(struct kern *k, const struct rot_sa *sa, kern_reply_cb cb, void *arg);
 
