@@ -96,12 +96,14 @@ void gen_out_installed(struct daemon *d, struct link_state *ls, const struct rot
 
 	if (ls->new_out != sa->gen || sa->gen == 0)
 		return; /* adopted, or an epoch's first generation: nothing was lost */
+	/*
+	 * Generation 15: no records (gen_start warned once). A first start
+	 * looks the same as a lost state directory: no alert per link.
+	 */
 	if (sa->gen == ROT_GEN_MAX)
-		daemon_alert(d, "generation-changed", &pseudo, ls->link,
-			     "this host has no generation records (new or lost state directory, %s): "
-			     "it sends with generation %u of epoch %lld (spi %#x), which the peer "
-			     "holds as a spare",
-			     GENS_DB_NAME, sa->gen, (long long)sa->epoch, sa->spi);
+		log_info("link %s: no generation records: sends with generation 15 of epoch %lld "
+			 "(spi %#x), which the peer holds as a spare",
+			 ls->link->name, (long long)sa->epoch, sa->spi);
 	else
 		daemon_alert(d, "generation-changed", &pseudo, ls->link,
 			     "this host lost its outbound SA of epoch %lld (reboot, SAD flush or "
