@@ -131,6 +131,16 @@ static void render_sas(struct out *o, const struct mon_metrics *m, struct mon_sa
 		sa_labels(o, v[i]);
 		add(o, "} %" PRId64 "\n", mon_sa_age(v[i], m->now));
 	}
+	family(o, "sakeyd_sa_generation", "gauge",
+	       "Generation of a managed SA (key schedule v2): 0-7 the normal series, 15-8 once its "
+	       "sender lost its records; a change within an epoch means a host lost its SAs.");
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i]->managed)
+			continue;
+		add(o, "sakeyd_sa_generation{");
+		sa_labels(o, v[i]);
+		add(o, "} %u\n", (unsigned)v[i]->sa.gen);
+	}
 	family(o, "sakeyd_sa_expiry_seconds", "gauge",
 	       "Seconds left until the SA's soft or hard lifetime (0 once reached).");
 	for (size_t i = 0; i < n; i++) {

@@ -50,6 +50,7 @@ struct mon_metrics {
  * then unmanaged by dst, spi, proto), so equal inputs give equal text. Label
  * values are escaped (\\, \", \n). Series: sakeyd_up, sakeyd_sas,
  * sakeyd_last_update_timestamp_seconds, sakeyd_sa_age_seconds,
+ * sakeyd_sa_generation (managed SAs),
  * sakeyd_sa_expiry_seconds{kind="soft|hard"} (time left, 0 once passed; left
  * out for an SA without that lifetime), sakeyd_events_total{event},
  * sakeyd_rotations_total{link,result}, sakeyd_link_epoch{link},

@@ -58,6 +58,14 @@ static const char golden[] =
 	"src=\"192.0.2.1\",dst=\"198.51.100.7\",proto=\"esp\"} 100\n"
 	"sakeyd_sa_age_seconds{link=\"\",dir=\"\",spi=\"0x00001234\",src=\"2001:db8::1\","
 	"dst=\"2001:db8::2\",proto=\"esp\"} 3600\n"
+	"# HELP sakeyd_sa_generation Generation of a managed SA (key schedule v2): 0-7 the normal "
+	"series, 15-8 once its sender lost its records; a change within an epoch means a host "
+	"lost its SAs.\n"
+	"# TYPE sakeyd_sa_generation gauge\n"
+	"sakeyd_sa_generation{link=\"l\\\"1\\\\x\\n\",dir=\"in\",spi=\"0x2a000007\","
+	"src=\"198.51.100.7\",dst=\"192.0.2.1\",proto=\"esp\"} 0\n"
+	"sakeyd_sa_generation{link=\"l\\\"1\\\\x\\n\",dir=\"out\",spi=\"0x2a000007\","
+	"src=\"192.0.2.1\",dst=\"198.51.100.7\",proto=\"esp\"} 3\n"
 	"# HELP sakeyd_sa_expiry_seconds Seconds left until the SA's soft or hard lifetime (0 once "
 	"reached).\n"
 	"# TYPE sakeyd_sa_expiry_seconds gauge\n"
@@ -145,6 +153,7 @@ static void test_render_golden(void **state)
 	e->managed = true;
 	e->sa.link = &link;
 	e->sa.dir = ROT_DIR_OUT;
+	e->sa.gen = 3;
 	e->added_at = T0 - 100;
 	e = put(t, 0x2a000007, "198.51.100.7", "192.0.2.1");
 	e->managed = true;
