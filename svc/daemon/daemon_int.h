@@ -121,6 +121,7 @@ struct daemon {
 	struct genbook *book;      /* generations sent and heard, replay states (genbook.h) */
 	struct kern_aevents *aev;  /* XFRM: first packets on spare inbound SAs */
 	uv_timer_t final_timer;    /* stopping: the last replay-state dump's deadline */
+	uv_timer_t gen_commit;     /* generations heard from notifications: synced once per turn */
 	bool final_dump;           /* stopping: that dump is running */
 };
 

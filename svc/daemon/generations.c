@@ -194,6 +194,16 @@ static bool promote(struct daemon *d, struct mon_sa *e, const char *how)
 	return true;
 }
 
+/* The promotions of this loop turn's notifications, synced at once. */
+static void commit_cb(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	int ret = genbook_commit(d->book);
+
+	if (ret)
+		log_err("recording the generations heard in %s: %s", GENS_DB_NAME, strerror(-ret));
+}
+
 static void on_aevent(const struct kern_aevent *ev, void *arg)
 {
 	struct daemon *d = arg;
@@ -206,7 +216,8 @@ static void on_aevent(const struct kern_aevent *ev, void *arg)
 	e = mon_table_get(d->table, &id);
 	if (!e || !e->managed || e->sa.dir != ROT_DIR_IN)
 		return;
-	promote(d, e, "first packet");
+	if (promote(d, e, "first packet") && !uv_is_active((uv_handle_t *)&d->gen_commit))
+		uv_timer_start(&d->gen_commit, commit_cb, 0, 0); /* one sync per loop turn */
 	ls = link_of(d, e->sa.link);
 	/* Now (or already) the generation in use: no more reports of it, one per packet. */
 	if (d->aev && ls && ls->gens && !e->quiet_sent &&
@@ -291,6 +302,9 @@ void gen_dump_done(struct daemon *d)
 	for (size_t i = 0; i < n; i++)
 		promote(d, cand[i], "in a dump");
 	free(cand);
+	ret = genbook_commit(d->book);
+	if (ret)
+		log_err("recording the generations heard in %s: %s", GENS_DB_NAME, strerror(-ret));
 }
 
 int gen_start(struct daemon *d)
@@ -306,6 +320,8 @@ int gen_start(struct daemon *d)
 			d->cfg->daemon.state_dir, GENS_DB_NAME, err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	uv_timer_init(&d->loop, &d->gen_commit);
+	d->gen_commit.data = d;
 	if (genbook_was_fresh(d->book))
 		log_warn("%s/%s holds no generation records (new or lost state directory): "
 			 "outbound SAs of this epoch use generation 15, inbound ones all 16 until "
@@ -393,6 +409,8 @@ void gen_close(struct daemon *d)
 
 void gen_fini(struct daemon *d)
 {
+	if (d->book && genbook_pending(d->book) && genbook_commit(d->book))
+		log_err("recording the last generations heard in %s failed", GENS_DB_NAME);
 	genbook_close(d->book);
 	d->book = NULL;
 }

@@ -296,6 +296,8 @@ def event(label, hosts, how, at=None):
             allowed[ns] |= {"generation-changed", "replay-unprotected"}
         else:
             allowed[ns] |= {"replay-unprotected"}
+        # The peer sees the sender move to a new generation: it alerts too.
+        allowed[PEER[ns]] |= {"generation-changed"}
     # What each host had received of the recorded traffic before the loss (read now:
     # reading takes time that must not delay the loss's instant).
     before = {ns: [(t, q) for t, q in arrivals(ns, pre[PEER[ns]][0], settle=0.05, timeout=0.1)
@@ -334,7 +336,11 @@ def event(label, hosts, how, at=None):
                   f"{replayed[ns]['n']})")
         else:
             want_alert(mark, ns, "replay-unprotected", label)
-        if how not in ("del-in",):
+        if how == "wipe":
+            # No records: a first start looks the same, so the wiped host only warns at
+            # start; its peer sees the sender move to generation 15 and alerts.
+            want_alert(mark, PEER[ns], "generation-changed", label)
+        elif how not in ("del-in",):
             want_alert(mark, ns, "generation-changed", label)
     for ns in "ab":
         check(pair.procs[ns].poll() is None, f"{label}: sakeyd {ns} is running after")

@@ -163,6 +163,9 @@ static void promotion(void **state)
 	/* Late packets of 0 change nothing; 15 (the peer lost its records) does. */
 	assert_int_equal(genbook_promote(b, g, 52, 0, 5001, f->link.grace, &was), 0);
 	assert_int_equal(genbook_promote(b, g, 52, 15, 5002, f->link.grace, &was), 1);
+	assert_true(genbook_pending(b));
+	assert_int_equal(genbook_commit(b), 0);
+	assert_false(genbook_pending(b));
 	genbook_close(b);
 	b = open_book(f);
 	g = genbook_link(b, &f->link, 52);
@@ -174,6 +177,11 @@ static void promotion(void **state)
 	assert_int_equal(genbook_in(g, 50).cur, ROT_GEN_NONE);
 	assert_int_equal(genbook_promote(b, g, 50, 9, 6000, f->link.grace, &was), 1);
 	assert_int_equal(was, ROT_GEN_NONE);
+	/* Not committed: a receiver's record lost costs spares, never a key. */
+	genbook_close(b);
+	b = open_book(f);
+	g = genbook_link(b, &f->link, 52);
+	assert_int_equal(genbook_in(g, 50).cur, ROT_GEN_NONE);
 	genbook_close(b);
 }
 
