@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "monitor/rules.h"
+#include "rotate/keysched.h"
 #include "rotate/plan.h"
 #include "store/addr.h"
 #include "store/store.h"
@@ -61,9 +62,18 @@ bool mon_sa_still_planned(const struct mon_sa *e, int64_t now)
 		return false;
 	if (rot_plan(e->sa.link, now, &plan))
 		return false;
-	for (size_t i = 0; i < plan.n; i++)
-		if (!rot_sa_id_cmp(&plan.sa[i], &e->sa))
+	/*
+	 * The plan names generation 0 of each (epoch, direction); every
+	 * generation of those (the one in use, spares, a sender's after a loss)
+	 * is planned while its epoch is (key schedule v2).
+	 */
+	for (size_t i = 0; i < plan.n; i++) {
+		struct rot_sa id = plan.sa[i];
+
+		id.spi = rot_spi(e->sa.link->spi_prefix, id.epoch, rot_spi_gen(e->sa.spi));
+		if (!rot_sa_id_cmp(&id, &e->sa))
 			return true;
+	}
 	return false;
 }
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "monitor/rules.h"
+#include "rotate/keysched.h"
 #include "rotate/plan.h"
 
 #define T0 INT64_C(1700000000)
@@ -187,9 +188,18 @@ static void test_still_planned(void **state)
 	assert_false(mon_sa_still_planned(&e, now));
 	e.sa.link = &link;
 	/* Identity is (dst, spi, proto): another SPI or destination is not planned. */
-	e.sa.spi ^= 0x80;
+	e.sa.spi ^= 0x100; /* another prefix: bits 4-7 are the generation */
 	assert_false(mon_sa_still_planned(&e, now));
-	e.sa.spi ^= 0x80;
+	e.sa.spi ^= 0x100;
+	/* Every generation of a planned (epoch, direction) is planned: spares, after a loss. */
+	for (uint8_t g = 1; g <= ROT_GEN_MAX; g++) {
+		e.sa.spi = rot_spi(link.spi_prefix, plan.sa[0].epoch, g);
+		assert_true(mon_sa_still_planned(&e, now));
+	}
+	/* Not another epoch's (the SPI keeps the epoch mod 16). */
+	e.sa.spi = rot_spi(link.spi_prefix, plan.sa[0].epoch + 5, 3);
+	assert_false(mon_sa_still_planned(&e, now));
+	e.sa.spi = plan.sa[0].spi;
 	e.sa.dst = l2->remote;
 	assert_false(mon_sa_still_planned(&e, now));
 	e.sa.dst = plan.sa[0].dst;
