@@ -34,6 +34,8 @@
 #define CLOCK_JUMP_MS 1500
 /* Backoff of a failing link: 1 s doubling to this. */
 #define RETRY_MAX_S 60
+/* A generation that could not be recorded is tried again this soon. */
+#define RECORD_RETRY_S 5
 /* Policy priority of link policies (lower wins; below the kernel's default 0x7fffffff range). */
 #define LINK_POLICY_PRIORITY 0x40000000u
 
@@ -1162,6 +1164,7 @@ static int plan_link(struct daemon *d, struct link_state *ls, int64_t now, struc
 	struct rot_plan plan;
 	int64_t next;
 	bool fresh_out;
+	int stage_err = 0;
 	size_t n;
 	int ret;
 
@@ -1174,11 +1177,18 @@ static int plan_link(struct daemon *d, struct link_state *ls, int64_t now, struc
 	genbook_view(ls->gens, plan.epoch, ls->held_out, &v, &fresh_out);
 	ls->new_out = ROT_GEN_NONE;
 	if (fresh_out) {
-		ret = genbook_stage_out(d->book, ls->gens, plan.epoch, v.out, now);
-		if (ret) {
-			log_err("link %s: cannot record generation %u of epoch %lld in %s: %s; its "
-				"outbound SA waits", ls->link->name, v.out, (long long)plan.epoch,
-				GENS_DB_NAME, strerror(-ret));
+		stage_err = genbook_stage_out(d->book, ls->gens, plan.epoch, v.out, now);
+		if (stage_err) {
+			struct mon_sa pseudo = { .sa = plan.sa[plan.n - 1] };
+
+			if (ls->unrecorded_alerted != plan.epoch + 1) {
+				ls->unrecorded_alerted = plan.epoch + 1;
+				daemon_alert(d, "rotation-failed", &pseudo, ls->link,
+					     "recording generation %u of epoch %lld in %s failed (%s): "
+					     "no outbound SA until it can be recorded",
+					     v.out, (long long)plan.epoch, GENS_DB_NAME,
+					     strerror(-stage_err));
+			}
 			v.out = ROT_GEN_NONE;
 		} else {
 			ls->new_out = v.out;
@@ -1203,6 +1213,8 @@ static int plan_link(struct daemon *d, struct link_state *ls, int64_t now, struc
 			return ret;
 	}
 	p->ndesired += n;
+	if (stage_err && next > now + RECORD_RETRY_S)
+		next = now + RECORD_RETRY_S;
 	ls->next_change = next;
 	ls->epoch = plan.epoch;
 	return 0;
@@ -1253,9 +1265,12 @@ static bool pass_may_start(struct daemon *d)
 
 /*
  * A new outbound generation could not be synced: its add is left out of the
- * pass (never installed unrecorded), and the link retries after a backoff.
+ * pass (never installed unrecorded); everything else of the link goes on
+ * (its inbound SAs, the deletes of what is no longer planned: an outbound SA
+ * past its epoch goes, traffic is blocked, never sent with old keys), and
+ * recording is tried again within RECORD_RETRY_S.
  */
-static void drop_unrecorded(struct daemon *d, struct pass *p, int err)
+static void drop_unrecorded(struct daemon *d, struct pass *p, int err, int64_t now)
 {
 	size_t kept = 0;
 
@@ -1264,8 +1279,18 @@ static void drop_unrecorded(struct daemon *d, struct pass *p, int err)
 		struct link_state *ls = state_of(d, sa->link);
 
 		if (ls && sa->dir == ROT_DIR_OUT && ls->new_out == sa->gen) {
-			if (!ls->failed_this_pass)
-				link_failed(d, ls, sa, err, "recording the generation of");
+			struct mon_sa pseudo = { .sa = *sa };
+
+			if (ls->unrecorded_alerted != sa->epoch + 1) {
+				ls->unrecorded_alerted = sa->epoch + 1;
+				daemon_alert(d, "rotation-failed", &pseudo, ls->link,
+					     "recording generation %u of epoch %lld in %s failed (%s): "
+					     "no outbound SA until it can be recorded",
+					     sa->gen, (long long)sa->epoch, GENS_DB_NAME,
+					     strerror(-err));
+			}
+			if (ls->next_change > now + RECORD_RETRY_S)
+				ls->next_change = now + RECORD_RETRY_S;
 			continue;
 		}
 		p->desired[kept++] = *sa;
@@ -1342,7 +1367,7 @@ static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
 	/* DESIGN.md: a new outbound generation is on disk before it is installed. */
 	ret = genbook_commit(d->book);
 	if (ret)
-		drop_unrecorded(d, p, ret);
+		drop_unrecorded(d, p, ret, now);
 	return 0;
 }
 

@@ -59,6 +59,7 @@ struct link_state {
 	uint8_t held_out;    /* generation of the outbound SA of epoch_now the kernel holds */
 	int64_t held_out_at; /* its add time: of two, the kernel sends with the newer */
 	uint8_t new_out;     /* generation recorded this pass for a new outbound SA; ROT_GEN_NONE */
+	int64_t unrecorded_alerted; /* epoch + 1 of the last "cannot record" alert; 0 none */
 };
 
 /* A link removed by a reload: its SAs and policies go once its grace has passed. */

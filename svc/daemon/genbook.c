@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* The key schedule's records in the daemon: memory of the epochs around now, synced to generations.db. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,8 @@ struct staged_out {
 };
 
 struct genbook {
-	struct gens *db;
+	struct gens *db; /* NULL after a failure, until reopened (ensure_db) */
+	char dir[PATH_MAX];
 	bool fresh;
 	struct link_gens **link; /* sorted by key */
 	size_t nlink, caplink;
@@ -186,6 +188,7 @@ int genbook_open(const char *state_dir, struct genbook **out, char *err, size_t 
 	*out = NULL;
 	if (!b)
 		return -ENOMEM;
+	snprintf(b->dir, sizeof(b->dir), "%s", state_dir);
 	ret = gens_open(state_dir, &b->db, &b->fresh, err, err_size);
 	if (ret) {
 		free(b);
@@ -207,7 +210,7 @@ void genbook_close(struct genbook *b)
 {
 	if (!b)
 		return;
-	if (b->in_tx)
+	if (b->in_tx && b->db)
 		gens_rollback(b->db);
 	gens_close(b->db);
 	for (size_t i = 0; i < b->nlink; i++)
@@ -287,12 +290,92 @@ void genbook_view(const struct link_gens *g, int64_t e, uint8_t held, struct rot
 	*fresh_out = next >= 0;
 }
 
+static void drop_db(struct genbook *b)
+{
+	if (b->db && b->in_tx)
+		gens_rollback(b->db);
+	gens_close(b->db);
+	b->db = NULL;
+	b->in_tx = false;
+	b->nstaged = 0;
+}
+
+/*
+ * Write every record the memory holds into a database just (re)opened: a
+ * file that was deleted, replaced or repaired has lost some or all of them,
+ * and the memory holds the furthest generation of each. 0 or -errno.
+ */
+static int rewrite(struct genbook *b)
+{
+	int ret = gens_begin(b->db);
+
+	for (size_t i = 0; !ret && i < b->nlink; i++) {
+		struct link_gens *g = b->link[i];
+		struct gens_link l = { .first_epoch = g->first_epoch, .fresh = g->fresh };
+
+		if (!g->stored)
+			continue;
+		snprintf(l.link, sizeof(l.link), "%s", g->key);
+		ret = gens_put_link(b->db, &l);
+		for (size_t k = 0; !ret && k < GENBOOK_EPOCHS; k++) {
+			struct gens_out o = { .epoch = g->out[k].epoch, .gen = g->out[k].gen };
+			struct gens_in in = { .epoch = g->in[k].epoch, .gen = g->in[k].cur,
+					      .prev = g->in[k].prev, .since = g->in[k].prev_until };
+
+			snprintf(o.link, sizeof(o.link), "%s", g->key);
+			snprintf(in.link, sizeof(in.link), "%s", g->key);
+			if (g->out[k].gen != ROT_GEN_NONE)
+				ret = gens_put_out(b->db, &o);
+			if (!ret && g->in_used[k])
+				ret = gens_put_in(b->db, &in);
+		}
+	}
+	if (!ret)
+		ret = gens_commit(b->db);
+	else
+		gens_rollback(b->db);
+	return ret;
+}
+
+/* The database, reopened if it failed or its file was replaced; -errno if it cannot be. */
+static int ensure_db(struct genbook *b)
+{
+	char err[GENS_ERRMSG_LEN];
+	bool fresh;
+	int ret;
+
+	if (b->db && !b->in_tx && gens_file_replaced(b->db)) {
+		log_warn("%s/%s was deleted or replaced: opening it again and writing the "
+			 "records sakeyd holds", b->dir, GENS_DB_NAME);
+		drop_db(b);
+	}
+	if (b->db)
+		return 0;
+	ret = gens_open(b->dir, &b->db, &fresh, err, sizeof(err));
+	if (ret) {
+		b->db = NULL;
+		return ret;
+	}
+	ret = rewrite(b);
+	if (ret) {
+		log_err("%s/%s: writing the records again: %s", b->dir, GENS_DB_NAME,
+			gens_errmsg(b->db));
+		drop_db(b);
+		return ret;
+	}
+	log_info("%s/%s opened again; the records sakeyd holds are written", b->dir,
+		 GENS_DB_NAME);
+	return 0;
+}
+
 static int begin(struct genbook *b)
 {
 	int ret;
 
 	if (b->in_tx)
 		return 0;
+	if ((ret = ensure_db(b)))
+		return ret;
 	ret = gens_begin(b->db);
 	if (!ret)
 		b->in_tx = true;
@@ -346,9 +429,9 @@ int genbook_commit(struct genbook *b)
 	ret = gens_commit(b->db);
 	b->in_tx = false;
 	if (ret) {
-		log_err("%s: %s", GENS_DB_NAME, gens_errmsg(b->db));
-		gens_rollback(b->db);
-		b->nstaged = 0;
+		/* Opened again at the next write: a repaired or replaced file recovers. */
+		log_err("%s/%s: %s", b->dir, GENS_DB_NAME, gens_errmsg(b->db));
+		drop_db(b);
 		return ret;
 	}
 	for (size_t i = 0; i < b->nstaged; i++) {
@@ -361,7 +444,7 @@ int genbook_commit(struct genbook *b)
 
 void genbook_rollback(struct genbook *b)
 {
-	if (b->in_tx)
+	if (b->in_tx && b->db)
 		gens_rollback(b->db);
 	b->in_tx = false;
 	b->nstaged = 0;
@@ -425,6 +508,8 @@ int genbook_replay_of(struct genbook *b, const struct rot_sa *sa, struct kern_re
 	int ret;
 
 	store_addr_ntop(sa->dst.family, sa->dst.bytes, dst, sizeof(dst));
+	if ((ret = ensure_db(b)))
+		return ret;
 	ret = gens_get_replay(b->db, dst, sa->spi, &row);
 	if (ret == -ENOENT)
 		return 0;

@@ -38,6 +38,7 @@ struct link_gens {
 	bool in_used[GENBOOK_EPOCHS];
 	int64_t alerted_exhausted; /* epoch + 1 of the last generations-exhausted alert; 0 none */
 	int64_t alerted_unprotected; /* epoch + 1 of the last replay-unprotected alert; 0 none */
+	uint32_t alerted_spi;        /* and its SPI */
 };
 
 struct genbook;

@@ -18,7 +18,7 @@
 
 /* UDP "discard": the probe's only purpose is the ESP packet that carries it. */
 #define PROBE_PORT 9
-/* How long stopping waits for the dump that records replay states. */
+/* How long stopping waits for the dump that records the receiver's state. */
 #define FINAL_DUMP_MS 2000
 
 static struct link_state *link_of(struct daemon *d, const struct conf_link *link)
@@ -146,9 +146,11 @@ void gen_unprotected(struct daemon *d, struct link_state *ls, const struct rot_s
 {
 	struct mon_sa pseudo = { .sa = *sa };
 
-	if (ls->gens->alerted_unprotected == sa->epoch + 1)
+	/* Once per SA instance lost: a re-add refused and retried is not a second loss. */
+	if (ls->gens->alerted_unprotected == sa->epoch + 1 && ls->gens->alerted_spi == sa->spi)
 		return;
 	ls->gens->alerted_unprotected = sa->epoch + 1;
+	ls->gens->alerted_spi = sa->spi;
 	daemon_alert(d, "replay-unprotected", &pseudo, ls->link,
 		     "inbound spi %#x (epoch %lld, generation %u) was lost and is re-installed "
 		     "without its replay state (%s): packets the peer sent with it before could "
@@ -346,6 +348,7 @@ static void final_dump_each(struct kern *k, const struct pfkey_msg *m, void *arg
 
 	if (sadb_msg_to_sa(m, &id) || !(e = mon_table_get(d->table, &id)))
 		return;
+	sadb_fill_entry(m, e, false); /* its counters now: what carried traffic since the last dump */
 	gen_dump_entry(d, e, m, daemon_now(d));
 }
 
@@ -357,13 +360,14 @@ static void final_dump_done(struct kern *k, int err, unsigned long n, void *arg)
 		return;
 	d->final_dump = false;
 	uv_timer_stop(&d->final_timer);
-	if (err)
+	if (err) {
 		log_warn("the last dump before stopping failed (%s): replay states are those of "
 			 "the dump before", strerror(-err));
-	else if ((err = genbook_commit(d->book)))
-		log_err("recording replay states at stop: %s", strerror(-err));
-	else
-		log_info("replay states of %lu SAs' dump recorded", n);
+		genbook_rollback(d->book);
+	} else {
+		gen_dump_done(d); /* and the spares that carried traffic since the last dump */
+		log_info("stopping: the receiver's records of %lu SAs written", n);
+	}
 	daemon_stop_now(d);
 }
 
@@ -384,7 +388,12 @@ bool gen_stop_later(struct daemon *d)
 {
 	int ret;
 
-	if (!on_xfrm(d) || !d->kern || !d->synced || !d->book)
+	/*
+	 * Both backends: with XFRM the replay states, with PF_KEY which inbound
+	 * SAs carried traffic (their re-install is then alerted), and with both
+	 * the spares promoted since the last dump.
+	 */
+	if (!d->kern || !d->synced || !d->book || d->backend)
 		return false;
 	ret = kern_dump(d->kern, SADB_DUMP, SADB_SATYPE_UNSPEC, final_dump_each, final_dump_done,
 			d);
