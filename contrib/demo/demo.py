@@ -142,6 +142,7 @@ hard_slack = 30s
     seen_out = {h: set() for h in HOSTS}
     phases_seen = set()
     shown = 0
+    explained = False
     while time.time() - start < DURATION:
         time.sleep(0.5)
         status = {h: json.loads(sactl(h, "status", "--json").stdout or "[]") for h in HOSTS}
@@ -158,6 +159,13 @@ hard_slack = 30s
                 say(f"\n== t={elapsed:.0f}s: sactl status on host {h}")
                 say("   " + "\n   ".join(sactl(h, "status").stdout.rstrip().splitlines()))
             say(f"   (the hand-keyed SA 0x{hand_spi:x} on host A is {phase})")
+            if not explained:
+                explained = True
+                say("   (GEN: the generation of an epoch's SA, in the SPI's second-lowest hex "
+                    "digit. Both hosts\n    started without records: each sends with generation "
+                    "15 in its first epoch and\n    holds all 16 of its peer's until then; later "
+                    "epochs are sent with 0, with 1 and\n    15 held as spares, for a host that "
+                    "loses its SAs: see sakeyd(8), LOSING SAS)")
         if phase not in phases_seen:
             phases_seen.add(phase)
             if phase != "mature":

@@ -4,13 +4,22 @@
 
 sakeyd runs with kernel = sim and a sim_socket; this script is another PF_KEY
 client of the simulated SADB. It records the broadcast stream and dumps the
-SADB just after every change point. Asserted:
+SADB just after every change point. The daemon starts without generation
+records (a fresh state directory), so each link's first epoch E0 (read from
+its log line "no generation records: sends with generation 15 of epoch E0",
+and checked against the clock) is sent with generation 15 and its inbound
+epochs <= E0 are held in all 16 generations; later epochs are sent with
+generation 0 and held as 0 plus spares 1 and 15 (DESIGN.md "Key schedule v2",
+tests/lib/gensets.py). No SA carries traffic, so no spare is promoted. Asserted:
 - after every change point the SADB holds exactly the desired SAs of every
-  link (computed here from DESIGN.md with an independent HKDF);
+  link, generations included (computed here from DESIGN.md with an
+  independent HKDF);
 - for every link and epoch, the new outbound SA's ADD precedes the old
   outbound SA's DELETE in the broadcast stream;
 - the ledger records each rotation (sactl history --json);
-- an SA deleted by this client is re-installed, with an sa-removed alert;
+- the outbound SA deleted by this client (a loss) is replaced by the next
+  generation of its epoch, never by itself again, with the sa-removed and
+  generation-changed alerts;
 - SIGTERM: exit 0.
 
 usage: rotation.py SAKEYD SACTL LOGDIR
@@ -30,6 +39,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import keysched  # noqa: E402
 from checks import Checks  # noqa: E402
+from gensets import LinkGens, fresh_epochs  # noqa: E402
 from keysched import write_secret  # noqa: E402
 from pfkey import SADB_ADD, SADB_DELETE, SADB_DUMP, dump_request, header, parse  # noqa: E402
 
@@ -111,20 +121,14 @@ for name, local, remote, period, lead, grace in LINKS:
     params[name] = (local, remote, period, lead, grace, phase, prefix)
 
 
+models = {}  # name -> LinkGens, once the daemon has told each link's first epoch
+
+
 def desired(t):
-    """Every desired (spi, src, dst) at Unix time t (DESIGN.md windows)."""
+    """Every desired (spi, src, dst) at Unix time t (DESIGN.md windows and generations)."""
     out = set()
-    for name, (local, remote, period, lead, grace, phase, prefix) in params.items():
-        e = (int(t) - phase) // period
-        start, nxt = e * period + phase, (e + 1) * period + phase
-        inbound = [e]
-        if t >= nxt - lead:
-            inbound.append(e + 1)
-        if t < start + grace:
-            inbound.append(e - 1)
-        for k in inbound:
-            out.add((keysched.spi(prefix, k), remote, local))
-        out.add((keysched.spi(prefix, e), local, remote))
+    for model in models.values():
+        out |= model.desired(t)
     return out
 
 
@@ -141,14 +145,34 @@ def change_points(t0, t1):
     return sorted(pts)
 
 
+def log_text():
+    with open(f"{WORK}/sakeyd.log") as f:
+        return f.read()
+
+
 log = open(f"{WORK}/sakeyd.log", "w")
+t_launch = time.time()
 daemon = subprocess.Popen([SAKEYD, "-c", f"{WORK}/sakeyd.conf"], stdout=log, stderr=log)
 deadline = time.time() + 10
 while not os.path.exists(f"{WORK}/sim.sock") and time.time() < deadline:
     time.sleep(0.05)
 obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 obs.connect(f"{WORK}/sim.sock")
-time.sleep(1.5)
+# Each link's first epoch: the daemon's first pass, at most a few change points after launch.
+deadline = time.time() + 10
+while len(fresh_epochs(log_text())) < len(LINKS) and time.time() < deadline:
+    time.sleep(0.05)
+t_told = time.time()
+first = fresh_epochs(log_text())
+for name, (local, remote, period, lead, grace, phase, prefix) in params.items():
+    models[name] = LinkGens(prefix, local, remote, period, phase, lead, grace,
+                            first.get(name, 1 << 62))
+print(f"     first epochs (generation 15): {first}")
+check(len(first) == len(LINKS) and all(
+    (int(t_launch) - params[n][5]) // params[n][2] <= first[n] <=
+    (int(t_told) - params[n][5]) // params[n][2] for n in first),
+    "each link's first epoch is sent with generation 15, the epoch it was started in")
+time.sleep(max(0.0, t_launch + 1.5 - time.time()))
 
 # --- >= 10 epochs: the exact desired set after every change point ------------------
 start = time.time()
@@ -195,27 +219,46 @@ print(f"     rotations recorded: {per_link}")
 check(per_link.get("l1", 0) >= EPOCHS and per_link.get("l2", 0) >= EPOCHS and
       per_link.get("l3", 0) >= EPOCHS // 2, "the ledger records each rotation")
 
-# --- another client deletes a managed SA ------------------------------------------
+# --- another client deletes a managed SA: a loss of l3's outbound SA ------------------
 local, remote, period, lead, grace, phase, prefix = params["l3"]
-e = (int(time.time()) - phase) // period
-spi = keysched.spi(prefix, e)
+l3 = models["l3"]
+# 0.3 s after l3's grace ends and more than 1.5 s before its next change point (the
+# next epoch's lead): the outbound SA and the inbound set stay put while we look.
+while True:
+    t = time.time()
+    into = (t - phase) % period
+    if grace + 0.3 <= into <= grace + 0.5:
+        break
+    pump(obs, 0.02)
+e = l3.epoch(time.time())
+lost_gen = l3.out_gen(e)
+spi = keysched.spi(prefix, e, lost_gen)
 msg = header(SADB_DELETE, 3, 2 + 2 + 3 + 3, 7, 4343)
 msg += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spi), 0, 0, 0, 0, 0)
 for ip in (local, remote):
     msg += struct.pack("=HHBBH", 3, 5 if ip == local else 6, 255, 32, 0)
     msg += struct.pack("=HH4s8s", socket.AF_INET, 0, socket.inet_aton(ip), b"\0" * 8)
 obs.send(msg)
+new_gen = l3.lost_out(e)
 time.sleep(1.0)
 pump(obs)
-have = dump(obs)
-check((spi, local, remote) in have or desired(time.time()) == have,
-      "an SA deleted by another client is re-installed")
-with open(f"{WORK}/sakeyd.log") as f:
-    text = f.read()
+have = {sa for sa in dump(obs) if sa[0] >> 8 == prefix}
+want = l3.desired(time.time())
+check(l3.epoch(time.time()) == e and new_gen is not None and
+      (keysched.spi(prefix, e, new_gen), local, remote) in have and have == want,
+      f"the deleted outbound SA (epoch {e}, generation {lost_gen}) is replaced by "
+      f"generation {new_gen} of the same epoch; l3 holds exactly its desired SAs "
+      f"(extra {sorted(have - want)}, missing {sorted(want - have)})")
+readded = [ev for ev in events if ev[1] == SADB_ADD and ev[2] == spi and ev[3] == local]
+check(len(readded) == 1, f"generation {lost_gen}'s outbound SA was added once, never again "
+                         f"({len(readded)} adds)")
+text = log_text()
 check("ALERT sa-removed link=l3" in text, "sa-removed alert raised")
-
+check(f"ALERT generation-changed link=l3 spi={keysched.spi(prefix, e, new_gen):#x}" in text,
+      "generation-changed alert raised for the new generation")
 daemon.send_signal(signal.SIGTERM)
 check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")
+text = log_text()
 check(not any(s.hex() in text for s in secrets.values()), "no secret in the log")
 shutil.copy(f"{WORK}/sakeyd.log", f"{LOGDIR}/sakeyd.log")
 shutil.rmtree(WORK, ignore_errors=True)

@@ -10,8 +10,16 @@ baseline is the median of the next 30 samples; the median of the last 50
 samples must not exceed the baseline by more than 10 % (RSS), 25 % (database)
 or at all (descriptors: a transient one, e.g. the metrics file being
 rewritten at the sampling instant, moves no median; one leaked does). The
-samples go to LOGDIR/samples.csv (or --csv). Also asserted:
-every 10 s the SADB equals the desired set, no failed rotation, every link
+samples go to LOGDIR/samples.csv (or --csv), with the size of generations.db
+(+ -wal + -shm), for the record only: at one synced commit per second its WAL
+reaches SQLite's checkpoint (1000 pages) after the run, so its size would tell
+nothing here. What must level off there is the records it holds: every 10 s
+its rows are counted, and after the warm-up they must not exceed the
+baseline's (the most counted during it) by more than 10 %. Also asserted:
+every 10 s the SADB equals key schedule v2's desired set (DESIGN.md; after
+each link's first epoch, sent with generation 15 as the state directory is
+fresh: outbound generation 0, inbound 0 and spares 1 and 15, as no SA carries
+traffic; tests/lib/gensets.py), no failed rotation, every link
 rotated at least EPOCHS - 10 times (metrics), the ledger agrees with the
 SADB at the end, SIGTERM exits 0 with no sanitizer report.
 
@@ -34,12 +42,14 @@ usage: soak.py SAKEYD SACTL SIMD LOGDIR [--epochs N] [--links N] [--csv FILE]
 """
 import argparse
 import os
+import sqlite3
 import statistics
 import sys
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import simlib  # noqa: E402
+from gensets import LinkGens, fresh_epochs  # noqa: E402 (simlib put tests/lib on the path)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("sakeyd")
@@ -74,10 +84,22 @@ if args.timewarp:
     check(float(os.environ.get("TIMEWARP_K", "0")) == args.timewarp,
           f"under the timewarp shim, K = {args.timewarp} (base {os.environ['TIMEWARP_BASE']})")
 
+class Env(simlib.Env):
+    """simlib.Env with key schedule v2's desired set: models[link name] (a LinkGens)."""
+
+    models = {}
+
+    def desired(self, t):
+        out = set()
+        for link in self.links:
+            out |= self.models[link.name].desired(t)
+        return out
+
+
 RETENTION = 20
 WARMUP = 60
 links = simlib.make_links(args.links, 1)
-env = simlib.Env(args.sakeyd, args.sactl, args.simd, args.logdir, links,
+env = Env(args.sakeyd, args.sactl, args.simd, args.logdir, links,
                  f"event_retention = {RETENTION}s\nrefresh_interval = 5s\n"
                  f"metrics_file = /tmp/sakeyd-soak-{os.getpid()}.prom\n")
 metrics = f"/tmp/sakeyd-soak-{os.getpid()}.prom"
@@ -85,14 +107,29 @@ denv = dict(os.environ)
 denv["ASAN_OPTIONS"] = (denv.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8").lstrip(":")
 
 
-def db_size():
+def db_size(name="sakeyd.db"):
     total = 0
     for suffix in ("", "-wal", "-shm"):
         try:
-            total += os.path.getsize(f"{env.state}/sakeyd.db{suffix}")
+            total += os.path.getsize(f"{env.state}/{name}{suffix}")
         except OSError:
             pass
     return total
+
+
+def gens_rows():
+    """The rows of generations.db (every table), read-only; None if it cannot be read."""
+    try:
+        db = sqlite3.connect(f"file:{env.state}/generations.db?mode=ro", uri=True, timeout=5)
+        try:
+            names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = "
+                                              "'table' AND name NOT LIKE 'sqlite_%'")]
+            return sum(db.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names)
+        finally:
+            db.close()
+    except sqlite3.Error as err:
+        print(f"     generations.db: {err}", flush=True)
+        return None
 
 
 def read_metrics():
@@ -107,14 +144,29 @@ def read_metrics():
     return out
 
 
-samples = []  # (t, rss_kb, fds, db_bytes)
+samples = []  # (t, rss_kb, fds, db_bytes, gens_db_bytes)
 os.makedirs(args.logdir, exist_ok=True)
 csv = open(args.csv or f"{args.logdir}/samples.csv", "w")
-csv.write("elapsed_s,rss_kb,fds,db_bytes\n")
+csv.write("elapsed_s,rss_kb,fds,db_bytes,gens_db_bytes\n")
 bad_sets, set_checks = [], 0
+rows = []  # (t, rows of generations.db)
 try:
+    t_launch = time.time()
     env.start(denv)
     check(env.wait_log("ready:", 60), "sakeyd ready")
+    # Each link's first epoch, sent with generation 15 (the daemon's first pass).
+    deadline = time.time() + 10
+    while len(fresh_epochs(env.log_since())) < len(links) and time.time() < deadline:
+        time.sleep(0.1)
+    first = fresh_epochs(env.log_since())
+    t_told = time.time()
+    for link in links:
+        Env.models[link.name] = LinkGens(link.prefix, link.local, link.remote, link.period,
+                                         link.phase, link.lead, link.grace,
+                                         first.get(link.name, link.epoch(t_launch)))
+    check(len(first) == len(links) and all(
+        link.epoch(t_launch) <= first[link.name] <= link.epoch(t_told) for link in links),
+        f"every link's first epoch was sent with generation 15 ({len(first)} links)")
     pid = env.daemon.pid
     t0 = time.time()
     real0 = real_uptime()
@@ -122,15 +174,17 @@ try:
     next_set = t0 + 10
     while time.time() < end and env.daemon.poll() is None:
         now = time.time()
-        s = (now - t0, simlib.rss_kb(pid), simlib.fd_count(pid), db_size())
+        s = (now - t0, simlib.rss_kb(pid), simlib.fd_count(pid), db_size(),
+             db_size("generations.db"))
         samples.append(s)
-        csv.write("%.1f,%d,%d,%d\n" % s)
+        csv.write("%.1f,%d,%d,%d,%d\n" % s)
         csv.flush()
         if now >= next_set:
             ok, have, want, _ = env.settled_set(tries=3)
             set_checks += 1
             if not ok:
                 bad_sets.append((round(now - t0), sorted(set(have) ^ want)[:4]))
+            rows.append((now - t0, gens_rows()))
             next_set = time.time() + 10
         time.sleep(max(0.0, args.sample_every - (time.time() - now)))
     alive = env.daemon.poll() is None
@@ -155,6 +209,14 @@ try:
     flat("RSS kB (median)", 1, 0.10)
     flat("open descriptors (median)", 2, 0.0)
     flat("database bytes (median)", 3, 0.25)
+    base = [n for t, n in rows if WARMUP <= t < WARMUP + 30]
+    after = [n for t, n in rows if t >= WARMUP]
+    print(f"     generations.db rows every 10 s: {[n for _, n in rows]}")
+    ok = bool(base) and bool(after) and None not in after
+    check(ok and max(after) <= max(base) * 1.10,
+          f"generations.db rows flat: baseline {max(base) if ok else None} "
+          f"(t={WARMUP}-{WARMUP + 30}s), most after {max(after) if ok else None} "
+          f"(limit +10 %)")
     print(f"     {set_checks} SADB checks, failures: {bad_sets[:3]}")
     check(set_checks >= args.epochs // 25 and not bad_sets,
           "every 10 s the SADB equals the desired set")
