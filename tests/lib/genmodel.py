@@ -115,30 +115,38 @@ class Model:
         one (recorded before every install); None if none is recorded."""
         return self.outs.get((link_key(link), e))
 
-    def desired(self, t, links=None, out_from_records=False):
-        """The desired set of links (default: the Env's) at t. out_from_records: the outbound
-        generation is the last one recorded (a test that loses SAs or kills the daemon);
-        otherwise that of a link that lost nothing (15 in a fresh first epoch, then 0)."""
+    def desired(self, t, links=None, out_from_records=False, out_gens=None):
+        """The desired set of links (default: the Env's) at t. The outbound generation of
+        each is, in this order: out_gens[(link name, epoch)] (what the test expects after
+        it removed an SA); with out_from_records, the last one recorded (a test that kills
+        the daemon); else that of a link that lost nothing (15 in a fresh first epoch,
+        then 0)."""
         out = set()
         for link in self.env.links if links is None else links:
             first, fresh = self.first(link)
-            g = self.out_gen(link, link.epoch(t)) if out_from_records else None
+            e = link.epoch(t)
+            g = None
+            if out_gens and (link.name, e) in out_gens:
+                g = out_gens[(link.name, e)]
+            elif out_from_records:
+                g = self.out_gen(link, e)
             out |= desired(link, t, first, fresh, g)
         return out
 
 
-def settled(env, model, tries=6, out_from_records=False, links=None):
-    """Like simlib.Env.settled_set, against the v2 model: dump at mid-second until the
-    managed SAs equal the desired set (records re-read each try). (ok, have, want, tries)."""
+def settled(env, model, tries=6, out_from_records=False, links=None, out_gens=None):
+    """Like simlib.Env.settled_set, against the v2 model (Model.desired's arguments): dump
+    at mid-second until the managed SAs equal the desired set (records re-read each try).
+    (ok, have, want, tries)."""
     have = want = None
     for i in range(tries):
         env.wait_mid_second()
         t = time.time()
         have = env.dump()
         model.refresh()
-        want = model.desired(t, links, out_from_records)
+        want = model.desired(t, links, out_from_records, out_gens)
         if sorted(env.managed(have)) == sorted(want) and \
-                model.desired(time.time(), links, out_from_records) == want:
+                model.desired(time.time(), links, out_from_records, out_gens) == want:
             return True, have, want, i + 1
         time.sleep(0.5)
     return False, have, want, tries
