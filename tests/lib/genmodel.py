@@ -63,6 +63,11 @@ def next_gen(g):
     return g - 1 if g > 8 else None
 
 
+def series_index(g):
+    """How far g is along its series: 0..7 for 0..7, 0..7 for 15..8."""
+    return g if g <= 7 else 15 - g
+
+
 def desired(link, t, first, fresh=True, out_gen=None):
     """The (spi, src, dst) link should have at Unix time t on simd (no traffic): inbound
     generations of each window epoch, one outbound SA of generation out_gen (default: that
