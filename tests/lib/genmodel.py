@@ -21,7 +21,7 @@ import sqlite3
 import time
 import urllib.parse
 
-from keysched import key_fp, spi, spi_epoch, spi_gen
+from keysched import key_fp, spi, spi_epoch, spi_gen  # noqa: F401 (spi for the drivers)
 
 ALL = frozenset(range(16))
 DEFAULT_IN = frozenset({0, 1, 15})
