@@ -10,10 +10,21 @@ kill it with SIGKILL at a random instant of one of three kinds:
 - "rotation": a whole second (every epoch boundary) + 0-30 ms, in the pass;
 - "uniform": 0-1 s after it is ready.
 After every restart that reaches "ready", asserted:
-- the SADB equals the desired set computed here from DESIGN.md (no missing
-  SA, no duplicate, no orphan: nothing outside the window);
+- the SADB equals the desired set computed here from DESIGN.md's key
+  schedule v2 (tests/lib/genmodel.py: no missing SA, no duplicate, no
+  orphan: nothing outside the window). Inbound: all 16 generations of epochs
+  up to a link's first (the state directory starts empty), 0, 1 and 15 of
+  later ones (no traffic on simd). Outbound: one SA of the current epoch,
+  of the last generation generations.db records for it: a kill between
+  recording a generation and installing it makes the next start install
+  the next one (a recorded generation is never installed again);
+- record before install: every outbound SA in the SADB has its (link,
+  epoch, generation) in generations.db, and the generation a link sends
+  with in an epoch only moves forward in its series (0..7 up, 15..8 down)
+  from one restart to the next, never back to one already used;
 - the ledger's live SAs (sactl status --json) equal the SADB;
-and at the end every row of the ledger (live or gone) matches the key schedule.
+and at the end every row of the ledger (live or gone) matches the key
+schedule (SPI and key fingerprint of its epoch and generation).
 Then a last run ends with SIGTERM: exit 0 and no sanitizer report.
 
 usage: crash.py SAKEYD SACTL SIMD LOGDIR [KILLS]
@@ -24,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
+import genmodel  # noqa: E402,I100 (tests/lib: simlib puts it on the path)
 
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 KILLS = int(sys.argv[5]) if len(sys.argv) > 5 else 100
@@ -34,7 +46,9 @@ links = simlib.make_links(3, 1)
 links.append(simlib.Link("w4", "192.0.2.1", "10.9.0.2", 4, 1, 1))
 env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, links, "refresh_interval = 2s\n")
 
-verified = mismatched = ledger_bad = not_ready = retries = 0
+verified = mismatched = ledger_bad = not_ready = retries = unrecorded = backwards = 0
+model = genmodel.Model(env)
+sent_with = {}  # (link name, epoch): outbound generations seen, in order
 where = {}
 kinds = {"start": 0, "rotation": 0, "uniform": 0}
 first_bad = []
@@ -53,8 +67,30 @@ try:
                     break
                 env.kill9()
                 continue
-            ok, have, want, used = env.settled_set()
+            ok, have, want, used = genmodel.settled(env, model, out_from_records=True)
             retries += used - 1
+            # Record before install, and a sender's generation only moves forward.
+            model.refresh()
+            for link in links:
+                for sa_spi, src, dst in env.managed(have):
+                    if sa_spi >> 8 != link.prefix or src != link.local:
+                        continue
+                    e = genmodel.spi_epoch(sa_spi, link.epoch(time.time()))
+                    g = genmodel.spi_gen(sa_spi)
+                    if model.out_gen(link, e) is None or \
+                            genmodel.series_index(model.out_gen(link, e)) < \
+                            genmodel.series_index(g):
+                        unrecorded += 1
+                        first_bad.append(f"run {env.runs}: {link.name} sends with generation "
+                                         f"{g} of epoch {e}, recorded "
+                                         f"{model.out_gen(link, e)}")
+                    seen = sent_with.setdefault((link.name, e), [])
+                    if seen and genmodel.series_index(g) < genmodel.series_index(seen[-1]):
+                        backwards += 1
+                        first_bad.append(f"run {env.runs}: {link.name} epoch {e}: generation "
+                                         f"{g} after {seen}")
+                    if not seen or seen[-1] != g:
+                        seen.append(g)
             exact = ok and sorted(have) == sorted(want)
             if not exact:
                 mismatched += 1
@@ -88,6 +124,9 @@ try:
     print(f"     {sum(kinds.values())} kills {kinds} in {elapsed:.0f}s; last log line before "
           f"each kill: {where}")
     print(f"     {verified} restarts verified, {retries} extra mid-second samples needed")
+    moved = {k: v for k, v in sent_with.items() if len(v) > 1}
+    print(f"     {len(sent_with)} (link, epoch) outbound SAs seen; {len(moved)} moved to a next "
+          f"generation after a kill: {list(moved.items())[:4]}")
     for line in first_bad[:5]:
         print("     " + line)
     check(sum(kinds.values()) >= KILLS, f"{KILLS} kill -9 at random instants")
@@ -95,12 +134,14 @@ try:
     check(verified >= KILLS * 0.6 and mismatched == 0,
           "after every restart the SADB equals the desired set: no missing SA, no duplicate, "
           "no orphan")
+    check(unrecorded == 0, "every outbound SA in the SADB is recorded in generations.db")
+    check(backwards == 0, "a link's outbound generation in an epoch never goes back")
     check(ledger_bad == 0, "after every restart the ledger's live SAs equal the SADB")
-    rows, wrong = env.ledger_wrong()
+    rows, wrong, _ = genmodel.ledger_wrong(env)
     print(f"     {rows} ledger rows checked against the key schedule; wrong: {wrong[:3]}")
     check(rows > 0 and not wrong,
           "every SA the ledger ever recorded has the link, SPI, addresses and key "
-          "fingerprint of its epoch")
+          "fingerprint of its epoch and generation")
     rc, bad = env.stop()
     check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
     text = open(env.logpath, errors="replace").read()

@@ -13,10 +13,18 @@ reopen period, so reopening fails too), then cleared:
 - read-only: a file system error (/sys/fs/ext4/DEV/trigger_fs_error) turns
   it read-only under the daemon (errors=remount-ro); cleared by an fsck and
   a new mount at the same place.
-During each fault: the SADB equals the desired set (the kernel is the
-truth, rotation does not wait for the database) and a rotation-failed alert
-names the ledger. Once cleared: the daemon says the database works again,
-the ledger's live SAs equal the SADB, and rotations are recorded again.
+The desired set is key schedule v2's after a fresh start (tests/lib/
+genmodel.py). During "locked" and "deleted" (the ledger alone): the SADB
+equals it (the kernel is the truth, rotation does not wait for the ledger).
+During "full" and "read-only", generations.db (same state_dir) cannot be
+written either, and v2 installs no outbound SA whose generation is not
+recorded: the inbound SAs equal the desired ones (none kept past its
+window), an outbound SA is there only if its generation is recorded, and a
+rotation-failed alert says the generation could not be recorded. In every
+case a rotation-failed alert names the ledger. Once cleared: the daemon says
+the database works again, the SADB equals the desired set again (outbound
+SAs back), the ledger's live SAs equal the SADB, and rotations are recorded
+again.
 At the end every SA the ledger recorded matches the key schedule, and
 SIGTERM exits 0 with no sanitizer report.
 
@@ -30,6 +38,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
+import genmodel  # noqa: E402,I100 (tests/lib: simlib puts it on the path)
 
 if os.environ.get("SAKEYD_DBFAULT_NS") != "1":
     if os.geteuid() != 0:
@@ -126,10 +135,42 @@ def history_since(t):
 
 
 FAULTS = ["full", "locked", "deleted"] + (["read-only"] if on_ext4 else [])
+GENS_TOO = ("full", "read-only")  # faults that keep generations.db from being written too
+
+
+def gens_fault_sample(model):
+    """During a fault of generations.db: (ok, why) of one mid-second look at the SADB:
+    the inbound SAs exactly the desired ones, each outbound SA of a recorded generation."""
+    env.wait_mid_second()
+    t = time.time()
+    have = set(env.managed(env.dump()))
+    want = model.desired(t)
+    try:
+        model.refresh()
+    except Exception as e:  # noqa: BLE001 (the records unreadable: say so)
+        return False, f"generations.db unreadable: {e}"
+    if model.desired(time.time()) != want:
+        return None, "change point"
+    local = {link.local for link in links}
+    have_in = {sa for sa in have if sa[1] not in local}
+    want_in = {sa for sa in want if sa[1] not in local}
+    outs = have - have_in
+    bad_out = []
+    for link in links:
+        e = link.epoch(t)
+        for sa in outs:
+            if sa[0] >> 8 == link.prefix and (sa[0] != genmodel.spi(
+                    link.prefix, e, model.out_gen(link, e) or 0) or model.out_gen(link, e) is None):
+                bad_out.append(sa)
+    if have_in != want_in or bad_out:
+        return False, (f"inbound extra {len(have_in - want_in)} missing {len(want_in - have_in)}"
+                       f"; outbound other than the current epoch's recorded one {bad_out[:2]}")
+    return True, f"{len(outs)} outbound"
 try:
     env.start()
     check(env.wait_log("ready:", 60), "sakeyd ready")
     time.sleep(2)
+    model = genmodel.Model(env)
     for fault in FAULTS:
         mark = len(env.log_since())
         state = None
@@ -148,16 +189,30 @@ try:
                     pass
         t_fault = time.time()
         exact = checks = 0
+        why = []
         while time.time() < t_fault + HOLD:
-            ok, have, want, _ = env.settled_set(tries=2)
+            if fault in GENS_TOO:
+                ok, what = gens_fault_sample(model)
+                if ok is None:
+                    continue
+                if not ok:
+                    why.append(what)
+            else:
+                ok, have, want, _ = genmodel.settled(env, model, tries=2)
             exact += ok
             checks += 1
             time.sleep(0.5)
         text = env.log_since()[mark:]
         alerted = "ALERT rotation-failed" in text and "SQLite ledger" in text
-        print(f"     {fault}: {exact}/{checks} SADB checks exact during the fault")
-        check(checks >= 3 and exact == checks,
-              f"{fault}: rotation goes on, the SADB equals the desired set")
+        print(f"     {fault}: {exact}/{checks} SADB checks as v2 wants during the fault {why[:2]}")
+        if fault in GENS_TOO:
+            check(checks >= 3 and exact == checks,
+                  f"{fault}: inbound SAs as desired, no outbound SA of an unrecorded generation")
+            check("recording the generation of spi" in text,
+                  f"{fault}: a rotation-failed alert says a generation could not be recorded")
+        else:
+            check(checks >= 3 and exact == checks,
+                  f"{fault}: rotation goes on, the SADB equals the desired set")
         check(alerted, f"{fault}: a rotation-failed alert names the ledger")
         if fault == "read-only":
             check(repair(), "read-only: the file system repaired and mounted again")
@@ -176,6 +231,11 @@ try:
             time.sleep(0.2)
             back = "database works again" in env.log_since()[cleared:]
         check(back, f"{fault}: cleared, the daemon reopens the database")
+        ok, have, want, _ = genmodel.settled(env, model, tries=8)
+        if not ok:
+            print(f"     extra {sorted(set(env.managed(have)) - want)[:3]} "
+                  f"missing {sorted(want - set(env.managed(have)))[:3]}")
+        check(ok, f"{fault}: cleared, the SADB equals the desired set again")
         agree, last = env.ledger_agrees()
         if not agree:
             print(f"     ledger {last[1] if last else None}\n     kernel {last[0] if last else None}")
@@ -184,7 +244,7 @@ try:
         recorded = history_since(int(t_clear) + 1)
         check(len(recorded) >= len(links),
               f"{fault}: rotations recorded again ({len(recorded)} since the fault cleared)")
-    rows, wrong = env.ledger_wrong()
+    rows, wrong, _ = genmodel.ledger_wrong(env)
     print(f"     {rows} ledger rows checked against the key schedule; wrong: {wrong[:3]}")
     check(rows > 0 and not wrong, "every SA the ledger recorded matches the key schedule")
     rc, bad = env.stop()

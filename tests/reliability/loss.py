@@ -23,6 +23,11 @@ before break), a desired inbound SA missing, a current outbound SA missing
   ledger ever recorded has the link, SPI, addresses and key fingerprint of
   its epoch;
 - SIGTERM: exit 0, no sanitizer report.
+The desired set is key schedule v2's after a fresh start with no SA lost
+(tests/lib/genmodel.py): all 16 inbound generations of epochs up to the
+link's first, 0, 1 and 15 of later ones, and the outbound SA of generation 15
+in the first epoch, 0 after. A lost reply is no lost SA: a sender that moved
+to another generation would diverge (and alert), which fails the checks.
 The daemon runs with -v and simd logs every message it drops: the three
 longest divergences of each phase are printed, with the daemon's requests,
 reply timeouts, resyncs and simd's drops around them when one is too long (or
@@ -38,6 +43,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
+import genmodel  # noqa: E402,I100 (tests/lib: simlib puts it on the path)
 
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 PHASE = int(sys.argv[5]) if len(sys.argv) > 5 else 30
@@ -70,7 +76,7 @@ def lines_between(path, lo, hi, needles):
     return out
 
 
-def sample(env, links):
+def sample(env, links, model):
     """One look at the SADB away from the change points: (t, kind, missing, extra).
     kind: "exact"; "extra" (only SAs beyond the desired set: an old SA kept longer,
     harmless under make-before-break); "missing-in" (a desired inbound SA absent: the
@@ -82,11 +88,11 @@ def sample(env, links):
         time.sleep((STEP / 2 - now % STEP) % STEP)
         t = time.time()
         have = set(env.managed(env.dump()))
-        if env.desired(time.time()) == env.desired(t):
+        if model.desired(time.time()) == model.desired(t):
             break
-    want = env.desired(t)
+    want = model.desired(t)
     missing, extra = want - have, have - want
-    outs = {(simlib.spi(link.prefix, link.epoch(t)), link.local, link.remote) for link in links}
+    outs = {sa for sa in want if sa[1] == links[0].local}
     kind = "exact" if not missing and not extra else \
         "missing-out" if missing & outs else "missing-in" if missing else "extra"
     return t, kind, missing, extra
@@ -118,6 +124,10 @@ try:
     # what a divergence waited for; simd logs each message it drops.
     env.start(args=("-v",))
     check(env.wait_log("ready:", 60), "sakeyd ready")
+    model = genmodel.Model(env)  # the links' first epochs, recorded by the first pass
+    firsts = {link.name: model.first(link) for link in links}
+    check(all(first is not None and fresh for first, fresh in firsts.values()),
+          f"generations.db knows each link, fresh ({len(firsts)} links)")
     for permille in (10, 100):
         rate = f"{permille / 10:g} %"
         before = env.sim_stats()
@@ -125,7 +135,7 @@ try:
         samples = []
         end = time.time() + PHASE
         while time.time() < end:
-            samples.append(sample(env, links))
+            samples.append(sample(env, links, model))
         end = time.time()
         env.simctl("drop 0 0")
         after = env.sim_stats()
@@ -166,7 +176,7 @@ try:
               f"({REFRESH}s): the longest lasted at most {longest:.2f}s")
         # Drops off: within one refresh_interval the daemon has converged.
         time.sleep(REFRESH)
-        ok, have, want, used = env.settled_set(tries=2)
+        ok, have, want, used = genmodel.settled(env, model, tries=2)
         check(ok and sorted(have) == sorted(want),
               f"{rate}: after the drops, the SADB equals the desired set")
         agree, last = env.ledger_agrees()
@@ -196,12 +206,13 @@ try:
     print(f"     history: {len(gaps)} epochs without a rotation {gaps[:4]}, "
           f"{len(twice)} recorded twice {twice[:4]}")
     check(not gaps and not twice, "the history has every epoch's rotation of each link once")
-    rows, wrong = env.ledger_wrong()
+    rows, wrong, gens = genmodel.ledger_wrong(env)
     fps = env.sactl("status", "--json", "--all").stdout.count('"key_fp": "')
-    print(f"     {rows} ledger rows ({fps} with a key fingerprint) checked; wrong: {wrong[:3]}")
+    print(f"     {rows} ledger rows ({fps} with a key fingerprint) checked; wrong: {wrong[:3]}; "
+          f"outbound generations {sorted((g, n) for (d, g), n in gens.items() if d == 'out')}")
     check(rows > 0 and fps > 0 and not wrong,
           "every SA the ledger ever recorded has the link, SPI, addresses and key "
-          "fingerprint of its epoch")
+          "fingerprint of its epoch and generation")
     rc, bad = env.stop()
     check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
     check(env.secrets_absent(), "no secret in the log")

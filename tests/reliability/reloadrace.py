@@ -11,7 +11,11 @@ once (its errors reported as ever), then applied when the pass ends.
 
 On simd with every message delayed by DELAY_MS: N links with phase 0, so all
 of them change epoch at the same instant, and each pass keeps N requests in
-flight for DELAY_MS or more. Reloads land DELAY_MS / 3 after a change point:
+flight for DELAY_MS or more. The daemon starts fresh (key schedule v2: all 16
+inbound generations of the first epoch, 16 N SAs deleted in one burst at the
+next epoch's start + grace); the steps begin after that burst, so that a
+reload lands in an ordinary epoch change's pass, not in the tail of the
+burst. Reloads land DELAY_MS / 3 after a change point:
 1. `sactl reload`, same file: the reply says the reload is deferred, the log
    then says it was applied;
 2. SIGHUP removing 30 links whose requests are in flight: deferred, applied,
@@ -23,7 +27,10 @@ flight for DELAY_MS or more. Reloads land DELAY_MS / 3 after a change point:
    refuses fails with its answer; a broken file after a deferred reload is
    refused with its file:line error and the deferred one still applies;
 5. after the reloads, the SADB settles to the final configuration's desired
-   set and the removed links' SAs are gone;
+   set (key schedule v2 after a fresh start, tests/lib/genmodel.py: checked
+   a whole period later, so that every link, the 10 brought back too, sends
+   with generation 0 of an epoch in which it lost nothing) and the removed
+   links' SAs are gone;
 6. SIGTERM while a reload waits for its pass: exit 0, no sanitizer report
    (checked after every step too: the daemon is still running).
 
@@ -37,6 +44,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
+import genmodel  # noqa: E402,I100 (tests/lib: simlib puts it on the path)
 
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 N, PERIOD, DELAY_MS = 300, 4, 300
@@ -119,6 +127,15 @@ def sighup_in_pass():
 write_conf(links)
 offset = env.start()
 check(env.wait_log("ready:", timeout=60, offset=offset), "sakeyd started and reconciled")
+# Key schedule v2: a fresh start holds all 16 inbound generations of the first epoch (16 N
+# SAs), deleted in one burst at the next epoch's start + grace. Past that burst, each pass
+# is an ordinary one (an epoch change: N outbound SAs replaced).
+model = genmodel.Model(env)
+first = max(model.first(link)[0] for link in links)
+while time.time() < (first + 1) * PERIOD + links[0].grace + 0.2:
+    time.sleep(0.05)
+check(env.wait_log("reconcile pass:", timeout=10, offset=mark()),
+      f"past the fresh start's burst (first epoch {first}'s 16 generations deleted)")
 check(env.simctl(f"delay {DELAY_MS}") == "ok", f"simd delays every message by {DELAY_MS} ms")
 
 # 1. sactl reload of the same file while a pass runs.
@@ -207,7 +224,10 @@ alive("after refused reloads during a pass")
 check(env.simctl("delay 0") == "ok", "simd delay off")
 env.links = active
 time.sleep(PERIOD)
-ok, have, want, tries = env.settled_set()
+ok, have, want, tries = genmodel.settled(env, genmodel.Model(env))
+if not ok:
+    print(f"     extra {sorted(set(env.managed(have)) - want)[:4]} "
+          f"missing {sorted(want - set(env.managed(have)))[:4]}")
 check(ok, f"the SADB holds exactly the final links' desired SAs ({len(want)} SAs)")
 gone_prefixes = {link.prefix for link in links[N - 20:]}
 left = [sa for sa in have if sa[0] >> 8 in gone_prefixes]

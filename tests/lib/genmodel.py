@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: ISC
+"""Key schedule v2's generations as the tests on simd expect them (DESIGN.md "Key schedule
+v2: generations", doc/sakeyd.8.scd "LOSING SAS: GENERATIONS"), for links of
+tests/sim/simlib.py (any object with name, local, remote, prefix, secret, period, phase,
+lead, grace and epoch(t)) and its Env (dump, managed, wait_mid_second, sactl, state).
+
+No traffic flows on simd unless a test sends it, so no spare is ever promoted there and a
+receiver's generations follow from its records alone:
+- a link whose records were new or lost when the daemon first knew it ("fresh", in epoch
+  first): all 16 generations of every inbound epoch <= first; for later epochs, generation
+  0 and its spares 1 and 15;
+- a sender sends with generation 15 in epoch first (fresh), 0 in later epochs; after a loss
+  of its outbound SA, the next generation of the series (g + 1 in 0..7, g - 1 in 15..8),
+  recorded in generations.db before it is installed.
+The records are read from <state_dir>/generations.db (read-only): the first epoch and
+freshness of each link, and the last generation recorded per (link, epoch) as sender.
+"""
+import json
+import os
+import sqlite3
+import time
+import urllib.parse
+
+from keysched import key_fp, spi, spi_epoch, spi_gen  # noqa: F401 (spi for the drivers)
+
+ALL = frozenset(range(16))
+DEFAULT_IN = frozenset({0, 1, 15})
+
+
+def link_key(link):
+    """The link's key in generations.db: spi_prefix (6 hex digits), local, remote."""
+    return f"{link.prefix:06x} {link.local} {link.remote}"
+
+
+def inbound_epochs(link, t):
+    """The inbound epochs of link's make-before-break window at Unix time t (v1's windows)."""
+    e = link.epoch(t)
+    start, nxt = e * link.period + link.phase, (e + 1) * link.period + link.phase
+    out = [e]
+    if t >= nxt - link.lead:
+        out.append(e + 1)
+    if t < start + link.grace:
+        out.append(e - 1)
+    return out
+
+
+def in_gens(k, first, fresh=True):
+    """The generations a receiver holds of inbound epoch k with no traffic seen: all 16 for
+    epochs <= first when its records were fresh then, else 0 and its spares 1 and 15."""
+    return ALL if fresh and first is not None and k <= first else DEFAULT_IN
+
+
+def fresh_out_gen(e, first, fresh=True):
+    """The outbound generation of epoch e on a link that lost nothing since it was first
+    known in epoch first: 15 in that epoch if its records were fresh, else 0."""
+    return 15 if fresh and e == first else 0
+
+
+def next_gen(g):
+    """The generation a sender installs after losing generation g (None: series used up)."""
+    if g <= 7:
+        return g + 1 if g < 7 else None
+    return g - 1 if g > 8 else None
+
+
+def series_index(g):
+    """How far g is along its series: 0..7 for 0..7, 0..7 for 15..8."""
+    return g if g <= 7 else 15 - g
+
+
+def desired(link, t, first, fresh=True, out_gen=None):
+    """The (spi, src, dst) link should have at Unix time t on simd (no traffic): inbound
+    generations of each window epoch, one outbound SA of generation out_gen (default: that
+    of a link that lost nothing) of the current epoch."""
+    e = link.epoch(t)
+    out = {(spi(link.prefix, k, g), link.remote, link.local)
+           for k in inbound_epochs(link, t) for g in in_gens(k, first, fresh)}
+    g = fresh_out_gen(e, first, fresh) if out_gen is None else out_gen
+    out.add((spi(link.prefix, e, g), link.local, link.remote))
+    return out
+
+
+def _db(state_dir):
+    path = os.path.join(state_dir, "generations.db")
+    uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=10)
+
+
+def records(state_dir):
+    """generations.db's records: ({link key: (first_epoch, fresh)}, {(link key, epoch): gen}).
+    Empty dicts when there is no file yet."""
+    if not os.path.exists(os.path.join(state_dir, "generations.db")):
+        return {}, {}
+    db = _db(state_dir)
+    try:
+        links = {k: (first, bool(fresh)) for k, first, fresh in
+                 db.execute("SELECT link, first_epoch, fresh FROM link")}
+        outs = {(k, e): g for k, e, g in db.execute("SELECT link, epoch, gen FROM gen_out")}
+    finally:
+        db.close()
+    return links, outs
+
+
+class Model:
+    """The desired SADB of an Env's links from generations.db's records."""
+
+    def __init__(self, env):
+        self.env = env
+        self.refresh()
+
+    def refresh(self):
+        self.links, self.outs = records(self.env.state)
+
+    def first(self, link):
+        """(first epoch, fresh) of link in the records; (None, False) if it has none."""
+        return self.links.get(link_key(link), (None, False))
+
+    def out_gen(self, link, e):
+        """The outbound generation of epoch e the records say is installed: the last recorded
+        one (recorded before every install); None if none is recorded."""
+        return self.outs.get((link_key(link), e))
+
+    def desired(self, t, links=None, out_from_records=False, out_gens=None):
+        """The desired set of links (default: the Env's) at t. The outbound generation of
+        each is, in this order: out_gens[(link name, epoch)] (what the test expects after
+        it removed an SA); with out_from_records, the last one recorded (a test that kills
+        the daemon); else that of a link that lost nothing (15 in a fresh first epoch,
+        then 0)."""
+        out = set()
+        for link in self.env.links if links is None else links:
+            first, fresh = self.first(link)
+            e = link.epoch(t)
+            g = None
+            if out_gens and (link.name, e) in out_gens:
+                g = out_gens[(link.name, e)]
+            elif out_from_records:
+                g = self.out_gen(link, e)
+            out |= desired(link, t, first, fresh, g)
+        return out
+
+
+def settled(env, model, tries=6, out_from_records=False, links=None, out_gens=None):
+    """Like simlib.Env.settled_set, against the v2 model (Model.desired's arguments): dump
+    at mid-second until the managed SAs equal the desired set (records re-read each try).
+    (ok, have, want, tries)."""
+    have = want = None
+    for i in range(tries):
+        env.wait_mid_second()
+        t = time.time()
+        have = env.dump()
+        model.refresh()
+        want = model.desired(t, links, out_from_records, out_gens)
+        if sorted(env.managed(have)) == sorted(want) and \
+                model.desired(time.time(), links, out_from_records, out_gens) == want:
+            return True, have, want, i + 1
+        time.sleep(0.5)
+    return False, have, want, tries
+
+
+def ledger_wrong(env):
+    """Rows of the whole ledger (sactl status --json --all) that contradict key schedule v2:
+    a managed SA whose link, direction, addresses, SPI (its epoch and generation) or key
+    fingerprint (of that generation) is not the one its epoch gives, or whose JSON
+    "generation" is not its SPI's. Returns (rows checked, list of wrong rows, generations
+    seen as {(dir, gen): count})."""
+    r = env.sactl("status", "--json", "--all")
+    if r.returncode != 0:
+        return 0, [f"sactl status --all: exit {r.returncode}: {r.stderr.strip()}"], {}
+    by_name = {link.name: link for link in env.links}
+    rows, wrong, seen = 0, [], {}
+    for sa in json.loads(r.stdout):
+        if not sa.get("managed"):
+            wrong.append(("unmanaged", sa["spi"], sa["src"], sa["dst"]))
+            continue
+        rows += 1
+        link = by_name.get(sa["link"])
+        e = sa["epoch"]
+        if link is None or e is None:
+            wrong.append(("no link/epoch", sa))
+            continue
+        g = sa.get("generation")
+        src, dst = (link.local, link.remote) if sa["dir"] == "out" else \
+            (link.remote, link.local)
+        ok = (sa["dir"] in ("in", "out") and (sa["src"], sa["dst"]) == (src, dst) and
+              g == spi_gen(sa["spi"]) and spi_epoch(sa["spi"], e) == e and
+              sa["spi"] == spi(link.prefix, e, g) and
+              sa.get("key_fp") in (None, key_fp(link.secret, src, dst, e, gen=g)))
+        if not ok:
+            wrong.append((sa["link"], sa["dir"], sa["spi"], e, g, sa.get("key_fp")))
+        else:
+            seen[(sa["dir"], g)] = seen.get((sa["dir"], g), 0) + 1
+    return rows, wrong, seen
