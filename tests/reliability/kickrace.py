@@ -103,7 +103,13 @@ for rnd in range(ROUNDS):
           f"{next_point - t_del:.1f} s after the delete)")
     check((out_spi, victim.local, victim.remote) not in sas,
           f"round {rnd + 1}: the deleted generation {g} (spi {out_spi:#x}) is not re-installed")
-    check(f"ALERT generation-changed link={victim.name} spi={new_spi:#x}" in log,
+    # The alert follows the add's reply, which may come after the SA shows in the dump.
+    want = f"ALERT generation-changed link={victim.name} spi={new_spi:#x}"
+    deadline = time.time() + 5
+    while want not in log and time.time() < deadline:
+        time.sleep(0.1)
+        log = env.log_since(offset)
+    check(want in log,
           f"round {rnd + 1}: generation-changed alert for spi {new_spi:#x}")
 
 check(env.simctl("delay 0") == "ok", "simd delay off")
