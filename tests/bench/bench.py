@@ -25,6 +25,14 @@ table. The steps, all in this boot:
      the add-only and delete-only bursts also from outside (SAD count).
 The check lines (CHECK ok / CHECK FAIL) make the smoke test fail; no timing
 is asserted anywhere.
+
+Key schedule v2 (DESIGN.md): each phase's daemon starts on an empty state
+directory, so it is fresh: generation 15 outbound and all 16 generations of
+the current epoch's inbound SA, N + 16N SAs (SAS_FRESH) where v1 had 2N; each
+later inbound epoch is generation 0 plus spares 1 and 15 (3N adds at T-lead,
+3N deletes at T+grace; N + 3N SAs between rotations), and the first
+rotation's T+grace deletes the 16N of the fresh epoch. The floor still
+measures 2N SAs (a v1 rotation's shape): the ratios compare unlike work.
 """
 import argparse
 import json
@@ -55,7 +63,9 @@ if args.quick:
     args.expire_n = min(args.expire_n, 20)
 
 N = args.links
-SAS = 2 * N
+SAS = 2 * N  # the floor's SAs: one outbound and one inbound per link
+SAS_FRESH = N + 16 * N  # v2, a fresh daemon: outbound generation 15, 16 inbound generations
+SAS_STEADY = N + 3 * N  # v2 between rotations: outbound, inbound 0 with spares 1 and 15
 FLOOR = args.floor
 WORK = "/run/sakeyd-bench"  # guest tmpfs: the daemon's files never touch hostfs
 OUT = os.path.abspath(args.out)
@@ -356,11 +366,11 @@ open(LOG_A, "w").close()
 d = Daemon(CONF_A, LOG_A, "startup-empty")
 sample("sakeyd:startup-empty", d.secs)
 ps = passes(LOG_A)
-check(len(ps) == 1 and ps[0][0] == SAS and ps[0][2] == 0,
-      f"start-up from empty: one pass adding {SAS} SAs ({ps})")
+check(len(ps) == 1 and ps[0][0] == SAS_FRESH and ps[0][2] == 0,
+      f"start-up from empty: one pass adding {SAS_FRESH} SAs ({ps})")
 if ps:
     sample("sakeyd:initial-pass", ps[0][3])
-expect_count(SAS, "phase A installed")
+expect_count(SAS_FRESH, "phase A installed")
 # The ESN floor stands for the daemon's SAs only if they are the same: check one.
 if args.kernel == "xfrm":
     st = subprocess.run(["ip", "xfrm", "state", "list", "src", ip4(2, 0), "dst", ip4(1, 0)],
@@ -372,22 +382,22 @@ sample("sakeyd:vmhwm-kB:startup-empty", d.status("VmHWM"))
 
 for rep in range(args.reps):
     d.stop()
-    expect_count(SAS, "SAs stay after SIGTERM")
+    expect_count(SAS_FRESH, "SAs stay after SIGTERM")
     d = Daemon(CONF_A, LOG_A, "startup-adopt")
     sample("sakeyd:startup-adopt", d.secs)
     sample("sakeyd:vmhwm-kB:adopt", d.status("VmHWM"))
     check(len(passes(LOG_A)) == len(ps), "adoption: no SA added or deleted")
 with open(LOG_A, errors="replace") as f:
-    syncs = [float(m.group(2)) for m in SYNC_RE.finditer(f.read()) if int(m.group(1)) == SAS]
+    syncs = [float(m.group(2)) for m in SYNC_RE.finditer(f.read()) if int(m.group(1)) == SAS_FRESH]
 notes["resync_s"] = syncs
 
 # sactl over the same SAs, and the floor's PF_KEY dump of them, alternated.
 for rep in range(args.reps):
-    r = floor("-m", "sactl-json", "-o", f"{WORK}/status.json", "timeit", str(SAS), "--",
+    r = floor("-m", "sactl-json", "-o", f"{WORK}/status.json", "timeit", str(SAS_FRESH), "--",
               args.sactl, "-c", CONF_A, "status", "--json")
     if r:
         sample("sactl:status-json", float(r["secs"]))
-    r = floor("-m", "sactl-table", "-o", f"{WORK}/status.txt", "timeit", str(SAS), "--",
+    r = floor("-m", "sactl-table", "-o", f"{WORK}/status.txt", "timeit", str(SAS_FRESH), "--",
               args.sactl, "-c", CONF_A, "status")
     if r:
         sample("sactl:status-table", float(r["secs"]))
@@ -397,12 +407,13 @@ for rep in range(args.reps):
 try:
     with open(f"{WORK}/status.json") as f:
         js = json.load(f)
-    check(sum(1 for e in js if e.get("managed")) == SAS, f"status --json lists {SAS} managed SAs")
+    check(sum(1 for e in js if e.get("managed")) == SAS_FRESH,
+          f"status --json lists {SAS_FRESH} managed SAs")
 except (OSError, ValueError) as e:
     check(False, f"status --json parses: {e}")
 with open(f"{WORK}/status.txt") as f:
     table_lines = sum(1 for _ in f)
-check(table_lines >= SAS, f"status table has a line per SA ({table_lines})")
+check(table_lines >= SAS_FRESH, f"status table has a line per SA ({table_lines})")
 
 STAMPS = f"{WORK}/stamps"  # what the alert command (floor as alert-stamp) writes
 
@@ -492,8 +503,10 @@ ledger_base = len(ledger_commits(LOG_B))
 cpu0 = d.cpu()
 for rep in range(args.reps):
     T = T1 + rep * P
-    for at, op, target, name in ((T - L, "ge", 3 * N, "in-add"), (T, None, 0, "out-replace"),
-                                 (T + L, "le", 2 * N, "in-del")):
+    # Before: the fresh epoch's 17N, or 4N; 3N inbound added, then the previous epoch's gone.
+    before = SAS_FRESH if rep == 0 else SAS_STEADY
+    for at, op, target, name in ((T - L, "ge", before + 3 * N, "in-add"),
+                                 (T, None, 0, "out-replace"), (T + L, "le", SAS_STEADY, "in-del")):
         delay = at - 0.3 - time.time()
         if delay > 0:
             time.sleep(delay)
@@ -509,14 +522,14 @@ for rep in range(args.reps):
     ps = passes(LOG_B)[base:base + 3]
     base += 3
     shape = [(a, dl, fl) for a, dl, fl, _ in ps]
-    ok = shape == [(N, 0, 0), (N, N, 0), (0, N, 0)]
+    ok = shape == [(3 * N, 0, 0), (N, N, 0), (0, before - N, 0)]
     check(ok, f"rotation {rep}: passes {shape}")
     if ok:
         sample("sakeyd:in-add", ps[0][3])
         sample("sakeyd:out-replace", ps[1][3])
         sample("sakeyd:in-del", ps[2][3])
         sample("sakeyd:rotation", ps[0][3] + ps[1][3] + ps[2][3])
-    expect_count(SAS, f"rotation {rep}: 2N SAs after it")
+    expect_count(SAS_STEADY, f"rotation {rep}: 4N SAs after it")
 cpu1 = d.cpu()
 # What the ledger wrote after the passes: not in the passes' time, but the daemon's work.
 lc = ledger_commits(LOG_B)[ledger_base:]
@@ -553,7 +566,8 @@ rows.append("|---|---|---|---|---|")
 for m in methods:
     rows.append(f"| floor {m}: add {SAS} / delete {SAS} SAs (s) | {cell(f'floor:{m}:add')} / "
                 f"{cell(f'floor:{m}:del')} | | | |")
-rows.append(f"| sakeyd rotation of {N} links: {SAS} adds + {SAS} deletes, sum of its 3 passes (s) "
+rows.append(f"| sakeyd rotation of {N} links: {4 * N} adds + {4 * N} deletes (v2 spares; the "
+            f"floor: {SAS} + {SAS}), sum of its 3 passes (s) "
             f"| {cell('sakeyd:rotation')} | pfkey-pipe {floor_rot['pfkey-pipe']:.3f} s | "
             f"{ratio(floor_rot['pfkey-pipe'], d_rot)}x pfkey-pipe | >= 0.8x |")
 rows.append(f"| same, against pfkey-mmsg (the pipelined floor sending 64 per sendmmsg, as sakeyd "
@@ -577,11 +591,11 @@ rows.append(f"| the kernel's share of the same rotation: its three bursts by bat
             + " | |")
 rows.append(f"| after the passes: the ledger's queued rows written and committed, per rotation "
             f"(s) | {cell('sakeyd:ledger-per-rotation')} | | | |")
-rows.append(f"| pass: {N} inbound adds at T-lead (s) | {cell('sakeyd:in-add')} | outside: "
+rows.append(f"| pass: {3 * N} inbound adds at T-lead (s) | {cell('sakeyd:in-add')} | outside: "
             f"{cell('ext:in-add')}; nl-rotate {cell('floor:nl-rotate:in_add')} | | |")
 rows.append(f"| pass: {N} outbound adds + {N} deletes at T (s) | {cell('sakeyd:out-replace')} | "
             f"nl-rotate {cell('floor:nl-rotate:out_replace')} | | |")
-rows.append(f"| pass: {N} inbound deletes at T+grace (s) | {cell('sakeyd:in-del')} | outside: "
+rows.append(f"| pass: {3 * N} inbound deletes at T+grace (16N in the first rotation) (s) | {cell('sakeyd:in-del')} | outside: "
             f"{cell('ext:in-del')}; nl-rotate {cell('floor:nl-rotate:in_del')} | | |")
 dump = med("floor:pfkey-dump-daemon-sas")
 rows.append(f"| sactl status --json, {SAS} SAs (s) | {cell('sactl:status-json')} | pfkey dump "
@@ -590,9 +604,9 @@ rows.append(f"| sactl status --json, {SAS} SAs (s) | {cell('sactl:status-json')}
 rows.append(f"| sactl status (table), {SAS} SAs (s) | {cell('sactl:status-table')} | | "
             f"{ratio(med('sactl:status-table'), dump)}x dump | |")
 for k, what in (("startup-empty", "after start-up from empty"),
-                ("adopt", f"after start-up with {SAS} SAs present"),
+                ("adopt", f"after start-up with {SAS_FRESH} SAs present"),
                 ("phase-a-end", "end of phase A (status, expiries)"),
-                ("rotation", f"end of phase B ({args.reps} rotations, up to {2 * SAS} SAs)")):
+                ("rotation", f"end of phase B ({args.reps} rotations, up to {SAS_FRESH + 3 * N} SAs)")):
     rows.append(f"| peak RSS (VmHWM), {what} (MiB) | "
                 f"{cell('sakeyd:vmhwm-kB:' + k, 1 / 1024, '{:.1f}')} | | | < 64 MiB |")
 lat = samples.get("expire-alert-ms", [])
@@ -600,12 +614,12 @@ spawn = samples.get("spawn-floor-ms", [])
 if lat:
     floor_cell = (f"bare posix_spawn -> main: p50 {pct(spawn, .5):.2f}, p99 {pct(spawn, .99):.2f}"
                   if spawn else "")
-    rows.append(f"| SADB_EXPIRE -> alert_command running, {len(lat)} samples, {SAS} SAs (ms) | "
+    rows.append(f"| SADB_EXPIRE -> alert_command running, {len(lat)} samples, {SAS_FRESH} SAs (ms) | "
                 f"p50 {pct(lat, .5):.2f}, p99 {pct(lat, .99):.2f}, max {max(lat):.2f} | "
                 f"{floor_cell} | | p99 < 5 ms |")
-rows.append(f"| start-up, exec -> READY=1, {SAS} SAs present (s) | {cell('sakeyd:startup-adopt')} "
+rows.append(f"| start-up, exec -> READY=1, {SAS_FRESH} SAs present (s) | {cell('sakeyd:startup-adopt')} "
             f"| | | |")
-rows.append(f"| start-up, exec -> READY=1, empty SADB, installs {SAS} (s) | "
+rows.append(f"| start-up, exec -> READY=1, empty SADB, installs {SAS_FRESH} (s) | "
             f"{cell('sakeyd:startup-empty')} | initial pass {cell('sakeyd:initial-pass')} | | |")
 
 
@@ -627,7 +641,7 @@ if args.kernel == "xfrm":
 st = med("sactl:status-json") / dump if dump > 0 else float("nan")
 goal("status --json / pfkey dump < 10", st, st < 10)
 hwm = max(samples.get("sakeyd:vmhwm-kB:adopt", [float("nan")])) / 1024
-goal(f"peak RSS with {SAS} SAs (MiB) < 64", hwm, hwm < 64)
+goal(f"peak RSS with {SAS_FRESH} SAs (MiB) < 64", hwm, hwm < 64)
 if lat:
     goal("EXPIRE -> alert p99 (ms) < 5", pct(lat, .99), pct(lat, .99) < 5)
 table = "\n".join(rows)

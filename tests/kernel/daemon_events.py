@@ -16,6 +16,18 @@ One sakeyd with one link, then:
 - a wall-clock jump re-plans at once;
 - SIGTERM stops cleanly (exit 0).
 
+Key schedule v2 (DESIGN.md): the SA sets are derived from the generation
+rules, not taken as "what was there before". The daemon starts with an empty
+state directory (fresh): it sends with generation 15 of the current epoch e
+and holds all 16 generations of inbound e (no peer traffic here ever shows
+which one is in use). Each loss of the outbound SA (the deletion of 1., the
+flush of 2., the deletion of 3.) makes it install the next generation of the
+lost series (14, 13, 12) and raise generation-changed; the inbound SAs are
+re-installed as they were. l2, new to a fresh state directory, starts like
+l1. The restart of 6. adopts everything (no new generation); after the
+clock jump of 10. the link's records say nothing of the new epoch: generation
+0 outbound, inbound 0 with its spares 1 and 15.
+
 usage: daemon_events.py SAKEYD OUTDIR
 """
 import os
@@ -29,6 +41,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import Checks  # noqa: E402
+import keysched  # noqa: E402
 from keysched import write_secret  # noqa: E402
 from logs import log_has, log_len  # noqa: E402
 from proc import sh, wait_for  # noqa: E402
@@ -56,7 +69,9 @@ def sas():
 
 os.makedirs(WORK, exist_ok=True)
 sh(f"ip link add d0 type dummy && ip link set d0 up && ip addr add {LOCAL}/24 dev d0")
-write_secret(f"{WORK}/l.key", os.urandom(32))
+SECRET = os.urandom(32)
+write_secret(f"{WORK}/l.key", SECRET)
+PREFIX = {REMOTE: keysched.spi_prefix(SECRET), REMOTE2: 0x2a}  # l1 auto, l2 0x2a
 CONF = f"{WORK}/sakeyd.conf"
 # Both links turn their epochs half an hour from now: no SA is due to be
 # added or deleted during the test, which compares SA sets across its steps.
@@ -103,22 +118,48 @@ def link_sas(remote):
     return sorted(s for s in sas() if remote in (s[0], s[1]))
 
 
-check(wait_for(lambda: len(outbound()) == 1 and len(sas()) >= 2, 30),
-      "the link's SAs are installed at start-up")
+def epoch_now():
+    return (int(time.time()) - PHASE) // 3600
+
+
+ALL = range(16)
+
+
+def want(remote, out_gen, in_gens=ALL, epoch=None):
+    """The v2 SA set of the link to remote in the current epoch: (src, dst, spi), sorted."""
+    e = epoch_now() if epoch is None else epoch
+    return sorted([(LOCAL, remote, keysched.spi(PREFIX[remote], e, out_gen))] +
+                  [(remote, LOCAL, keysched.spi(PREFIX[remote], e, g)) for g in in_gens])
+
+
+def show(x):
+    return [(a, b, hex(c)) for a, b, c in x]
+
+
+# Fresh: generation 15 outbound, all 16 inbound (mid-epoch: no other epoch's SA).
+check(wait_for(lambda: sorted(sas()) == want(REMOTE, 15), 30),
+      f"the link's SAs are installed at start-up: outbound generation 15, all 16 inbound "
+      f"generations {'' if sorted(sas()) == want(REMOTE, 15) else show(sorted(sas()))}")
 initial = sorted(sas())
-print(f"     SAs: {[(a, b, hex(c)) for a, b, c in initial]}")
+print(f"     SAs: {show(initial)}")
 
 # 1. Another tool deletes the managed outbound SA.
 mark = log_len(LOG)
 src, dst, spi = outbound()[0]
 sh(f"ip xfrm state delete src {src} dst {dst} proto esp spi {spi:#x}")
-check(wait_for(lambda: sorted(sas()) == initial, 5), "deleted managed SA re-installed")
+check(wait_for(lambda: sorted(sas()) == want(REMOTE, 14), 5),
+      "deleted managed SA replaced by the next generation (14)")
 check(log_has(LOG, r"ALERT sa-removed link=l1 spi=" + hex(spi), mark), "sa-removed alert raised")
+check(wait_for(lambda: log_has(LOG, r"ALERT generation-changed link=l1 .*generation 14", mark), 3),
+      "generation-changed alert raised for generation 14")
 
 # 2. Another tool flushes the SADB.
 mark = log_len(LOG)
 sh("ip xfrm state flush")
-check(wait_for(lambda: sorted(sas()) == initial, 5), "every managed SA re-installed after a flush")
+check(wait_for(lambda: sorted(sas()) == want(REMOTE, 13), 5),
+      "every managed SA re-installed after a flush: inbound as before, outbound generation 13")
+check(wait_for(lambda: log_has(LOG, r"ALERT generation-changed link=l1 .*generation 13", mark), 3),
+      "generation-changed alert raised for generation 13")
 check(log_has(LOG, r"ALERT sa-removed .*flushed", mark), "flush alert raised")
 
 # 3. ACQUIRE: the daemon is paused, the outbound SA removed, traffic sent.
@@ -136,7 +177,8 @@ check(any(s[2] == 0 for s in sas()) or "0x00000000" in sh("ip xfrm state"),
 daemon.send_signal(signal.SIGCONT)
 check(wait_for(lambda: log_has(LOG, r"ACQUIRE seq \d+ for link l1", mark), 5),
       "the ACQUIRE is answered for link l1")
-check(wait_for(lambda: sorted(sas()) == initial, 5), "outbound SA back, no larval state left")
+check(wait_for(lambda: sorted(sas()) == want(REMOTE, 12), 5),
+      "outbound SA back in generation 12, no larval state left")
 try:
     u.sendto(b"x", (REMOTE, 9))
     sent = True
@@ -155,7 +197,7 @@ check(wait_for(lambda: log_has(LOG, r"ALERT expire-soft link=- spi=0x1234", mark
 check(wait_for(lambda: log_has(LOG, r"ALERT expire-hard link=- spi=0x1234", mark), 5),
       "hand-keyed SA: expire-hard alert")
 check(not any(s[2] == 0x1234 for s in sas()), "hand-keyed SA gone after its hard expiry")
-check(sorted(sas()) == initial, "managed SAs untouched by the hand-keyed SA's life")
+check(sorted(sas()) == want(REMOTE, 12), "managed SAs untouched by the hand-keyed SA's life")
 with open(LOG) as f:
     text = f.read()
 check("000102030405060708090a0b0c0d0e0f" not in text, "no key bytes in the log")
@@ -166,14 +208,16 @@ with open(CONF, "w") as f:
     f.write(BASE + "\n[link broken]\nlocal = vpn.example.com\n")
 daemon.send_signal(signal.SIGHUP)
 check(wait_for(lambda: log_has(LOG, r"reload refused", mark), 5), "a broken config is refused")
-check(daemon.poll() is None and sorted(sas()) == initial, "the running config stays")
+check(daemon.poll() is None and sorted(sas()) == want(REMOTE, 12), "the running config stays")
 with open(CONF, "w") as f:
     f.write(BASE + L2)
 daemon.send_signal(signal.SIGHUP)
-# l2's SAs: its outbound and inbound one, like l1's (same phase, mid-epoch).
-check(wait_for(lambda: len(outbound(REMOTE2)) == 1 and len(link_sas(REMOTE2)) == len(initial), 5),
-      "reload installs the new link")
-check(link_sas(REMOTE) == initial, "the unchanged link saw no churn")
+# l2's SAs: new to a state directory that was fresh at start, it starts like l1
+# did (same phase, mid-epoch): generation 15 outbound, all 16 inbound.
+check(wait_for(lambda: link_sas(REMOTE2) == want(REMOTE2, 15), 5),
+      "reload installs the new link (generation 15 outbound, all 16 inbound)"
+      + ("" if link_sas(REMOTE2) == want(REMOTE2, 15) else f": {show(link_sas(REMOTE2))}"))
+check(link_sas(REMOTE) == want(REMOTE, 12), "the unchanged link saw no churn")
 both = sorted(sas())
 
 # 6. kill -9 and restart: the SAs are adopted.
@@ -198,7 +242,7 @@ check(len(outbound(REMOTE2)) == 1, "the removed link's SAs stay during its grace
 check(wait_for(lambda: not any(REMOTE2 in (s[0], s[1]) for s in sas()), 6),
       "the removed link's SAs are deleted after its grace")
 check(REMOTE2 not in sh("ip xfrm policy"), "the removed link's policies are deleted")
-check(sorted(sas()) == initial and LOCAL in sh("ip xfrm policy"),
+check(sorted(sas()) == want(REMOTE, 12) and LOCAL in sh("ip xfrm policy"),
       "the remaining link keeps its SAs and policies")
 
 # 8. Hardening: no core dumps, memory locked, nothing secret in argv.
@@ -231,6 +275,11 @@ check(wait_for(lambda: log_has(LOG2, r"wall clock jumped by \+", mark), 5),
       "a wall-clock jump is detected")
 check(wait_for(lambda: len(outbound()) == 1 and outbound()[0][2] != before, 8),
       "the link is re-planned to the new epoch")
+# Two epochs on: records exist, none for this epoch: generation 0, spares 1 and 15.
+# (The link's SAs only: 9.'s larval state for 192.0.2.99 may still be there.)
+check(wait_for(lambda: link_sas(REMOTE) == want(REMOTE, 0, (0, 1, 15)), 8),
+      f"the new epoch {epoch_now()}: outbound generation 0, inbound 0, 1 and 15"
+      + ("" if link_sas(REMOTE) == want(REMOTE, 0, (0, 1, 15)) else f": {show(link_sas(REMOTE))}"))
 
 daemon.send_signal(signal.SIGTERM)
 check(daemon.wait(timeout=10) == 0, "SIGTERM: clean exit 0")

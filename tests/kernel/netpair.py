@@ -8,6 +8,8 @@ desired SA set recomputed here from DESIGN.md's key schedule, `ip xfrm`
 parsing, and UDP sequence streams both ways that record what was lost and
 when it was sent.
 """
+import calendar
+import glob
 import json
 import os
 import re
@@ -24,6 +26,18 @@ A, B = "192.0.2.1", "192.0.2.2"
 ADDR = {"a": A, "b": B}
 PEER = {"a": "b", "b": "a"}
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+STAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z ")
+
+
+def log_time(line):
+    """The Unix time of a daemon's log line, or None."""
+    m = STAMP.match(line)
+    if not m:
+        return None
+    y, mo, d, h, mi, s, ms = (int(x) for x in m.groups())
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + ms / 1000
 
 
 class Pair:
@@ -94,6 +108,80 @@ hard_slack = 60s
         if int(t) >= self.start(e + 1) - self.lead:
             want.add(("in", self.spi(e + 1)))
         return want
+
+    # --- key schedule v2 (DESIGN.md): generations -----------------------------------
+    def spi_gen(self, e, gen):
+        """The SPI of generation gen of epoch e's SA."""
+        return keysched.spi(self.prefix, e, gen)
+
+    @staticmethod
+    def spares(cur):
+        """The generations a receiver holds while the peer sends with cur (cur included)."""
+        if cur <= 7:
+            return {cur, 15} | ({cur + 1} if cur < 7 else set())
+        return {cur} | ({cur - 1} if cur > 8 else set())
+
+    def gen_records(self, ns):
+        """
+        What the logs of every daemon ns ran say about generations (wall times, no
+        faketime): first = the epoch a fresh daemon sent with generation 15 in (or
+        None); out = {epoch: generation} after a loss of its outbound SA; cur =
+        {epoch: (generation, since, previous or None)} for the peer's generation
+        seen on inbound traffic, the last of each epoch.
+        """
+        first, out, cur = None, {}, {}
+        paths = sorted(glob.glob(f"{self.out}/sakeyd-{ns}*.log"),
+                       key=lambda p: int(re.search(r"\.(\d+)\.log$", p).group(1))
+                       if re.search(r"\.(\d+)\.log$", p) else 0)
+        for path in paths:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = re.search(r"no generation records: sends with generation 15 of epoch (\d+)",
+                                  line)
+                    if m and first is None:
+                        first = int(m.group(1))
+                    m = re.search(r"lost its outbound SA of epoch (\d+).*?now sends with "
+                                  r"generation (\d+)", line)
+                    if m:
+                        out[int(m.group(1))] = int(m.group(2))
+                    m = re.search(r"the peer (?:now )?sends with generation (\d+) of epoch (\d+)"
+                                  r"(?:.*?not (\d+):)?", line)
+                    if m:
+                        cur[int(m.group(2))] = (int(m.group(1)), log_time(line) or 0,
+                                                int(m.group(3)) if m.group(3) else None)
+        return first, out, cur
+
+    def desired_v2(self, ns, t, records=None, slack=1.0):
+        """
+        The SAs host ns must hold at wall time t under key schedule v2, and those it
+        may hold besides: (must, may), sets of (dir, spi). records: gen_records(ns).
+        Outbound: generation 15 in its first epoch, 0 later, or the one it moved to
+        after a loss. Inbound epoch k: all 16 while the peer's generation is unknown
+        (k <= its first epoch, none seen yet), else the one in use and its spares;
+        the one it superseded (all 16 if unknown) may stay until grace (+ slack)
+        after the promotion.
+        """
+        first, out, cur = records or self.gen_records(ns)
+        e = self.epoch_at(t)
+        gen = out.get(e, 15 if first is not None and e <= first else 0)
+        must, may = {("out", self.spi_gen(e, gen))}, set()
+        ks = [e]
+        if int(t) < self.start(e) + self.grace:
+            ks.append(e - 1)
+        if int(t) >= self.start(e + 1) - self.lead:
+            ks.append(e + 1)
+        for k in ks:
+            if k in cur:
+                g, since, prev = cur[k]
+                must |= {("in", self.spi_gen(k, x)) for x in self.spares(g)}
+                if t < since + self.grace + slack:
+                    old = range(16) if prev is None else {prev}
+                    may |= {("in", self.spi_gen(k, x)) for x in old}
+            elif first is not None and k <= first:
+                must |= {("in", self.spi_gen(k, x)) for x in range(16)}
+            else:
+                must |= {("in", self.spi_gen(k, x)) for x in self.spares(0)}
+        return must, may - must
 
     def distance_to_change(self, t):
         """Seconds from t to the nearest change point of the link."""
