@@ -106,9 +106,10 @@ void gen_out_installed(struct daemon *d, struct link_state *ls, const struct rot
 			 ls->link->name, (long long)sa->epoch, sa->spi);
 	else
 		daemon_alert(d, "generation-changed", &pseudo, ls->link,
-			     "this host lost its outbound SA of epoch %lld (reboot, SAD flush or "
-			     "deletion): it now sends with generation %u (spi %#x); the keys of "
-			     "generation %u never carry traffic again",
+			     "this host lost its outbound SA of epoch %lld (reboot, SAD flush, "
+			     "deletion, or the add of the last one failed): it now sends with "
+			     "generation %u (spi %#x); the keys of generation %u are never used "
+			     "again",
 			     (long long)sa->epoch, sa->gen, sa->spi,
 			     rot_gen_lost_series(sa->gen) ? sa->gen + 1 : sa->gen - 1);
 	probe(d, ls);
