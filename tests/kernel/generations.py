@@ -345,8 +345,14 @@ def event(label, hosts, how, at=None):
             # No records: a first start looks the same, so the wiped host only warns at
             # start; its peer sees the sender move to generation 15 and alerts.
             want_alert(mark, PEER[ns], "generation-changed", label)
-        elif how not in ("del-in",):
+        elif how not in ("del-in",) and pair.epoch_at(t_loss) == pair.epoch_at(t_back):
             want_alert(mark, ns, "generation-changed", label)
+        elif how not in ("del-in",):
+            # Back in a later epoch than the one it lost: that epoch's generation 0 is
+            # new, nothing is sent twice, so no generation changes (DESIGN.md).
+            print(f"     {label}: {ns} came back in epoch {pair.epoch_at(t_back)}, after the "
+                  f"lost epoch {pair.epoch_at(t_loss)}: no generation-changed required",
+                  flush=True)
     for ns in "ab":
         check(pair.procs[ns].poll() is None, f"{label}: sakeyd {ns} is running after")
     return h
