@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,133 +121,19 @@ static const char *const stmt_sql[ST_COUNT_] = {
 };
 
 struct gens {
-	sqlite3 *db;
-	bool in_txn;
+	struct store_sql sql; /* the handle, statements, errors, transaction, file */
 	bool loading; /* inside gens_load */
-	int txn_err; /* the database failed inside the open transaction: it is lost */
 	sqlite3_stmt *stmt[ST_COUNT_];
 	char errmsg[GENS_ERRMSG_LEN];
-	/* The file, to notice it deleted or replaced under us (gens_file_replaced). */
-	char path[PATH_MAX];
-	dev_t dev;
-	ino_t ino;
-	bool have_ino;
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Errors */
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int fail(struct gens *g, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(g->errmsg, sizeof(g->errmsg), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
-/* Record the SQLite error rc for what; returns it as -errno. */
-static int db_fail(struct gens *g, int rc, const char *what)
-{
-	int err = store_sqlite_errno(g->db, rc);
-
-	if (err == 0)
-		err = -EIO;
-	fail(g, err, "%s: %s: %s (%s)", GENS_DB_NAME, what,
-	     g->db ? sqlite3_errmsg(g->db) : "out of memory", sqlite3_errstr(rc));
-	/* Some errors (FULL, IOERR, NOMEM, BUSY) roll the whole transaction back. */
-	if (g->in_txn && g->db && sqlite3_get_autocommit(g->db) && !g->txn_err)
-		g->txn_err = err;
-	return err;
-}
-
-static int write_ok(struct gens *g)
-{
-	if (g->txn_err)
-		return fail(g, g->txn_err, "transaction already failed; roll back or commit");
-	return 0;
-}
-
-/* Statements */
-
-static int stmt_get(struct gens *g, enum stmt_id id, sqlite3_stmt **out)
-{
-	sqlite3_stmt *st = g->stmt[id];
-	int rc;
-
-	if (!st) {
-		rc = sqlite3_prepare_v3(g->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st,
-					NULL);
-		if (rc != SQLITE_OK) {
-			sqlite3_finalize(st);
-			return db_fail(g, rc, "prepare");
-		}
-		g->stmt[id] = st;
-	}
-	if (sqlite3_stmt_busy(st))
-		return fail(g, -EDEADLK, "generations called from its own iteration callback");
-	*out = st;
-	return 0;
-}
-
-static void stmt_done(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-}
-
-/* Step a statement that returns no row; reset it. */
-static int run(struct gens *g, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-	int err = 0;
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		err = db_fail(g, rc, what);
-	stmt_done(st);
-	return err;
-}
-
-static void keep(int *rc, int next)
-{
-	if (*rc == SQLITE_OK)
-		*rc = next;
-}
-
-static int bind_check(struct gens *g, int rc, sqlite3_stmt *st)
-{
-	if (rc == SQLITE_OK)
-		return 0;
-	stmt_done(st);
-	return db_fail(g, rc, "bind");
-}
 
 /* Input checks */
 
 static bool fits(const char *buf, size_t size)
 {
 	return memchr(buf, '\0', size) != NULL;
-}
-
-static bool key_shaped(const char *t)
-{
-	size_t i = 0;
-
-	while (t[i]) {
-		size_t len = 0;
-
-		while (t[i + len] && store_is_b64_char(t[i + len]))
-			len++;
-		if (len && store_run_is_key(t + i, len))
-			return true;
-		i += len ? len : 1;
-	}
-	return false;
 }
 
 /* A link's key text: 1..GENS_LINK_LEN - 1 bytes of printable ASCII (spaces too), not a key. */
@@ -259,16 +144,18 @@ static bool link_ok(const char *t, size_t len)
 	for (size_t i = 0; i < len; i++)
 		if (t[i] < 0x20 || t[i] >= 0x7f)
 			return false;
-	return !key_shaped(t);
+	return !store_key_shaped(t);
 }
 
 static int check_link(struct gens *g, const char *link)
 {
 	if (!link || !fits(link, GENS_LINK_LEN))
-		return fail(g, -EINVAL, "link: missing or longer than %d bytes", GENS_LINK_LEN - 1);
+		return store_sql_fail(&g->sql, -EINVAL, "link: missing or longer than %d bytes",
+				      GENS_LINK_LEN - 1);
 	if (!link_ok(link, strlen(link)))
-		return fail(g, -EINVAL,
-			    "link: empty, not printable ASCII, or looks like key material; refused");
+		return store_sql_fail(
+			&g->sql, -EINVAL,
+			"link: empty, not printable ASCII, or looks like key material; refused");
 	return 0;
 }
 
@@ -297,39 +184,11 @@ static bool addr_norm(const char *in, size_t len, char out[GENS_ADDR_LEN])
 static int check_dst(struct gens *g, const char *dst, char out[GENS_ADDR_LEN])
 {
 	if (!dst || !fits(dst, GENS_ADDR_LEN) || !addr_norm(dst, strlen(dst), out))
-		return fail(g, -EINVAL, "dst: not an IP address literal");
+		return store_sql_fail(&g->sql, -EINVAL, "dst: not an IP address literal");
 	return 0;
 }
 
 /* Opening */
-
-static int exec_sql(struct gens *g, const char *sql, const char *what)
-{
-	int rc = sqlite3_exec(g->db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : db_fail(g, rc, what);
-}
-
-static int query_int(struct gens *g, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(g->db, sql, -1, &st, NULL);
-	int err = 0;
-
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			*out = sqlite3_column_int64(st, 0);
-		else if (rc == SQLITE_DONE)
-			err = fail(g, -ENOENT, "%s: no row", sql);
-		else
-			err = db_fail(g, rc, sql);
-	} else {
-		err = db_fail(g, rc, sql);
-	}
-	sqlite3_finalize(st);
-	return err;
-}
 
 /* fsync a directory, so the entries made in it survive a power loss. */
 static int sync_dir(struct gens *g, const char *dir)
@@ -338,10 +197,10 @@ static int sync_dir(struct gens *g, const char *dir)
 	int err = 0;
 
 	if (fd < 0)
-		return fail(g, -errno, "open %s: %s", dir, strerror(errno));
+		return store_sql_fail(&g->sql, -errno, "open %s: %s", dir, strerror(errno));
 	/* Some file systems cannot sync a directory (EINVAL): nothing more to do there. */
 	if (fsync(fd) < 0 && errno != EINVAL)
-		err = fail(g, -errno, "fsync %s: %s", dir, strerror(errno));
+		err = store_sql_fail(&g->sql, -errno, "fsync %s: %s", dir, strerror(errno));
 	close(fd);
 	return err;
 }
@@ -354,7 +213,7 @@ static int sync_parent(struct gens *g, const char *dir)
 	size_t n = strlen(dir);
 
 	if (n >= sizeof(parent))
-		return fail(g, -ENAMETOOLONG, "%s: path too long", dir);
+		return store_sql_fail(&g->sql, -ENAMETOOLONG, "%s: path too long", dir);
 	memcpy(parent, dir, n + 1);
 	while (n > 1 && parent[n - 1] == '/')
 		parent[--n] = '\0';
@@ -371,56 +230,46 @@ static int sync_parent(struct gens *g, const char *dir)
 static int migrate(struct gens *g)
 {
 	int64_t version = 0, app_id = 0, tables = 0;
-	char sql[64];
 	int err;
 
-	if ((err = exec_sql(g, "BEGIN IMMEDIATE", "migration")))
+	if ((err = store_sql_exec(&g->sql, "BEGIN IMMEDIATE", "migration")))
 		return err;
-	if ((err = query_int(g, "PRAGMA user_version", &version)) ||
-	    (err = query_int(g, "PRAGMA application_id", &app_id)))
+	if ((err = store_sql_query_int(&g->sql, "PRAGMA user_version", &version)) ||
+	    (err = store_sql_query_int(&g->sql, "PRAGMA application_id", &app_id)))
 		goto cleanup;
 	if (version > GENS_SCHEMA_VERSION) {
-		err = fail(g, -EPROTONOSUPPORT,
-			   "%s: schema version %" PRId64 " is newer than this build's %d; "
-			   "upgrade sakeyd",
-			   GENS_DB_NAME, version, GENS_SCHEMA_VERSION);
+		err = store_sql_fail(&g->sql, -EPROTONOSUPPORT,
+				     "%s: schema version %" PRId64
+				     " is newer than this build's %d; "
+				     "upgrade sakeyd",
+				     GENS_DB_NAME, version, GENS_SCHEMA_VERSION);
 		goto cleanup;
 	}
 	if (version > 0 && app_id != APP_ID) {
-		err = fail(g, -EINVAL, "%s: not sakeyd's generation records (application_id %" PRId64
-				       ")",
-			   GENS_DB_NAME, app_id);
+		err = store_sql_fail(&g->sql, -EINVAL,
+				     "%s: not sakeyd's generation records (application_id %" PRId64
+				     ")",
+				     GENS_DB_NAME, app_id);
 		goto cleanup;
 	}
 	if (version == 0) {
-		if ((err = query_int(g, "SELECT count(*) FROM sqlite_schema", &tables)))
+		if ((err = store_sql_query_int(&g->sql, "SELECT count(*) FROM sqlite_schema",
+					       &tables)))
 			goto cleanup;
 		if (tables > 0 || app_id != 0) {
-			err = fail(g, -EINVAL, "%s: not sakeyd's generation records (tables "
-					       "without a schema version)",
-				   GENS_DB_NAME);
+			err = store_sql_fail(&g->sql, -EINVAL,
+					     "%s: not sakeyd's generation records (tables "
+					     "without a schema version)",
+					     GENS_DB_NAME);
 			goto cleanup;
 		}
 	}
-	for (int64_t v = version; v < GENS_SCHEMA_VERSION; v++) {
-		char what[48];
-
-		snprintf(what, sizeof(what), "migration to version %" PRId64, v + 1);
-		if ((err = exec_sql(g, migrations[v], what)))
-			goto cleanup;
-	}
-	if (version < GENS_SCHEMA_VERSION) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", GENS_SCHEMA_VERSION);
-		if ((err = exec_sql(g, sql, "migration")))
-			goto cleanup;
-	}
-	if ((err = exec_sql(g, "COMMIT", "migration")))
+	if ((err = store_sql_migrate_steps(&g->sql, migrations, version, GENS_SCHEMA_VERSION)))
 		goto cleanup;
 	return 0;
 
 cleanup:
-	if (!sqlite3_get_autocommit(g->db))
-		sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL);
+	store_sql_abandon(&g->sql);
 	return err;
 }
 
@@ -433,9 +282,9 @@ static int open_db(struct gens *g, const char *dir, bool *fresh)
 	int rc, err;
 
 	if (!dir || !dir[0])
-		return fail(g, -EINVAL, "no state directory");
+		return store_sql_fail(&g->sql, -EINVAL, "no state directory");
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, GENS_DB_NAME) >= sizeof(path))
-		return fail(g, -ENAMETOOLONG, "%s: path too long", dir);
+		return store_sql_fail(&g->sql, -ENAMETOOLONG, "%s: path too long", dir);
 	had_dir = stat(dir, &st) == 0;
 	if ((err = store_make_dir(dir, g->errmsg, sizeof(g->errmsg))))
 		return err;
@@ -444,50 +293,29 @@ static int open_db(struct gens *g, const char *dir, bool *fresh)
 	if ((err = store_make_db_file(path, g->errmsg, sizeof(g->errmsg))) ||
 	    (err = sync_dir(g, dir)))
 		return err;
-	rc = sqlite3_open_v2(path, &g->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &g->sql.db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(g, rc, path);
-	sqlite3_extended_result_codes(g->db, 1);
-	sqlite3_busy_timeout(g->db, GENS_BUSY_TIMEOUT_MS);
-	if (stat(path, &st) == 0) {
-		snprintf(g->path, sizeof(g->path), "%s", path);
-		g->dev = st.st_dev;
-		g->ino = st.st_ino;
-		g->have_ino = true;
-	}
-
-	{
-		sqlite3_stmt *q = NULL;
-		const unsigned char *mode;
-
-		rc = sqlite3_prepare_v2(g->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_step(q);
-		if (rc != SQLITE_ROW) {
-			err = db_fail(g, rc, "journal_mode");
-			sqlite3_finalize(q);
-			return err;
-		}
-		mode = sqlite3_column_text(q, 0);
-		err = mode && strcmp((const char *)mode, "wal") == 0
-			      ? 0
-			      : fail(g, -ENOTSUP, "%s: no WAL mode on this file system", path);
-		sqlite3_finalize(q);
-		if (err)
-			return err;
-	}
+		return store_sql_db_fail(&g->sql, rc, path);
+	sqlite3_extended_result_codes(g->sql.db, 1);
+	sqlite3_busy_timeout(g->sql.db, GENS_BUSY_TIMEOUT_MS);
+	store_sql_note_file(&g->sql, path);
+	if ((err = store_sql_wal(&g->sql, path)))
+		return err;
 	/*
 	 * FULL: in WAL mode the WAL is fsync'd at every commit, so a commit is
 	 * durable when it returns (NORMAL, the ledger's, only syncs at
 	 * checkpoints: a power loss may undo the last commits).
 	 */
-	if ((err = exec_sql(g, "PRAGMA synchronous = FULL", "pragmas")) || (err = migrate(g)))
+	if ((err = store_sql_exec(&g->sql, "PRAGMA synchronous = FULL", "pragmas")) ||
+	    (err = migrate(g)))
 		return err;
-	if ((err = query_int(g,
-			     "SELECT EXISTS (SELECT 1 FROM link) OR EXISTS (SELECT 1 FROM gen_out) "
-			     "OR EXISTS (SELECT 1 FROM gen_in) OR EXISTS (SELECT 1 FROM replay)",
-			     &any)))
+	if ((err = store_sql_query_int(
+		     &g->sql,
+		     "SELECT EXISTS (SELECT 1 FROM link) OR EXISTS (SELECT 1 FROM gen_out) "
+		     "OR EXISTS (SELECT 1 FROM gen_in) OR EXISTS (SELECT 1 FROM replay)",
+		     &any)))
 		return err;
 	if (fresh)
 		*fresh = any == 0;
@@ -505,6 +333,8 @@ int gens_open(const char *dir, struct gens **out, bool *fresh, char *err, size_t
 			snprintf(err, err_size, "out of memory");
 		return -ENOMEM;
 	}
+	store_sql_init(&g->sql, stmt_sql, g->stmt, ARRAY_LEN(g->stmt), g->errmsg, sizeof(g->errmsg),
+		       "generations", GENS_DB_NAME);
 	ret = open_db(g, dir, fresh);
 	if (ret) {
 		if (err && err_size)
@@ -520,13 +350,7 @@ void gens_close(struct gens *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < ARRAY_LEN(g->stmt); i++)
-		sqlite3_finalize(g->stmt[i]);
-	if (g->db) {
-		if (!sqlite3_get_autocommit(g->db))
-			sqlite3_exec(g->db, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close_v2(g->db);
-	}
+	store_sql_close(&g->sql);
 	free(g);
 }
 
@@ -537,65 +361,24 @@ const char *gens_errmsg(const struct gens *g)
 
 bool gens_file_replaced(const struct gens *g)
 {
-	struct stat st;
-
-	if (!g->have_ino)
-		return false;
-	if (stat(g->path, &st) < 0)
-		return errno == ENOENT || errno == ENOTDIR;
-	return st.st_dev != g->dev || st.st_ino != g->ino;
+	return store_sql_file_replaced(&g->sql);
 }
 
 /* Transactions */
 
 int gens_begin(struct gens *g)
 {
-	sqlite3_stmt *st;
-	int err;
-
-	if (g->in_txn)
-		return fail(g, -EALREADY, "begin: a transaction is already open");
-	if ((err = stmt_get(g, ST_BEGIN, &st)) || (err = run(g, st, "begin")))
-		return err;
-	g->in_txn = true;
-	g->txn_err = 0;
-	return 0;
-}
-
-static void rollback_now(struct gens *g)
-{
-	sqlite3_stmt *st;
-
-	if (g->db && !sqlite3_get_autocommit(g->db) && !stmt_get(g, ST_ROLLBACK, &st)) {
-		sqlite3_step(st);
-		stmt_done(st);
-	}
+	return store_sql_begin(&g->sql, ST_BEGIN);
 }
 
 int gens_commit(struct gens *g)
 {
-	sqlite3_stmt *st;
-	int err;
-
-	if (!g->in_txn)
-		return fail(g, -EINVAL, "commit: no transaction open");
-	err = g->txn_err;
-	if (err)
-		fail(g, err, "commit: the transaction was lost to an earlier error");
-	else if (!(err = stmt_get(g, ST_COMMIT, &st)))
-		err = run(g, st, "commit");
-	if (err)
-		rollback_now(g);
-	g->in_txn = false;
-	g->txn_err = 0;
-	return err;
+	return store_sql_commit(&g->sql, ST_COMMIT, ST_ROLLBACK);
 }
 
 void gens_rollback(struct gens *g)
 {
-	rollback_now(g);
-	g->in_txn = false;
-	g->txn_err = 0;
+	store_sql_rollback(&g->sql, ST_ROLLBACK);
 }
 
 /* Writes */
@@ -605,16 +388,16 @@ int gens_put_link(struct gens *g, const struct gens_link *r)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(g)) || (err = check_link(g, r->link)) ||
-	    (err = stmt_get(g, ST_LINK_PUT, &st)))
+	if ((err = store_sql_write_ok(&g->sql)) || (err = check_link(g, r->link)) ||
+	    (err = store_sql_stmt_get(&g->sql, ST_LINK_PUT, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, r->link, -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, r->first_epoch));
-	keep(&rc, sqlite3_bind_int(st, 3, r->fresh ? 1 : 0));
-	keep(&rc, sqlite3_bind_int64(st, 4, r->at));
-	if ((err = bind_check(g, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, r->first_epoch));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 3, r->fresh ? 1 : 0));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 4, r->at));
+	if ((err = store_sql_bind_check(&g->sql, rc, st)))
 		return err;
-	return run(g, st, "link");
+	return store_sql_run(&g->sql, st, "link");
 }
 
 int gens_put_out(struct gens *g, const struct gens_out *r)
@@ -622,19 +405,20 @@ int gens_put_out(struct gens *g, const struct gens_out *r)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(g)) || (err = check_link(g, r->link)))
+	if ((err = store_sql_write_ok(&g->sql)) || (err = check_link(g, r->link)))
 		return err;
 	if (!gen_ok(r->gen, false))
-		return fail(g, -EINVAL, "out: generation %u not in 0..%d", r->gen, GENS_GEN_MAX);
-	if ((err = stmt_get(g, ST_OUT_PUT, &st)))
+		return store_sql_fail(&g->sql, -EINVAL, "out: generation %u not in 0..%d", r->gen,
+				      GENS_GEN_MAX);
+	if ((err = store_sql_stmt_get(&g->sql, ST_OUT_PUT, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, r->link, -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, r->epoch));
-	keep(&rc, sqlite3_bind_int(st, 3, r->gen));
-	keep(&rc, sqlite3_bind_int64(st, 4, r->at));
-	if ((err = bind_check(g, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, r->epoch));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 3, r->gen));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 4, r->at));
+	if ((err = store_sql_bind_check(&g->sql, rc, st)))
 		return err;
-	return run(g, st, "out");
+	return store_sql_run(&g->sql, st, "out");
 }
 
 int gens_put_in(struct gens *g, const struct gens_in *r)
@@ -642,21 +426,22 @@ int gens_put_in(struct gens *g, const struct gens_in *r)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(g)) || (err = check_link(g, r->link)))
+	if ((err = store_sql_write_ok(&g->sql)) || (err = check_link(g, r->link)))
 		return err;
 	if (!gen_ok(r->gen, true) || !gen_ok(r->prev, true))
-		return fail(g, -EINVAL, "in: generation %u or previous %u not in 0..%d or unknown",
-			    r->gen, r->prev, GENS_GEN_MAX);
-	if ((err = stmt_get(g, ST_IN_PUT, &st)))
+		return store_sql_fail(&g->sql, -EINVAL,
+				      "in: generation %u or previous %u not in 0..%d or unknown",
+				      r->gen, r->prev, GENS_GEN_MAX);
+	if ((err = store_sql_stmt_get(&g->sql, ST_IN_PUT, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, r->link, -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, r->epoch));
-	keep(&rc, sqlite3_bind_int(st, 3, r->gen));
-	keep(&rc, sqlite3_bind_int(st, 4, r->prev));
-	keep(&rc, sqlite3_bind_int64(st, 5, r->since));
-	if ((err = bind_check(g, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, r->epoch));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 3, r->gen));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 4, r->prev));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 5, r->since));
+	if ((err = store_sql_bind_check(&g->sql, rc, st)))
 		return err;
-	return run(g, st, "in");
+	return store_sql_run(&g->sql, st, "in");
 }
 
 int gens_put_replay(struct gens *g, const struct gens_replay *r)
@@ -666,14 +451,15 @@ int gens_put_replay(struct gens *g, const struct gens_replay *r)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(g)) || (err = check_link(g, r->link)) ||
+	if ((err = store_sql_write_ok(&g->sql)) || (err = check_link(g, r->link)) ||
 	    (err = check_dst(g, r->dst, dst)))
 		return err;
 	if (!gen_ok(r->gen, false))
-		return fail(g, -EINVAL, "replay: generation %u not in 0..%d", r->gen, GENS_GEN_MAX);
+		return store_sql_fail(&g->sql, -EINVAL, "replay: generation %u not in 0..%d",
+				      r->gen, GENS_GEN_MAX);
 	if (r->bmp_len > GENS_BMP_MAX)
-		return fail(g, -EINVAL, "replay: bmp_len %" PRIu32 " over %d", r->bmp_len,
-			    GENS_BMP_MAX);
+		return store_sql_fail(&g->sql, -EINVAL, "replay: bmp_len %" PRIu32 " over %d",
+				      r->bmp_len, GENS_BMP_MAX);
 	/* Big-endian words: the file reads the same on any host. */
 	for (uint32_t i = 0; i < r->bmp_len; i++) {
 		blob[4 * i] = (unsigned char)(r->bmp[i] >> 24);
@@ -681,24 +467,25 @@ int gens_put_replay(struct gens *g, const struct gens_replay *r)
 		blob[4 * i + 2] = (unsigned char)(r->bmp[i] >> 8);
 		blob[4 * i + 3] = (unsigned char)r->bmp[i];
 	}
-	if ((err = stmt_get(g, ST_REPLAY_PUT, &st)))
+	if ((err = store_sql_stmt_get(&g->sql, ST_REPLAY_PUT, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, dst, -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, r->spi));
-	keep(&rc, sqlite3_bind_text(st, 3, r->link, -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_int64(st, 4, r->epoch));
-	keep(&rc, sqlite3_bind_int(st, 5, r->gen));
-	keep(&rc, sqlite3_bind_int64(st, 6, r->window));
-	keep(&rc, sqlite3_bind_int64(st, 7, r->seq));
-	keep(&rc, sqlite3_bind_int64(st, 8, r->seq_hi));
-	keep(&rc, sqlite3_bind_int64(st, 9, r->bmp_len));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, r->spi));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 3, r->link, -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 4, r->epoch));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 5, r->gen));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 6, r->window));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 7, r->seq));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 8, r->seq_hi));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 9, r->bmp_len));
 	/* A zero-length blob, not NULL, for an empty bitmap. */
-	keep(&rc, r->bmp_len ? sqlite3_bind_blob(st, 10, blob, (int)(4 * r->bmp_len), SQLITE_STATIC)
-			     : sqlite3_bind_zeroblob(st, 10, 0));
-	keep(&rc, sqlite3_bind_int64(st, 11, r->at));
-	if ((err = bind_check(g, rc, st)))
+	store_sql_keep(&rc, r->bmp_len ? sqlite3_bind_blob(st, 10, blob, (int)(4 * r->bmp_len),
+							   SQLITE_STATIC)
+				       : sqlite3_bind_zeroblob(st, 10, 0));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 11, r->at));
+	if ((err = store_sql_bind_check(&g->sql, rc, st)))
 		return err;
-	return run(g, st, "replay");
+	return store_sql_run(&g->sql, st, "replay");
 }
 
 int gens_del_replay(struct gens *g, const char *dst, uint32_t spi)
@@ -707,14 +494,14 @@ int gens_del_replay(struct gens *g, const char *dst, uint32_t spi)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(g)) || (err = check_dst(g, dst, norm)) ||
-	    (err = stmt_get(g, ST_REPLAY_DEL, &st)))
+	if ((err = store_sql_write_ok(&g->sql)) || (err = check_dst(g, dst, norm)) ||
+	    (err = store_sql_stmt_get(&g->sql, ST_REPLAY_DEL, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, norm, -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, spi));
-	if ((err = bind_check(g, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, spi));
+	if ((err = store_sql_bind_check(&g->sql, rc, st)))
 		return err;
-	return run(g, st, "replay delete");
+	return store_sql_run(&g->sql, st, "replay delete");
 }
 
 int gens_prune(struct gens *g, const char *link, int64_t before)
@@ -723,19 +510,20 @@ int gens_prune(struct gens *g, const char *link, int64_t before)
 	int64_t deleted = 0;
 	int err;
 
-	if ((err = write_ok(g)) || (err = check_link(g, link)))
+	if ((err = store_sql_write_ok(&g->sql)) || (err = check_link(g, link)))
 		return err;
 	for (size_t i = 0; i < ARRAY_LEN(ids); i++) {
 		sqlite3_stmt *st;
 		int rc;
 
-		if ((err = stmt_get(g, ids[i], &st)))
+		if ((err = store_sql_stmt_get(&g->sql, ids[i], &st)))
 			return err;
 		rc = sqlite3_bind_text(st, 1, link, -1, SQLITE_STATIC);
-		keep(&rc, sqlite3_bind_int64(st, 2, before));
-		if ((err = bind_check(g, rc, st)) || (err = run(g, st, "prune")))
+		store_sql_keep(&rc, sqlite3_bind_int64(st, 2, before));
+		if ((err = store_sql_bind_check(&g->sql, rc, st)) ||
+		    (err = store_sql_run(&g->sql, st, "prune")))
 			return err;
-		deleted += sqlite3_changes(g->db);
+		deleted += sqlite3_changes(g->sql.db);
 	}
 	return deleted > INT_MAX ? INT_MAX : (int)deleted;
 }
@@ -775,8 +563,9 @@ static bool col_link(sqlite3_stmt *st, int i, char out[GENS_LINK_LEN])
 static int bad_row(struct gens *g, const char *table, const char *link, int64_t epoch,
 		   const char *why)
 {
-	return fail(g, -EIO, "%s: a %s row (link \"%s\", epoch %" PRId64 ") is corrupt: %s",
-		    GENS_DB_NAME, table, link, epoch, why);
+	return store_sql_fail(&g->sql, -EIO,
+			      "%s: a %s row (link \"%s\", epoch %" PRId64 ") is corrupt: %s",
+			      GENS_DB_NAME, table, link, epoch, why);
 }
 
 static int read_link(struct gens *g, sqlite3_stmt *st, struct gens_link *r)
@@ -900,7 +689,7 @@ static int visit(struct gens *g, enum stmt_id id, const struct gens_visit *v)
 	sqlite3_stmt *st;
 	int err, rc, ret = 0;
 
-	if ((err = stmt_get(g, id, &st)))
+	if ((err = store_sql_stmt_get(&g->sql, id, &st)))
 		return err;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		switch (id) {
@@ -929,8 +718,8 @@ static int visit(struct gens *g, enum stmt_id id, const struct gens_visit *v)
 			break;
 	}
 	if (!ret && rc != SQLITE_DONE)
-		ret = db_fail(g, rc, "load");
-	stmt_done(st);
+		ret = store_sql_db_fail(&g->sql, rc, "load");
+	store_sql_stmt_done(st);
 	return ret;
 }
 
@@ -940,11 +729,12 @@ int gens_get_replay(struct gens *g, const char *dst, uint32_t spi, struct gens_r
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = check_dst(g, dst, norm)) || (err = stmt_get(g, ST_REPLAY_GET, &st)))
+	if ((err = check_dst(g, dst, norm)) ||
+	    (err = store_sql_stmt_get(&g->sql, ST_REPLAY_GET, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, norm, -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, spi));
-	if ((err = bind_check(g, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, spi));
+	if ((err = store_sql_bind_check(&g->sql, rc, st)))
 		return err;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
@@ -952,8 +742,8 @@ int gens_get_replay(struct gens *g, const char *dst, uint32_t spi, struct gens_r
 	else if (rc == SQLITE_DONE)
 		err = -ENOENT;
 	else
-		err = db_fail(g, rc, "replay get");
-	stmt_done(st);
+		err = store_sql_db_fail(&g->sql, rc, "replay get");
+	store_sql_stmt_done(st);
 	return err;
 }
 
@@ -962,7 +752,7 @@ int gens_load(struct gens *g, const struct gens_visit *v)
 	int ret = 0;
 
 	if (g->loading)
-		return fail(g, -EDEADLK, "gens_load called from its own callback");
+		return store_sql_fail(&g->sql, -EDEADLK, "gens_load called from its own callback");
 	g->loading = true;
 	if (v->link)
 		ret = visit(g, ST_LINK_EACH, v);

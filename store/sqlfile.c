@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: ISC */
-/* What the ledger and the generation records share: their files on disk and SQLite's errors. */
+/* What the ledger and the generation records share: files, SQLite connection, key check. */
 #include "store/sqlfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,4 +131,267 @@ int store_make_db_file(const char *path, char *err, size_t err_size)
 cleanup:
 	close(fd);
 	return ret;
+}
+
+/* The connection both files drive (struct store_sql) */
+
+void store_sql_init(struct store_sql *q, const char *const *sql, sqlite3_stmt **stmt, size_t n,
+		    char *errmsg, size_t errmsg_size, const char *what, const char *file)
+{
+	*q = (struct store_sql){
+		.sql = sql,
+		.stmt = stmt,
+		.n_stmt = n,
+		.errmsg = errmsg,
+		.errmsg_size = errmsg_size,
+		.what = what,
+		.file = file,
+	};
+}
+
+int store_sql_fail(struct store_sql *q, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(q->errmsg, q->errmsg_size, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int store_sql_db_fail(struct store_sql *q, int rc, const char *what)
+{
+	int err = store_sqlite_errno(q->db, rc);
+	const char *msg = q->db ? sqlite3_errmsg(q->db) : "out of memory";
+
+	if (err == 0)
+		err = -EIO;
+	if (q->file)
+		store_sql_fail(q, err, "%s: %s: %s (%s)", q->file, what, msg, sqlite3_errstr(rc));
+	else
+		store_sql_fail(q, err, "%s: %s (%s)", what, msg, sqlite3_errstr(rc));
+	/* Some errors (FULL, IOERR, NOMEM, BUSY) roll the whole transaction back. */
+	if (q->in_txn && q->db && sqlite3_get_autocommit(q->db) && !q->txn_err)
+		q->txn_err = err;
+	return err;
+}
+
+int store_sql_write_ok(struct store_sql *q)
+{
+	if (q->txn_err)
+		return store_sql_fail(q, q->txn_err,
+				      "transaction already failed; roll back or commit");
+	return 0;
+}
+
+int store_sql_stmt_get(struct store_sql *q, int id, sqlite3_stmt **out)
+{
+	sqlite3_stmt *st = q->stmt[id];
+	int rc;
+
+	if (!st) {
+		rc = sqlite3_prepare_v3(q->db, q->sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st,
+					NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(st);
+			return store_sql_db_fail(q, rc, "prepare");
+		}
+		q->stmt[id] = st;
+	}
+	if (sqlite3_stmt_busy(st))
+		return store_sql_fail(q, -EDEADLK, "%s called from its own iteration callback",
+				      q->what);
+	*out = st;
+	return 0;
+}
+
+void store_sql_stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+int store_sql_run(struct store_sql *q, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	int err = 0;
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		err = store_sql_db_fail(q, rc, what);
+	store_sql_stmt_done(st);
+	return err;
+}
+
+void store_sql_keep(int *rc, int next)
+{
+	if (*rc == SQLITE_OK)
+		*rc = next;
+}
+
+int store_sql_bind_check(struct store_sql *q, int rc, sqlite3_stmt *st)
+{
+	if (rc == SQLITE_OK)
+		return 0;
+	store_sql_stmt_done(st);
+	return store_sql_db_fail(q, rc, "bind");
+}
+
+int store_sql_exec(struct store_sql *q, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : store_sql_db_fail(q, rc, what);
+}
+
+int store_sql_query_int(struct store_sql *q, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+	int err = 0;
+
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			*out = sqlite3_column_int64(st, 0);
+		else if (rc == SQLITE_DONE)
+			err = store_sql_fail(q, -ENOENT, "%s: no row", sql);
+		else
+			err = store_sql_db_fail(q, rc, sql);
+	} else {
+		err = store_sql_db_fail(q, rc, sql);
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+int store_sql_wal(struct store_sql *q, const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *mode;
+	int rc, err;
+
+	rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		err = store_sql_db_fail(q, rc, "journal_mode");
+		sqlite3_finalize(st);
+		return err;
+	}
+	mode = sqlite3_column_text(st, 0);
+	err = mode && strcmp((const char *)mode, "wal") == 0
+		      ? 0
+		      : store_sql_fail(q, -ENOTSUP, "%s: no WAL mode on this file system", path);
+	sqlite3_finalize(st);
+	return err;
+}
+
+void store_sql_note_file(struct store_sql *q, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0) {
+		snprintf(q->path, sizeof(q->path), "%s", path);
+		q->dev = st.st_dev;
+		q->ino = st.st_ino;
+		q->have_ino = true;
+	}
+}
+
+bool store_sql_file_replaced(const struct store_sql *q)
+{
+	struct stat st;
+
+	if (!q->have_ino)
+		return false;
+	if (stat(q->path, &st) < 0)
+		return errno == ENOENT || errno == ENOTDIR;
+	return st.st_dev != q->dev || st.st_ino != q->ino;
+}
+
+void store_sql_rollback_now(struct store_sql *q, int rollback)
+{
+	sqlite3_stmt *st;
+
+	if (q->db && !sqlite3_get_autocommit(q->db) && !store_sql_stmt_get(q, rollback, &st)) {
+		sqlite3_step(st);
+		store_sql_stmt_done(st);
+	}
+}
+
+void store_sql_rollback(struct store_sql *q, int rollback)
+{
+	store_sql_rollback_now(q, rollback);
+	q->in_txn = false;
+	q->txn_err = 0;
+}
+
+int store_sql_begin(struct store_sql *q, int begin)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (q->in_txn)
+		return store_sql_fail(q, -EALREADY, "begin: a transaction is already open");
+	if ((err = store_sql_stmt_get(q, begin, &st)) || (err = store_sql_run(q, st, "begin")))
+		return err;
+	q->in_txn = true;
+	q->txn_err = 0;
+	return 0;
+}
+
+int store_sql_commit(struct store_sql *q, int commit, int rollback)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (!q->in_txn)
+		return store_sql_fail(q, -EINVAL, "commit: no transaction open");
+	err = q->txn_err;
+	if (err)
+		store_sql_fail(q, err, "commit: the transaction was lost to an earlier error");
+	else if (!(err = store_sql_stmt_get(q, commit, &st)))
+		err = store_sql_run(q, st, "commit");
+	/* Keep the handle usable: the transaction's changes are lost, the caller starts again. */
+	if (err)
+		store_sql_rollback_now(q, rollback);
+	q->in_txn = false;
+	q->txn_err = 0;
+	return err;
+}
+
+int store_sql_migrate_steps(struct store_sql *q, const char *const *steps, int64_t from, int target)
+{
+	char sql[64];
+	int err;
+
+	for (int64_t v = from; v < target; v++) {
+		char what[48];
+
+		snprintf(what, sizeof(what), "migration to version %" PRId64, v + 1);
+		if ((err = store_sql_exec(q, steps[v], what)))
+			return err;
+	}
+	if (from < target) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", target);
+		if ((err = store_sql_exec(q, sql, "migration")))
+			return err;
+	}
+	return store_sql_exec(q, "COMMIT", "migration");
+}
+
+void store_sql_abandon(struct store_sql *q)
+{
+	if (!sqlite3_get_autocommit(q->db))
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+void store_sql_close(struct store_sql *q)
+{
+	for (size_t i = 0; i < q->n_stmt; i++)
+		sqlite3_finalize(q->stmt[i]);
+	if (q->db) {
+		store_sql_abandon(q);
+		sqlite3_close_v2(q->db);
+	}
 }

@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,19 +330,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
 };
 
 struct store {
-	sqlite3 *db;
+	struct store_sql sql; /* the handle, statements, errors, transaction, writer's file */
 	bool readonly;
-	bool in_txn;
 	bool syncing;
-	int txn_err; /* the database failed inside the open transaction: it is lost */
 	int version;
 	sqlite3_stmt *stmt[ST_COUNT_];
 	char errmsg[STORE_ERRMSG_LEN];
-	/* The writer's file, to notice it deleted or replaced under us (store_file_replaced). */
-	char path[PATH_MAX];
-	dev_t dev;
-	ino_t ino;
-	bool have_ino;
 };
 
 static const char *const dir_names[] = {
@@ -422,106 +414,6 @@ int store_event_kind_parse(const char *name, enum store_event_kind *kind)
 	return 0;
 }
 
-/* Errors */
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 0)))
-#endif
-static int failv(struct store *s, int err, const char *fmt, va_list ap)
-{
-	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
-	return err;
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int fail(struct store *s, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	failv(s, err, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
-/* SQLite result code to -errno (the table in store.h, as store/sqlfile.h maps them). */
-static int map_rc(sqlite3 *db, int rc)
-{
-	return store_sqlite_errno(db, rc);
-}
-
-/* Record the SQLite error rc of db for what; returns it as -errno. */
-static int db_fail(struct store *s, int rc, const char *what)
-{
-	int err = map_rc(s->db, rc);
-
-	if (err == 0)
-		err = -EIO;
-	fail(s, err, "%s: %s (%s)", what, s->db ? sqlite3_errmsg(s->db) : "out of memory",
-	     sqlite3_errstr(rc));
-	/* Some errors (FULL, IOERR, NOMEM, BUSY) roll the whole transaction back. */
-	if (s->in_txn && s->db && sqlite3_get_autocommit(s->db) && !s->txn_err)
-		s->txn_err = err;
-	return err;
-}
-
-/* Statements */
-
-static int stmt_get(struct store *s, enum stmt_id id, sqlite3_stmt **out)
-{
-	sqlite3_stmt *st = s->stmt[id];
-	int rc;
-
-	if (!st) {
-		rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st,
-					NULL);
-		if (rc != SQLITE_OK) {
-			sqlite3_finalize(st);
-			return db_fail(s, rc, "prepare");
-		}
-		s->stmt[id] = st;
-	}
-	if (sqlite3_stmt_busy(st))
-		return fail(s, -EDEADLK, "store called from its own iteration callback");
-	*out = st;
-	return 0;
-}
-
-static void stmt_done(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-}
-
-/* Step a statement that returns no row; reset it. */
-static int run(struct store *s, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-	int err = 0;
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		err = db_fail(s, rc, what);
-	stmt_done(st);
-	return err;
-}
-
-/* Writes refuse to go on once the database lost the open transaction. */
-static int write_ok(struct store *s)
-{
-	if (s->txn_err)
-		return fail(s, s->txn_err, "transaction already failed; roll back or commit");
-	return 0;
-}
-
-/* Keep the first binding error of a series. */
-static void keep(int *rc, int next)
-{
-	if (*rc == SQLITE_OK)
-		*rc = next;
-}
-
 /*
  * Text of a write: SQLITE_STATIC, not a copy (a malloc per column). Every
  * write binds and steps in one call while the text lives, and stmt_done
@@ -537,15 +429,6 @@ static int bind_text(sqlite3_stmt *st, int i, const char *text)
 static int bind_opt(sqlite3_stmt *st, int i, int64_t v)
 {
 	return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
-}
-
-/* Bindings fail only for an index out of range or out of memory. */
-static int bind_check(struct store *s, int rc, sqlite3_stmt *st)
-{
-	if (rc == SQLITE_OK)
-		return 0;
-	stmt_done(st);
-	return db_fail(s, rc, "bind");
 }
 
 static void col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
@@ -594,7 +477,7 @@ bool store_run_is_key(const char *t, size_t len)
 	return len >= 40 && digit && upper && lower;
 }
 
-static bool key_shaped(const char *t)
+bool store_key_shaped(const char *t)
 {
 	size_t i = 0;
 
@@ -652,12 +535,15 @@ static void clean_text(const char *in, char out[STORE_MSG_LEN])
 static int check_name(struct store *s, const char *what, const char *buf, size_t size)
 {
 	if (!fits(buf, size))
-		return fail(s, -EINVAL, "%s: longer than %zu bytes", what, size - 1);
+		return store_sql_fail(&s->sql, -EINVAL, "%s: longer than %zu bytes", what,
+				      size - 1);
 	for (const char *p = buf; *p; p++)
 		if (*p <= 0x20 || *p >= 0x7f)
-			return fail(s, -EINVAL, "%s: not printable ASCII without spaces", what);
-	if (key_shaped(buf))
-		return fail(s, -EINVAL, "%s: looks like key material; refused", what);
+			return store_sql_fail(&s->sql, -EINVAL,
+					      "%s: not printable ASCII without spaces", what);
+	if (store_key_shaped(buf))
+		return store_sql_fail(&s->sql, -EINVAL, "%s: looks like key material; refused",
+				      what);
 	return 0;
 }
 
@@ -668,10 +554,10 @@ static int norm_addr(struct store *s, const char *what, const char *in, bool opt
 	unsigned char bytes[16];
 
 	if (!fits(in, STORE_ADDR_LEN))
-		return fail(s, -EINVAL, "%s: too long for an address", what);
+		return store_sql_fail(&s->sql, -EINVAL, "%s: too long for an address", what);
 	if (!in[0]) {
 		out[0] = '\0';
-		return optional ? 0 : fail(s, -EINVAL, "%s: missing", what);
+		return optional ? 0 : store_sql_fail(&s->sql, -EINVAL, "%s: missing", what);
 	}
 	if (inet_pton(AF_INET, in, bytes) == 1) {
 		store_addr_ntop(AF_INET, bytes, out, STORE_ADDR_LEN);
@@ -681,7 +567,7 @@ static int norm_addr(struct store *s, const char *what, const char *in, bool opt
 		store_addr_ntop(AF_INET6, bytes, out, STORE_ADDR_LEN);
 		return 0;
 	}
-	return fail(s, -EINVAL, "%s: not an IP address literal", what);
+	return store_sql_fail(&s->sql, -EINVAL, "%s: not an IP address literal", what);
 }
 
 static bool fp_ok(const char *fp)
@@ -714,13 +600,15 @@ static int check_sa(struct store *s, const struct store_sa *sa, struct sa_in *in
 	    (err = norm_addr(s, "dst", sa->dst, false, in->dst)))
 		return err;
 	if (!fp_ok(sa->key_fp))
-		return fail(s, -EINVAL, "key_fp: not %d lowercase hex digits", STORE_FP_LEN);
+		return store_sql_fail(&s->sql, -EINVAL, "key_fp: not %d lowercase hex digits",
+				      STORE_FP_LEN);
 	if (!store_dir_name(sa->dir) && sa->dir != STORE_DIR_NONE)
-		return fail(s, -EINVAL, "dir: %d unknown", (int)sa->dir);
+		return store_sql_fail(&s->sql, -EINVAL, "dir: %d unknown", (int)sa->dir);
 	if (!store_sa_state_name(sa->state) || sa->state == STORE_SA_GONE)
-		return fail(s, -EINVAL, "state: %d is not a live state", (int)sa->state);
+		return store_sql_fail(&s->sql, -EINVAL, "state: %d is not a live state",
+				      (int)sa->state);
 	if (sa->proto == 0)
-		return fail(s, -EINVAL, "proto: 0");
+		return store_sql_fail(&s->sql, -EINVAL, "proto: 0");
 	return 0;
 }
 
@@ -729,21 +617,22 @@ static int bind_sa_update(struct store *s, sqlite3_stmt *st, int64_t id, const s
 {
 	int rc = sqlite3_bind_int64(st, 1, id);
 
-	keep(&rc, bind_text(st, 2, sa->link));
-	keep(&rc, bind_text(st, 3, store_dir_name(sa->dir)));
-	keep(&rc, bind_text(st, 4, sa->mode));
-	keep(&rc, bind_text(st, 5, sa->algorithm));
-	keep(&rc, (sa->has_epoch ? sqlite3_bind_int64(st, 6, sa->epoch) : sqlite3_bind_null(st, 6)));
-	keep(&rc, sqlite3_bind_int(st, 7, sa->managed));
-	keep(&rc, bind_text(st, 8, store_sa_state_name(sa->state)));
-	keep(&rc, bind_opt(st, 9, sa->soft_expires_at));
-	keep(&rc, bind_opt(st, 10, sa->hard_expires_at));
-	keep(&rc, sqlite3_bind_int64(st, 11, (sqlite3_int64)sa->bytes));
-	keep(&rc, sqlite3_bind_int64(st, 12, (sqlite3_int64)sa->packets));
-	keep(&rc, bind_opt(st, 13, sa->last_counters_at));
-	keep(&rc, bind_text(st, 14, sa->key_fp));
-	keep(&rc, bind_opt(st, 15, sa->origin_pid));
-	return bind_check(s, rc, st);
+	store_sql_keep(&rc, bind_text(st, 2, sa->link));
+	store_sql_keep(&rc, bind_text(st, 3, store_dir_name(sa->dir)));
+	store_sql_keep(&rc, bind_text(st, 4, sa->mode));
+	store_sql_keep(&rc, bind_text(st, 5, sa->algorithm));
+	store_sql_keep(&rc, (sa->has_epoch ? sqlite3_bind_int64(st, 6, sa->epoch)
+					   : sqlite3_bind_null(st, 6)));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 7, sa->managed));
+	store_sql_keep(&rc, bind_text(st, 8, store_sa_state_name(sa->state)));
+	store_sql_keep(&rc, bind_opt(st, 9, sa->soft_expires_at));
+	store_sql_keep(&rc, bind_opt(st, 10, sa->hard_expires_at));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 11, (sqlite3_int64)sa->bytes));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 12, (sqlite3_int64)sa->packets));
+	store_sql_keep(&rc, bind_opt(st, 13, sa->last_counters_at));
+	store_sql_keep(&rc, bind_text(st, 14, sa->key_fp));
+	store_sql_keep(&rc, bind_opt(st, 15, sa->origin_pid));
+	return store_sql_bind_check(&s->sql, rc, st);
 }
 
 static int read_sa(struct store *s, sqlite3_stmt *st, struct store_sa *sa)
@@ -757,7 +646,7 @@ static int read_sa(struct store *s, sqlite3_stmt *st, struct store_sa *sa)
 	text = sqlite3_column_text(st, 2);
 	i = text ? name_index(dir_names, ARRAY_LEN(dir_names), (const char *)text) : 0;
 	if (i < 0)
-		return fail(s, -EIO, "sa %" PRId64 ": unknown dir", sa->id);
+		return store_sql_fail(&s->sql, -EIO, "sa %" PRId64 ": unknown dir", sa->id);
 	sa->dir = (enum store_dir)i;
 	sa->spi = (uint32_t)sqlite3_column_int64(st, 3);
 	col_text(st, 4, sa->src, sizeof(sa->src));
@@ -770,7 +659,7 @@ static int read_sa(struct store *s, sqlite3_stmt *st, struct store_sa *sa)
 	sa->managed = sqlite3_column_int(st, 10) != 0;
 	i = name_index(state_names, ARRAY_LEN(state_names), (const char *)sqlite3_column_text(st, 11));
 	if (i < 0)
-		return fail(s, -EIO, "sa %" PRId64 ": unknown state", sa->id);
+		return store_sql_fail(&s->sql, -EIO, "sa %" PRId64 ": unknown state", sa->id);
 	sa->state = (enum store_sa_state)i;
 	sa->added_at = sqlite3_column_int64(st, 12);
 	sa->gone_at = sqlite3_column_int64(st, 13);
@@ -793,7 +682,7 @@ static int read_event(struct store *s, sqlite3_stmt *st, struct store_event *ev)
 	ev->at = sqlite3_column_int64(st, 1);
 	i = name_index(kind_names, ARRAY_LEN(kind_names), (const char *)sqlite3_column_text(st, 2));
 	if (i < 0)
-		return fail(s, -EIO, "event %" PRId64 ": unknown kind", ev->id);
+		return store_sql_fail(&s->sql, -EIO, "event %" PRId64 ": unknown kind", ev->id);
 	ev->kind = (enum store_event_kind)i;
 	ev->sa_id = sqlite3_column_int64(st, 3);
 	col_text(st, 4, ev->link, sizeof(ev->link));
@@ -818,7 +707,8 @@ static int read_rotation(struct store *s, sqlite3_stmt *st, struct store_rotatio
 	i = name_index(result_names, ARRAY_LEN(result_names),
 		       (const char *)sqlite3_column_text(st, 4));
 	if (i < 0)
-		return fail(s, -EIO, "rotation %" PRId64 ": unknown result", rot->id);
+		return store_sql_fail(&s->sql, -EIO, "rotation %" PRId64 ": unknown result",
+				      rot->id);
 	rot->result = (enum store_rot_result)i;
 	col_text(st, 5, rot->detail, sizeof(rot->detail));
 	rot->old_spi = (uint32_t)sqlite3_column_int64(st, 6);
@@ -828,55 +718,25 @@ static int read_rotation(struct store *s, sqlite3_stmt *st, struct store_rotatio
 
 /* Opening */
 
-static int exec_sql(struct store *s, const char *sql, const char *what)
-{
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : db_fail(s, rc, what);
-}
-
-/* Value of an integer pragma (or the first column of any one-row query). */
-static int query_int(struct store *s, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*out = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		} else if (rc == SQLITE_DONE) {
-			sqlite3_finalize(st);
-			return fail(s, -ENOENT, "%s: no row", sql);
-		}
-	}
-	if (rc != SQLITE_OK) {
-		int err = db_fail(s, rc, sql);
-
-		sqlite3_finalize(st);
-		return err;
-	}
-	sqlite3_finalize(st);
-	return 0;
-}
-
 /* Whether the file holds anything but a sakeyd ledger (or nothing at all). */
 static int check_foreign(struct store *s, int64_t version)
 {
 	int64_t app_id, tables;
 	int err;
 
-	if ((err = query_int(s, "PRAGMA application_id", &app_id)))
+	if ((err = store_sql_query_int(&s->sql, "PRAGMA application_id", &app_id)))
 		return err;
 	if (version > 0 && app_id != APP_ID)
-		return fail(s, -EINVAL, "not a sakeyd ledger (application_id %" PRId64 ")", app_id);
+		return store_sql_fail(&s->sql, -EINVAL,
+				      "not a sakeyd ledger (application_id %" PRId64 ")", app_id);
 	if (version == 0) {
-		err = query_int(s, "SELECT count(*) FROM sqlite_schema", &tables);
+		err = store_sql_query_int(&s->sql, "SELECT count(*) FROM sqlite_schema", &tables);
 		if (err)
 			return err;
 		if (tables > 0 || app_id != 0)
-			return fail(s, -EINVAL, "not a sakeyd ledger (tables without a schema version)");
+			return store_sql_fail(
+				&s->sql, -EINVAL,
+				"not a sakeyd ledger (tables without a schema version)");
 	}
 	return 0;
 }
@@ -885,43 +745,30 @@ static int check_foreign(struct store *s, int64_t version)
 static int migrate(struct store *s, int target)
 {
 	int64_t version = 0;
-	char sql[64];
 	int err;
 
-	if ((err = exec_sql(s, "BEGIN IMMEDIATE", "migration")))
+	if ((err = store_sql_exec(&s->sql, "BEGIN IMMEDIATE", "migration")))
 		return err;
 	/* Read again under the write lock: another writer may have migrated meanwhile. */
-	if ((err = query_int(s, "PRAGMA user_version", &version)))
+	if ((err = store_sql_query_int(&s->sql, "PRAGMA user_version", &version)))
 		goto cleanup;
 	if (version > STORE_SCHEMA_VERSION) {
-		err = fail(s, -EPROTONOSUPPORT,
-			   "database schema version %" PRId64 " is newer than this build's %d; "
-			   "upgrade sakeyd",
-			   version, STORE_SCHEMA_VERSION);
+		err = store_sql_fail(&s->sql, -EPROTONOSUPPORT,
+				     "database schema version %" PRId64
+				     " is newer than this build's %d; "
+				     "upgrade sakeyd",
+				     version, STORE_SCHEMA_VERSION);
 		goto cleanup;
 	}
 	if ((err = check_foreign(s, version)))
 		goto cleanup;
-	for (int64_t v = version; v < target; v++) {
-		char what[48];
-
-		snprintf(what, sizeof(what), "migration to version %" PRId64, v + 1);
-		if ((err = exec_sql(s, migrations[v], what)))
-			goto cleanup;
-	}
-	if (version < target) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", target);
-		if ((err = exec_sql(s, sql, "migration")))
-			goto cleanup;
-	}
-	if ((err = exec_sql(s, "COMMIT", "migration")))
+	if ((err = store_sql_migrate_steps(&s->sql, migrations, version, target)))
 		goto cleanup;
 	s->version = version < target ? target : (int)version;
 	return 0;
 
 cleanup:
-	if (!sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	store_sql_abandon(&s->sql);
 	return err;
 }
 
@@ -945,16 +792,16 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 	int flags, rc, err;
 
 	if (!dir || !dir[0])
-		return fail(s, -EINVAL, "no state directory");
+		return store_sql_fail(&s->sql, -EINVAL, "no state directory");
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, STORE_DB_NAME) >= sizeof(path))
-		return fail(s, -ENAMETOOLONG, "%s: path too long", dir);
+		return store_sql_fail(&s->sql, -ENAMETOOLONG, "%s: path too long", dir);
 	s->readonly = readonly;
 	if (readonly) {
 		struct stat st;
 
 		if (stat(path, &st) < 0)
-			return fail(s, -errno, "%s: %s%s", path, strerror(errno),
-				    errno == ENOENT ? " (has sakeyd run yet?)" : "");
+			return store_sql_fail(&s->sql, -errno, "%s: %s%s", path, strerror(errno),
+					      errno == ENOENT ? " (has sakeyd run yet?)" : "");
 		flags = SQLITE_OPEN_READONLY;
 	} else {
 		if ((err = make_dir(s, dir)) || (err = make_db_file(s, path)))
@@ -962,39 +809,35 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 		flags = SQLITE_OPEN_READWRITE;
 	}
 	flags |= SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX;
-	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+	rc = sqlite3_open_v2(path, &s->sql.db, flags, NULL);
 	if (rc != SQLITE_OK) {
-		err = db_fail(s, rc, path);
+		err = store_sql_db_fail(&s->sql, rc, path);
 		return err;
 	}
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, readonly ? STORE_BUSY_TIMEOUT_MS : STORE_WRITER_BUSY_TIMEOUT_MS);
-	if (!readonly) {
-		struct stat st;
-
-		if (stat(path, &st) == 0) {
-			strcpy(s->path, path);
-			s->dev = st.st_dev;
-			s->ino = st.st_ino;
-			s->have_ino = true;
-		}
-	}
+	sqlite3_extended_result_codes(s->sql.db, 1);
+	sqlite3_busy_timeout(s->sql.db,
+			     readonly ? STORE_BUSY_TIMEOUT_MS : STORE_WRITER_BUSY_TIMEOUT_MS);
+	if (!readonly)
+		store_sql_note_file(&s->sql, path);
 
 	if (readonly) {
-		if ((err = query_int(s, "PRAGMA user_version", &version)))
+		if ((err = store_sql_query_int(&s->sql, "PRAGMA user_version", &version)))
 			return err;
 		if (version == 0)
-			return fail(s, -ENOENT, "%s: no ledger schema yet (has sakeyd run?)", path);
+			return store_sql_fail(&s->sql, -ENOENT,
+					      "%s: no ledger schema yet (has sakeyd run?)", path);
 		if (version > STORE_SCHEMA_VERSION)
-			return fail(s, -EPROTONOSUPPORT,
-				    "%s: schema version %" PRId64 " is newer than this build's %d; "
-				    "upgrade sactl",
-				    path, version, STORE_SCHEMA_VERSION);
+			return store_sql_fail(&s->sql, -EPROTONOSUPPORT,
+					      "%s: schema version %" PRId64
+					      " is newer than this build's %d; "
+					      "upgrade sactl",
+					      path, version, STORE_SCHEMA_VERSION);
 		if (version < STORE_SCHEMA_VERSION)
-			return fail(s, -EPROTO,
-				    "%s: schema version %" PRId64 " is older than this build's %d; "
-				    "restart sakeyd to migrate it",
-				    path, version, STORE_SCHEMA_VERSION);
+			return store_sql_fail(&s->sql, -EPROTO,
+					      "%s: schema version %" PRId64
+					      " is older than this build's %d; "
+					      "restart sakeyd to migrate it",
+					      path, version, STORE_SCHEMA_VERSION);
 		if ((err = check_foreign(s, version)))
 			return err;
 		s->version = (int)version;
@@ -1002,60 +845,51 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 	}
 
 	/* A newer schema is refused before anything (even the journal mode) changes. */
-	if ((err = query_int(s, "PRAGMA user_version", &version)))
+	if ((err = store_sql_query_int(&s->sql, "PRAGMA user_version", &version)))
 		return err;
 	if (version > STORE_SCHEMA_VERSION)
-		return fail(s, -EPROTONOSUPPORT,
-			    "%s: schema version %" PRId64 " is newer than this build's %d; "
-			    "upgrade sakeyd",
-			    path, version, STORE_SCHEMA_VERSION);
+		return store_sql_fail(&s->sql, -EPROTONOSUPPORT,
+				      "%s: schema version %" PRId64
+				      " is newer than this build's %d; "
+				      "upgrade sakeyd",
+				      path, version, STORE_SCHEMA_VERSION);
 	/*
 	 * A new database gets 16 KiB pages (it is a no-op on an existing one):
 	 * a change point's commit dirties index pages all over, and WAL writes
 	 * each with its own pwrite(); larger pages are fewer calls, which is
 	 * what costs where system calls trap (User-Mode Linux, 50 us each).
 	 */
-	if (version == 0 && (err = exec_sql(s, "PRAGMA page_size = 16384", "page_size")))
+	if (version == 0 &&
+	    (err = store_sql_exec(&s->sql, "PRAGMA page_size = 16384", "page_size")))
 		return err;
-	{
-		sqlite3_stmt *st = NULL;
-		const unsigned char *mode;
-
-		rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW) {
-			err = db_fail(s, rc, "journal_mode");
-			sqlite3_finalize(st);
-			return err;
-		}
-		mode = sqlite3_column_text(st, 0);
-		err = mode && strcmp((const char *)mode, "wal") == 0
-			      ? 0
-			      : fail(s, -ENOTSUP, "%s: no WAL mode on this file system", path);
-		sqlite3_finalize(st);
-		if (err)
-			return err;
-	}
+	if ((err = store_sql_wal(&s->sql, path)))
+		return err;
 	/*
 	 * Foreign keys on only after the migrations: a step that rebuilds a
 	 * parent table (v4: sa) must not null the children's references when
 	 * it drops the old copy (the pragma is a no-op inside a transaction).
 	 */
-	if ((err = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY",
-			    "pragmas")) ||
+	if ((err = store_sql_exec(&s->sql,
+				  "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY",
+				  "pragmas")) ||
 	    (err = migrate(s, target)) ||
-	    (err = exec_sql(s, "PRAGMA foreign_keys = ON", "pragmas")))
+	    (err = store_sql_exec(&s->sql, "PRAGMA foreign_keys = ON", "pragmas")))
 		return err;
 	if (target == STORE_SCHEMA_VERSION &&
-	    (err = exec_sql(s, "CREATE TEMP TABLE sync_seen (id INTEGER PRIMARY KEY)", "sync table")))
+	    (err = store_sql_exec(&s->sql, "CREATE TEMP TABLE sync_seen (id INTEGER PRIMARY KEY)",
+				  "sync table")))
 		return err;
 	return 0;
 }
 
 static struct store *store_alloc(void)
 {
-	return calloc(1, sizeof(struct store));
+	struct store *s = calloc(1, sizeof(struct store));
+
+	if (s)
+		store_sql_init(&s->sql, stmt_sql, s->stmt, ARRAY_LEN(s->stmt), s->errmsg,
+			       sizeof(s->errmsg), "store", NULL);
+	return s;
 }
 
 int store_open(const char *dir, bool readonly, struct store **out, char *err, size_t err_size)
@@ -1084,13 +918,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < ARRAY_LEN(s->stmt); i++)
-		sqlite3_finalize(s->stmt[i]);
-	if (s->db) {
-		if (!sqlite3_get_autocommit(s->db))
-			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		sqlite3_close_v2(s->db);
-	}
+	store_sql_close(&s->sql);
 	free(s);
 }
 
@@ -1106,81 +934,43 @@ int store_schema_version(const struct store *s)
 
 void store_set_busy_timeout(struct store *s, int ms)
 {
-	sqlite3_busy_timeout(s->db, ms);
+	sqlite3_busy_timeout(s->sql.db, ms);
 }
 
 bool store_file_replaced(const struct store *s)
 {
-	struct stat st;
-
-	if (!s->have_ino)
-		return false;
-	if (stat(s->path, &st) < 0)
-		return errno == ENOENT || errno == ENOTDIR;
-	return st.st_dev != s->dev || st.st_ino != s->ino;
+	return store_sql_file_replaced(&s->sql);
 }
 
 /* Transactions */
 
 int store_begin(struct store *s)
 {
-	sqlite3_stmt *st;
-	int err;
-
-	if (s->in_txn)
-		return fail(s, -EALREADY, "begin: a transaction is already open");
-	if ((err = stmt_get(s, ST_BEGIN, &st)) || (err = run(s, st, "begin")))
-		return err;
-	s->in_txn = true;
-	s->txn_err = 0;
-	return 0;
+	return store_sql_begin(&s->sql, ST_BEGIN);
 }
 
 int store_commit(struct store *s)
 {
-	sqlite3_stmt *st;
-	int err;
+	bool open = s->sql.in_txn;
+	int err = store_sql_commit(&s->sql, ST_COMMIT, ST_ROLLBACK);
 
-	if (!s->in_txn)
-		return fail(s, -EINVAL, "commit: no transaction open");
-	err = s->txn_err;
-	if (err) {
-		fail(s, err, "commit: the transaction was lost to an earlier error");
-	} else if (!(err = stmt_get(s, ST_COMMIT, &st))) {
-		err = run(s, st, "commit");
-	}
-	if (err) {
-		/* Keep the handle usable: the turn's changes are lost, the caller resyncs. */
-		if (!sqlite3_get_autocommit(s->db) && !stmt_get(s, ST_ROLLBACK, &st)) {
-			sqlite3_step(st);
-			stmt_done(st);
-		}
-	}
-	s->in_txn = false;
-	s->txn_err = 0;
-	if (err)
+	/* On failure the turn's changes are lost, the caller resyncs. */
+	if (err && open)
 		s->syncing = false; /* its marks went with the transaction */
 	return err;
 }
 
 void store_rollback(struct store *s)
 {
-	sqlite3_stmt *st;
-
-	if (!s->db)
+	if (!s->sql.db)
 		return;
-	if (!sqlite3_get_autocommit(s->db) && !stmt_get(s, ST_ROLLBACK, &st)) {
-		sqlite3_step(st);
-		stmt_done(st);
-	}
-	s->in_txn = false;
-	s->txn_err = 0;
+	store_sql_rollback(&s->sql, ST_ROLLBACK);
 	s->syncing = false;
 }
 
 bool store_in_transaction(const struct store *s)
 {
-	return s->in_txn;
+	return s->sql.in_txn;
 }
 
 /* SAs */
@@ -1192,11 +982,11 @@ static int sync_mark(struct store *s, int64_t id)
 
 	if (!s->syncing)
 		return 0;
-	if ((err = stmt_get(s, ST_SYNC_MARK, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SYNC_MARK, &st)))
 		return err;
-	if ((err = bind_check(s, sqlite3_bind_int64(st, 1, id), st)))
+	if ((err = store_sql_bind_check(&s->sql, sqlite3_bind_int64(st, 1, id), st)))
 		return err;
-	return run(s, st, "sync mark");
+	return store_sql_run(&s->sql, st, "sync mark");
 }
 
 /* Close the live row of (dst, spi, proto), if any, at gone_at. */
@@ -1206,15 +996,15 @@ static int close_live(struct store *s, const char *dst, uint32_t spi, uint8_t pr
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = stmt_get(s, ST_SA_CLOSE_LIVE, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_CLOSE_LIVE, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, dst, -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, spi));
-	keep(&rc, sqlite3_bind_int(st, 3, proto));
-	keep(&rc, sqlite3_bind_int64(st, 4, gone_at));
-	if ((err = bind_check(s, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, spi));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 3, proto));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 4, gone_at));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)))
 		return err;
-	return run(s, st, "sa close");
+	return store_sql_run(&s->sql, st, "sa close");
 }
 
 /* Insert a checked SA with added_at; close any live row of its identity first. */
@@ -1226,32 +1016,34 @@ static int insert_sa(struct store *s, const struct store_sa *sa, const struct sa
 
 	if ((err = close_live(s, in->dst, sa->spi, sa->proto, added_at)))
 		return err;
-	if ((err = stmt_get(s, ST_SA_INSERT, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_INSERT, &st)))
 		return err;
 	rc = bind_text(st, 1, sa->link);
-	keep(&rc, bind_text(st, 2, store_dir_name(sa->dir)));
-	keep(&rc, sqlite3_bind_int64(st, 3, sa->spi));
-	keep(&rc, sqlite3_bind_text(st, 4, in->src, -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_text(st, 5, in->dst, -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_int(st, 6, sa->proto));
-	keep(&rc, bind_text(st, 7, sa->mode));
-	keep(&rc, bind_text(st, 8, sa->algorithm));
-	keep(&rc, (sa->has_epoch ? sqlite3_bind_int64(st, 9, sa->epoch) : sqlite3_bind_null(st, 9)));
-	keep(&rc, sqlite3_bind_int(st, 10, sa->managed));
-	keep(&rc, bind_text(st, 11, store_sa_state_name(sa->state)));
-	keep(&rc, sqlite3_bind_int64(st, 12, added_at));
-	keep(&rc, bind_opt(st, 13, sa->soft_expires_at));
-	keep(&rc, bind_opt(st, 14, sa->hard_expires_at));
-	keep(&rc, sqlite3_bind_int64(st, 15, (sqlite3_int64)sa->bytes));
-	keep(&rc, sqlite3_bind_int64(st, 16, (sqlite3_int64)sa->packets));
-	keep(&rc, bind_opt(st, 17, sa->last_counters_at));
-	keep(&rc, bind_text(st, 18, sa->key_fp));
-	keep(&rc, bind_opt(st, 19, sa->origin_pid));
-	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "sa add")))
+	store_sql_keep(&rc, bind_text(st, 2, store_dir_name(sa->dir)));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 3, sa->spi));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 4, in->src, -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 5, in->dst, -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 6, sa->proto));
+	store_sql_keep(&rc, bind_text(st, 7, sa->mode));
+	store_sql_keep(&rc, bind_text(st, 8, sa->algorithm));
+	store_sql_keep(&rc, (sa->has_epoch ? sqlite3_bind_int64(st, 9, sa->epoch)
+					   : sqlite3_bind_null(st, 9)));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 10, sa->managed));
+	store_sql_keep(&rc, bind_text(st, 11, store_sa_state_name(sa->state)));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 12, added_at));
+	store_sql_keep(&rc, bind_opt(st, 13, sa->soft_expires_at));
+	store_sql_keep(&rc, bind_opt(st, 14, sa->hard_expires_at));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 15, (sqlite3_int64)sa->bytes));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 16, (sqlite3_int64)sa->packets));
+	store_sql_keep(&rc, bind_opt(st, 17, sa->last_counters_at));
+	store_sql_keep(&rc, bind_text(st, 18, sa->key_fp));
+	store_sql_keep(&rc, bind_opt(st, 19, sa->origin_pid));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
+	    (err = store_sql_run(&s->sql, st, "sa add")))
 		return err;
 	if (id)
-		*id = sqlite3_last_insert_rowid(s->db);
-	return sync_mark(s, sqlite3_last_insert_rowid(s->db));
+		*id = sqlite3_last_insert_rowid(s->sql.db);
+	return sync_mark(s, sqlite3_last_insert_rowid(s->sql.db));
 }
 
 int store_sa_add(struct store *s, const struct store_sa *sa, int64_t *id)
@@ -1259,10 +1051,10 @@ int store_sa_add(struct store *s, const struct store_sa *sa, int64_t *id)
 	struct sa_in in;
 	int err;
 
-	if ((err = write_ok(s)) || (err = check_sa(s, sa, &in)))
+	if ((err = store_sql_write_ok(&s->sql)) || (err = check_sa(s, sa, &in)))
 		return err;
 	if (sa->added_at == 0)
-		return fail(s, -EINVAL, "sa add: added_at not set");
+		return store_sql_fail(&s->sql, -EINVAL, "sa add: added_at not set");
 	return insert_sa(s, sa, &in, sa->added_at, id);
 }
 
@@ -1271,11 +1063,12 @@ static int update_sa(struct store *s, int64_t id, const struct store_sa *sa)
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, ST_SA_UPDATE, &st)) || (err = bind_sa_update(s, st, id, sa)) ||
-	    (err = run(s, st, "sa update")))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_UPDATE, &st)) ||
+	    (err = bind_sa_update(s, st, id, sa)) ||
+	    (err = store_sql_run(&s->sql, st, "sa update")))
 		return err;
-	if (sqlite3_changes(s->db) == 0)
-		return fail(s, -ENOENT, "sa update: no live row %" PRId64, id);
+	if (sqlite3_changes(s->sql.db) == 0)
+		return store_sql_fail(&s->sql, -ENOENT, "sa update: no live row %" PRId64, id);
 	return sync_mark(s, id);
 }
 
@@ -1284,7 +1077,7 @@ int store_sa_update(struct store *s, int64_t id, const struct store_sa *sa)
 	struct sa_in in;
 	int err;
 
-	if ((err = write_ok(s)) || (err = check_sa(s, sa, &in)))
+	if ((err = store_sql_write_ok(&s->sql)) || (err = check_sa(s, sa, &in)))
 		return err;
 	return update_sa(s, id, sa);
 }
@@ -1295,16 +1088,18 @@ int store_sa_update_counters(struct store *s, int64_t id, uint64_t bytes, uint64
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(s)) || (err = stmt_get(s, ST_SA_COUNTERS, &st)))
+	if ((err = store_sql_write_ok(&s->sql)) ||
+	    (err = store_sql_stmt_get(&s->sql, ST_SA_COUNTERS, &st)))
 		return err;
 	rc = sqlite3_bind_int64(st, 1, id);
-	keep(&rc, sqlite3_bind_int64(st, 2, (sqlite3_int64)bytes));
-	keep(&rc, sqlite3_bind_int64(st, 3, (sqlite3_int64)packets));
-	keep(&rc, bind_opt(st, 4, now));
-	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "sa counters")))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, (sqlite3_int64)bytes));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 3, (sqlite3_int64)packets));
+	store_sql_keep(&rc, bind_opt(st, 4, now));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
+	    (err = store_sql_run(&s->sql, st, "sa counters")))
 		return err;
-	if (sqlite3_changes(s->db) == 0)
-		return fail(s, -ENOENT, "sa counters: no row %" PRId64, id);
+	if (sqlite3_changes(s->sql.db) == 0)
+		return store_sql_fail(&s->sql, -ENOENT, "sa counters: no row %" PRId64, id);
 	return 0;
 }
 
@@ -1313,19 +1108,21 @@ int store_sa_set_state(struct store *s, int64_t id, enum store_sa_state state, i
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(s)))
+	if ((err = store_sql_write_ok(&s->sql)))
 		return err;
 	if (!store_sa_state_name(state))
-		return fail(s, -EINVAL, "sa state: %d unknown", (int)state);
-	if ((err = stmt_get(s, ST_SA_STATE, &st)))
+		return store_sql_fail(&s->sql, -EINVAL, "sa state: %d unknown", (int)state);
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_STATE, &st)))
 		return err;
 	rc = sqlite3_bind_int64(st, 1, id);
-	keep(&rc, sqlite3_bind_text(st, 2, store_sa_state_name(state), -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_int64(st, 3, now));
-	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "sa state")))
+	store_sql_keep(&rc,
+		       sqlite3_bind_text(st, 2, store_sa_state_name(state), -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 3, now));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
+	    (err = store_sql_run(&s->sql, st, "sa state")))
 		return err;
-	if (sqlite3_changes(s->db) == 0)
-		return fail(s, -ENOENT, "sa state: no live row %" PRId64, id);
+	if (sqlite3_changes(s->sql.db) == 0)
+		return store_sql_fail(&s->sql, -ENOENT, "sa state: no live row %" PRId64, id);
 	return 0;
 }
 
@@ -1335,9 +1132,10 @@ int store_sa_sync_begin(struct store *s)
 	int err;
 
 	if (s->readonly)
-		return fail(s, -EROFS, "sync: read-only handle");
-	if ((err = write_ok(s)) || (err = stmt_get(s, ST_SYNC_CLEAR, &st)) ||
-	    (err = run(s, st, "sync begin")))
+		return store_sql_fail(&s->sql, -EROFS, "sync: read-only handle");
+	if ((err = store_sql_write_ok(&s->sql)) ||
+	    (err = store_sql_stmt_get(&s->sql, ST_SYNC_CLEAR, &st)) ||
+	    (err = store_sql_run(&s->sql, st, "sync begin")))
 		return err;
 	s->syncing = true;
 	return 0;
@@ -1351,10 +1149,10 @@ static int one_sa(struct store *s, sqlite3_stmt *st, struct store_sa *out, const
 	if (rc == SQLITE_ROW)
 		err = read_sa(s, st, out);
 	else if (rc == SQLITE_DONE)
-		err = fail(s, -ENOENT, "%s: no such SA", what);
+		err = store_sql_fail(&s->sql, -ENOENT, "%s: no such SA", what);
 	else
-		err = db_fail(s, rc, what);
-	stmt_done(st);
+		err = store_sql_db_fail(&s->sql, rc, what);
+	store_sql_stmt_done(st);
 	return err;
 }
 
@@ -1364,12 +1162,12 @@ static int find_live(struct store *s, const char *dst, uint32_t spi, uint8_t pro
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = stmt_get(s, ST_SA_FIND_LIVE, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_FIND_LIVE, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, dst, -1, SQLITE_TRANSIENT);
-	keep(&rc, sqlite3_bind_int64(st, 2, spi));
-	keep(&rc, sqlite3_bind_int(st, 3, proto));
-	if ((err = bind_check(s, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, spi));
+	store_sql_keep(&rc, sqlite3_bind_int(st, 3, proto));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)))
 		return err;
 	return one_sa(s, st, out, "sa find");
 }
@@ -1394,8 +1192,9 @@ int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64
 	int err;
 
 	if (!s->syncing)
-		return fail(s, -EINVAL, "sync: store_sa_seen without store_sa_sync_begin");
-	if ((err = write_ok(s)) || (err = check_sa(s, sa, &in)))
+		return store_sql_fail(&s->sql, -EINVAL,
+				      "sync: store_sa_seen without store_sa_sync_begin");
+	if ((err = store_sql_write_ok(&s->sql)) || (err = check_sa(s, sa, &in)))
 		return err;
 	err = find_live(s, in.dst, sa->spi, sa->proto, &row);
 	if (err && err != -ENOENT)
@@ -1422,18 +1221,20 @@ int store_sa_sync_end(struct store *s, int64_t now, uint64_t *gone)
 	int err;
 
 	if (!s->syncing)
-		return fail(s, -EINVAL, "sync: store_sa_sync_end without store_sa_sync_begin");
-	if ((err = write_ok(s)) || (err = stmt_get(s, ST_SYNC_END, &st)))
+		return store_sql_fail(&s->sql, -EINVAL,
+				      "sync: store_sa_sync_end without store_sa_sync_begin");
+	if ((err = store_sql_write_ok(&s->sql)) ||
+	    (err = store_sql_stmt_get(&s->sql, ST_SYNC_END, &st)))
 		return err;
-	if ((err = bind_check(s, sqlite3_bind_int64(st, 1, now), st)) ||
-	    (err = run(s, st, "sync end")))
+	if ((err = store_sql_bind_check(&s->sql, sqlite3_bind_int64(st, 1, now), st)) ||
+	    (err = store_sql_run(&s->sql, st, "sync end")))
 		return err;
 	if (gone)
-		*gone = (uint64_t)sqlite3_changes(s->db);
+		*gone = (uint64_t)sqlite3_changes(s->sql.db);
 	s->syncing = false;
-	if ((err = stmt_get(s, ST_SYNC_CLEAR, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SYNC_CLEAR, &st)))
 		return err;
-	return run(s, st, "sync clear");
+	return store_sql_run(&s->sql, st, "sync clear");
 }
 
 /* Events, rotations */
@@ -1444,31 +1245,34 @@ int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(s)) || (err = check_name(s, "link", ev->link, sizeof(ev->link))) ||
+	if ((err = store_sql_write_ok(&s->sql)) ||
+	    (err = check_name(s, "link", ev->link, sizeof(ev->link))) ||
 	    (err = norm_addr(s, "src", ev->src, true, src)) ||
 	    (err = norm_addr(s, "dst", ev->dst, true, dst)))
 		return err;
 	if (!store_event_kind_name(ev->kind))
-		return fail(s, -EINVAL, "event kind: %d unknown", (int)ev->kind);
+		return store_sql_fail(&s->sql, -EINVAL, "event kind: %d unknown", (int)ev->kind);
 	if (!fits(ev->message, sizeof(ev->message)))
-		return fail(s, -EINVAL, "event message: not terminated");
+		return store_sql_fail(&s->sql, -EINVAL, "event message: not terminated");
 	clean_text(ev->message, message);
-	if ((err = stmt_get(s, ST_EV_INSERT, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_EV_INSERT, &st)))
 		return err;
 	rc = sqlite3_bind_int64(st, 1, ev->at);
-	keep(&rc, sqlite3_bind_text(st, 2, store_event_kind_name(ev->kind), -1, SQLITE_STATIC));
-	keep(&rc, bind_opt(st, 3, ev->sa_id));
-	keep(&rc, bind_text(st, 4, ev->link));
-	keep(&rc, bind_opt(st, 5, ev->spi));
-	keep(&rc, bind_text(st, 6, src));
-	keep(&rc, bind_text(st, 7, dst));
-	keep(&rc, bind_opt(st, 8, ev->proto));
-	keep(&rc, sqlite3_bind_text(st, 9, message, -1, SQLITE_STATIC));
-	keep(&rc, bind_opt(st, 10, ev->origin_pid));
-	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "event add")))
+	store_sql_keep(
+		&rc, sqlite3_bind_text(st, 2, store_event_kind_name(ev->kind), -1, SQLITE_STATIC));
+	store_sql_keep(&rc, bind_opt(st, 3, ev->sa_id));
+	store_sql_keep(&rc, bind_text(st, 4, ev->link));
+	store_sql_keep(&rc, bind_opt(st, 5, ev->spi));
+	store_sql_keep(&rc, bind_text(st, 6, src));
+	store_sql_keep(&rc, bind_text(st, 7, dst));
+	store_sql_keep(&rc, bind_opt(st, 8, ev->proto));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 9, message, -1, SQLITE_STATIC));
+	store_sql_keep(&rc, bind_opt(st, 10, ev->origin_pid));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
+	    (err = store_sql_run(&s->sql, st, "event add")))
 		return err;
 	if (id)
-		*id = sqlite3_last_insert_rowid(s->db);
+		*id = sqlite3_last_insert_rowid(s->sql.db);
 	return 0;
 }
 
@@ -1479,24 +1283,26 @@ int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(s)))
+	if ((err = store_sql_write_ok(&s->sql)))
 		return err;
 	if (!store_event_kind_name(kind))
-		return fail(s, -EINVAL, "event kind: %d unknown", (int)kind);
+		return store_sql_fail(&s->sql, -EINVAL, "event kind: %d unknown", (int)kind);
 	/* Not fits(): msg is a string literal, shorter than the buffer fits() would read. */
 	if (!msg || strnlen(msg, sizeof(message)) == sizeof(message))
-		return fail(s, -EINVAL, "event message: missing or too long");
+		return store_sql_fail(&s->sql, -EINVAL, "event message: missing or too long");
 	clean_text(msg, message);
-	if ((err = stmt_get(s, ST_EV_FROM_SA, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_EV_FROM_SA, &st)))
 		return err;
 	rc = sqlite3_bind_int64(st, 1, at);
-	keep(&rc, sqlite3_bind_text(st, 2, store_event_kind_name(kind), -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_text(st, 3, message, -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_int64(st, 4, sa_id));
-	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "event for SA")))
+	store_sql_keep(&rc,
+		       sqlite3_bind_text(st, 2, store_event_kind_name(kind), -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 3, message, -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 4, sa_id));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
+	    (err = store_sql_run(&s->sql, st, "event for SA")))
 		return err;
-	if (sqlite3_changes(s->db) == 0)
-		return fail(s, -ENOENT, "event for SA: no row %" PRId64, sa_id);
+	if (sqlite3_changes(s->sql.db) == 0)
+		return store_sql_fail(&s->sql, -ENOENT, "event for SA: no row %" PRId64, sa_id);
 	return 0;
 }
 
@@ -1506,28 +1312,32 @@ int store_rotation_add(struct store *s, const struct store_rotation *rot, int64_
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(s)) || (err = check_name(s, "link", rot->link, sizeof(rot->link))))
+	if ((err = store_sql_write_ok(&s->sql)) ||
+	    (err = check_name(s, "link", rot->link, sizeof(rot->link))))
 		return err;
 	if (!rot->link[0])
-		return fail(s, -EINVAL, "rotation: no link");
+		return store_sql_fail(&s->sql, -EINVAL, "rotation: no link");
 	if (!store_rot_result_name(rot->result))
-		return fail(s, -EINVAL, "rotation result: %d unknown", (int)rot->result);
+		return store_sql_fail(&s->sql, -EINVAL, "rotation result: %d unknown",
+				      (int)rot->result);
 	if (!fits(rot->detail, sizeof(rot->detail)))
-		return fail(s, -EINVAL, "rotation detail: not terminated");
+		return store_sql_fail(&s->sql, -EINVAL, "rotation detail: not terminated");
 	clean_text(rot->detail, detail);
-	if ((err = stmt_get(s, ST_ROT_INSERT, &st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_ROT_INSERT, &st)))
 		return err;
 	rc = sqlite3_bind_int64(st, 1, rot->at);
-	keep(&rc, sqlite3_bind_text(st, 2, rot->link, -1, SQLITE_TRANSIENT));
-	keep(&rc, sqlite3_bind_int64(st, 3, rot->epoch));
-	keep(&rc, sqlite3_bind_text(st, 4, store_rot_result_name(rot->result), -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_text(st, 5, detail, -1, SQLITE_TRANSIENT));
-	keep(&rc, bind_opt(st, 6, rot->old_spi));
-	keep(&rc, bind_opt(st, 7, rot->new_spi));
-	if ((err = bind_check(s, rc, st)) || (err = run(s, st, "rotation add")))
+	store_sql_keep(&rc, sqlite3_bind_text(st, 2, rot->link, -1, SQLITE_TRANSIENT));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 3, rot->epoch));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 4, store_rot_result_name(rot->result), -1,
+					      SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 5, detail, -1, SQLITE_TRANSIENT));
+	store_sql_keep(&rc, bind_opt(st, 6, rot->old_spi));
+	store_sql_keep(&rc, bind_opt(st, 7, rot->new_spi));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
+	    (err = store_sql_run(&s->sql, st, "rotation add")))
 		return err;
 	if (id)
-		*id = sqlite3_last_insert_rowid(s->db);
+		*id = sqlite3_last_insert_rowid(s->sql.db);
 	return 0;
 }
 
@@ -1536,10 +1346,11 @@ int store_rotation_add(struct store *s, const struct store_rotation *rot, int64_
 static int check_meta_key(struct store *s, const char *key)
 {
 	if (!key || !key[0] || strlen(key) > 64)
-		return fail(s, -EINVAL, "meta: bad key");
+		return store_sql_fail(&s->sql, -EINVAL, "meta: bad key");
 	for (const char *p = key; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-			return fail(s, -EINVAL, "meta: key %s: only [a-z0-9_]", key);
+			return store_sql_fail(&s->sql, -EINVAL, "meta: key %s: only [a-z0-9_]",
+					      key);
 	return 0;
 }
 
@@ -1548,28 +1359,32 @@ int store_meta_set(struct store *s, const char *key, const char *value)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = write_ok(s)) || (err = check_meta_key(s, key)))
+	if ((err = store_sql_write_ok(&s->sql)) || (err = check_meta_key(s, key)))
 		return err;
 	if (!value) {
-		if ((err = stmt_get(s, ST_META_DEL, &st)) ||
-		    (err = bind_check(s, sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT), st)))
+		if ((err = store_sql_stmt_get(&s->sql, ST_META_DEL, &st)) ||
+		    (err = store_sql_bind_check(
+			     &s->sql, sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT), st)))
 			return err;
-		return run(s, st, "meta delete");
+		return store_sql_run(&s->sql, st, "meta delete");
 	}
 	if (strnlen(value, PATH_MAX + 1) > PATH_MAX)
-		return fail(s, -EINVAL, "meta %s: value longer than %d bytes", key, PATH_MAX);
+		return store_sql_fail(&s->sql, -EINVAL, "meta %s: value longer than %d bytes", key,
+				      PATH_MAX);
 	for (const char *p = value; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return fail(s, -EINVAL, "meta %s: control character in value", key);
-	if (key_shaped(value))
-		return fail(s, -EINVAL, "meta %s: value looks like key material; refused", key);
-	if ((err = stmt_get(s, ST_META_SET, &st)))
+			return store_sql_fail(&s->sql, -EINVAL,
+					      "meta %s: control character in value", key);
+	if (store_key_shaped(value))
+		return store_sql_fail(&s->sql, -EINVAL,
+				      "meta %s: value looks like key material; refused", key);
+	if ((err = store_sql_stmt_get(&s->sql, ST_META_SET, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	keep(&rc, sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT));
-	if ((err = bind_check(s, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)))
 		return err;
-	return run(s, st, "meta set");
+	return store_sql_run(&s->sql, st, "meta set");
 }
 
 int store_meta_get(struct store *s, const char *key, char *buf, size_t size)
@@ -1577,8 +1392,10 @@ int store_meta_get(struct store *s, const char *key, char *buf, size_t size)
 	sqlite3_stmt *st;
 	int err, rc;
 
-	if ((err = check_meta_key(s, key)) || (err = stmt_get(s, ST_META_GET, &st)) ||
-	    (err = bind_check(s, sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT), st)))
+	if ((err = check_meta_key(s, key)) ||
+	    (err = store_sql_stmt_get(&s->sql, ST_META_GET, &st)) ||
+	    (err = store_sql_bind_check(&s->sql,
+					sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT), st)))
 		return err;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -1587,13 +1404,15 @@ int store_meta_get(struct store *s, const char *key, char *buf, size_t size)
 
 		if (size)
 			snprintf(buf, size, "%s", t ? (const char *)t : "");
-		err = len < size ? 0 : fail(s, -ERANGE, "meta %s: value longer than the buffer", key);
+		err = len < size ? 0
+				 : store_sql_fail(&s->sql, -ERANGE,
+						  "meta %s: value longer than the buffer", key);
 	} else if (rc == SQLITE_DONE) {
-		err = fail(s, -ENOENT, "meta %s: not set", key);
+		err = store_sql_fail(&s->sql, -ENOENT, "meta %s: not set", key);
 	} else {
-		err = db_fail(s, rc, "meta get");
+		err = store_sql_db_fail(&s->sql, rc, "meta get");
 	}
-	stmt_done(st);
+	store_sql_stmt_done(st);
 	return err;
 }
 
@@ -1612,11 +1431,13 @@ int store_meta_get_int(struct store *s, const char *key, int64_t *value)
 	int err;
 
 	if ((err = store_meta_get(s, key, text, sizeof(text))))
-		return err == -ERANGE ? fail(s, -EINVAL, "meta %s: not an integer", key) : err;
+		return err == -ERANGE
+			       ? store_sql_fail(&s->sql, -EINVAL, "meta %s: not an integer", key)
+			       : err;
 	errno = 0;
 	v = strtoll(text, &end, 10);
 	if (errno || end == text || *end)
-		return fail(s, -EINVAL, "meta %s: not an integer", key);
+		return store_sql_fail(&s->sql, -EINVAL, "meta %s: not an integer", key);
 	*value = v;
 	return 0;
 }
@@ -1628,11 +1449,11 @@ static int prune_one(struct store *s, enum stmt_id id, int64_t cutoff, uint64_t 
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, id, &st)) ||
-	    (err = bind_check(s, sqlite3_bind_int64(st, 1, cutoff), st)) ||
-	    (err = run(s, st, "prune")))
+	if ((err = store_sql_stmt_get(&s->sql, id, &st)) ||
+	    (err = store_sql_bind_check(&s->sql, sqlite3_bind_int64(st, 1, cutoff), st)) ||
+	    (err = store_sql_run(&s->sql, st, "prune")))
 		return err;
-	*n = (uint64_t)sqlite3_changes(s->db);
+	*n = (uint64_t)sqlite3_changes(s->sql.db);
 	return 0;
 }
 
@@ -1642,10 +1463,10 @@ int store_prune(struct store *s, int64_t now, int64_t retention, struct store_pr
 	int64_t cutoff;
 	int err;
 
-	if ((err = write_ok(s)))
+	if ((err = store_sql_write_ok(&s->sql)))
 		return err;
 	if (retention < 0)
-		return fail(s, -EINVAL, "prune: negative retention");
+		return store_sql_fail(&s->sql, -EINVAL, "prune: negative retention");
 	cutoff = now < INT64_MIN + retention ? INT64_MIN : now - retention;
 	/* Events first: deleting an SA then has fewer event references to clear. */
 	if ((err = prune_one(s, ST_PRUNE_EV, cutoff, &r.events)) ||
@@ -1683,8 +1504,8 @@ static int each_row(struct store *s, sqlite3_stmt *st, row_fn emit, const struct
 			break;
 	}
 	if (!ret && rc != SQLITE_DONE)
-		ret = db_fail(s, rc, what);
-	stmt_done(st);
+		ret = store_sql_db_fail(&s->sql, rc, what);
+	store_sql_stmt_done(st);
 	return ret;
 }
 
@@ -1717,8 +1538,8 @@ static int bind_sa_query(struct store *s, sqlite3_stmt *st, const struct store_s
 	int rc = q && q->link ? sqlite3_bind_text(st, 1, q->link, -1, SQLITE_TRANSIENT)
 			      : sqlite3_bind_null(st, 1);
 
-	keep(&rc, sqlite3_bind_int(st, 2, q && q->include_gone));
-	return bind_check(s, rc, st);
+	store_sql_keep(&rc, sqlite3_bind_int(st, 2, q && q->include_gone));
+	return store_sql_bind_check(&s->sql, rc, st);
 }
 
 int store_sa_each(struct store *s, const struct store_sa_query *q, store_sa_cb cb, void *arg)
@@ -1726,7 +1547,7 @@ int store_sa_each(struct store *s, const struct store_sa_query *q, store_sa_cb c
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, ST_SA_EACH, &st)) || (err = bind_sa_query(s, st, q)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_EACH, &st)) || (err = bind_sa_query(s, st, q)))
 		return err;
 	return each_row(s, st, emit_sa, &(struct emit_to){ .cb.sa = cb, .arg = arg }, "sa list");
 }
@@ -1736,8 +1557,8 @@ int store_sa_get(struct store *s, int64_t id, struct store_sa *out)
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, ST_SA_GET, &st)) ||
-	    (err = bind_check(s, sqlite3_bind_int64(st, 1, id), st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_GET, &st)) ||
+	    (err = store_sql_bind_check(&s->sql, sqlite3_bind_int64(st, 1, id), st)))
 		return err;
 	return one_sa(s, st, out, "sa get");
 }
@@ -1749,9 +1570,9 @@ int store_sa_find_live(struct store *s, const char *dst, uint32_t spi, uint8_t p
 	int err;
 
 	if (!dst)
-		return fail(s, -EINVAL, "sa find: no dst");
+		return store_sql_fail(&s->sql, -EINVAL, "sa find: no dst");
 	if (strnlen(dst, STORE_ADDR_LEN) >= STORE_ADDR_LEN)
-		return fail(s, -EINVAL, "sa find: dst too long");
+		return store_sql_fail(&s->sql, -EINVAL, "sa find: dst too long");
 	if ((err = norm_addr(s, "dst", dst, false, norm)))
 		return err;
 	return find_live(s, norm, spi, proto, out);
@@ -1765,8 +1586,8 @@ static int count_query(struct store *s, sqlite3_stmt *st, uint64_t *n, const cha
 	if (rc == SQLITE_ROW)
 		*n = (uint64_t)sqlite3_column_int64(st, 0);
 	else
-		err = db_fail(s, rc, what);
-	stmt_done(st);
+		err = store_sql_db_fail(&s->sql, rc, what);
+	store_sql_stmt_done(st);
 	return err;
 }
 
@@ -1775,7 +1596,8 @@ int store_sa_count(struct store *s, const struct store_sa_query *q, uint64_t *n)
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, ST_SA_COUNT, &st)) || (err = bind_sa_query(s, st, q)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_SA_COUNT, &st)) ||
+	    (err = bind_sa_query(s, st, q)))
 		return err;
 	return count_query(s, st, n, "sa count");
 }
@@ -1784,9 +1606,9 @@ static int bind_since_link(struct store *s, sqlite3_stmt *st, int64_t since, con
 {
 	int rc = sqlite3_bind_int64(st, 1, since);
 
-	keep(&rc, link ? sqlite3_bind_text(st, 2, link, -1, SQLITE_TRANSIENT)
-		       : sqlite3_bind_null(st, 2));
-	return bind_check(s, rc, st);
+	store_sql_keep(&rc, link ? sqlite3_bind_text(st, 2, link, -1, SQLITE_TRANSIENT)
+				 : sqlite3_bind_null(st, 2));
+	return store_sql_bind_check(&s->sql, rc, st);
 }
 
 int store_event_each(struct store *s, int64_t since, const char *link, store_event_cb cb,
@@ -1795,7 +1617,8 @@ int store_event_each(struct store *s, int64_t since, const char *link, store_eve
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, ST_EV_EACH, &st)) || (err = bind_since_link(s, st, since, link)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_EV_EACH, &st)) ||
+	    (err = bind_since_link(s, st, since, link)))
 		return err;
 	return each_row(s, st, emit_event, &(struct emit_to){ .cb.ev = cb, .arg = arg },
 			"event list");
@@ -1807,12 +1630,12 @@ int store_event_count(struct store *s, enum store_event_kind kind, int64_t since
 	int err, rc;
 
 	if (!store_event_kind_name(kind))
-		return fail(s, -EINVAL, "event count: kind %d unknown", (int)kind);
-	if ((err = stmt_get(s, ST_EV_COUNT, &st)))
+		return store_sql_fail(&s->sql, -EINVAL, "event count: kind %d unknown", (int)kind);
+	if ((err = store_sql_stmt_get(&s->sql, ST_EV_COUNT, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, store_event_kind_name(kind), -1, SQLITE_STATIC);
-	keep(&rc, sqlite3_bind_int64(st, 2, since));
-	if ((err = bind_check(s, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, since));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)))
 		return err;
 	return count_query(s, st, n, "event count");
 }
@@ -1823,7 +1646,8 @@ int store_rotation_each(struct store *s, int64_t since, const char *link, store_
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, ST_ROT_EACH, &st)) || (err = bind_since_link(s, st, since, link)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_ROT_EACH, &st)) ||
+	    (err = bind_since_link(s, st, since, link)))
 		return err;
 	return each_row(s, st, emit_rotation, &(struct emit_to){ .cb.rot = cb, .arg = arg },
 			"rotation list");
@@ -1836,13 +1660,15 @@ int store_rotation_count(struct store *s, const char *link, enum store_rot_resul
 	int err, rc;
 
 	if (!store_rot_result_name(result))
-		return fail(s, -EINVAL, "rotation count: result %d unknown", (int)result);
-	if ((err = stmt_get(s, ST_ROT_COUNT, &st)))
+		return store_sql_fail(&s->sql, -EINVAL, "rotation count: result %d unknown",
+				      (int)result);
+	if ((err = store_sql_stmt_get(&s->sql, ST_ROT_COUNT, &st)))
 		return err;
 	rc = link ? sqlite3_bind_text(st, 1, link, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, 1);
-	keep(&rc, sqlite3_bind_text(st, 2, store_rot_result_name(result), -1, SQLITE_STATIC));
-	keep(&rc, sqlite3_bind_int64(st, 3, since));
-	if ((err = bind_check(s, rc, st)))
+	store_sql_keep(&rc,
+		       sqlite3_bind_text(st, 2, store_rot_result_name(result), -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 3, since));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)))
 		return err;
 	return count_query(s, st, n, "rotation count");
 }
@@ -1854,21 +1680,21 @@ int store_rotation_last(struct store *s, const char *link, bool ok_only,
 	int err, rc;
 
 	if (!link)
-		return fail(s, -EINVAL, "rotation last: no link");
-	if ((err = stmt_get(s, ST_ROT_LAST, &st)))
+		return store_sql_fail(&s->sql, -EINVAL, "rotation last: no link");
+	if ((err = store_sql_stmt_get(&s->sql, ST_ROT_LAST, &st)))
 		return err;
 	rc = sqlite3_bind_text(st, 1, link, -1, SQLITE_TRANSIENT);
-	keep(&rc, sqlite3_bind_int(st, 2, ok_only));
-	if ((err = bind_check(s, rc, st)))
+	store_sql_keep(&rc, sqlite3_bind_int(st, 2, ok_only));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)))
 		return err;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		err = read_rotation(s, st, out);
 	else if (rc == SQLITE_DONE)
-		err = fail(s, -ENOENT, "rotation last: none for link %s", link);
+		err = store_sql_fail(&s->sql, -ENOENT, "rotation last: none for link %s", link);
 	else
-		err = db_fail(s, rc, "rotation last");
-	stmt_done(st);
+		err = store_sql_db_fail(&s->sql, rc, "rotation last");
+	store_sql_stmt_done(st);
 	return err;
 }
 
@@ -1877,8 +1703,8 @@ int store_rotation_last_each(struct store *s, bool ok_only, store_rotation_cb cb
 	sqlite3_stmt *st;
 	int err;
 
-	if ((err = stmt_get(s, ST_ROT_LAST_EACH, &st)) ||
-	    (err = bind_check(s, sqlite3_bind_int(st, 1, ok_only), st)))
+	if ((err = store_sql_stmt_get(&s->sql, ST_ROT_LAST_EACH, &st)) ||
+	    (err = store_sql_bind_check(&s->sql, sqlite3_bind_int(st, 1, ok_only), st)))
 		return err;
 	return each_row(s, st, emit_rotation, &(struct emit_to){ .cb.rot = cb, .arg = arg },
 			"rotation last");
@@ -1927,7 +1753,7 @@ static int list_finish(struct store *s, struct list *l, int err, void **rows, si
 {
 	if (err) {
 		if (err == -ENOMEM)
-			fail(s, err, "list: out of memory");
+			store_sql_fail(&s->sql, err, "list: out of memory");
 		free(l->rows);
 		*rows = NULL;
 		*n = 0;
@@ -2013,13 +1839,13 @@ static int test_connect(const char *dir, struct store **out)
 		return -ENAMETOOLONG;
 	if (!(s = store_alloc()))
 		return -ENOMEM;
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &s->sql.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		rc = db_fail(s, rc, path);
+		rc = store_sql_db_fail(&s->sql, rc, path);
 		store_close(s);
 		return rc;
 	}
-	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(s->sql.db, STORE_BUSY_TIMEOUT_MS);
 	*out = s;
 	return 0;
 }
@@ -2031,7 +1857,7 @@ int store_test_exec(const char *dir, const char *sql)
 
 	if (err)
 		return err;
-	err = exec_sql(s, sql, "test exec");
+	err = store_sql_exec(&s->sql, sql, "test exec");
 	store_close(s);
 	return err;
 }
@@ -2043,12 +1869,12 @@ int store_test_query_int(const char *dir, const char *sql, int64_t *out)
 
 	if (err)
 		return err;
-	err = query_int(s, sql, out);
+	err = store_sql_query_int(&s->sql, sql, out);
 	store_close(s);
 	return err;
 }
 
 int store_test_exec_on(struct store *s, const char *sql)
 {
-	return exec_sql(s, sql, "test exec");
+	return store_sql_exec(&s->sql, sql, "test exec");
 }

@@ -2,7 +2,8 @@
 """Key schedule v2's generations as the tests on simd expect them (DESIGN.md "Key schedule
 v2: generations", doc/sakeyd.8.scd "LOSING SAS: GENERATIONS"), for links of
 tests/sim/simlib.py (any object with name, local, remote, prefix, secret, period, phase,
-lead, grace and epoch(t)) and its Env (dump, managed, wait_mid_second, sactl, state).
+lead, grace and epoch(t)) and its Env (dump, managed, wait_mid_second, settled_set, sactl,
+state), and for tests that keep their own links (LinkGens, fresh_epochs).
 
 No traffic flows on simd unless a test sends it, so no spare is ever promoted there and a
 receiver's generations follow from its records alone:
@@ -14,14 +15,21 @@ receiver's generations follow from its records alone:
   recorded in generations.db before it is installed.
 The records are read from <state_dir>/generations.db (read-only): the first epoch and
 freshness of each link, and the last generation recorded per (link, epoch) as sender.
+Without the records (tests/sim/rotation.py, soak.py, backoff.py), a link's first epoch is
+the one the daemon logs it first sends in (fresh_epochs), and LinkGens follows its losses:
+
+    g = LinkGens(prefix, local, remote, period, phase, lead, grace, first_epoch)
+    g.desired(t)          # {(spi, src, dst)} at Unix time t, no traffic seen
+    g.lost_out(e)         # the outbound SA of epoch e was lost: next generation
 """
 import json
 import os
+import re
 import sqlite3
-import time
 import urllib.parse
 
-from keysched import key_fp, spi, spi_epoch, spi_gen  # noqa: F401 (spi for the drivers)
+from keysched import (inbound_epochs, key_fp, spi, spi_epoch,  # noqa: F401 (for the drivers)
+                      spi_gen)
 
 ALL = frozenset(range(16))
 DEFAULT_IN = frozenset({0, 1, 15})
@@ -32,18 +40,6 @@ def link_key(link):
     return f"{link.prefix:06x} {link.local} {link.remote}"
 
 
-def inbound_epochs(link, t):
-    """The inbound epochs of link's make-before-break window at Unix time t (v1's windows)."""
-    e = link.epoch(t)
-    start, nxt = e * link.period + link.phase, (e + 1) * link.period + link.phase
-    out = [e]
-    if t >= nxt - link.lead:
-        out.append(e + 1)
-    if t < start + link.grace:
-        out.append(e - 1)
-    return out
-
-
 def in_gens(k, first, fresh=True):
     """The generations a receiver holds of inbound epoch k with no traffic seen: all 16 for
     epochs <= first when its records were fresh then, else 0 and its spares 1 and 15."""
@@ -52,8 +48,9 @@ def in_gens(k, first, fresh=True):
 
 def fresh_out_gen(e, first, fresh=True):
     """The outbound generation of epoch e on a link that lost nothing since it was first
-    known in epoch first: 15 in that epoch if its records were fresh, else 0."""
-    return 15 if fresh and e == first else 0
+    known in epoch first: 15 in that epoch if its records were fresh, else 0 (an epoch
+    before first, never sent in, counts as first, as in in_gens)."""
+    return 15 if fresh and first is not None and e <= first else 0
 
 
 def next_gen(g):
@@ -68,16 +65,67 @@ def series_index(g):
     return g if g <= 7 else 15 - g
 
 
+def inbound(link, t, first, fresh=True):
+    """The inbound (spi, src, dst) link should have at Unix time t (no traffic): the
+    generations in_gens gives of each epoch of its window."""
+    return {(spi(link.prefix, k, g), link.remote, link.local)
+            for k in inbound_epochs(link, t) for g in in_gens(k, first, fresh)}
+
+
 def desired(link, t, first, fresh=True, out_gen=None):
     """The (spi, src, dst) link should have at Unix time t on simd (no traffic): inbound
     generations of each window epoch, one outbound SA of generation out_gen (default: that
     of a link that lost nothing) of the current epoch."""
     e = link.epoch(t)
-    out = {(spi(link.prefix, k, g), link.remote, link.local)
-           for k in inbound_epochs(link, t) for g in in_gens(k, first, fresh)}
     g = fresh_out_gen(e, first, fresh) if out_gen is None else out_gen
-    out.add((spi(link.prefix, e, g), link.local, link.remote))
-    return out
+    return inbound(link, t, first, fresh) | {(spi(link.prefix, e, g), link.local, link.remote)}
+
+
+class LinkGens:
+    """One link as a v2 daemon that started with no records in epoch first_epoch keys it,
+    while no inbound SA carries traffic (nothing promotes a spare); fresh=False: it had
+    records then. It is also a link for inbound() and desired()."""
+
+    def __init__(self, prefix, local, remote, period, phase, lead, grace, first_epoch,
+                 fresh=True):
+        self.prefix, self.local, self.remote = prefix, local, remote
+        self.period, self.phase, self.lead, self.grace = period, phase, lead, grace
+        self.first_epoch, self.fresh = first_epoch, fresh
+        self.out = {}  # epoch -> generation installed after a loss (None: series used up)
+
+    def epoch(self, t):
+        return (int(t) - self.phase) // self.period
+
+    def out_gen(self, e):
+        """The generation of the outbound SA of epoch e (None: series used up)."""
+        if e in self.out:
+            return self.out[e]
+        return fresh_out_gen(e, self.first_epoch, self.fresh)
+
+    def lost_out(self, e):
+        """The outbound SA of epoch e was lost: the sender moves to the next generation.
+        Returns it (None: used up)."""
+        g = self.out_gen(e)
+        self.out[e] = None if g is None else next_gen(g)
+        return self.out[e]
+
+    def desired(self, t):
+        """Every (spi, src, dst) of this link at Unix time t (no outbound SA once its
+        epoch's series is used up)."""
+        g = self.out_gen(self.epoch(t))
+        if g is None:
+            return inbound(self, t, self.first_epoch, self.fresh)
+        return desired(self, t, self.first_epoch, self.fresh, g)
+
+
+FRESH_LINE = re.compile(r"link (\S+): no generation records: sends with generation 15 "
+                        r"of epoch (-?\d+)")
+
+
+def fresh_epochs(log_text):
+    """{link name: epoch} from the daemon's log: the epoch in which each link, without
+    generation records, was first sent on with generation 15 (its first epoch)."""
+    return {m.group(1): int(m.group(2)) for m in FRESH_LINE.finditer(log_text)}
 
 
 def _db(state_dir):
@@ -140,21 +188,11 @@ class Model:
 
 
 def settled(env, model, tries=6, out_from_records=False, links=None, out_gens=None):
-    """Like simlib.Env.settled_set, against the v2 model (Model.desired's arguments): dump
-    at mid-second until the managed SAs equal the desired set (records re-read each try).
+    """simlib.Env.settled_set against the v2 model (Model.desired's arguments): dump at
+    mid-second until the managed SAs equal the desired set (records re-read each try).
     (ok, have, want, tries)."""
-    have = want = None
-    for i in range(tries):
-        env.wait_mid_second()
-        t = time.time()
-        have = env.dump()
-        model.refresh()
-        want = model.desired(t, links, out_from_records, out_gens)
-        if sorted(env.managed(have)) == sorted(want) and \
-                model.desired(time.time(), links, out_from_records, out_gens) == want:
-            return True, have, want, i + 1
-        time.sleep(0.5)
-    return False, have, want, tries
+    return env.settled_set(tries, lambda t: model.desired(t, links, out_from_records, out_gens),
+                           model.refresh)
 
 
 def ledger_wrong(env):

@@ -46,6 +46,20 @@ def spi_gen(spi_value):
     return (spi_value >> 4) & 0xF
 
 
+def inbound_epochs(link, t):
+    """The inbound epochs of link's make-before-break window at Unix time t (DESIGN.md):
+    e; e + 1 from T(e + 1) - lead; e - 1 until T(e) + grace. link: any object with period,
+    phase, lead, grace and epoch(t)."""
+    e = link.epoch(t)
+    start, nxt = e * link.period + link.phase, (e + 1) * link.period + link.phase
+    out = [e]
+    if t >= nxt - link.lead:
+        out.append(e + 1)
+    if t < start + link.grace:
+        out.append(e - 1)
+    return out
+
+
 def addr_bytes(ip):
     return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
 

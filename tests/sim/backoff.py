@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import Checks  # noqa: E402
-from gensets import LinkGens  # noqa: E402
+from genmodel import LinkGens  # noqa: E402
 from keysched import spi, spi_prefix  # noqa: E402
 from simconf import write_one_link  # noqa: E402
 

@@ -10,7 +10,7 @@ its log line "no generation records: sends with generation 15 of epoch E0",
 and checked against the clock) is sent with generation 15 and its inbound
 epochs <= E0 are held in all 16 generations; later epochs are sent with
 generation 0 and held as 0 plus spares 1 and 15 (DESIGN.md "Key schedule v2",
-tests/lib/gensets.py). No SA carries traffic, so no spare is promoted. Asserted:
+tests/lib/genmodel.py). No SA carries traffic, so no spare is promoted. Asserted:
 - after every change point the SADB holds exactly the desired SAs of every
   link, generations included (computed here from DESIGN.md with an
   independent HKDF);
@@ -39,7 +39,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import keysched  # noqa: E402
 from checks import Checks  # noqa: E402
-from gensets import LinkGens, fresh_epochs  # noqa: E402
+from genmodel import LinkGens, fresh_epochs  # noqa: E402
 from keysched import write_secret  # noqa: E402
 from pfkey import SADB_ADD, SADB_DELETE, SADB_DUMP, dump_request, header, parse  # noqa: E402
 

@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import logs  # noqa: E402
 from checks import Checks  # noqa: E402,F401 (simlib.Checks: for the drivers)
-from keysched import key_fp, phase as phase_of, spi, spi_prefix, write_secret  # noqa: E402
+from keysched import inbound_epochs, phase as phase_of, spi, spi_prefix, write_secret  # noqa: E402
 from pfkey import SADB_DUMP, dump_request, parse  # noqa: E402
 
 
@@ -46,13 +46,7 @@ class Link:
     def desired(self, t):
         """The (spi, src, dst) this link should have at Unix time t (DESIGN.md windows)."""
         e = self.epoch(t)
-        start, nxt = e * self.period + self.phase, (e + 1) * self.period + self.phase
-        inbound = [e]
-        if t >= nxt - self.lead:
-            inbound.append(e + 1)
-        if t < start + self.grace:
-            inbound.append(e - 1)
-        out = {(spi(self.prefix, k), self.remote, self.local) for k in inbound}
+        out = {(spi(self.prefix, k), self.remote, self.local) for k in inbound_epochs(self, t)}
         out.add((spi(self.prefix, e), self.local, self.remote))
         return out
 
@@ -258,34 +252,6 @@ hard_slack = 30s
         return [(sa["spi"], sa["src"], sa["dst"]) for sa in json.loads(r.stdout)
                 if sa.get("state") != "gone"]
 
-    def ledger_wrong(self):
-        """Rows of the whole ledger (sactl status --json --all) that contradict the key
-        schedule: a managed SA whose link, direction, addresses, SPI or key fingerprint
-        is not the one its epoch gives. Returns (rows checked, list of wrong rows)."""
-        r = self.sactl("status", "--json", "--all")
-        if r.returncode != 0:
-            return 0, [f"sactl status --all: exit {r.returncode}: {r.stderr.strip()}"]
-        by_name = {link.name: link for link in self.links}
-        rows, wrong = 0, []
-        for sa in json.loads(r.stdout):
-            if not sa.get("managed"):
-                wrong.append(("unmanaged", sa["spi"], sa["src"], sa["dst"]))
-                continue
-            rows += 1
-            link = by_name.get(sa["link"])
-            e = sa["epoch"]
-            if link is None or e is None:
-                wrong.append(("no link/epoch", sa))
-                continue
-            src, dst = (link.local, link.remote) if sa["dir"] == "out" else \
-                (link.remote, link.local)
-            ok = (sa["dir"] in ("in", "out") and (sa["src"], sa["dst"]) == (src, dst) and
-                  sa["spi"] == spi(link.prefix, e) and
-                  sa.get("key_fp") in (None, key_fp(link.secret, src, dst, e)))
-            if not ok:
-                wrong.append((sa["link"], sa["dir"], sa["spi"], e, sa.get("key_fp")))
-        return rows, wrong
-
     def ledger_agrees(self, tries=10):
         """The ledger's live SAs equal the kernel's, at a quiet moment (same dump before and after)."""
         last = None
@@ -308,16 +274,21 @@ hard_slack = 30s
                 return
             time.sleep(((lo - frac) % 1) + 0.01)
 
-    def settled_set(self, tries=6):
-        """Dump at mid-second until the SADB equals the desired set; (ok, have, want, tries used)."""
+    def settled_set(self, tries=6, desired=None, refresh=None):
+        """Dump at mid-second until the SADB equals the desired set; (ok, have, want, tries used).
+        desired(t): the desired set at Unix time t (default: self.desired); refresh(): called
+        after each dump, before the desired set is computed (a model re-reading records)."""
+        desired = desired or self.desired
         have = want = None
         for i in range(tries):
             self.wait_mid_second()
             t = time.time()
             have = self.dump()
-            want = self.desired(t)
+            if refresh:
+                refresh()
+            want = desired(t)
             if sorted(self.managed(have)) == sorted(want) and \
-                    self.desired(time.time()) == want:
+                    desired(time.time()) == want:
                 return True, have, want, i + 1
             time.sleep(0.5)
         return False, have, want, tries

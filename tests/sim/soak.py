@@ -19,7 +19,7 @@ baseline's (the most counted during it) by more than 10 %. Also asserted:
 every 10 s the SADB equals key schedule v2's desired set (DESIGN.md; after
 each link's first epoch, sent with generation 15 as the state directory is
 fresh: outbound generation 0, inbound 0 and spares 1 and 15, as no SA carries
-traffic; tests/lib/gensets.py), no failed rotation, every link
+traffic; tests/lib/genmodel.py), no failed rotation, every link
 rotated at least EPOCHS - 10 times (metrics), the ledger agrees with the
 SADB at the end, SIGTERM exits 0 with no sanitizer report.
 
@@ -49,7 +49,7 @@ import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import simlib  # noqa: E402
-from gensets import LinkGens, fresh_epochs  # noqa: E402 (simlib put tests/lib on the path)
+from genmodel import LinkGens, fresh_epochs  # noqa: E402 (simlib put tests/lib on the path)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("sakeyd")
