@@ -1239,6 +1239,10 @@ static void test_all_extensions(void **state)
 	pfkey_set_policy(&a, IPSEC_POLICY_IPSEC, IPSEC_DIR_OUTBOUND, 5);
 	assert_int_equal(pfkey_policy_add_req(&a, &r), 0);
 	pfkey_set_natt(&a, 2, 4500, 4501);
+	/* pfkey_msg_init leaves the arrays as they were: this test's entries start clear. */
+	memset(&a.combs[0], 0, sizeof(a.combs[0]));
+	memset(&a.auth_algs[0], 0, sizeof(a.auth_algs[0]));
+	memset(&a.enc_algs[0], 0, sizeof(a.enc_algs[0]));
 	a.ncombs = 1;
 	a.combs[0].auth = 5;
 	a.nauth_algs = a.nenc_algs = 1;
