@@ -425,21 +425,23 @@ static void table_filled(struct daemon *d, struct mon_sa *e, bool created, bool 
 		TELL(d, sa_changed, e);
 }
 
-static void table_update(struct daemon *d, const struct pfkey_msg *m, bool from_dump)
+/* The entry m describes, filled in; NULL if m names no SA, echoes a request, or no memory. */
+static struct mon_sa *table_update(struct daemon *d, const struct pfkey_msg *m, bool from_dump)
 {
 	struct rot_sa sa;
 	struct mon_sa *e;
 	bool created;
 
 	if (sadb_msg_to_sa(m, &sa))
-		return;
+		return NULL;
 	if (m->present & PFKEY_EXT_BIT(SADB_EXT_SA) && m->state == SADB_SASTATE_DEAD &&
 	    m->type == SADB_UPDATE)
-		return; /* an UPDATE broadcast echoes the request, not the SA (pfkey-linux.md §5.3) */
+		return NULL; /* an UPDATE broadcast echoes the request, not the SA (pfkey-linux.md §5.3) */
 	if (!(e = table_put(d, &sa, from_dump, &created)))
-		return;
+		return NULL;
 	sadb_fill_entry(m, e, created);
 	table_filled(d, e, created, from_dump, daemon_now(d));
+	return e;
 }
 
 /*
@@ -622,6 +624,7 @@ static void on_event(struct kern *k, const struct pfkey_msg *m, bool own, void *
 static void resync_each(struct kern *k, const struct pfkey_msg *m, void *arg)
 {
 	struct daemon *d = arg;
+	struct mon_sa *e;
 
 	if (m->state == SADB_SASTATE_LARVAL)
 		return;
@@ -636,14 +639,9 @@ static void resync_each(struct kern *k, const struct pfkey_msg *m, void *arg)
 		if (d->dump_stale || sadb_msg_to_sa(m, &id) || mon_table_get(d->dump_news, &id))
 			return;
 	}
-	table_update(d, m, true);
-	if (d->book) {
-		struct rot_sa id;
-		struct mon_sa *e;
-
-		if (!sadb_msg_to_sa(m, &id) && (e = mon_table_get(d->table, &id)))
-			gen_dump_entry(d, e, m, daemon_now(d));
-	}
+	e = table_update(d, m, true);
+	if (e && d->book)
+		gen_dump_entry(d, e, m, daemon_now(d));
 }
 
 /* The dump channel hears ADD/DELETE broadcasts too: the main channel has them. */
@@ -1149,6 +1147,9 @@ static int planned_fingerprint(struct link_state *ls, struct rot_sa *sa, struct 
 	return 0;
 }
 
+static void unrecorded(struct daemon *d, struct link_state *ls, const struct rot_sa *sa, int err,
+		       int64_t now);
+
 /*
  * The link's desired SAs now, with their generations (DESIGN.md "Key
  * schedule v2"), appended to p->desired. The plan is made without the
@@ -1165,6 +1166,7 @@ static int plan_link(struct daemon *d, struct link_state *ls, int64_t now, struc
 	int64_t next;
 	bool fresh_out;
 	int stage_err = 0;
+	uint8_t unrecorded_out = ROT_GEN_NONE;
 	size_t n;
 	int ret;
 
@@ -1178,21 +1180,11 @@ static int plan_link(struct daemon *d, struct link_state *ls, int64_t now, struc
 	ls->new_out = ROT_GEN_NONE;
 	if (fresh_out) {
 		stage_err = genbook_stage_out(d->book, ls->gens, plan.epoch, v.out, now);
-		if (stage_err) {
-			struct mon_sa pseudo = { .sa = plan.sa[plan.n - 1] };
-
-			if (ls->unrecorded_alerted != plan.epoch + 1) {
-				ls->unrecorded_alerted = plan.epoch + 1;
-				daemon_alert(d, "rotation-failed", &pseudo, ls->link,
-					     "recording generation %u of epoch %lld in %s failed (%s): "
-					     "no outbound SA until it can be recorded",
-					     v.out, (long long)plan.epoch, GENS_DB_NAME,
-					     strerror(-stage_err));
-			}
+		unrecorded_out = v.out;
+		if (stage_err)
 			v.out = ROT_GEN_NONE;
-		} else {
+		else
 			ls->new_out = v.out;
-		}
 	} else if (v.out == ROT_GEN_NONE) {
 		gen_exhausted(d, ls, plan.epoch);
 	}
@@ -1213,10 +1205,15 @@ static int plan_link(struct daemon *d, struct link_state *ls, int64_t now, struc
 			return ret;
 	}
 	p->ndesired += n;
-	if (stage_err && next > now + RECORD_RETRY_S)
-		next = now + RECORD_RETRY_S;
 	ls->next_change = next;
 	ls->epoch = plan.epoch;
+	if (stage_err) {
+		struct rot_sa out = plan.sa[plan.n - 1]; /* the plan's outbound SA, generation 0 */
+
+		out.gen = unrecorded_out;
+		out.spi = rot_spi(ls->link->spi_prefix, out.epoch, out.gen);
+		unrecorded(d, ls, &out, stage_err, now);
+	}
 	return 0;
 }
 
@@ -1264,11 +1261,31 @@ static bool pass_may_start(struct daemon *d)
 }
 
 /*
- * A new outbound generation could not be synced: its add is left out of the
- * pass (never installed unrecorded); everything else of the link goes on
- * (its inbound SAs, the deletes of what is no longer planned: an outbound SA
- * past its epoch goes, traffic is blocked, never sent with old keys), and
- * recording is tried again within RECORD_RETRY_S.
+ * A new outbound generation sa->gen could not be recorded (staged or
+ * synced): its add is not sent (never installed unrecorded), an alert is
+ * raised once per epoch, and recording is tried again within RECORD_RETRY_S.
+ */
+static void unrecorded(struct daemon *d, struct link_state *ls, const struct rot_sa *sa, int err,
+		       int64_t now)
+{
+	struct mon_sa pseudo = { .sa = *sa };
+
+	if (ls->unrecorded_alerted != sa->epoch + 1) {
+		ls->unrecorded_alerted = sa->epoch + 1;
+		daemon_alert(d, "rotation-failed", &pseudo, ls->link,
+			     "recording generation %u of epoch %lld in %s failed (%s): no outbound "
+			     "SA until it can be recorded",
+			     sa->gen, (long long)sa->epoch, GENS_DB_NAME, strerror(-err));
+	}
+	if (ls->next_change > now + RECORD_RETRY_S)
+		ls->next_change = now + RECORD_RETRY_S;
+}
+
+/*
+ * The pass's new outbound generations could not be synced: their adds are
+ * left out (unrecorded); everything else of their links goes on (inbound
+ * SAs, the deletes of what is no longer planned: an outbound SA past its
+ * epoch goes, traffic is blocked, never sent with old keys).
  */
 static void drop_unrecorded(struct daemon *d, struct pass *p, int err, int64_t now)
 {
@@ -1279,18 +1296,7 @@ static void drop_unrecorded(struct daemon *d, struct pass *p, int err, int64_t n
 		struct link_state *ls = state_of(d, sa->link);
 
 		if (ls && sa->dir == ROT_DIR_OUT && ls->new_out == sa->gen) {
-			struct mon_sa pseudo = { .sa = *sa };
-
-			if (ls->unrecorded_alerted != sa->epoch + 1) {
-				ls->unrecorded_alerted = sa->epoch + 1;
-				daemon_alert(d, "rotation-failed", &pseudo, ls->link,
-					     "recording generation %u of epoch %lld in %s failed (%s): "
-					     "no outbound SA until it can be recorded",
-					     sa->gen, (long long)sa->epoch, GENS_DB_NAME,
-					     strerror(-err));
-			}
-			if (ls->next_change > now + RECORD_RETRY_S)
-				ls->next_change = now + RECORD_RETRY_S;
+			unrecorded(d, ls, sa, err, now);
 			continue;
 		}
 		p->desired[kept++] = *sa;
@@ -1550,7 +1556,7 @@ void daemon_stop(struct daemon *d)
 		log_warn("a deferred reload was not applied: the pass it waited for was cut short; "
 			 "the file is read again at the next start");
 	notify_send("STOPPING=1");
-	/* XFRM: the replay states as they are now, so a reboot after it replays nothing. */
+	/* The receiver's records as they are now (XFRM: replay states), then stop. */
 	if (!gen_stop_later(d))
 		daemon_stop_now(d);
 }

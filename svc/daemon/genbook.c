@@ -451,13 +451,12 @@ void genbook_rollback(struct genbook *b)
 }
 
 int genbook_promote(struct genbook *b, struct link_gens *g, int64_t k, uint8_t s, int64_t now,
-		    uint64_t grace, uint8_t *was)
+		    uint8_t *was)
 {
 	struct rot_gen_in cur = genbook_in(g, k);
 	struct gens_in r = { .epoch = k, .gen = s, .since = now };
 	int ret;
 
-	(void)grace; /* the view adds it: a reload may change it */
 	if (was)
 		*was = cur.cur;
 	if (!rot_gen_supersedes(cur.cur, s))

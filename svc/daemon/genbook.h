@@ -82,11 +82,11 @@ void genbook_rollback(struct genbook *b);
  * Traffic was seen on generation s of inbound epoch k: if it supersedes the
  * record (rot_gen_supersedes), s is current from now on (in memory at once,
  * on disk with the next genbook_commit), the old one held for the link's
- * grace. Returns 1 if promoted, 0 if not, -errno if it could not be staged
+ * grace (added by genbook_in: a reload may change it). Returns 1 if promoted, 0 if not, -errno if it could not be staged
  * (memory unchanged). *was (if not NULL) gets the old one.
  */
 int genbook_promote(struct genbook *b, struct link_gens *g, int64_t k, uint8_t s, int64_t now,
-		    uint64_t grace, uint8_t *was);
+		    uint8_t *was);
 /* Whether records are staged and not committed yet. */
 bool genbook_pending(const struct genbook *b);
 

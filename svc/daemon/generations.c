@@ -173,8 +173,7 @@ static bool promote(struct daemon *d, struct mon_sa *e, const char *how)
 
 	if (!ls || !ls->gens || e->sa.dir != ROT_DIR_IN)
 		return false;
-	ret = genbook_promote(d->book, ls->gens, e->sa.epoch, e->sa.gen, daemon_now(d),
-			      ls->link->grace, &was);
+	ret = genbook_promote(d->book, ls->gens, e->sa.epoch, e->sa.gen, daemon_now(d), &was);
 	if (ret < 0) {
 		log_err("link %s: cannot record generation %u of inbound epoch %lld in %s: %s",
 			ls->link->name, e->sa.gen, (long long)e->sa.epoch, GENS_DB_NAME,
@@ -277,9 +276,6 @@ void gen_dump_done(struct daemon *d)
 	size_t n = 0, cap = 0, cur = 0;
 	int ret;
 
-	ret = genbook_commit(d->book);
-	if (ret)
-		log_err("recording replay states in %s: %s", GENS_DB_NAME, strerror(-ret));
 	/* Spares that carried traffic, oldest first use first: the newest wins. */
 	while ((e = mon_table_next(d->table, &cur))) {
 		struct link_state *ls;
@@ -305,9 +301,10 @@ void gen_dump_done(struct daemon *d)
 	for (size_t i = 0; i < n; i++)
 		promote(d, cand[i], "in a dump");
 	free(cand);
+	/* One sync for the dump's replay states and promotions. */
 	ret = genbook_commit(d->book);
 	if (ret)
-		log_err("recording the generations heard in %s: %s", GENS_DB_NAME, strerror(-ret));
+		log_err("recording the receiver's state in %s: %s", GENS_DB_NAME, strerror(-ret));
 }
 
 int gen_start(struct daemon *d)

@@ -154,15 +154,15 @@ static void promotion(void **state)
 	g = genbook_link(b, &f->link, 51);
 	/* Epoch 52: the peer starts at 0; traffic on 1 promotes it. */
 	assert_int_equal(genbook_in(g, 52).cur, 0);
-	assert_int_equal(genbook_promote(b, g, 52, 1, 5000, f->link.grace, &was), 1);
+	assert_int_equal(genbook_promote(b, g, 52, 1, 5000, &was), 1);
 	assert_int_equal(was, 0);
 	in = genbook_in(g, 52);
 	assert_int_equal(in.cur, 1);
 	assert_int_equal(in.prev, 0);
 	assert_int_equal(in.prev_until, 5000 + (int64_t)f->link.grace);
 	/* Late packets of 0 change nothing; 15 (the peer lost its records) does. */
-	assert_int_equal(genbook_promote(b, g, 52, 0, 5001, f->link.grace, &was), 0);
-	assert_int_equal(genbook_promote(b, g, 52, 15, 5002, f->link.grace, &was), 1);
+	assert_int_equal(genbook_promote(b, g, 52, 0, 5001, &was), 0);
+	assert_int_equal(genbook_promote(b, g, 52, 15, 5002, &was), 1);
 	assert_true(genbook_pending(b));
 	assert_int_equal(genbook_commit(b), 0);
 	assert_false(genbook_pending(b));
@@ -175,7 +175,7 @@ static void promotion(void **state)
 	assert_int_equal(in.prev_until, 5002 + (int64_t)f->link.grace);
 	/* Epoch 50 was the first, with no records: unknown until traffic. */
 	assert_int_equal(genbook_in(g, 50).cur, ROT_GEN_NONE);
-	assert_int_equal(genbook_promote(b, g, 50, 9, 6000, f->link.grace, &was), 1);
+	assert_int_equal(genbook_promote(b, g, 50, 9, 6000, &was), 1);
 	assert_int_equal(was, ROT_GEN_NONE);
 	/* Not committed: a receiver's record lost costs spares, never a key. */
 	genbook_close(b);
