@@ -80,6 +80,12 @@ struct kern_backend_ops {
 	 * with nothing left open.
 	 */
 	int (*open)(struct kern *k);
+	/*
+	 * Register descriptor fd (a duplicate of k's) for events, stamping pid;
+	 * blocking, called on a worker thread (kern_register). NULL: nothing to
+	 * register. Returns 0 or -errno.
+	 */
+	int (*register_events)(int fd, uint32_t pid);
 	/* Release k->backend_state, if the backend keeps one; the channel closes k->fd. */
 	void (*close)(struct kern *k);
 	const struct kern_protocol *protocol;
@@ -106,6 +112,7 @@ struct kern {
 	uint32_t pid;
 	uint32_t next_seq;
 	struct kern_opts opts;
+	struct kern_registration *registering; /* kern_register's, while it runs */
 
 	struct req_list queue;    /* encoded, waiting for window space */
 	struct req_list inflight; /* sent, waiting for a reply */

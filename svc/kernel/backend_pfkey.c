@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* The PF_KEY backends of the kernel channel: a PF_KEY socket, or a descriptor speaking PF_KEY. */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,20 +16,27 @@
 static unsigned instance_count;
 
 /*
- * SADB_REGISTER for ESP, synchronously at open: only registered sockets get
- * EXPIRE and ACQUIRE (af_key.c: pfkey_broadcast, BROADCAST_REGISTERED), and
- * satype UNSPEC would not register (af_key.c: pfkey_register).
+ * SADB_REGISTER for ESP, stamped pid: only registered sockets get EXPIRE and
+ * ACQUIRE (af_key.c: pfkey_broadcast, BROADCAST_REGISTERED), and satype
+ * UNSPEC would not register (af_key.c: pfkey_register). Blocking: the
+ * kernel probes its algorithms inside the send (kern_register).
  */
-static int pfkey_register(int fd)
+static int pfkey_register(int fd, uint32_t pid)
 {
 	struct pfkey_msg m;
 	uint8_t buf[16];
 	ssize_t n;
 
-	pfkey_msg_init(&m, SADB_REGISTER, SADB_SATYPE_ESP, 1, (uint32_t)getpid());
+	pfkey_msg_init(&m, SADB_REGISTER, SADB_SATYPE_ESP, 1, pid);
 	if (pfkey_encode(&m, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
 		return -EINVAL;
-	n = send(fd, buf, sizeof(buf), 0);
+	/* The descriptor is non-blocking; a full socket (the simulator's) waits for room. */
+	while ((n = send(fd, buf, sizeof(buf), 0)) < 0 && (errno == EAGAIN || errno == EINTR)) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+		if (errno == EAGAIN && poll(&p, 1, 5000) == 0)
+			return -ETIMEDOUT;
+	}
 	if (n < 0)
 		return -errno;
 	/*
@@ -72,7 +80,7 @@ static int pfkey_socket_open(const struct kern_opts *opts, int *fd_out)
 	 * SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN.
 	 */
 	kern_set_rcvbuf(fd, size);
-	ret = opts->dumps_only ? 0 : pfkey_register(fd);
+	ret = opts->dumps_only || opts->register_later ? 0 : pfkey_register(fd, (uint32_t)getpid());
 	if (ret) {
 		log_err("SADB_REGISTER: %s", strerror(-ret));
 		close(fd);
@@ -118,7 +126,9 @@ static int fd_open(struct kern *k)
 
 	if (k->opts.fd < 0)
 		return -EBADF;
-	ret = k->opts.dumps_only ? 0 : pfkey_register(k->opts.fd);
+	ret = k->opts.dumps_only || k->opts.register_later
+		      ? 0
+		      : pfkey_register(k->opts.fd, (uint32_t)getpid());
 	if (ret) {
 		close(k->opts.fd);
 		return ret;
@@ -244,6 +254,7 @@ static const struct kern_protocol pfkey_protocol = {
 /* A PF_KEY socket of the real kernel. */
 const struct kern_backend_ops kern_pfkey_ops = {
 	.open = pfkey_open,
+	.register_events = pfkey_register,
 	.protocol = &pfkey_protocol,
 };
 
@@ -254,6 +265,7 @@ const struct kern_backend_ops kern_pfkey_ops = {
  */
 const struct kern_backend_ops kern_fd_ops = {
 	.open = fd_open,
+	.register_events = pfkey_register,
 	.protocol = &pfkey_protocol,
 	.empty_is_eof = true,
 };

@@ -2,6 +2,7 @@
 /* The kernel channel: pipelined requests matched to replies, events, dumps, loss detection. */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -227,7 +228,8 @@ static void pump(struct kern *k)
 	bool timed = false; /* one clock read per call, not per message */
 
 	k->pump_wanted = false;
-	while (k->queue.head && k->inflight.n < k->opts.window) {
+	/* A SADB_REGISTER holds the kernel's configuration lock: queue behind it (kern_register). */
+	while (!k->registering && k->queue.head && k->inflight.n < k->opts.window) {
 		unsigned failed = 0;
 		int sent = proto->send(k, k->queue.head, k->opts.window - k->inflight.n, &failed);
 
@@ -699,6 +701,78 @@ cleanup:
 	return ret;
 }
 
+/* --- kern_register ---------------------------------------------------------- */
+
+struct kern_registration {
+	uv_work_t work;
+	struct kern *k; /* NULL once the channel closed: nobody to tell */
+	int fd;         /* a duplicate: the socket outlives a close of the channel's */
+	uint32_t pid;
+	int (*register_events)(int fd, uint32_t pid);
+	kern_registered_cb done;
+	int err;
+	uint64_t started_ns, took_ns;
+};
+
+static void register_work(uv_work_t *w)
+{
+	struct kern_registration *r = container_of(w, struct kern_registration, work);
+
+	r->err = r->register_events(r->fd, r->pid);
+	r->took_ns = uv_hrtime() - r->started_ns;
+	close(r->fd);
+}
+
+static void register_after(uv_work_t *w, int status)
+{
+	struct kern_registration *r = container_of(w, struct kern_registration, work);
+	struct kern *k = r->k;
+
+	if (status)
+		r->err = status; /* uv_cancel: it never ran */
+	if (k) {
+		k->registering = NULL;
+		/* The loop's clock went on while the kernel held its lock. */
+		uv_update_time(k->loop);
+		kern_want_pump(k);
+		r->done(k, r->err, (double)r->took_ns / 1e9, k->opts.arg);
+	}
+	free(r);
+}
+
+int kern_register(struct kern *k, kern_registered_cb done)
+{
+	struct kern_registration *r;
+	int ret;
+
+	if (!k->ops->register_events)
+		return -EOPNOTSUPP;
+	if (k->registering)
+		return -EALREADY;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->fd = fcntl(k->fd, F_DUPFD_CLOEXEC, 0);
+	if (r->fd < 0) {
+		ret = -errno;
+		free(r);
+		return ret;
+	}
+	r->k = k;
+	r->pid = k->pid;
+	r->register_events = k->ops->register_events;
+	r->done = done;
+	r->started_ns = uv_hrtime();
+	ret = uv_queue_work(k->loop, &r->work, register_work, register_after);
+	if (ret) {
+		close(r->fd);
+		free(r);
+		return ret;
+	}
+	k->registering = r;
+	return 0;
+}
+
 static void close_cb(uv_handle_t *h)
 {
 	struct kern *k = h->data;
@@ -721,6 +795,8 @@ void kern_close(struct kern *k)
 	if (!k || k->closing)
 		return;
 	k->closing = true;
+	if (k->registering)
+		k->registering->k = NULL; /* it finishes on its own duplicate */
 	while ((r = k->inflight.head)) {
 		list_remove(&k->inflight, r);
 		complete(k, r, -ECANCELED, NULL);

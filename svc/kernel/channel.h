@@ -69,6 +69,11 @@ struct kern_opts {
 	 */
 	bool dumps_only;
 	/*
+	 * PF_KEY: open without SADB_REGISTER; the caller registers later with
+	 * kern_register (no EXPIRE or ACQUIRE reaches the channel until then).
+	 */
+	bool register_later;
+	/*
 	 * XFRM: have the kernel drop, before they are queued, the notifications
 	 * of this channel's own SA and policy changes (a socket filter on our
 	 * port id). The kernel multicasts every NEWSA and DELSA it carries out,
@@ -122,6 +127,27 @@ int kern_request(struct kern *k, struct pfkey_msg *m, kern_reply_cb cb, void *ar
  */
 int kern_dump(struct kern *k, uint8_t type, uint8_t satype, kern_dump_msg_cb each,
 	      kern_dump_done_cb done, void *arg);
+
+/*
+ * What kern_register reports, from the loop: 0 or -errno, and how long the
+ * kernel took.
+ */
+typedef void (*kern_registered_cb)(struct kern *k, int err, double seconds, void *arg);
+
+/*
+ * Register a channel opened with register_later for EXPIRE and ACQUIRE
+ * (SADB_REGISTER, ESP). The kernel probes its algorithms inside that send
+ * (af_key.c: pfkey_register, xfrm_probe_algs: a module request for each
+ * algorithm not loaded, seconds on a cold boot) holding the namespace's
+ * xfrm_cfg_mutex, so every PF_KEY or XFRM request of the namespace waits
+ * for it. The send runs on a worker thread; the channel sends none of its
+ * own requests meanwhile (they queue), so the loop never waits behind it.
+ * The socket is registered once the kernel takes the request; done then
+ * runs from the loop with the send's result (never if the channel closes
+ * first). Returns 0, -EALREADY (one is running), or -EOPNOTSUPP (the
+ * backend has nothing to register: XFRM joins its groups at open).
+ */
+int kern_register(struct kern *k, kern_registered_cb done);
 
 /* The arg given in kern_opts. */
 void *kern_get_arg(const struct kern *k);
