@@ -725,6 +725,59 @@ static void resolve_unsure_rotations(struct daemon *d)
 	}
 }
 
+/*
+ * An expiry the kernel announced while the main channel was not yet
+ * registered (PF_KEY: only registered sockets hear EXPIRE), found by the
+ * dump after it registered: alerted as the EXPIRE would have been.
+ */
+static void missed_expiry(struct daemon *d, struct mon_sa *e, bool hard)
+{
+	struct mon_verdict v;
+
+	mon_expire_verdict(e, e->sa.spi, hard, &v);
+	if (!v.alert)
+		return;
+	if (hard) {
+		e->hard_alerted = true;
+	} else {
+		e->soft_alerted = true;
+		e->state = MON_DYING;
+	}
+	daemon_alert(d, v.alert, e, NULL, "%s (found by a dump: its EXPIRE came before sakeyd "
+		     "registered for EXPIRE)", v.message);
+	if (hard)
+		return;
+	if (v.kick)
+		daemon_kick(d, v.kick);
+	TELL(d, sa_changed, e);
+}
+
+/*
+ * The first dump after SADB_REGISTER: SAs whose soft lifetime ran out since
+ * the channel opened, still present, and those whose hard lifetime did,
+ * now gone. Before the channel opened nobody listened either, but an
+ * earlier sakeyd may have alerted on those: only the unheard span counts.
+ */
+static void catch_up_expiries(struct daemon *d)
+{
+	int64_t now = daemon_now(d), at;
+	size_t cur = 0;
+	struct mon_sa *e;
+
+	d->catch_up = false;
+	while ((e = mon_table_next(d->table, &cur))) {
+		if (e->seen && !e->soft_alerted) {
+			at = mon_sa_soft_expires_at(e);
+			if (at && at >= d->unheard_since && at <= now)
+				missed_expiry(d, e, false);
+		} else if (!e->seen && !e->hard_alerted) {
+			at = mon_sa_hard_expires_at(e);
+			if (at && at >= d->unheard_since && at <= now)
+				missed_expiry(d, e, true);
+		}
+	}
+}
+
 static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 {
 	struct daemon *d = arg;
@@ -750,6 +803,8 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 		daemon_kick(d, "dump failed");
 		return;
 	}
+	if (d->catch_up)
+		catch_up_expiries(d);
 	/* What the dump did not show is gone (we missed its DELETE or EXPIRE). */
 	while ((e = mon_table_next(d->table, &cur))) {
 		if (e->seen)
@@ -774,7 +829,11 @@ static void start_resync(struct daemon *d)
 	struct mon_sa *e;
 	int ret;
 
-	if (d->resync_running || d->stopping)
+	/*
+	 * A SADB_REGISTER holds the kernel's configuration lock: the dump's
+	 * send would stall the loop behind it. registered() kicks again.
+	 */
+	if (d->resync_running || d->stopping || d->registering)
 		return;
 	d->resync_wanted = false;
 	d->resync_started_ns = uv_hrtime();
@@ -1076,6 +1135,50 @@ static void send_breaks(struct daemon *d, struct link_state *ls)
 
 static void arm_wake(struct daemon *d);
 
+/* --- SADB_REGISTER (PF_KEY) ------------------------------------------------ */
+
+static void registered(struct kern *k, int err, double seconds, void *arg)
+{
+	struct daemon *d = arg;
+
+	d->registering = false;
+	if (err) {
+		/* The next pass's end tries again. */
+		log_err("SADB_REGISTER: %s after %.3f s: EXPIRE and ACQUIRE go unheard until it "
+			"succeeds; retrying after the next pass", strerror(-err), seconds);
+	} else {
+		d->registered = true;
+		d->catch_up = true;
+		log_info("registered for EXPIRE and ACQUIRE in %.3f s (the kernel probes its "
+			 "algorithms); a dump looks for what expired unheard", seconds);
+	}
+	d->resync_wanted = true;
+	daemon_kick(d, "registered");
+}
+
+/*
+ * After the first pass: the daemon adopted, reconciled and serves before
+ * the kernel's algorithm probe, not after it. ACQUIREs sent before it go
+ * unanswered (the kernel asks again once the larval state expires);
+ * expiries are caught up by the next dump.
+ */
+static void start_register(struct daemon *d)
+{
+	int ret = kern_register(d->kern, registered);
+
+	if (ret == -EOPNOTSUPP) {
+		d->registered = true;
+		return;
+	}
+	if (ret) {
+		log_err("SADB_REGISTER: %s; retrying after the next pass", strerror(-ret));
+		return;
+	}
+	d->registering = true;
+	log_info("registering for EXPIRE and ACQUIRE (SADB_REGISTER); kernel requests wait "
+		 "for the kernel's algorithm probe");
+}
+
 static void pass_finish(struct daemon *d)
 {
 	struct pass *p = d->pass;
@@ -1083,7 +1186,8 @@ static void pass_finish(struct daemon *d)
 	for (size_t i = 0; i < d->nlinks; i++) {
 		struct link_state *ls = &d->links[i];
 
-		if (!ls->failed_this_pass && ls->failures) {
+		/* A pass that left the link to its backoff says nothing of it. */
+		if (ls->tried_this_pass && !ls->failed_this_pass && ls->failures) {
 			log_info("link %s: recovered after %u failure(s)", ls->link->name,
 				 ls->failures);
 			ls->failures = 0;
@@ -1091,6 +1195,7 @@ static void pass_finish(struct daemon *d)
 		}
 		ls->failed_this_pass = false;
 		ls->unsure_this_pass = false;
+		ls->tried_this_pass = false;
 	}
 	/*
 	 * One line per pass that changed anything: what a change point cost,
@@ -1109,6 +1214,8 @@ static void pass_finish(struct daemon *d)
 		notify_send("READY=1\nSTATUS=rotating");
 		log_info("ready: %zu SAs in the kernel", mon_table_count(d->table));
 	}
+	if (!d->registered)
+		start_register(d);
 	TELL0(d, pass_done);
 	if (d->deferred_cfg)
 		daemon_kick(d, "deferred reload");
@@ -1364,6 +1471,7 @@ static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
 		ls->first_break = 0;
 		if (!link_due(ls, now))
 			continue;
+		ls->tried_this_pass = true;
 		ret = plan_link(d, ls, now, p);
 		if (ret == -ENOMEM)
 			return ret;
@@ -1868,6 +1976,10 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 	d->backend_kind = o.backend;
 	o.on_loss = on_loss;
 	o.arg = d;
+	/* PF_KEY registers after the first pass (start_register); XFRM joins its groups at open. */
+	o.register_later = o.backend != KERN_BACKEND_XFRM;
+	d->registered = !o.register_later;
+	d->unheard_since = daemon_now(d);
 	ret = kern_open(&d->loop, &o, &d->kern);
 	if (ret) {
 		log_err("cannot open the kernel channel: %s", strerror(-ret));

@@ -33,6 +33,7 @@ struct link_state {
 	int64_t retry_at; /* backoff after failures; 0 if none */
 	uint32_t acquire_seq;
 	bool failed_this_pass;
+	bool tried_this_pass;  /* planned by this pass (not waiting out a backoff) */
 	bool unsure_this_pass; /* a reply was lost: the outcome waits for the resync */
 	/* In the running pass: its adds not answered yet, and its deletes (send_breaks). */
 	unsigned makes_pending;
@@ -124,6 +125,13 @@ struct daemon {
 	uv_timer_t final_timer;    /* stopping: the last replay-state dump's deadline */
 	uv_timer_t gen_commit;     /* generations heard from notifications: synced once per turn */
 	bool final_dump;           /* stopping: that dump is running */
+	/*
+	 * PF_KEY registers for EXPIRE and ACQUIRE after the first pass
+	 * (register_later): the kernel's algorithm probe takes seconds. What
+	 * expired meanwhile, unheard, the next dump finds (catch_up_expiries).
+	 */
+	bool registered, registering, catch_up;
+	int64_t unheard_since; /* wall clock the main channel opened unregistered */
 };
 
 int daemon_init(struct daemon *d, struct config *cfg, const char *config_path);
