@@ -212,14 +212,14 @@ hard_slack = 30s
     def log_since(self, offset=None):
         return logs.read(self.logpath, self.offset if offset is None else offset)
 
-    def wait_log(self, needle, timeout=30, offset=None):
+    def wait_log(self, needle, timeout=30, offset=None, poll=0.02):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if needle in self.log_since(offset):
                 return True
             if self.daemon.poll() is not None:
                 return needle in self.log_since(offset)
-            time.sleep(0.02)
+            time.sleep(poll)
         return False
 
     def kill9(self):

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
+"""Expiries before SADB_REGISTER: sakeyd registers after its first pass, and misses nothing.
+
+On PF_KEY, only registered sockets hear EXPIRE (af_key.c: pfkey_broadcast,
+BROADCAST_REGISTERED), and the kernel probes its algorithms inside the
+REGISTER (seconds on a cold boot, holding the configuration lock). sakeyd
+therefore adopts, reconciles and reports ready first, and registers after
+its first pass; whatever expired in between, unheard, the dump after the
+registration finds.
+
+sakeyd runs on simd (sim_connect) with one link. Before it starts, the test
+keys two SAs by hand: A with a soft lifetime of 2 s (hard 120 s), B with a
+hard lifetime of 3 s. simd holds every reply for 3 s ("delay"; the daemon's
+requests time out after 0.5 s), so the daemon's first pass takes about a
+second. The test stops the daemon (SIGSTOP) once its first dump is read
+(it saw A and B) and before it registers, for 4.5 s: both lifetimes run
+out, and simd's EXPIREs go to registered sockets only. Then SIGCONT.
+Asserted:
+- the daemon was not registered when it was stopped (else the test proves
+  nothing: it says so);
+- the log says ready before it says registering, and then registered;
+- expire-soft for A and expire-hard for B, each exactly once, each saying
+  it was found by a dump;
+- the managed SAs are the desired set of a fresh start;
+- SIGTERM: exit 0, no sanitizer report.
+
+usage: unheard.py SAKEYD SACTL SIMD LOGDIR
+"""
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
+import simlib  # noqa: E402
+import genmodel  # noqa: E402,I100 (tests/lib: simlib puts it on the path)
+from pfkey import SADB_ADD, header  # noqa: E402
+
+SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
+DELAY_MS = 3000
+check = simlib.Checks()
+
+
+def addr_ext(t, ip):
+    return struct.pack("=HHBBH", 3, t, 255, 32, 0) + \
+        struct.pack("=HH4s8s", socket.AF_INET, 0, socket.inet_aton(ip), b"\0" * 8)
+
+
+def hand_add(obs, spi, soft_s, hard_s, seq):
+    """A hand-keyed ESP SA 203.0.113.5 -> 203.0.113.9 with these add-time lifetimes."""
+    m = header(SADB_ADD, 3, 34, seq, 999)
+    m += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spi), 32, 0, 7, 12, 0)
+    m += struct.pack("=HHIQQQ", 4, 3, 0, 0, hard_s, 0) + struct.pack("=HHIQQQ", 4, 4, 0, 0, soft_s, 0)
+    m += addr_ext(5, "203.0.113.5") + addr_ext(6, "203.0.113.9")
+    m += struct.pack("=HHHH", 9, 8, 512, 0) + os.urandom(64)
+    m += struct.pack("=HHHH", 5, 9, 256, 0) + os.urandom(32)
+    m += struct.pack("=HHBBHII", 2, 19, 1, 0, 0, 0, 0)
+    obs.send(m)
+
+
+def alerts(text, event, spi):
+    return [line for line in text.splitlines()
+            if f"ALERT {event} " in line and f"spi={spi:#x} " in line]
+
+
+link = simlib.make_links(1, 60)[0]
+env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, [link])
+try:
+    hand_add(env.obs, 0xa11ce, 2, 120, 1)
+    hand_add(env.obs, 0xb0b, 1, 3, 2)
+    time.sleep(0.2)
+    check({0xa11ce, 0xb0b} <= {spi for spi, _, _ in env.dump()}, "both hand-keyed SAs are in simd")
+    env.simctl(f"delay {DELAY_MS}")
+    env.start()
+    check(env.wait_log("SADB synchronised", timeout=30, poll=0.005), "the first dump was read")
+    env.daemon.send_signal(signal.SIGSTOP)
+    check("registering for EXPIRE" not in env.log_since(),
+          "stopped before it registered for EXPIRE")
+    time.sleep(4.5)
+    env.simctl("delay 0")
+    env.daemon.send_signal(signal.SIGCONT)
+    check(env.wait_log("registered for EXPIRE and ACQUIRE", timeout=60),
+          "the daemon registered for EXPIRE and ACQUIRE")
+    check(env.wait_log("found by a dump", timeout=30), "the dump after it caught up")
+    time.sleep(1)
+    text = env.log_since()
+    ready, registering = text.find("ready: "), text.find("registering for EXPIRE")
+    check(0 <= ready < registering, "ready before registering: the REGISTER waited for the pass")
+    soft = alerts(text, "expire-soft", 0xa11ce)
+    hard = alerts(text, "expire-hard", 0xb0b)
+    check(len(soft) == 1 and "found by a dump" in soft[0],
+          f"expire-soft for A once, found by a dump ({len(soft)})")
+    check(len(hard) == 1 and "found by a dump" in hard[0],
+          f"expire-hard for B once, found by a dump ({len(hard)})")
+    check(not alerts(text, "expire-hard", 0xa11ce), "no expire-hard for A")
+    ok, have, want, _ = genmodel.settled(env, genmodel.Model(env))
+    have = env.managed(have)
+    check(ok and sorted(have) == sorted(want),
+          "the link's SAs are the desired set of a fresh start (key schedule v2)"
+          + ("" if ok else f": extra {sorted(set(have) - set(want))}, "
+             f"missing {sorted(set(want) - set(have))}"))
+    rc, bad = env.stop()
+    check(rc == 0 and not bad, f"SIGTERM: exit 0, no sanitizer report (rc {rc})")
+    check(env.secrets_absent(), "no secret in the log")
+finally:
+    env.close()
+check.finish()
