@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: ISC
 """Shell commands and waiting for a condition."""
+import socket
 import subprocess
 import time
 
@@ -17,3 +18,19 @@ def wait_for(pred, timeout, interval=0.1):
             return True
         time.sleep(interval)
     return pred()
+
+
+def connect_unix(path, timeout, kind=socket.SOCK_SEQPACKET):
+    """A socket connected to the Unix socket at path, retried until timeout
+    seconds pass: the path exists from bind(), connections work from listen()."""
+    end = time.time() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, kind)
+        try:
+            s.connect(path)
+            return s
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            if time.time() >= end:
+                raise
+            time.sleep(0.05)

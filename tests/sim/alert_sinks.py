@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import Checks  # noqa: E402
+from proc import connect_unix  # noqa: E402
 from keysched import write_secret  # noqa: E402
 from pfkey import SADB_ADD, SADB_DELETE, header  # noqa: E402
 
@@ -63,10 +64,7 @@ log = open(f"{WORK}/sakeyd.log", "w")
 daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=log, stderr=log,
                           env=dict(os.environ, SAKEYD_SIM_FAIL="3:105:1", SECRET_MARKER="x"))
 deadline = time.time() + 10
-while not os.path.exists(f"{WORK}/sim.sock") and time.time() < deadline:
-    time.sleep(0.05)
-obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-obs.connect(f"{WORK}/sim.sock")
+obs = connect_unix(f"{WORK}/sim.sock", 10)
 # The daemon's first pass meets the injected ADD failure, not our hand-keyed ADD.
 while time.time() < deadline:
     with open(f"{WORK}/sakeyd.log") as f:

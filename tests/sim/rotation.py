@@ -39,6 +39,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import keysched  # noqa: E402
 from checks import Checks  # noqa: E402
+from proc import connect_unix  # noqa: E402
 from genmodel import LinkGens, fresh_epochs  # noqa: E402
 from keysched import write_secret  # noqa: E402
 from pfkey import SADB_ADD, SADB_DELETE, SADB_DUMP, dump_request, header, parse  # noqa: E402
@@ -153,11 +154,7 @@ def log_text():
 log = open(f"{WORK}/sakeyd.log", "w")
 t_launch = time.time()
 daemon = subprocess.Popen([SAKEYD, "-c", f"{WORK}/sakeyd.conf"], stdout=log, stderr=log)
-deadline = time.time() + 10
-while not os.path.exists(f"{WORK}/sim.sock") and time.time() < deadline:
-    time.sleep(0.05)
-obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-obs.connect(f"{WORK}/sim.sock")
+obs = connect_unix(f"{WORK}/sim.sock", 10)
 # Each link's first epoch: the daemon's first pass, at most a few change points after launch.
 deadline = time.time() + 10
 while len(fresh_epochs(log_text())) < len(LINKS) and time.time() < deadline:
