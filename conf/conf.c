@@ -1338,6 +1338,8 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 		check_spi_prefixes(&p);
 		validate_daemon(&p);
 	}
+	p.cfg->daemon.alert_command_line = p.daemon_key[DK_ALERT_COMMAND];
+	p.cfg->daemon.state_dir_line = p.daemon_key[DK_STATE_DIR];
 	free(p.lines);
 	free(p.names);
 	ret = p.oom ? -ENOMEM : p.errors ? -EINVAL : 0;
@@ -1349,7 +1351,13 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 	return 0;
 }
 
-int conf_load(const char *path, struct config **out, struct conf_diag *diag)
+/*
+ * Reads and parses path. With trust, the open file and its directories are
+ * checked as CONF_TRUST_CONFIG for euid first: *untrusted gets the result
+ * and the text is parsed anyway, so that every error is reported.
+ */
+static int load(const char *path, bool trust, uid_t euid, int *untrusted, struct config **out,
+		struct conf_diag *diag)
 {
 	char *buf = NULL;
 	size_t len = 0, cap;
@@ -1374,6 +1382,8 @@ int conf_load(const char *path, struct config **out, struct conf_diag *diag)
 		conf_diag_add(diag, path, 0, "not a regular file; give the path of the config file");
 		goto cleanup;
 	}
+	if (trust)
+		*untrusted = conf_trust_fd(fd, path, CONF_TRUST_CONFIG, euid, NULL, 0, diag);
 	/* Sized by the file, not the limit: the daemon's memory is locked (mlockall). */
 	cap = st.st_size < CONF_FILE_MAX ? (size_t)st.st_size + 1 : (size_t)CONF_FILE_MAX + 1;
 	buf = malloc(cap);
@@ -1420,6 +1430,33 @@ cleanup:
 	free(buf);
 	close(fd);
 	return ret;
+}
+
+int conf_load(const char *path, struct config **out, struct conf_diag *diag)
+{
+	return load(path, false, 0, NULL, out, diag);
+}
+
+int conf_load_daemon(const char *path, uid_t euid, struct config **out, struct conf_diag *diag)
+{
+	struct config *cfg = NULL;
+	int untrusted = 0, ret, err;
+
+	*out = NULL;
+	ret = load(path, true, euid, &untrusted, &cfg, diag);
+	if (ret)
+		return ret;
+	ret = untrusted;
+	err = conf_check_files(cfg, euid, diag);
+	ret = ret ? ret : err;
+	err = conf_load_secrets(cfg, euid, diag);
+	ret = ret ? ret : err;
+	if (ret) {
+		conf_free(cfg);
+		return ret;
+	}
+	*out = cfg;
+	return 0;
 }
 
 void conf_free(struct config *cfg)

@@ -111,6 +111,8 @@ struct conf_daemon {
 	char state_dir[PATH_MAX];
 	char control_socket[PATH_MAX];
 	char alert_command[PATH_MAX]; /* "" if unset */
+	unsigned alert_command_line;  /* where state_dir and alert_command were set; 0: default */
+	unsigned state_dir_line;
 	char metrics_file[PATH_MAX];  /* "" if unset */
 	uint64_t max_sa_age;          /* seconds */
 	uint64_t event_retention;     /* seconds */
@@ -196,6 +198,16 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 /* Reads path (at most CONF_FILE_MAX bytes) and conf_parse()s it. Returns 0,
  * -EINVAL (see diag), -ENOMEM, or -errno of open/read (also reported in diag). */
 int conf_load(const char *path, struct config **out, struct conf_diag *diag);
+/*
+ * Loads path as the daemon does (start-up, --check, reload): the config file
+ * and its directories must be trusted (conf_trust_fd(), CONF_TRUST_CONFIG),
+ * its text valid, alert_command and state_dir trusted (conf_check_files()),
+ * and every secret file good (conf_load_secrets(), with euid). Every step
+ * that can run does, so diag lists every refusal, not the first one. On
+ * success *out is a new config with its secrets, for conf_free(). Returns 0
+ * or the first error.
+ */
+int conf_load_daemon(const char *path, uid_t euid, struct config **out, struct conf_diag *diag);
 /* Frees a config, wiping and releasing every link's secret. NULL is a no-op. */
 void conf_free(struct config *cfg);
 
@@ -204,12 +216,14 @@ void conf_free(struct config *cfg);
 /*
  * Reads a link secret: path must be a regular file (not a symbolic link, FIFO,
  * directory, device), owned by expected_uid, without group or other permission
- * bits, on a local file system, holding one line of 64 hex digits or 44 base64
- * characters (32 bytes). On success *secret_out is CONF_SECRET_LEN bytes from
+ * bits, with one link, on a local file system, in safe directories
+ * (conf_trust_fd(), CONF_TRUST_SECRET), holding one line of 64 hex digits or
+ * 44 base64 characters (32 bytes). On success *secret_out is CONF_SECRET_LEN bytes from
  * OpenSSL's secure heap, to be released with OPENSSL_secure_clear_free().
  * Every refusal is added to diag, naming the file and the fix; no key byte is
  * ever printed. Returns 0, -ENOENT/-EACCES/-ELOOP/... (open), -EPERM (owner,
- * mode, network file system), -EINVAL (not a regular file, bad content), -ENOMEM.
+ * mode, links, file system, directories), -EINVAL (not a regular file, bad
+ * content), -EAGAIN (changed while checked), -ENOMEM.
  */
 int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
 		     struct conf_diag *diag);
@@ -219,10 +233,51 @@ int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
  * first error of conf_load_secret().
  */
 int conf_load_secrets(struct config *cfg, uid_t expected_uid, struct conf_diag *diag);
-/* Whether statfs's f_type is a network, cluster or FUSE file system (which
- * could hand the key to another host or process). */
+
+/* ---- Trusted files (trust.c) ---- */
+
+/*
+ * What a file is for; the rules differ. Every kind: the directories from
+ * the file's up to / (through realpath()) owned by root or the daemon's euid
+ * and not writable by group or others, unless sticky (/tmp).
+ */
+enum conf_trust_kind {
+	/* The config file: regular, owned by root or euid, no group/other write bit. */
+	CONF_TRUST_CONFIG,
+	/* alert_command: as the config file, and executable. */
+	CONF_TRUST_PROGRAM,
+	/* A secret: regular, owned by euid, no group/other bit, one link, a local file system. */
+	CONF_TRUST_SECRET,
+	/* state_dir: a directory owned by euid, no group/other write bit. */
+	CONF_TRUST_STATE_DIR,
+};
+
+/*
+ * Checks the open file fd, named path, as a file of kind for a daemon
+ * running as euid. Each refusal is added to diag as "FILE:LINE: what is
+ * wrong; fix: ..." where FILE:LINE is where path was set (file NULL: path
+ * itself, no line). Returns 0, -EINVAL (wrong type), -EPERM (owner, mode,
+ * links, file system, a parent directory), -EACCES (not executable),
+ * -EAGAIN (the path changed while checked) or -errno of a stat.
+ */
+int conf_trust_fd(int fd, const char *path, enum conf_trust_kind kind, uid_t euid,
+		  const char *file, unsigned line, struct conf_diag *diag);
+/* The same for path (following symbolic links); -ENOENT if it does not exist. */
+int conf_trust_path(const char *path, enum conf_trust_kind kind, uid_t euid, const char *file,
+		    unsigned line, struct conf_diag *diag);
+/*
+ * Checks cfg's alert_command (CONF_TRUST_PROGRAM) and state_dir
+ * (CONF_TRUST_STATE_DIR; if missing, the directories the daemon will create
+ * it in), reporting at the config's lines. Returns 0 or the first error.
+ */
+int conf_check_files(const struct config *cfg, uid_t euid, struct conf_diag *diag);
+/*
+ * Whether statfs's f_type is a file system refused for secrets: network,
+ * cluster, served from user space (FUSE) or stacked (overlayfs), where
+ * another host or process could read the key (the reasons are in trust.c).
+ */
 bool conf_fs_is_remote(long f_type);
-/* Name of such a file system ("nfs", "cifs", ...), or NULL if not one. */
+/* Name of such a file system ("nfs", "overlayfs", ...), or NULL if not one. */
 const char *conf_fs_remote_name(long f_type);
 
 #endif

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: ISC */
-/* Link secret files: ownership, mode and file-system checks, constant-time decoding. */
+/* Link secret files: reading them after the checks of trust.c, constant-time decoding. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -14,51 +12,6 @@
 #define HEX_LEN (2 * CONF_SECRET_LEN)		  /* 64 */
 #define BASE64_LEN (4 * ((CONF_SECRET_LEN + 2) / 3)) /* 44, with one '=' */
 #define READ_MAX 128				  /* anything longer is wrong anyway */
-
-static const struct {
-	long f_type;
-	const char *name;
-} remote_fs[] = {
-	{ 0x6969, "nfs" },
-	{ 0x517B, "smb" },
-	{ (long)0xFE534D42, "smb2" },
-	{ (long)0xFF534D42, "cifs" },
-	{ 0x01021997, "9p" },
-	{ 0x5346414F, "afs" },
-	{ 0x6B414653, "kafs" },
-	{ 0x00C36400, "ceph" },
-	{ 0x65735546, "fuse" },
-	{ 0x73757245, "coda" },
-	{ 0x564c, "ncp" },
-	{ 0x0BD00BD0, "lustre" },
-	{ 0x01161970, "gfs2" },
-	{ 0x7461636f, "ocfs2" },
-	{ 0x47504653, "gpfs" },
-	{ 0x013111A8, "ibrix" },
-	{ 0x19830326, "fhgfs/beegfs" },
-	{ 0x61636673, "acfs" },
-	{ 0x20030528, "pvfs2/orangefs" },
-	{ (long)0xAAD7AAEA, "panfs" },
-	{ (long)0xBEEFDEAD, "snfs" },
-	{ (long)0xBACBACBC, "vmhgfs" },
-	{ 0x7C7C6673, "prl_fs" },
-};
-
-const char *conf_fs_remote_name(long f_type)
-{
-	/* statfs's f_type is a signed long on x86_64 but the magics are 32-bit values. */
-	uint32_t t = (uint32_t)f_type;
-
-	for (size_t i = 0; i < sizeof(remote_fs) / sizeof(remote_fs[0]); i++)
-		if ((uint32_t)remote_fs[i].f_type == t)
-			return remote_fs[i].name;
-	return NULL;
-}
-
-bool conf_fs_is_remote(long f_type)
-{
-	return conf_fs_remote_name(f_type) != NULL;
-}
 
 /*
  * Constant-time character classes (no branch or table lookup on key bytes):
@@ -141,81 +94,6 @@ static bool decode_base64(uint8_t out[CONF_SECRET_LEN], const char *b64)
 	return bad >= 0;
 }
 
-static const char *owner_fix(uid_t uid, char *buf, size_t size)
-{
-	if (uid == 0)
-		return "root:";
-	snprintf(buf, size, "%lu:", (unsigned long)uid);
-	return buf;
-}
-
-static int check_file(int fd, const char *path, uid_t expected_uid, struct conf_diag *diag)
-{
-	struct statfs sfs;
-	struct stat st;
-	char who[32];
-	const char *fsname;
-	int ret = 0;
-
-	if (fstat(fd, &st)) {
-		ret = -errno;
-		conf_diag_add(diag, path, 0, "cannot stat the secret file: %s", strerror(-ret));
-		return ret;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		conf_diag_add(diag, path, 0,
-			      "secret file is not a regular file (%s); regenerate with: sactl genkey "
-			      "-o FILE and point secret_file at it",
-			      S_ISDIR(st.st_mode)    ? "a directory"
-			      : S_ISFIFO(st.st_mode) ? "a FIFO"
-			      : S_ISSOCK(st.st_mode) ? "a socket"
-			      : S_ISCHR(st.st_mode)  ? "a character device"
-			      : S_ISBLK(st.st_mode)  ? "a block device"
-						     : "not a file");
-		return -EINVAL;
-	}
-	/*
-	 * Another name for the same file (a hard link, perhaps in a directory
-	 * with looser rights) is another way in that the checks here cannot see.
-	 */
-	if (st.st_nlink > 1) {
-		conf_diag_add(diag, path, 0,
-			      "secret file has %lu names (hard links): another name is another way "
-			      "to read or replace it; fix: remove the other links (find / -xdev "
-			      "-samefile %s) or regenerate with: sactl genkey -o FILE",
-			      (unsigned long)st.st_nlink, path);
-		ret = -EPERM;
-	}
-	if (st.st_uid != expected_uid) {
-		conf_diag_add(diag, path, 0,
-			      "secret file is owned by uid %lu, not by uid %lu; fix: chown %s %s",
-			      (unsigned long)st.st_uid, (unsigned long)expected_uid,
-			      owner_fix(expected_uid, who, sizeof(who)), path);
-		ret = -EPERM;
-	}
-	if (st.st_mode & 077) {
-		conf_diag_add(diag, path, 0,
-			      "secret file has mode %04o: group or others may access it; fix: chmod "
-			      "600 %s",
-			      (unsigned)(st.st_mode & 07777), path);
-		ret = -EPERM;
-	}
-	if (fstatfs(fd, &sfs)) {
-		ret = -errno;
-		conf_diag_add(diag, path, 0, "cannot statfs the secret file: %s", strerror(-ret));
-		return ret;
-	}
-	fsname = conf_fs_remote_name((long)sfs.f_type);
-	if (fsname) {
-		conf_diag_add(diag, path, 0,
-			      "secret file is on a network or user-space file system (%s); move it "
-			      "to a local file system",
-			      fsname);
-		ret = -EPERM;
-	}
-	return ret;
-}
-
 static int read_all(int fd, char *buf, size_t size, size_t *len)
 {
 	*len = 0;
@@ -260,7 +138,7 @@ int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
 				      strerror(-ret));
 		return ret;
 	}
-	ret = check_file(fd, path, expected_uid, diag);
+	ret = conf_trust_fd(fd, path, CONF_TRUST_SECRET, expected_uid, NULL, 0, diag);
 	if (ret)
 		goto cleanup;
 	ret = read_all(fd, text, sizeof(text) - 1, &len);

@@ -1852,9 +1852,7 @@ int daemon_reload(struct daemon *d)
 
 	log_info("reloading %s", d->config_path);
 	notify_send("RELOADING=1");
-	ret = conf_load(d->config_path, &cfg, &diag);
-	if (!ret)
-		ret = conf_load_secrets(cfg, geteuid(), &diag);
+	ret = conf_load_daemon(d->config_path, geteuid(), &cfg, &diag);
 	for (size_t i = 0; i < diag.count; i++)
 		log_err("%s", diag.msgs[i]);
 	conf_diag_fini(&diag);

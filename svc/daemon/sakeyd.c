@@ -114,9 +114,8 @@ int main(int argc, char **argv)
 	 */
 	signal(SIGPIPE, SIG_IGN);
 	harden(check);
-	ret = conf_load(path, &cfg, &diag);
-	if (!ret)
-		ret = conf_load_secrets(cfg, geteuid(), &diag);
+	/* The config, its alert_command, state_dir and secrets: every refusal, not the first. */
+	ret = conf_load_daemon(path, geteuid(), &cfg, &diag);
 	conf_diag_print(&diag, stderr);
 	conf_diag_fini(&diag);
 	if (ret) {

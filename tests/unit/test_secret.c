@@ -435,7 +435,7 @@ static void fs_classifier(void **state)
 		{ 0x01021994, false },		 /* tmpfs (next to 9P's magic) */
 		{ 0x2FC12FC1, false },		 /* ZFS */
 		{ 0xF15F, false },		 /* ecryptfs */
-		{ 0x794c7630, false },		 /* overlayfs */
+		{ 0x794c7630, true },		 /* overlayfs */
 		{ 0, false },
 		{ -1, false },
 	};
@@ -449,6 +449,7 @@ static void fs_classifier(void **state)
 	}
 	assert_string_equal(conf_fs_remote_name(0x6969), "nfs");
 	assert_string_equal(conf_fs_remote_name((long)0xFF534D42), "cifs");
+	assert_string_equal(conf_fs_remote_name(0x794c7630), "overlayfs");
 }
 
 int main(void)
