@@ -253,7 +253,8 @@ static void sweep_after(struct sinks *a, pid_t group, const char *event)
 
 	if (killed)
 		log_warn("alert_command %s for %s: killed %u process%s it left behind",
-			 config_of(a)->daemon.alert_command, event, killed, killed == 1 ? "" : "es");
+			 config_of(a)->daemon.alert_command, event, killed,
+			 killed == 1 ? "" : "es");
 }
 
 /*
