@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* Output sinks: alert_command children, the sa-too-old and xfrm_stat checks, the metrics file. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -131,20 +133,163 @@ static void job_exited(struct job *j, int wstatus)
 	job_close(j);
 }
 
-/* SIGCHLD: reap the children that exited (only ours: the daemon has no others). */
+static struct job *live_job(const struct sinks *a, pid_t pid)
+{
+	for (size_t i = 0; i < a->nlive; i++)
+		if (a->live[i]->pid == pid)
+			return a->live[i];
+	return NULL;
+}
+
+/* The state, parent and process group fields of /proc/NAME/stat (relative to dir), or -errno. */
+static int read_stat(int dir, const char *name, char *state, pid_t *ppid, pid_t *pgrp)
+{
+	char path[32], text[512], *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/stat", name);
+	fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	text[n] = '\0';
+	/* "pid (comm) state ppid pgrp ...": comm may hold anything, ')' included. */
+	close_paren = strrchr(text, ')');
+	if (!close_paren || sscanf(close_paren + 1, " %c %d %d", state, ppid, pgrp) != 3)
+		return -EIO;
+	return 0;
+}
+
+/*
+ * Whether /proc/NAME (relative to dir) has SIGKILL pending: killed by an
+ * earlier sweep, not dead yet (counted once). A fatal signal is queued on
+ * each thread (kernel/signal.c: complete_signal), SigPnd of the leader.
+ */
+static bool being_killed(int dir, const char *name)
+{
+	char path[32], text[4096], *line, *save;
+	unsigned long long pending;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/status", name);
+	fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if ((!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7)) &&
+		    sscanf(line + 7, "%llx", &pending) == 1 && (pending & (1ull << (SIGKILL - 1))))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Kill (SIGKILL) what alert commands left behind; return how many
+ * processes went. Every live child of the daemon that is not a running
+ * command's main process is such a leftover: the daemon is the subreaper
+ * of its descendants (sinks_new) and starts no child but alert_command, so
+ * a process that a command started and left (setsid sleep &, a double
+ * fork) is re-parented to the daemon when its own parent exits, whatever
+ * its session. Killing those is race-free: a child's pid cannot be reused
+ * before the daemon reaps it, and only sigchld_cb reaps. If group is not
+ * 0, the members of that process group (a command's, whose main process is
+ * alive or a zombie not yet reaped: the id is still held) are counted and
+ * killed too, with kill(-group), never by a pid another process could have
+ * taken since. Each process killed then exits; sigchld_cb reaps it and
+ * sweeps again for its own children, re-parented in turn: a tree of any
+ * depth goes, a level per loop turn, and nothing blocks the loop.
+ */
+static unsigned sweep(struct sinks *a, pid_t group)
+{
+	pid_t self = getpid();
+	unsigned killed = 0;
+	struct dirent *de;
+	DIR *proc;
+
+	proc = opendir("/proc");
+	if (!proc)
+		log_err("alert_command: /proc: %s: what commands left behind cannot be found",
+			strerror(errno));
+	while (proc && (de = readdir(proc))) {
+		char *end, state;
+		long pid = strtol(de->d_name, &end, 10);
+		pid_t ppid, pgrp;
+
+		if (*end || pid <= 0 || pid == self || pid == group || live_job(a, (pid_t)pid))
+			continue;
+		if (read_stat(dirfd(proc), de->d_name, &state, &ppid, &pgrp) || state == 'Z')
+			continue; /* gone, or dead: sigchld_cb reaps the zombies of ours */
+		if (ppid != self && (!group || pgrp != group))
+			continue;
+		if (being_killed(dirfd(proc), de->d_name))
+			continue;
+		if (ppid == self)
+			kill((pid_t)pid, SIGKILL);
+		/* else killed below, with the whole group */
+		killed++;
+	}
+	if (proc)
+		closedir(proc);
+	if (group)
+		kill(-group, SIGKILL);
+	a->stats.leftovers += killed;
+	return killed;
+}
+
+/* Sweep, and log what went as left behind by the command for event. */
+static void sweep_after(struct sinks *a, pid_t group, const char *event)
+{
+	unsigned killed = sweep(a, group);
+
+	if (killed)
+		log_warn("alert_command %s for %s: killed %u process%s it left behind",
+			 config_of(a)->daemon.alert_command, event, killed,
+			 killed == 1 ? "" : "es");
+}
+
+/*
+ * SIGCHLD: reap every child that exited, the commands and what they left
+ * behind (waitpid(-1): the daemon has no other child, and a job's status
+ * goes to its job). When a command's main process has exited, its process
+ * group and what it left outside it are killed while its zombie still
+ * holds the group's id (waitid WNOWAIT first: once reaped, the id could
+ * name someone else's group).
+ */
 static void sigchld_cb(uv_signal_t *h, int signum)
 {
 	struct sinks *a = h->data;
+	bool orphan_reaped = false;
 
-	for (size_t i = 0; i < a->nlive;) {
-		struct job *j = a->live[i];
+	for (;;) {
+		siginfo_t si = { 0 };
+		struct job *j;
 		int wstatus;
 
-		if (waitpid(j->pid, &wstatus, WNOHANG) == j->pid)
-			job_exited(j, wstatus); /* moves the last job into slot i */
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) || !si.si_pid)
+			break;
+		j = live_job(a, si.si_pid);
+		if (j)
+			sweep_after(a, j->pid, j->event);
+		if (waitpid(si.si_pid, &wstatus, WNOHANG) != si.si_pid)
+			break; /* cannot happen: it is a zombie of ours */
+		if (j)
+			job_exited(j, wstatus);
 		else
-			i++;
+			orphan_reaped = true;
 	}
+	/* A leftover's children are the daemon's now. */
+	if (orphan_reaped)
+		sweep_after(a, 0, "an earlier alert");
 	drain(a);
 }
 
@@ -157,9 +302,13 @@ static void timeout_cb(uv_timer_t *t)
 	a->stats.timeouts++;
 	log_err("alert_command %s for %s: still running after %u ms: killed",
 		config_of(a)->daemon.alert_command, j->event, a->timeout_ms);
-	/* Its own process group (POSIX_SPAWN_SETSID): what it started dies with it. */
-	if (kill(-j->pid, SIGKILL))
-		kill(j->pid, SIGKILL);
+	/*
+	 * Its own process group (POSIX_SPAWN_SETSID) and what has already left
+	 * the group and its parent (setsid, a double fork). What its death
+	 * orphans goes when sigchld_cb reaps it.
+	 */
+	sweep_after(a, j->pid, j->event);
+	kill(j->pid, SIGKILL); /* if it left its group */
 }
 
 /*
@@ -730,6 +879,15 @@ int sinks_new(const struct daemon_port *port, struct sinks **out)
 	};
 	uv_timer_init(port->loop, &a->metrics);
 	a->metrics.data = a;
+	/*
+	 * What a command leaves behind (setsid sleep &, a double fork) is
+	 * re-parented to the daemon, not to init, when its parent exits: the
+	 * sweep finds it there (prctl(2); not inherited by the children).
+	 */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+		log_warn("prctl(PR_SET_CHILD_SUBREAPER): %s: processes an alert_command leaves "
+			 "behind cannot be found and killed",
+			 strerror(errno));
 	uv_signal_init(port->loop, &a->sigchld);
 	a->sigchld.data = a;
 	uv_signal_start(&a->sigchld, sigchld_cb, SIGCHLD);
@@ -771,6 +929,8 @@ void sinks_stop(struct sinks *a)
 		log_warn("alert_command: stopping: %lu queued alert(s) dropped (they are in the "
 			 "log and the database)",
 			 dropped);
+	/* What commands left behind; then the running ones and their groups get SIGTERM. */
+	sweep_after(a, 0, "an earlier alert");
 	if (a->nlive)
 		log_warn("alert_command: stopping: terminating %zu command(s) still running",
 			 a->nlive);

@@ -22,6 +22,7 @@ struct sinks_stats {
 	unsigned long ok;      /* exited 0 */
 	unsigned long failed;  /* spawn error, exit != 0, killed by a signal (not ours) */
 	unsigned long timeouts; /* killed after the time limit */
+	unsigned long leftovers; /* processes a command left behind, killed by a sweep */
 	unsigned long dropped; /* queue full, or still queued at stop */
 	unsigned long running_max; /* most children at once */
 	unsigned long too_old;     /* sa-too-old alerts raised */
@@ -38,8 +39,14 @@ struct sinks_stats {
  * SAKEYD_DST, SAKEYD_PROTO, SAKEYD_AGE, SAKEYD_MESSAGE and PATH in its
  * environment, stdin /dev/null, stdout and stderr the daemon's stderr (so
  * what it prints lands in the daemon's log). SINKS_MAX_RUNNING run at
- * once, SINKS_MAX_QUEUED more wait; each is killed (SIGKILL) after
- * SINKS_TIMEOUT_MS. A failure is logged and counted, never fatal. After
+ * once, SINKS_MAX_QUEUED more wait; each is killed (SIGKILL, its process
+ * group) after SINKS_TIMEOUT_MS. The daemon becomes the subreaper of its
+ * descendants (PR_SET_CHILD_SUBREAPER), so it must start no child but
+ * these: when a command exits or times out, its process group and every
+ * other child of the daemon (what a command left behind: re-parented to
+ * the daemon when its parent exited, setsid or not) are killed (SIGKILL),
+ * counted (leftovers) and logged, and reaped. A failure is logged and
+ * counted, never fatal. After
  * each kernel dump (hook synced) every SA older than max_sa_age raises
  * sa-too-old, once per SA life, and with a real kernel (not kernel = sim)
  * a rise of any /proc/net/xfrm_stat counter since the last alert (or since
@@ -52,8 +59,9 @@ int sinks_new(const struct daemon_port *port, struct sinks **out);
 struct daemon_observer *sinks_observer(struct sinks *a);
 /*
  * At stop (before the loop's handles close): write the metrics file a last
- * time (sakeyd_up 0), drop queued alerts (counted, logged), send SIGTERM to
- * the commands still running and close every handle of ours. NULL: no-op.
+ * time (sakeyd_up 0), drop queued alerts (counted, logged), kill what
+ * commands left behind, send SIGTERM to the commands still running (their
+ * process groups) and close every handle of ours. NULL: no-op.
  */
 void sinks_stop(struct sinks *a);
 /* Free the state (after the loop closed). NULL: no-op. */

@@ -336,6 +336,84 @@ static void test_timeout(void **state)
 	}
 }
 
+/* The pid written in the file name (in f->dir) by a command, or 0 if not yet there. */
+static long pid_in(struct fixture *f, const char *name)
+{
+	char path[128], buf[32] = "";
+	FILE *in;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	in = fopen(path, "r");
+	if (!in)
+		return 0;
+	if (!fgets(buf, sizeof(buf), in))
+		buf[0] = '\0';
+	fclose(in);
+	return strtol(buf, NULL, 10);
+}
+
+/* Process arg is gone: dead and reaped (a zombie still has its /proc entry). */
+static bool process_gone(struct fixture *f, void *arg)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%ld", (long)(intptr_t)arg);
+	return access(path, F_OK) != 0;
+}
+
+/* A sleeper in a session of its own (setsid), left running by a command that exits 0. */
+static void test_leftover_after_exit(void **state)
+{
+	struct fixture *f = *state;
+	const struct sinks_stats *s = sinks_get_stats(f->s);
+	char body[512];
+	long pid;
+
+	snprintf(body, sizeof(body),
+		 "setsid sh -c 'echo $$ > %s/left.tmp && mv %s/left.tmp %s/left; exec sleep 30' &\n"
+		 "while [ ! -s %s/left ]; do sleep 0.01; done",
+		 f->dir, f->dir, f->dir, f->dir);
+	write_script(f, "leave", body);
+	use_command(f, "leave");
+	f->d.obs->alert(f->d.obs->self, "expire-soft", NULL, NULL, "x");
+	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
+	assert_int_equal(s->ok, 1);
+	pid = pid_in(f, "left");
+	assert_true(pid > 0);
+	/* Killed when the command exited, and reaped (no zombie): SIGKILL lands when it runs. */
+	assert_true(run_until(f, process_gone, (void *)(intptr_t)pid, 10000));
+	assert_int_equal(s->leftovers, 1);
+}
+
+/* A command that double-forks a sleeper out of its session, then runs past its time limit. */
+static void test_leftover_after_timeout(void **state)
+{
+	struct fixture *f = *state;
+	const struct sinks_stats *s = sinks_get_stats(f->s);
+	const char *want[] = { "orphan", (const char *)(uintptr_t)1 };
+	char body[512];
+	long pid;
+
+	snprintf(body, sizeof(body),
+		 "( setsid sh -c 'echo $$ > %s/orphan.tmp && mv %s/orphan.tmp %s/orphan; "
+		 "exec sleep 30' & )\n"
+		 "sleep 30",
+		 f->dir, f->dir, f->dir);
+	write_script(f, "daemonize", body);
+	/* Long enough for the orphan to write its pid under load, short for a test. */
+	sinks_set_limits(f->s, 1000, 0, 0);
+	use_command(f, "daemonize");
+	f->d.obs->alert(f->d.obs->self, "expire-hard", NULL, NULL, "x");
+	assert_true(run_until(f, files_at_least, want, 5000));
+	pid = pid_in(f, "orphan");
+	assert_true(pid > 0);
+	assert_true(run_until(f, all_done, (void *)(uintptr_t)1, 5000));
+	assert_int_equal(s->timeouts, 1);
+	assert_true(run_until(f, process_gone, (void *)(intptr_t)pid, 10000));
+	/* The orphan, and the command's own sleep 30 in its group. */
+	assert_true(s->leftovers >= 1);
+}
+
 static void test_cap_and_queue(void **state)
 {
 	struct fixture *f = *state;
@@ -623,6 +701,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_descriptors_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_sa, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_after_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_after_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cap_and_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
