@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: ISC */
 /* The control socket: sactl's line protocol, the daemon's libuv server and the client. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +111,13 @@ int ctl_parse_request(const char *buf, size_t len, struct ctl_request *out, cons
 
 /* ---- Server ---- */
 
+/* Which kind of slot a connection holds (see CTL_CONN_MAX). */
+enum slot {
+	SLOT_NONE = 0, /* not admitted (refused, or not identified yet) */
+	SLOT_ROOT,     /* uid 0 or our euid */
+	SLOT_OTHER,    /* any other uid: the shared pool */
+};
+
 struct ctl_conn {
 	uv_pipe_t pipe;
 	uv_timer_t timer;
@@ -116,18 +125,41 @@ struct ctl_conn {
 	struct ctl_conn *prev, *next;
 	uid_t uid;
 	pid_t pid;
+	enum slot slot;
 	unsigned open_handles; /* freed when both handles are closed */
 	bool answered, closing;
 	size_t len;
 	char buf[CTL_REQUEST_MAX];
 };
 
+/* Connections of one non-root uid holding a slot. */
+struct uid_slots {
+	uid_t uid;
+	unsigned n; /* 0: entry free */
+};
+
+/* Refusals of one uid (or of the uids beyond the table) since the last line logged. */
+struct refusals {
+	bool used;
+	uid_t uid;
+	uint64_t logged_at; /* uv_now() of the last line */
+	unsigned long pending; /* refused since that line */
+	char why[128];         /* the latest refusal's reason */
+};
+
+#define SHARED_SLOTS (CTL_CONN_MAX - CTL_CONN_RESERVED)
+
 struct ctl_server {
 	uv_pipe_t pipe;
+	uv_timer_t refusal_timer; /* logs the pending refusal counts when their period ends */
 	struct ctl_handlers h;
 	struct ctl_conn *conns;
 	unsigned nconns; /* accepted and not yet freed */
-	bool closing, pipe_closed, bound;
+	unsigned root_slots, other_slots; /* admitted and not closing */
+	struct uid_slots uids[SHARED_SLOTS];
+	struct refusals refused[CTL_REFUSAL_UIDS];
+	struct refusals refused_others; /* uids beyond the table, together */
+	bool closing, pipe_closed, timer_closed, bound;
 	dev_t dev;
 	ino_t ino;
 	char path[SUN_PATH_MAX];
@@ -140,7 +172,7 @@ unsigned ctl_server_connections(const struct ctl_server *srv)
 
 static void server_maybe_free(struct ctl_server *srv)
 {
-	if (srv->closing && srv->pipe_closed && srv->nconns == 0)
+	if (srv->closing && srv->pipe_closed && srv->timer_closed && srv->nconns == 0)
 		free(srv);
 }
 
@@ -149,6 +181,14 @@ static void on_server_closed(uv_handle_t *h)
 	struct ctl_server *srv = container_of((uv_pipe_t *)h, struct ctl_server, pipe);
 
 	srv->pipe_closed = true;
+	server_maybe_free(srv);
+}
+
+static void on_refusal_timer_closed(uv_handle_t *h)
+{
+	struct ctl_server *srv = container_of((uv_timer_t *)h, struct ctl_server, refusal_timer);
+
+	srv->timer_closed = true;
 	server_maybe_free(srv);
 }
 
@@ -170,11 +210,51 @@ static void on_conn_closed(uv_handle_t *h)
 	server_maybe_free(srv);
 }
 
+/* The entry of a non-root uid in the shared pool; with add, a free one if it has none. */
+static struct uid_slots *uid_slots_of(struct ctl_server *srv, uid_t uid, bool add)
+{
+	struct uid_slots *free_entry = NULL;
+
+	for (size_t i = 0; i < SHARED_SLOTS; i++) {
+		if (srv->uids[i].n && srv->uids[i].uid == uid)
+			return &srv->uids[i];
+		if (!srv->uids[i].n && !free_entry)
+			free_entry = &srv->uids[i];
+	}
+	if (!add || !free_entry)
+		return NULL;
+	free_entry->uid = uid;
+	return free_entry;
+}
+
+/* A slot is given back when the connection closes: uv_close() closes its descriptor at once. */
+static void release_slot(struct ctl_conn *conn)
+{
+	struct ctl_server *srv = conn->srv;
+	struct uid_slots *u;
+
+	switch (conn->slot) {
+	case SLOT_NONE:
+		break;
+	case SLOT_ROOT:
+		srv->root_slots--;
+		break;
+	case SLOT_OTHER:
+		srv->other_slots--;
+		u = uid_slots_of(srv, conn->uid, false);
+		assert(u && u->n > 0);
+		u->n--;
+		break;
+	}
+	conn->slot = SLOT_NONE;
+}
+
 static void conn_close(struct ctl_conn *conn)
 {
 	if (conn->closing)
 		return;
 	conn->closing = true;
+	release_slot(conn);
 	uv_close((uv_handle_t *)&conn->pipe, on_conn_closed);
 	uv_close((uv_handle_t *)&conn->timer, on_conn_closed);
 }
@@ -210,8 +290,9 @@ static void answer(struct ctl_conn *conn, bool ok, const char *fmt, ...)
 	if (n < 0 || (size_t)n > sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
+	/* A refused peer that went away is not worth a line: refusals have their own. */
 	if (uv_fileno((uv_handle_t *)&conn->pipe, &fd) == 0 &&
-	    send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	    send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && conn->slot != SLOT_NONE)
 		log_debug("control connection of pid %ld: %s", (long)conn->pid, strerror(errno));
 	conn_close(conn);
 }
@@ -313,6 +394,161 @@ static void on_timeout(uv_timer_t *t)
 	answer(conn, false, "timeout: no request within %d ms", CTL_TIMEOUT_MS);
 }
 
+/* ---- Slots and refusals ---- */
+
+static void log_refusal_summary(struct ctl_server *srv, struct refusals *r, uint64_t now)
+{
+	unsigned long long secs = (now - r->logged_at + 500) / 1000;
+
+	if (r == &srv->refused_others)
+		log_warn("refused %lu control connection%s of other uids in %llu s: %s", r->pending,
+			 r->pending == 1 ? "" : "s", secs, r->why);
+	else
+		log_warn("refused %lu control connection%s of uid %lu in %llu s: %s", r->pending,
+			 r->pending == 1 ? "" : "s", (unsigned long)r->uid, secs, r->why);
+	r->logged_at = now;
+	r->pending = 0;
+}
+
+static void on_refusal_timer(uv_timer_t *t);
+
+/*
+ * Logs the pending counts whose period is over (all of them with all), and
+ * sets the timer for the next one due.
+ */
+static void flush_refusals(struct ctl_server *srv, bool all)
+{
+	uint64_t now = uv_now(srv->pipe.loop), next = UINT64_MAX;
+
+	for (size_t i = 0; i <= CTL_REFUSAL_UIDS; i++) {
+		struct refusals *r = i < CTL_REFUSAL_UIDS ? &srv->refused[i] : &srv->refused_others;
+
+		if (!r->used || !r->pending)
+			continue;
+		if (all || now - r->logged_at >= CTL_REFUSAL_LOG_MS)
+			log_refusal_summary(srv, r, now);
+		else if (r->logged_at + CTL_REFUSAL_LOG_MS < next)
+			next = r->logged_at + CTL_REFUSAL_LOG_MS;
+	}
+	if (all || srv->closing)
+		return;
+	if (next == UINT64_MAX)
+		uv_timer_stop(&srv->refusal_timer);
+	else
+		uv_timer_start(&srv->refusal_timer, on_refusal_timer, next - now, 0);
+}
+
+static void on_refusal_timer(uv_timer_t *t)
+{
+	struct ctl_server *srv = container_of(t, struct ctl_server, refusal_timer);
+
+	flush_refusals(srv, false);
+}
+
+/* The refusal record of uid: its own, a free or spent one, or the shared one of the others. */
+static struct refusals *refusals_of(struct ctl_server *srv, uid_t uid, uint64_t now)
+{
+	struct refusals *spare = NULL;
+
+	for (size_t i = 0; i < CTL_REFUSAL_UIDS; i++) {
+		struct refusals *r = &srv->refused[i];
+
+		if (r->used && r->uid == uid)
+			return r;
+		/* A record with nothing to report and its period over may be reused. */
+		if (!spare &&
+		    (!r->used || (!r->pending && now - r->logged_at >= CTL_REFUSAL_LOG_MS)))
+			spare = r;
+	}
+	if (!spare)
+		return &srv->refused_others;
+	spare->used = false;
+	spare->uid = uid;
+	return spare;
+}
+
+/*
+ * Counts a refusal: the first of a period is logged at once, the others are
+ * summed up when the period ends (flush_refusals), so a client that
+ * reconnects in a loop costs one line per CTL_REFUSAL_LOG_MS, not one per try.
+ */
+static void note_refusal(struct ctl_server *srv, const struct ctl_conn *conn, const char *why)
+{
+	uint64_t now = uv_now(srv->pipe.loop);
+	struct refusals *r = refusals_of(srv, conn->uid, now);
+
+	if (!r->used || (!r->pending && now - r->logged_at >= CTL_REFUSAL_LOG_MS)) {
+		r->used = true;
+		r->logged_at = now;
+		r->pending = 0;
+		if (r == &srv->refused_others)
+			log_warn("refused a control connection of uid %lu (pid %ld): %s; refusals "
+				 "of uids beyond the %d counted apart are summed up together "
+				 "every %d s",
+				 (unsigned long)conn->uid, (long)conn->pid, why, CTL_REFUSAL_UIDS,
+				 CTL_REFUSAL_LOG_MS / 1000);
+		else
+			log_warn("refused a control connection of uid %lu (pid %ld): %s; further "
+				 "refusals of uid %lu are summed up every %d s",
+				 (unsigned long)conn->uid, (long)conn->pid, why,
+				 (unsigned long)conn->uid, CTL_REFUSAL_LOG_MS / 1000);
+		return;
+	}
+	r->pending++;
+	snprintf(r->why, sizeof(r->why), "%s", why);
+	flush_refusals(srv, false);
+}
+
+/*
+ * Gives the identified peer a slot (see CTL_CONN_MAX), or answers it "error
+ * busy: <why>", closes it and counts the refusal. Returns whether it got one.
+ */
+static bool admit(struct ctl_conn *conn)
+{
+	struct ctl_server *srv = conn->srv;
+	unsigned used = srv->root_slots + srv->other_slots;
+	struct uid_slots *u;
+	char why[128];
+
+	if (peer_may_mutate(conn)) {
+		if (used < CTL_CONN_MAX) {
+			conn->slot = SLOT_ROOT;
+			srv->root_slots++;
+			return true;
+		}
+		/* Only root's own connections can fill the reserve. */
+		snprintf(why, sizeof(why), "all %d connections are in use, %u of them root's",
+			 CTL_CONN_MAX, srv->root_slots);
+		note_refusal(srv, conn, why);
+		answer(conn, false, "busy: all %d control connections are in use (%u by root); "
+				    "try again when one of them is done",
+		       CTL_CONN_MAX, srv->root_slots);
+		return false;
+	}
+	u = uid_slots_of(srv, conn->uid, true);
+	if (u && u->n >= CTL_CONN_PER_UID) {
+		snprintf(why, sizeof(why), "per-uid limit %d", CTL_CONN_PER_UID);
+		note_refusal(srv, conn, why);
+		answer(conn, false, "busy: uid %lu already has %d control connections open (the "
+				    "limit per user); close one and try again",
+		       (unsigned long)conn->uid, CTL_CONN_PER_UID);
+		return false;
+	}
+	if (!u || srv->other_slots >= SHARED_SLOTS || used >= CTL_CONN_MAX) {
+		snprintf(why, sizeof(why), "the %d connections open to non-root users are in use",
+			 SHARED_SLOTS);
+		if (used >= CTL_CONN_MAX && srv->other_slots < SHARED_SLOTS)
+			snprintf(why, sizeof(why), "all %d connections are in use", CTL_CONN_MAX);
+		note_refusal(srv, conn, why);
+		answer(conn, false, "busy: %s; try again later", why);
+		return false;
+	}
+	conn->slot = SLOT_OTHER;
+	srv->other_slots++;
+	u->n++;
+	return true;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct ctl_server *srv = container_of((uv_pipe_t *)server, struct ctl_server, pipe);
@@ -351,11 +587,7 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_close(conn);
 		return;
 	}
-	if (srv->nconns > CTL_CONN_MAX) {
-		log_warn("more than %d control connections at once; refusing one", CTL_CONN_MAX);
-		answer(conn, false, "busy: too many control connections, try again");
-		return;
-	}
+	/* Who it is first: the slots it may take depend on it. */
 	if (uv_fileno((uv_handle_t *)&conn->pipe, &fd) ||
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen)) {
 		log_err("SO_PEERCRED on a control connection: %s", strerror(errno));
@@ -364,6 +596,8 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	conn->uid = cred.uid;
 	conn->pid = cred.pid;
+	if (!admit(conn))
+		return;
 	ret = uv_timer_start(&conn->timer, on_timeout, CTL_TIMEOUT_MS, 0);
 	if (!ret)
 		ret = uv_read_start((uv_stream_t *)&conn->pipe, on_alloc, on_read);
@@ -569,13 +803,15 @@ int ctl_server_start(uv_loop_t *loop, const char *path, const struct ctl_handler
 		free(srv);
 		return ret;
 	}
+	/* Cannot fail (libuv: uv_timer_init only fills the handle in). */
+	uv_timer_init(loop, &srv->refusal_timer);
 	ret = uv_pipe_open(&srv->pipe, fd);
 	if (ret) {
 		log_err("uv_pipe_open: %s", uv_strerror(ret));
 		close(fd);
 		goto cleanup;
 	}
-	ret = uv_listen((uv_stream_t *)&srv->pipe, CTL_CONN_MAX, on_connection);
+	ret = uv_listen((uv_stream_t *)&srv->pipe, CTL_BACKLOG, on_connection);
 	if (ret) {
 		log_err("listen on %s: %s", path, uv_strerror(ret));
 		goto cleanup;
@@ -601,7 +837,10 @@ void ctl_server_close(struct ctl_server *srv)
 		unlink(srv->path);
 	for (struct ctl_conn *conn = srv->conns; conn; conn = conn->next)
 		conn_close(conn);
+	/* The counts not logged yet, so that none is lost. */
+	flush_refusals(srv, true);
 	uv_close((uv_handle_t *)&srv->pipe, on_server_closed);
+	uv_close((uv_handle_t *)&srv->refusal_timer, on_refusal_timer_closed);
 }
 
 /* ---- Client ---- */
@@ -624,7 +863,7 @@ int ctl_call(const char *path, const char *request, char *reply, size_t len)
 	char line[CTL_REQUEST_MAX + 1], answer_buf[CTL_REPLY_MAX + 1];
 	struct sockaddr_un sa;
 	size_t got = 0, sent = 0;
-	int fd = -1, ret, n;
+	int fd = -1, ret, n, send_err = 0;
 	char *nl;
 
 	reply[0] = '\0';
@@ -670,6 +909,16 @@ int ctl_call(const char *path, const char *request, char *reply, size_t len)
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		/*
+		 * The daemon closed before reading the request: it refused the
+		 * connection, and its answer ("error busy: ...") may be waiting in
+		 * our receive queue, which outlives the peer (af_unix.c:
+		 * unix_stream_read_generic reads the queue before the error).
+		 */
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			send_err = errno;
+			break;
+		}
 		if (w < 0) {
 			ret = fail(reply, len, -errno, "sending to sakeyd at %s: %s", path,
 				   strerror(errno));
@@ -687,6 +936,11 @@ int ctl_call(const char *path, const char *request, char *reply, size_t len)
 				   CTL_CLIENT_TIMEOUT_MS / 1000, path);
 			goto cleanup;
 		}
+		/* A daemon that closed with our request unread resets; its answer is read first. */
+		if (r < 0 && errno == ECONNRESET) {
+			send_err = send_err ? send_err : errno;
+			break;
+		}
 		if (r < 0) {
 			ret = fail(reply, len, -errno, "reading from sakeyd at %s: %s", path,
 				   strerror(errno));
@@ -698,6 +952,13 @@ int ctl_call(const char *path, const char *request, char *reply, size_t len)
 	}
 	answer_buf[got] = '\0';
 	nl = memchr(answer_buf, '\n', got);
+	if (!nl && send_err) {
+		ret = fail(reply, len, -send_err,
+			   "sakeyd at %s closed the connection without reading the request or "
+			   "answering (%s); its log says why (e.g. too many control connections)",
+			   path, strerror(send_err));
+		goto cleanup;
+	}
 	if (!nl) {
 		ret = fail(reply, len, -EPROTO, "sakeyd at %s closed the connection without answering",
 			   path);

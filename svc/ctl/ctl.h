@@ -27,10 +27,43 @@
 #define CTL_REPLY_MAX 512
 /* Longest text a handler may put after "ok " / "error ". */
 #define CTL_MSG_MAX 400
-/* A connection that has not sent its request within this time is answered and closed. */
+/*
+ * A connection that has not sent its whole request within this time of its
+ * accept() is answered and closed; data trickling in does not extend it, so
+ * an idle or slow client holds a slot for at most this long.
+ */
 #define CTL_TIMEOUT_MS 2000
-/* Connections served at once; more are answered "error busy" and closed. */
+/*
+ * Connection slots. The peer is identified (SO_PEERCRED) before it gets one;
+ * a peer refused a slot is answered "error busy: <why>" and closed. A
+ * well-behaved client holds a slot for the milliseconds of one request; only
+ * idle or slow clients hold one longer (CTL_TIMEOUT_MS at most).
+ *
+ * - CTL_CONN_MAX slots in all (fds and memory stay small).
+ * - CTL_CONN_RESERVED of them only for the peers that may mutate (uid 0 and
+ *   the daemon's own euid, "root" below): root may use any free slot, the
+ *   others together at most CTL_CONN_MAX - CTL_CONN_RESERVED = 12. So
+ *   however many connections the socket's group holds, root finds a slot
+ *   unless root itself holds every one. Four: root's requests are sactl
+ *   reload / reconcile from a person or a configuration run, one or two at
+ *   once, served one at a time by synchronous handlers.
+ * - CTL_CONN_PER_UID per non-root uid: a monitoring agent needs one at a
+ *   time, four allow a few parallel checks, and one uid cannot take the
+ *   whole shared pool (it takes three uids to fill its 12).
+ */
 #define CTL_CONN_MAX 16
+#define CTL_CONN_RESERVED 4
+#define CTL_CONN_PER_UID 4
+/*
+ * Refusals are logged at most once per uid per this period: the first at
+ * once, the rest summed up in one line ("refused 312 control connections of
+ * uid 1000 in 10 s: ...") when the period is over. Up to CTL_REFUSAL_UIDS
+ * uids are counted apart; beyond them, the others are counted together.
+ */
+#define CTL_REFUSAL_LOG_MS 10000
+#define CTL_REFUSAL_UIDS 16
+/* The listen(2) backlog: well above the slots, so connect() does not wait behind a burst. */
+#define CTL_BACKLOG 128
 /* How long ctl_call() waits for the daemon's answer (a reload reads the config and secrets). */
 #define CTL_CLIENT_TIMEOUT_MS 30000
 
@@ -83,8 +116,9 @@ struct ctl_server;
  * mode 0660. Mutating requests are served only to peers (SO_PEERCRED) of uid
  * 0 or of our own effective uid: that user can signal the daemon anyway, and
  * it lets an unprivileged daemon (kernel = sim, tests) be driven by its
- * owner. h is copied. Every refusal is logged with the fix. On success *out
- * is the server, to be released with ctl_server_close(). Returns 0 or -errno
+ * owner. Connection slots are shared as CTL_CONN_MAX above says. h is
+ * copied. Every refusal is logged with the fix. On success *out is the
+ * server, to be released with ctl_server_close(). Returns 0 or -errno
  * (-ENAMETOOLONG, -ENOTDIR, -EPERM for an unsafe directory, -EEXIST for a
  * non-socket file, -EADDRINUSE when another process listens, or uv's error).
  */
@@ -96,7 +130,7 @@ int ctl_server_start(uv_loop_t *loop, const char *path, const struct ctl_handler
  * must run on until they have run. NULL is a no-op.
  */
 void ctl_server_close(struct ctl_server *srv);
-/* Connections open now (for tests and the connection cap). */
+/* Connections accepted and not yet freed (closing ones included; for tests). */
 unsigned ctl_server_connections(const struct ctl_server *srv);
 
 /*
@@ -106,8 +140,11 @@ unsigned ctl_server_connections(const struct ctl_server *srv);
  * answered "error ...": reply then holds the line without its newline. Any
  * other -errno is a local failure and reply holds a sentence that says what
  * to do ("sakeyd is not running (no control socket at PATH)", "permission
- * denied: run as root", ...). reply is always NUL-terminated (len >= 1),
- * truncated to len bytes.
+ * denied: run as root", ...). A daemon that refuses a connection answers
+ * and closes it before reading the request, so sending may fail with EPIPE:
+ * the answer is read all the same ("error busy: ..."); without one, the
+ * result is -EPIPE (or -ECONNRESET) with a sentence saying so. No SIGPIPE is
+ * raised. reply is always NUL-terminated (len >= 1), truncated to len bytes.
  */
 int ctl_call(const char *path, const char *request, char *reply, size_t len);
 

@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -164,13 +167,27 @@ static int setup(void **state)
 	return 0;
 }
 
+/* A handle a test left open (it failed before closing its server): closed here, and counted. */
+static void close_left_open(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h)) {
+		(*(int *)arg)++;
+		uv_close(h, NULL);
+	}
+}
+
 static int teardown(void **state)
 {
 	struct fix *f = *state;
 	char cmd[128];
+	int left_open = 0;
 
 	/* Every handle closed, every connection freed (ASan checks the memory). */
+	uv_run(&f->loop, UV_RUN_NOWAIT);
+	/* A server left open would make the loop run forever: a failure, not a hang. */
+	uv_walk(&f->loop, close_left_open, &left_open);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
+	assert_int_equal(left_open, 0);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	assert_int_equal(system(cmd), 0);
@@ -531,7 +548,9 @@ static void test_connection_cap(void **state)
 	assert_int_equal(read(fds[0], &r, sizeof(r)), (ssize_t)sizeof(r));
 	close(fds[0]);
 	assert_int_equal(r.ret, 0);
-	assert_string_equal(r.reply, "error busy: too many control connections, try again\n");
+	/* Root (the test runs as root or as the server's euid) may take every slot, no more. */
+	assert_string_equal(r.reply, "error busy: all 16 control connections are in use (16 by "
+				     "root); try again when one of them is done\n");
 	ctl_server_close(srv);
 }
 
@@ -611,6 +630,405 @@ static void test_authorisation(void **state)
 	assert_int_equal(r.ret, 0);
 	assert_int_equal(f->reloads, 1);
 	ctl_server_close(srv);
+}
+
+/* ---- Slots: root's reserve, the per-uid cap, the idle timeout, the refusal log ---- */
+
+/* What a process of another uid saw of its idle connections. */
+struct hog_report {
+	int err;            /* 0, or -errno of the step in what */
+	char what[64];
+	int held;           /* of its connections, those not refused at once */
+	char refusal[CTL_REPLY_MAX]; /* the answer to a refused one */
+	int still_held;     /* of the held ones, those still open when told to go on */
+	char timeout[CTL_REPLY_MAX]; /* what a held one got in the end */
+	int held_again;     /* after the timeout: of CTL_CONN_PER_UID new ones, those held */
+};
+
+struct hog {
+	pid_t pid;
+	int report, go; /* its reports to us; our "go on" to it */
+};
+
+static void hog_fail(struct hog_report *r, const char *what)
+{
+	r->err = -errno;
+	snprintf(r->what, sizeof(r->what), "%s", what);
+}
+
+/*
+ * Opens n idle connections, then one more as a barrier: the server accepts
+ * in order, so when the barrier is answered every one before it has been
+ * admitted or refused (and a refused one answered). Returns how many of the
+ * n are held (not answered); a refusal's text goes to refusal.
+ */
+static int open_idle(const char *path, int *fds, int n, char *refusal, size_t len,
+		     struct hog_report *r)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	char buf[CTL_REPLY_MAX];
+	int barrier, held = 0;
+
+	for (int i = 0; i < n; i++) {
+		fds[i] = raw_connect(path);
+		if (fds[i] < 0) {
+			hog_fail(r, "connect");
+			return -1;
+		}
+	}
+	barrier = raw_connect(path);
+	if (barrier < 0) {
+		hog_fail(r, "connect (barrier)");
+		return -1;
+	}
+	read_all(barrier, buf, sizeof(buf));
+	close(barrier);
+	for (int i = 0; i < n; i++) {
+		pfd.fd = fds[i];
+		if (poll(&pfd, 1, 0) == 0) {
+			held++;
+			continue;
+		}
+		read_all(fds[i], refusal, len);
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	return held;
+}
+
+static void hog_body(const char *path, uid_t uid, int n, bool again, int report, int go)
+{
+	struct hog_report r = { 0 };
+	struct pollfd pfd = { .events = POLLIN };
+	int fds[64], more[CTL_CONN_PER_UID];
+	char byte;
+
+	/* The socket's group lets it in, as an operator's group would. */
+	if (setgroups(0, NULL) || setgid(NOBODY) || setuid(uid)) {
+		hog_fail(&r, "drop privileges");
+		goto out;
+	}
+	r.held = open_idle(path, fds, n, r.refusal, sizeof(r.refusal), &r);
+	if (r.held < 0)
+		goto out;
+	if (write(report, &r, sizeof(r)) != (ssize_t)sizeof(r) || read(go, &byte, 1) != 1)
+		_exit(3);
+	for (int i = 0; i < n; i++) {
+		pfd.fd = fds[i];
+		if (fds[i] >= 0 && poll(&pfd, 1, 0) == 0)
+			r.still_held++;
+	}
+	if (!again)
+		goto out;
+	/* Idle connections do not keep their slots: each is answered and closed in the end. */
+	for (int i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		read_all(fds[i], r.timeout, sizeof(r.timeout));
+		close(fds[i]);
+		fds[i] = -1;
+	}
+	r.held_again = open_idle(path, more, CTL_CONN_PER_UID, r.refusal, sizeof(r.refusal), &r);
+	for (int i = 0; i < CTL_CONN_PER_UID; i++)
+		if (r.held_again > 0 && more[i] >= 0)
+			close(more[i]);
+out:
+	for (int i = 0; i < n && r.held >= 0 && !again; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	_exit(write(report, &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 3);
+}
+
+/* Starts a hog of uid with n connections; returns its first report. */
+static void hog_start(struct hog *h, const char *path, uid_t uid, int n, bool again,
+		      struct hog_report *r)
+{
+	int rep[2], go[2];
+
+	assert_true(n <= 64);
+	assert_int_equal(pipe(rep), 0);
+	assert_int_equal(pipe(go), 0);
+	h->pid = fork();
+	assert_true(h->pid >= 0);
+	if (h->pid == 0) {
+		close(rep[0]);
+		close(go[1]);
+		hog_body(path, uid, n, again, rep[1], go[0]);
+	}
+	close(rep[1]);
+	close(go[0]);
+	h->report = rep[0];
+	h->go = go[1];
+	memset(r, 0, sizeof(*r));
+	if (read(h->report, r, sizeof(*r)) != (ssize_t)sizeof(*r)) {
+		r->err = -EPROTO;
+		snprintf(r->what, sizeof(r->what), "no report from the hog of uid %u",
+			 (unsigned)uid);
+	}
+}
+
+/* Tells the hog to go on and returns its last report. */
+static void hog_finish(struct hog *h, struct hog_report *r)
+{
+	int status;
+
+	memset(r, 0, sizeof(*r));
+	if (write(h->go, "g", 1) != 1 || read(h->report, r, sizeof(*r)) != (ssize_t)sizeof(*r)) {
+		r->err = -EPROTO;
+		snprintf(r->what, sizeof(r->what), "no last report");
+	}
+	waitpid(h->pid, &status, 0);
+	close(h->report);
+	close(h->go);
+}
+
+#define HOGS 40
+#define HOG_UIDS 4
+
+struct slots_result {
+	int err;
+	char what[64];
+	struct hog_report first[HOG_UIDS], last[HOG_UIDS];
+	int reloads_ok;
+	char reload_reply[CTL_REPLY_MAX + 64];
+};
+
+static const uid_t hog_uids[HOG_UIDS] = { NOBODY, NOBODY - 1, NOBODY - 2, NOBODY - 3 };
+/* uid 65534 holds 40, two others 4 each (the 12 shared slots are full), a fourth tries 2. */
+static const int hog_conns[HOG_UIDS] = { HOGS, CTL_CONN_PER_UID, CTL_CONN_PER_UID, 2 };
+
+/* Runs in a child of the test (as root) while the parent serves the loop. */
+static void slots_body(const char *path, struct slots_result *res)
+{
+	struct hog hogs[HOG_UIDS];
+
+	for (int i = 0; i < HOG_UIDS; i++)
+		hog_start(&hogs[i], path, hog_uids[i], hog_conns[i], i == 0, &res->first[i]);
+	/* Root, while the others hold every slot they may. */
+	for (int i = 0; i < 5; i++) {
+		int ret = ctl_call(path, "reload", res->reload_reply, sizeof(res->reload_reply));
+
+		res->reloads_ok += ret == 0;
+	}
+	for (int i = HOG_UIDS - 1; i >= 0; i--)
+		hog_finish(&hogs[i], &res->last[i]);
+}
+
+/* Refusals of uid that the log counted: its lines and the sum of their counts. */
+static void count_refusals(const char *log, uid_t uid, int *lines, unsigned long *refused)
+{
+	char once[64], summed[64];
+	const char *p;
+
+	snprintf(once, sizeof(once), "refused a control connection of uid %u ", (unsigned)uid);
+	snprintf(summed, sizeof(summed), " of uid %u in ", (unsigned)uid);
+	*lines = 0;
+	*refused = 0;
+	for (p = log; (p = strstr(p, "refused ")); p++) {
+		const char *eol = strchr(p, '\n');
+		const char *of = strstr(p, summed);
+		unsigned long n;
+
+		if (!strncmp(p, once, strlen(once))) {
+			(*lines)++;
+			(*refused)++;
+		} else if (of && (!eol || of < eol) &&
+			   sscanf(p, "refused %lu control connection", &n) == 1) {
+			(*lines)++;
+			*refused += n;
+		}
+	}
+}
+
+static void test_slots(void **state)
+{
+	struct fix *f = *state;
+	struct ctl_server *srv;
+	struct slots_result r = { 0 };
+	char logpath[96], log[16384];
+	int fds[2], status, saved_err, logfd, lines;
+	unsigned long refused;
+	double t0;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		print_message("SKIPPED: the slots test runs clients of other uids and needs root\n");
+		skip();
+	}
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	srv = start(f);
+	assert_int_equal(chown(f->rundir, 0, NOBODY), 0);
+	assert_int_equal(chown(f->sock, 0, NOBODY), 0);
+	/* The server's log, to count its refusal lines. */
+	snprintf(logpath, sizeof(logpath), "%s/log", f->dir);
+	logfd = open(logpath, O_CREAT | O_RDWR | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(logfd >= 0);
+	fflush(stderr);
+	saved_err = dup(2);
+	assert_int_equal(dup2(logfd, 2), 2);
+
+	t0 = now_s();
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct slots_result res = { 0 };
+
+		dup2(saved_err, 2);
+		close(fds[0]);
+		slots_body(f->sock, &res);
+		_exit(write(fds[1], &res, sizeof(res)) == (ssize_t)sizeof(res) ? 0 : 1);
+	}
+	close(fds[1]);
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	ctl_server_close(srv); /* logs the counts still pending */
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	fflush(stderr);
+	dup2(saved_err, 2);
+	close(saved_err);
+	memset(log, 0, sizeof(log));
+	assert_true(pread(logfd, log, sizeof(log) - 1, 0) >= 0);
+	close(logfd);
+	fputs(log, stderr);
+	assert_int_equal(read(fds[0], &r, sizeof(r)), (ssize_t)sizeof(r));
+	close(fds[0]);
+	assert_true(WIFEXITED(status));
+	for (int i = 0; i < HOG_UIDS; i++) {
+		if (r.first[i].err || r.last[i].err)
+			print_message("hog %d: %s / %s: %s\n", i, r.first[i].what, r.last[i].what,
+				      strerror(-(r.first[i].err ? r.first[i].err : r.last[i].err)));
+		assert_int_equal(r.first[i].err, 0);
+		assert_int_equal(r.last[i].err, 0);
+	}
+
+	/* Root's reloads all served while the others held every slot they could. */
+	print_message("reloads: %d of 5 ok, last answer '%s'\n", r.reloads_ok, r.reload_reply);
+	assert_int_equal(r.reloads_ok, 5);
+	assert_string_equal(r.reload_reply, "ok reloaded /etc/sakeyd/sakeyd.conf (2 links)");
+	assert_int_equal(f->reloads, 5);
+
+	/* 65534: 4 of its 40 held; the rest told why. */
+	assert_int_equal(r.first[0].held, CTL_CONN_PER_UID);
+	assert_string_equal(r.first[0].refusal,
+			    "error busy: uid 65534 already has 4 control connections open (the "
+			    "limit per user); close one and try again\n");
+	assert_int_equal(r.first[1].held, CTL_CONN_PER_UID);
+	assert_int_equal(r.first[2].held, CTL_CONN_PER_UID);
+	/* The shared pool is full: a fourth uid gets nothing, root still does. */
+	assert_int_equal(r.first[3].held, 0);
+	assert_string_equal(r.first[3].refusal, "error busy: the 12 connections open to non-root "
+						"users are in use; try again later\n");
+	/* The reloads ran while they were held (else the test proved nothing). */
+	for (int i = 0; i < HOG_UIDS; i++)
+		assert_int_equal(r.last[i].still_held, r.first[i].held);
+	/* An idle connection is closed after CTL_TIMEOUT_MS and its slot is free again. */
+	assert_string_equal(r.last[0].timeout, "error timeout: no request within 2000 ms\n");
+	assert_int_equal(r.last[0].held_again, CTL_CONN_PER_UID);
+
+	/*
+	 * Refusals (each hog's barrier included): 65534 36 + 1, + 1 after the
+	 * timeout; 65533 and 65532 1 each; 65531 2 + 1. Each uid: the first at
+	 * once, the rest in one line per CTL_REFUSAL_LOG_MS (the last at close).
+	 */
+	{
+		static const unsigned long want[HOG_UIDS] = { HOGS - CTL_CONN_PER_UID + 2, 1, 1, 3 };
+		int max_lines = 2 + (int)((now_s() - t0) * 1000 / CTL_REFUSAL_LOG_MS);
+
+		for (int i = 0; i < HOG_UIDS; i++) {
+			count_refusals(log, hog_uids[i], &lines, &refused);
+			print_message("uid %u: %lu refusals in %d lines (at most %d)\n",
+				      (unsigned)hog_uids[i], refused, lines, max_lines);
+			assert_int_equal(refused, want[i]);
+			assert_true(lines >= 1 && lines <= max_lines);
+		}
+		assert_non_null(strstr(log, "refused 37 control connections of uid 65534 in "));
+		assert_non_null(strstr(log, ": per-uid limit 4\n"));
+	}
+}
+
+/*
+ * The client's send() waits, while fake_send_wait_hup is set, until the peer
+ * has closed: so sactl's request meets EPIPE as when a busy daemon refused
+ * it between connect() and send(). It overrides libc's send() for this
+ * program (ctl.c's calls included).
+ */
+static bool fake_send_wait_hup;
+
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	if (fake_send_wait_hup) {
+		struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+
+		for (int i = 0; i < 500 && !(pfd.revents & (POLLHUP | POLLRDHUP)); i++)
+			poll(&pfd, 1, 10);
+	}
+	return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+}
+
+/* A fake daemon: accepts one connection, writes answer (may be empty) and closes. */
+static void epipe_case(struct fix *f, const char *answer_line, struct result *r)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd, cfd, fds[2], status;
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct result res = { 0 };
+
+		close(fds[0]);
+		close(lfd);
+		fake_send_wait_hup = true;
+		res.ret = ctl_call(f->sock, "reload", res.reply, sizeof(res.reply));
+		_exit(write(fds[1], &res, sizeof(res)) == (ssize_t)sizeof(res) ? 0 : 1);
+	}
+	close(fds[1]);
+	cfd = accept(lfd, NULL, NULL);
+	assert_true(cfd >= 0);
+	if (answer_line[0])
+		assert_int_equal(write(cfd, answer_line, strlen(answer_line)),
+				 (ssize_t)strlen(answer_line));
+	close(cfd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* Not killed by SIGPIPE. */
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(read(fds[0], r, sizeof(*r)), (ssize_t)sizeof(*r));
+	close(fds[0]);
+	close(lfd);
+	unlink(f->sock);
+}
+
+static void test_client_epipe(void **state)
+{
+	struct fix *f = *state;
+	struct result r;
+	char want[256];
+
+	assert_int_equal(mkdir(f->rundir, 0750), 0);
+	/* The daemon refused before reading the request: its answer is still read. */
+	epipe_case(f, "error busy: uid 1000 already has 4 control connections open\n", &r);
+	assert_int_equal(r.ret, -EREMOTEIO);
+	assert_string_equal(r.reply, "error busy: uid 1000 already has 4 control connections open");
+
+	/* No answer at all: a sentence that says so, and -EPIPE. */
+	epipe_case(f, "", &r);
+	assert_int_equal(r.ret, -EPIPE);
+	snprintf(want, sizeof(want),
+		 "sakeyd at %s closed the connection without reading the request or answering "
+		 "(Broken pipe); its log says why (e.g. too many control connections)",
+		 f->sock);
+	assert_string_equal(r.reply, want);
 }
 
 /* ---- Start-up checks ---- */
@@ -763,6 +1181,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_with_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_authorisation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_epipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_directory_checks, setup, teardown),
