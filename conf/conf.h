@@ -225,4 +225,40 @@ bool conf_fs_is_remote(long f_type);
 /* Name of such a file system ("nfs", "cifs", ...), or NULL if not one. */
 const char *conf_fs_remote_name(long f_type);
 
+/* ---- OpenSSL's secure heap (secheap.c) ---- */
+
+/*
+ * Copies of every link's secret the daemon can hold at once: the running
+ * configuration, a reload deferred until the running pass ends, and the
+ * reload being read (svc/daemon/daemon.c: daemon_reload).
+ */
+#define CONF_SECRET_COPIES 3
+/* The heap's smallest block (CRYPTO_secure_malloc_init's minsize): one secret. */
+#define CONF_SECURE_MINSIZE 32
+/* Room beyond the secrets: keying material derived per SA (ROT_KEYMAT_MAX, a few at once). */
+#define CONF_SECURE_WORK (64 * 1024)
+
+/*
+ * Bytes of secure heap for links links (capped at CONF_LINKS_MAX): their
+ * secrets held CONF_SECRET_COPIES times in the heap's blocks (powers of two,
+ * mem_sec.c: sh_malloc) plus CONF_SECURE_WORK, rounded up to the power of
+ * two OpenSSL demands (mem_sec.c: sh_init). 8 MiB for CONF_LINKS_MAX.
+ */
+size_t conf_secure_heap_size(size_t links);
+/* How many links' secrets a heap of size bytes holds CONF_SECRET_COPIES times. */
+size_t conf_secure_heap_links(size_t size);
+/*
+ * Makes OpenSSL's secure heap of size bytes (a power of two, at least 128):
+ * CRYPTO_secure_malloc_init. Returns 0, -EPERM if it is made but could not
+ * be locked in memory (RLIMIT_MEMLOCK), -EINVAL (size), -ENOMEM (not made:
+ * secure allocations then come from the ordinary heap).
+ */
+int conf_secure_heap_init(size_t size);
+/* len zeroed bytes of the secure heap, NULL (counted) if it has no room. */
+void *conf_secure_alloc(size_t len);
+/* Failed conf_secure_alloc() calls since the start: tells a full heap from other ENOMEMs. */
+unsigned long conf_secure_heap_failures(void);
+/* Why a secure allocation failed, for a message: the heap's use, its size and the fix. Returns buf. */
+char *conf_secure_heap_why(char *buf, size_t size);
+
 #endif
