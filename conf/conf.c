@@ -1437,7 +1437,8 @@ int conf_load(const char *path, struct config **out, struct conf_diag *diag)
 	return load(path, false, 0, NULL, out, diag);
 }
 
-int conf_load_daemon(const char *path, uid_t euid, struct config **out, struct conf_diag *diag)
+int conf_load_daemon(const char *path, uid_t euid, void (*before_secrets)(const struct config *),
+		     struct config **out, struct conf_diag *diag)
 {
 	struct config *cfg = NULL;
 	int untrusted = 0, ret, err;
@@ -1449,6 +1450,8 @@ int conf_load_daemon(const char *path, uid_t euid, struct config **out, struct c
 	ret = untrusted;
 	err = conf_check_files(cfg, euid, diag);
 	ret = ret ? ret : err;
+	if (before_secrets)
+		before_secrets(cfg);
 	err = conf_load_secrets(cfg, euid, diag);
 	ret = ret ? ret : err;
 	if (ret) {

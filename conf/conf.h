@@ -205,9 +205,11 @@ int conf_load(const char *path, struct config **out, struct conf_diag *diag);
  * and every secret file good (conf_load_secrets(), with euid). Every step
  * that can run does, so diag lists every refusal, not the first one. On
  * success *out is a new config with its secrets, for conf_free(). Returns 0
- * or the first error.
+ * or the first error. before_secrets, if not NULL, runs on the parsed config
+ * just before its secrets are read (start-up: the secure heap they go to).
  */
-int conf_load_daemon(const char *path, uid_t euid, struct config **out, struct conf_diag *diag);
+int conf_load_daemon(const char *path, uid_t euid, void (*before_secrets)(const struct config *),
+		     struct config **out, struct conf_diag *diag);
 /* Frees a config, wiping and releasing every link's secret. NULL is a no-op. */
 void conf_free(struct config *cfg);
 
@@ -279,5 +281,41 @@ int conf_check_files(const struct config *cfg, uid_t euid, struct conf_diag *dia
 bool conf_fs_is_remote(long f_type);
 /* Name of such a file system ("nfs", "overlayfs", ...), or NULL if not one. */
 const char *conf_fs_remote_name(long f_type);
+
+/* ---- OpenSSL's secure heap (secheap.c) ---- */
+
+/*
+ * Copies of every link's secret the daemon can hold at once: the running
+ * configuration, a reload deferred until the running pass ends, and the
+ * reload being read (svc/daemon/daemon.c: daemon_reload).
+ */
+#define CONF_SECRET_COPIES 3
+/* The heap's smallest block (CRYPTO_secure_malloc_init's minsize): one secret. */
+#define CONF_SECURE_MINSIZE 32
+/* Room beyond the secrets: keying material derived per SA (ROT_KEYMAT_MAX, a few at once). */
+#define CONF_SECURE_WORK (64 * 1024)
+
+/*
+ * Bytes of secure heap for links links (capped at CONF_LINKS_MAX): their
+ * secrets held CONF_SECRET_COPIES times in the heap's blocks (powers of two,
+ * mem_sec.c: sh_malloc) plus CONF_SECURE_WORK, rounded up to the power of
+ * two OpenSSL demands (mem_sec.c: sh_init). 8 MiB for CONF_LINKS_MAX.
+ */
+size_t conf_secure_heap_size(size_t links);
+/* How many links' secrets a heap of size bytes holds CONF_SECRET_COPIES times. */
+size_t conf_secure_heap_links(size_t size);
+/*
+ * Makes OpenSSL's secure heap of size bytes (a power of two, at least 128):
+ * CRYPTO_secure_malloc_init. Returns 0, -EPERM if it is made but could not
+ * be locked in memory (RLIMIT_MEMLOCK), -EINVAL (size), -ENOMEM (not made:
+ * secure allocations then come from the ordinary heap).
+ */
+int conf_secure_heap_init(size_t size);
+/* len zeroed bytes of the secure heap, NULL (counted) if it has no room. */
+void *conf_secure_alloc(size_t len);
+/* Failed conf_secure_alloc() calls since the start: tells a full heap from other ENOMEMs. */
+unsigned long conf_secure_heap_failures(void);
+/* Why a secure allocation failed, for a message: the heap's use, its size and the fix. Returns buf. */
+char *conf_secure_heap_why(char *buf, size_t size);
 
 #endif

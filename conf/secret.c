@@ -169,8 +169,12 @@ int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
 			      len == READ_MAX ? "at least " : "", line_len, HEX_LEN, BASE64_LEN, path);
 		goto cleanup;
 	}
-	secret = OPENSSL_secure_malloc(CONF_SECRET_LEN);
+	secret = conf_secure_alloc(CONF_SECRET_LEN);
 	if (!secret) {
+		char why[256];
+
+		conf_diag_add(diag, path, 0, "no room for the key: %s",
+			      conf_secure_heap_why(why, sizeof(why)));
 		ret = -ENOMEM;
 		goto cleanup;
 	}

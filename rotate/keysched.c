@@ -24,7 +24,7 @@
 
 void *rot_secret_alloc(size_t len)
 {
-	return OPENSSL_secure_zalloc(len);
+	return conf_secure_alloc(len);
 }
 
 void rot_secret_free(void *p, size_t len)

@@ -924,6 +924,10 @@ struct pass {
 	int64_t now;
 	uint64_t started_ns; /* uv_hrtime() when the pass was planned */
 	unsigned long added, deleted, failed, rotated;
+	/* rotation-failed alerts: the first FAIL_ALERTS_MAX, then one summary (link_failed). */
+	unsigned long fail_alerts, fail_unalerted, fail_unalerted_links;
+	char fail_first[128], fail_why[320]; /* the first unalerted failure and its reason */
+	unsigned long heap_failures; /* conf_secure_heap_failures() when the pass began */
 };
 
 static void pass_free(struct pass *p)
@@ -938,11 +942,31 @@ static void pass_free(struct pass *p)
 
 static void pass_finish(struct daemon *d);
 
+/*
+ * rotation-failed alerts raised one by one in a pass; its other failures make
+ * one summary at its end (pass_finish). A cause shared by every SA (a full
+ * secure heap, a kernel refusing every ADD) made one alert, one log line and
+ * one alert_command per SA: 262,144 for 32,768 links.
+ */
+#define FAIL_ALERTS_MAX 3
+
+/* Why err: an ENOMEM of a pass in which the secure heap refused an allocation says so. */
+static const char *fail_reason(const struct pass *p, int err, char *buf, size_t size)
+{
+	if (err == -ENOMEM && p && conf_secure_heap_failures() != p->heap_failures)
+		return conf_secure_heap_why(buf, size);
+	return strerror(-err);
+}
+
 static void link_failed(struct daemon *d, struct link_state *ls, const struct rot_sa *sa, int err,
 			const char *what)
 {
 	int64_t backoff = 1;
 	struct mon_sa pseudo = { .sa = *sa };
+	struct pass *p = d->pass;
+	bool first_of_link = !ls->failed_this_pass;
+	char why[320];
+	const char *reason = fail_reason(d->pass, err, why, sizeof(why));
 
 	/* One attempt per pass: several failed ops of one pass back off once. */
 	if (!ls->failed_this_pass)
@@ -953,9 +977,34 @@ static void link_failed(struct daemon *d, struct link_state *ls, const struct ro
 	if (backoff > RETRY_MAX_S)
 		backoff = RETRY_MAX_S;
 	ls->retry_at = wall_s() + backoff;
-	daemon_alert(d, "rotation-failed", &pseudo, ls->link, "%s spi %#x failed: %s; retry in %llds",
-		     what, sa->spi, strerror(-err), (long long)backoff);
-	TELL(d, rotation, ls->link, sa, false, strerror(-err));
+	if (!p || p->fail_alerts < FAIL_ALERTS_MAX) {
+		if (p)
+			p->fail_alerts++;
+		daemon_alert(d, "rotation-failed", &pseudo, ls->link,
+			     "%s spi %#x failed: %s; retry in %llds", what, sa->spi, reason,
+			     (long long)backoff);
+	} else {
+		if (!p->fail_unalerted++) {
+			snprintf(p->fail_first, sizeof(p->fail_first), "%s spi %#x of link %s", what,
+				 sa->spi, ls->link->name);
+			snprintf(p->fail_why, sizeof(p->fail_why), "%s", reason);
+		}
+		p->fail_unalerted_links += first_of_link;
+	}
+	/* The ledger still records every failed SA (sactl history). */
+	TELL(d, rotation, ls->link, sa, false, reason);
+}
+
+/* The failures of pass p that link_failed did not alert one by one: one alert. */
+static void fail_summary(struct daemon *d, struct pass *p)
+{
+	if (!p->fail_unalerted)
+		return;
+	daemon_alert(d, "rotation-failed", NULL, NULL,
+		     "%lu more SA request%s failed in this pass, on %lu more link%s (first: %s), "
+		     "each retried with backoff and listed by sactl history: %s",
+		     p->fail_unalerted, p->fail_unalerted == 1 ? "" : "s", p->fail_unalerted_links,
+		     p->fail_unalerted_links == 1 ? "" : "s", p->fail_first, p->fail_why);
 }
 
 static void send_breaks(struct daemon *d, struct link_state *ls);
@@ -1183,6 +1232,7 @@ static void pass_finish(struct daemon *d)
 {
 	struct pass *p = d->pass;
 
+	fail_summary(d, p);
 	for (size_t i = 0; i < d->nlinks; i++) {
 		struct link_state *ls = &d->links[i];
 
@@ -1551,6 +1601,7 @@ static void reconcile(struct daemon *d)
 	}
 	p->now = now;
 	p->started_ns = uv_hrtime();
+	p->heap_failures = conf_secure_heap_failures();
 	rot_pass_init(&p->order);
 	ret = pass_gather(d, p, now);
 	if (!ret)
@@ -1563,7 +1614,11 @@ static void reconcile(struct daemon *d)
 		pass_finish(d);
 	return;
 fail:
-	log_err("reconcile: %s", strerror(-ret));
+	{
+		char why[320];
+
+		log_err("reconcile: %s", fail_reason(p, ret, why, sizeof(why)));
+	}
 	genbook_rollback(d->book); /* generations staged but not synced are not in memory either */
 	pass_free(p);
 	arm_wake(d);
@@ -1852,7 +1907,7 @@ int daemon_reload(struct daemon *d)
 
 	log_info("reloading %s", d->config_path);
 	notify_send("RELOADING=1");
-	ret = conf_load_daemon(d->config_path, geteuid(), &cfg, &diag);
+	ret = conf_load_daemon(d->config_path, geteuid(), NULL, &cfg, &diag);
 	for (size_t i = 0; i < diag.count; i++)
 		log_err("%s", diag.msgs[i]);
 	conf_diag_fini(&diag);

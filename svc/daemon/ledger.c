@@ -199,7 +199,13 @@ static void to_row(const struct mon_sa *e, struct store_sa *row, int64_t now)
 	row->bytes = e->bytes;
 	row->packets = e->packets;
 	row->last_counters_at = now;
-	if (strlen(e->sa.key_fp) == STORE_FP_LEN)
+	/*
+	 * Only SAs of a link (keys sakeyd derived, compared with the plan in
+	 * memory) are fingerprinted in the ledger. A hand-keyed SA's key is
+	 * often weak, and an unsalted hash of it would let whoever reads the
+	 * database test guesses offline: its key_fp stays NULL.
+	 */
+	if (e->managed && strlen(e->sa.key_fp) == STORE_FP_LEN)
 		memcpy(row->key_fp, e->sa.key_fp, sizeof(row->key_fp));
 	row->origin_pid = e->origin_pid;
 }

@@ -59,9 +59,56 @@ static void harden(bool quiet)
 		log_warn("mlockall: %s: key material could be swapped out; run as root or raise "
 			 "RLIMIT_MEMLOCK (LimitMEMLOCK=infinity in the systemd unit)",
 			 strerror(errno));
-	/* Keys live in OpenSSL's secure heap: mlocked, guarded, wiped on free. */
-	if (CRYPTO_secure_malloc_init(1 << 20, 32) == 0 && !quiet)
-		log_warn("OpenSSL secure heap unavailable; keys use ordinary memory");
+}
+
+/* --check: no warning about the heap (it is not the daemon's). */
+static bool quiet_heap;
+
+/*
+ * Keys live in OpenSSL's secure heap: mlocked, guarded, wiped on free. It is
+ * one fixed mapping (mem_sec.c: sh_init) that never grows, so it is sized for
+ * what the configuration format allows, not for this file: CONF_LINKS_MAX
+ * links' secrets held CONF_SECRET_COPIES times (running, deferred reload,
+ * reload being read) and the keys derived per SA, 8 MiB of locked memory. Any
+ * reload of a valid file then fits without a restart, and no link count
+ * makes a rotation fail for want of room; sized for the file instead, a
+ * reload adding links past a power of two would need a restart to grow it.
+ * Made after the file is parsed (conf_load reads no secret), before the
+ * secrets are read.
+ *
+ * Tests of the daemon on the simulator make it smaller to exhaust it:
+ * SAKEYD_SIM_SECURE_HEAP=BYTES (a power of two), read with kernel = sim only.
+ */
+static void secure_heap(const struct config *cfg)
+{
+	bool quiet = quiet_heap;
+	size_t size = conf_secure_heap_size(CONF_LINKS_MAX);
+	const char *test = getenv("SAKEYD_SIM_SECURE_HEAP");
+	int ret;
+
+	if (test && cfg->daemon.kernel == CONF_KERNEL_SIM) {
+		char *end;
+		unsigned long long v = strtoull(test, &end, 10);
+
+		if (*end || v < 128 || (v & (v - 1)) || v > (1ULL << 30)) {
+			log_warn("SAKEYD_SIM_SECURE_HEAP=%s ignored: write a power of two of bytes "
+				 "from 128 to 2^30",
+				 test);
+		} else {
+			size = (size_t)v;
+			log_warn("simulated SADB: secure heap of %zu bytes (SAKEYD_SIM_SECURE_HEAP)",
+				 size);
+		}
+	}
+	ret = conf_secure_heap_init(size);
+	if (ret == -EPERM && !quiet)
+		log_warn("OpenSSL secure heap of %zu KiB not locked in memory: key material could "
+			 "be swapped out; run as root with CAP_IPC_LOCK or raise RLIMIT_MEMLOCK "
+			 "(LimitMEMLOCK= in the systemd unit)",
+			 size / 1024);
+	else if (ret && !quiet)
+		log_warn("OpenSSL secure heap of %zu KiB unavailable (%s); keys use ordinary memory",
+			 size / 1024, strerror(-ret));
 }
 
 int main(int argc, char **argv)
@@ -115,7 +162,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	harden(check);
 	/* The config, its alert_command, state_dir and secrets: every refusal, not the first. */
-	ret = conf_load_daemon(path, geteuid(), &cfg, &diag);
+	quiet_heap = check;
+	ret = conf_load_daemon(path, geteuid(), secure_heap, &cfg, &diag);
 	conf_diag_print(&diag, stderr);
 	conf_diag_fini(&diag);
 	if (ret) {

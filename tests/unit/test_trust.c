@@ -446,7 +446,7 @@ static void load_daemon_reports_all(void **state)
 	write_file(conf, text, 0644);
 	write_file(hook, "#!/bin/sh\n", 0755);
 	write_file(key, HEX_0_31, 0600);
-	assert_int_equal(conf_load_daemon(conf, geteuid(), &cfg, &diag), 0);
+	assert_int_equal(conf_load_daemon(conf, geteuid(), NULL, &cfg, &diag), 0);
 	assert_int_equal(diag.count, 0);
 	assert_non_null(cfg->links[0].secret);
 	conf_free(cfg);
@@ -457,7 +457,7 @@ static void load_daemon_reports_all(void **state)
 	assert_int_equal(mkdir(st, 0777), 0);
 	assert_int_equal(chmod(st, 0777), 0);
 	assert_int_equal(chmod(key, 0644), 0);
-	assert_int_equal(conf_load_daemon(conf, geteuid(), &cfg, &diag), -EPERM);
+	assert_int_equal(conf_load_daemon(conf, geteuid(), NULL, &cfg, &diag), -EPERM);
 	assert_null(cfg);
 	expect_msgs(&diag, "sakeyd.conf: configuration file has mode 0666",
 		    "sakeyd.conf:4: alert_command", "sakeyd.conf:3: state_dir",
@@ -469,7 +469,7 @@ static void load_daemon_reports_all(void **state)
 	assert_int_equal(chmod(hook, 0755), 0);
 	assert_int_equal(chmod(st, 0700), 0);
 	assert_int_equal(chmod(key, 0600), 0);
-	assert_int_equal(conf_load_daemon(conf, geteuid(), &cfg, &diag), -EPERM);
+	assert_int_equal(conf_load_daemon(conf, geteuid(), NULL, &cfg, &diag), -EPERM);
 	assert_null(cfg);
 	assert_int_equal(diag.count, 1);
 	conf_diag_fini(&diag);
