@@ -20,7 +20,7 @@ anywhere. Each loss is one of
   wipe          the same with the state directory emptied (no records: generation 15),
                 followed in the same epoch by a term (generation 14);
   flush         its SADB flushed, the daemon running;
-  del-out       its outbound SA(s) deleted (SADB_DELETE), the daemon running;
+  del-out       its outbound SA deleted (SADB_DELETE), the daemon running;
   del-in        the inbound SA the peer sends with deleted, the daemon running;
 on a, on b, or (term, kill, flush) on both at once. Every kind on each host at least once.
 
@@ -276,8 +276,14 @@ def lose(group, how):
                 if how == "flush":
                     env.sim_flush()
                 elif how == "del-out":
-                    for spi, src, dst in env.managed(env.dump()):
-                        if src == ADDR[ns]:
+                    # The one it sends with (the newest epoch's): at a change point the
+                    # old one may be on its way out already, and its removal no loss.
+                    outs = [sa for sa in env.managed(env.dump()) if sa[1] == ADDR[ns]]
+                    now_e = LINK.epoch(time.time())
+                    newest = max((genmodel.spi_epoch(sa[0], now_e) for sa in outs),
+                                 default=None)
+                    for spi, src, dst in outs:
+                        if genmodel.spi_epoch(spi, now_e) == newest:
                             env.sim_delete(spi, src, dst)
                 elif how == "del-in":
                     last = [r[2] for r in pump.recs if r[1] == PEER[ns] and r[2] > 0][-1:]
