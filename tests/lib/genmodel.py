@@ -228,3 +228,83 @@ def ledger_wrong(env):
         else:
             seen[(sa["dir"], g)] = seen.get((sa["dir"], g), 0) + 1
     return rows, wrong, seen
+
+
+class SenderHistory:
+    """One sender's outbound SA installs of one link, in the order it made them across its
+    restarts, judged against DESIGN.md's sender rules: the first instance of an epoch is
+    generation 0 with records, 15 in the epoch in which it had none (a first start, a wiped
+    state directory); every later one of the same epoch is the next of the series (g + 1 in
+    0..7, g - 1 in 15..8), so no instance is ever installed twice.
+
+        h = SenderHistory()            # no records yet
+        h.installed(e, g)              # -> (ok, expected generation)
+        h.installed(e, g, may_skip=True)  # the run before ended in kill -9: the generation
+                                       # it recorded but had not installed yet is skipped
+        h.records_lost()               # state directory wiped
+    """
+
+    def __init__(self):
+        self.records_lost()
+        self.skips = 0
+
+    def records_lost(self):
+        self.last = {}           # epoch -> last generation installed
+        self.fresh_epoch = None  # the epoch of the first install without records
+        self.fresh = True
+
+    def expected(self, e):
+        """The generation the next install of epoch e must have (None: series used up)."""
+        if e in self.last:
+            return None if self.last[e] is None else next_gen(self.last[e])
+        first = e if self.fresh and self.fresh_epoch is None else self.fresh_epoch
+        return fresh_out_gen(e, first, self.fresh)
+
+    def installed(self, e, g, may_skip=False):
+        """Generation g of epoch e installed. (ok, the generation expected)."""
+        want = self.expected(e)
+        ok = g == want
+        if not ok and may_skip and want is not None and g == next_gen(want):
+            ok = True
+            self.skips += 1
+        if self.fresh and self.fresh_epoch is None:
+            self.fresh_epoch = e
+        self.last[e] = g
+        return ok, want
+
+
+class LegacyWindow:
+    """An inbound SA's replay window as Linux keeps it for a PF_KEY SA (xfrm_replay.c:
+    xfrm_replay_check_legacy, then xfrm_replay_advance; no ESN, window <= 32), empty when
+    the SA is (re-)installed."""
+
+    def __init__(self, window=32):
+        self.window, self.top, self.bitmap = window, 0, 0
+
+    def accept(self, seq):
+        """Whether a packet with this sequence number is accepted (the window advances)."""
+        if not self.window:
+            return True
+        if seq == 0:
+            return False
+        if seq > self.top:
+            diff = seq - self.top
+            self.bitmap = ((self.bitmap << diff) | 1) & 0xFFFFFFFF if diff < self.window else 1
+            self.top = seq
+            return True
+        diff = self.top - seq
+        if diff >= self.window or self.bitmap >> diff & 1:
+            return False
+        self.bitmap |= 1 << diff
+        return True
+
+
+def fresh_window_accepts(live, replayed, window=32):
+    """How many of the sequence numbers replayed (in order) an inbound SA re-installed with
+    an empty window accepts, after the live ones it accepted since: the most a receiver
+    whose replay state could not be restored (PF_KEY) lets through; packets that arrive
+    among the replayed ones only move the window on and lower it."""
+    w = LegacyWindow(window)
+    for q in live:
+        w.accept(q)
+    return sum(1 for q in replayed if w.accept(q))

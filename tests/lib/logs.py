@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: ISC
 """Reading the daemon's log (or any text file) while it grows."""
+import datetime
 import os
 import re
 
@@ -19,3 +20,20 @@ def log_len(path):
 def log_has(path, pattern, start=0):
     """The regular expression pattern matches the file's text from offset start."""
     return re.search(pattern, read(path, start)) is not None
+
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z ")
+
+
+def stamped(text):
+    """[(Unix time, line)] of the daemon's log lines in text that start with its UTC time
+    stamp (2026-01-02T03:04:05.678Z); other lines (run markers, sanitizer reports) are left
+    out."""
+    out = []
+    for line in text.splitlines():
+        m = STAMP.match(line)
+        if m:
+            t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f" if "." in
+                                           m.group(1) else "%Y-%m-%dT%H:%M:%S")
+            out.append((t.replace(tzinfo=datetime.timezone.utc).timestamp(), line))
+    return out

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: ISC
-"""PF_KEYv2 (RFC 2367), just enough for the test drivers: the header and a parse
-of the SA and address extensions."""
+"""PF_KEYv2 (RFC 2367), just enough for the test drivers: the header, a parse
+of the SA and address extensions, and the requests another tool makes to take
+SAs away (SADB_DELETE of one SA, SADB_FLUSH, SADB_X_SPDFLUSH)."""
 import socket
 import struct
 
-SADB_ADD, SADB_DELETE, SADB_DUMP = 3, 4, 10
+SADB_ADD, SADB_DELETE, SADB_FLUSH, SADB_DUMP, SADB_X_SPDFLUSH = 3, 4, 9, 10, 19
+SADB_SATYPE_UNSPEC, SADB_SATYPE_ESP = 0, 3
 HEADER = "=BBBBHHII"  # version, type, errno, satype, len (8-byte units), reserved, seq, pid
 
 
@@ -15,6 +17,38 @@ def header(mtype, satype, length, seq, pid, errno=0):
 def dump_request(seq, pid):
     """SADB_DUMP of every SA type."""
     return header(SADB_DUMP, 0, 2, seq, pid)
+
+
+def flush_request(seq, pid, satype=SADB_SATYPE_UNSPEC):
+    """SADB_FLUSH of every SA of satype (all types by default), as `setkey -F` sends it."""
+    return header(SADB_FLUSH, satype, 2, seq, pid)
+
+
+def spdflush_request(seq, pid):
+    """SADB_X_SPDFLUSH: every policy, as `setkey -FP` sends it."""
+    return header(SADB_X_SPDFLUSH, SADB_SATYPE_UNSPEC, 2, seq, pid)
+
+
+def _address(exttype, ip):
+    """An address extension (RFC 2367 2.3.3) with a full-length prefix."""
+    if ":" in ip:
+        sa = struct.pack("=H", socket.AF_INET6) + bytes(6) + socket.inet_pton(socket.AF_INET6, ip) \
+            + bytes(4)
+        plen = 128
+    else:
+        sa = struct.pack("=H", socket.AF_INET) + bytes(2) + socket.inet_pton(socket.AF_INET, ip) \
+            + bytes(8)
+        plen = 32
+    sa += bytes(-len(sa) % 8)
+    return struct.pack("=HHBBH", 1 + len(sa) // 8, exttype, 0, plen, 0) + sa
+
+
+def delete_request(seq, pid, spi, src, dst, satype=SADB_SATYPE_ESP):
+    """SADB_DELETE of the SA (dst, spi) of satype, as `setkey -c` "delete src dst esp spi"
+    sends it (Linux looks it up by dst, SPI and protocol)."""
+    sa = struct.pack("=HH", 2, 1) + struct.pack("!I", spi) + bytes(8)
+    body = sa + _address(5, src) + _address(6, dst)
+    return header(SADB_DELETE, satype, 2 + len(body) // 8, seq, pid) + body
 
 
 def parse(data):

@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import logs  # noqa: E402
 from checks import Checks  # noqa: E402,F401 (simlib.Checks: for the drivers)
 from keysched import inbound_epochs, phase as phase_of, spi, spi_prefix, write_secret  # noqa: E402
-from pfkey import SADB_DUMP, dump_request, parse  # noqa: E402
+from pfkey import (SADB_DUMP, delete_request, dump_request, flush_request, parse,  # noqa: E402
+                   spdflush_request)
 
 
 class Link:
@@ -160,6 +161,44 @@ hard_slack = 30s
         if words == ["no-state"]:
             return None
         return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
+    def sim_conn(self):
+        """A control connection to simd kept open (SimConn): for a test that sends many
+        commands, e.g. a packet pump."""
+        return SimConn(self.sim_ctl)
+
+    def pfkey_request(self, msg, timeout=10):
+        """Send one PF_KEY request (pid 4243) as another tool on the host would; the errno
+        of simd's reply to it (0: done)."""
+        while select.select([self.obs], [], [], 0)[0]:
+            self.obs.recv(65536)
+        want = parse(msg)
+        self.obs.send(msg)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not select.select([self.obs], [], [], 1)[0]:
+                continue
+            m = parse(self.obs.recv(65536))
+            if m and m[0] == want[0] and m[2] == want[2] and m[3] == 4243:
+                return m[1]
+        raise RuntimeError(f"no reply to PF_KEY type {want[0]}")
+
+    def sim_flush(self, policies=False):
+        """The SADB flushed by another tool (SADB_FLUSH, all SA types: what `ip xfrm
+        state flush` broadcasts to PF_KEY sockets), and with policies the SPD too
+        (SADB_X_SPDFLUSH): the kernel's state lost, as by a reboot. The flush's errno."""
+        self.dump_seq += 1
+        err = self.pfkey_request(flush_request(self.dump_seq, 4243))
+        if policies:
+            self.dump_seq += 1
+            self.pfkey_request(spdflush_request(self.dump_seq, 4243))
+        return err
+
+    def sim_delete(self, spi, src, dst):
+        """One ESP SA deleted by another tool (SADB_DELETE, as `ip xfrm state delete`
+        broadcasts it): 0, or the errno (ESRCH: no such SA)."""
+        self.dump_seq += 1
+        return self.pfkey_request(delete_request(self.dump_seq, 4243, spi, src, dst))
 
     def dump(self):
         """Every SA in the simulated SADB, as a list of (spi, src, dst) (duplicates kept)."""
@@ -316,6 +355,39 @@ hard_slack = 30s
     def secrets_absent(self):
         text = logs.read(self.logpath)
         return not any(link.secret.hex() in text for link in self.links)
+
+
+class SimConn:
+    """One connection to simd's control socket, kept open: one command a line, one line of
+    answer (simd.c). Not shared between threads."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def call(self, line):
+        self.sock.sendall((line + "\n").encode())
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise OSError("simd closed the control connection")
+            self.buf += chunk
+        out, self.buf = self.buf.split(b"\n", 1)
+        return out.decode().strip()
+
+    def send(self, src, dst, nbytes=100):
+        """Env.sim_send on this connection: (spi or -errno or 0, seq)."""
+        ret, seq = (int(w) for w in self.call(f"send {src} {dst} {nbytes}").split())
+        return ret, seq
+
+    def deliver(self, dst, spi, seq, nbytes=100):
+        """Env.sim_deliver on this connection: "accepted", "replay", "too-old", ..."""
+        return self.call(f"deliver {dst} {spi:#x} {seq} {nbytes}")
+
+    def close(self):
+        self.sock.close()
 
 
 def rss_kb(pid):
