@@ -1264,12 +1264,13 @@ static void pass_finish(struct daemon *d)
 		notify_send("READY=1\nSTATUS=rotating");
 		log_info("ready: %zu SAs in the kernel", mon_table_count(d->table));
 	}
-	if (!d->registered)
+	if (!d->registered && !d->registering && !d->stopping)
 		start_register(d);
 	TELL0(d, pass_done);
 	if (d->deferred_cfg)
 		daemon_kick(d, "deferred reload");
-	else if (d->kick_pending || d->resync_wanted)
+	/* A resync waits for the registration, which kicks when it is done (registered). */
+	else if (d->kick_pending || (d->resync_wanted && !d->registering))
 		daemon_kick(d, NULL);
 	else
 		arm_wake(d);

@@ -143,6 +143,22 @@ check(wait_for(lambda: sorted(sas()) == want(REMOTE, 15), 30),
 initial = sorted(sas())
 print(f"     SAs: {show(initial)}")
 
+
+def registration(log):
+    """PF_KEY registers for EXPIRE and ACQUIRE after the first pass (the kernel's algorithm
+    probe takes seconds): its log lines in order, and how long it took (None until done)."""
+    text = open(log).read()
+    ready, start = text.find("ready: "), text.find("registering for EXPIRE and ACQUIRE")
+    m = re.search(r"registered for EXPIRE and ACQUIRE in ([0-9.]+) s", text)
+    return 0 <= ready < start, float(m.group(1)) if m else None
+
+
+if KERNEL == "pfkey":
+    check(wait_for(lambda: registration(LOG)[1] is not None, 60),
+          "registered for EXPIRE and ACQUIRE after start-up")
+    ordered, took = registration(LOG)
+    check(ordered, f"ready before registering: the REGISTER ({took} s) waited for the first pass")
+
 # 1. Another tool deletes the managed outbound SA.
 mark = log_len(LOG)
 src, dst, spi = outbound()[0]
@@ -228,6 +244,9 @@ LOG2 = f"{OUT}/sakeyd-restart.log"
 logf2 = open(LOG2, "w")
 daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=logf2, stderr=logf2)
 check(wait_for(lambda: log_has(LOG2, r"SADB synchronised"), 5), "restart: synchronised")
+if KERNEL == "pfkey":
+    check(wait_for(lambda: registration(LOG2)[1] is not None, 60),
+          "restart: registered for EXPIRE and ACQUIRE (ACQUIREs before it go unheard)")
 time.sleep(1.5)
 check(not log_has(LOG2, r"link l[12]: (add|delete|re-add) "), "restart: nothing added or deleted")
 check(sorted(sas()) == both, "restart: the SA set is unchanged")
