@@ -582,6 +582,8 @@ static void on_flush(struct daemon *d, const struct pfkey_msg *m)
 	}
 }
 
+static void on_register_reply(struct daemon *d, const struct pfkey_msg *m);
+
 static void on_event(struct kern *k, const struct pfkey_msg *m, bool own, void *arg)
 {
 	struct daemon *d = arg;
@@ -598,6 +600,9 @@ static void on_event(struct kern *k, const struct pfkey_msg *m, bool own, void *
 		break;
 	case SADB_EXPIRE:
 		on_expire(d, m);
+		break;
+	case SADB_REGISTER:
+		on_register_reply(d, m);
 		break;
 	case SADB_ACQUIRE:
 		on_acquire(d, m);
@@ -753,10 +758,11 @@ static void missed_expiry(struct daemon *d, struct mon_sa *e, bool hard)
 }
 
 /*
- * The first dump after SADB_REGISTER: SAs whose soft lifetime ran out since
- * the channel opened, still present, and those whose hard lifetime did,
- * now gone. Before the channel opened nobody listened either, but an
- * earlier sakeyd may have alerted on those: only the unheard span counts.
+ * A dump while the main channel is not registered, and the first one after
+ * it is: SAs whose soft lifetime ran out since the channel opened, still
+ * present, and those whose hard lifetime did, now gone. Before the channel
+ * opened nobody listened either, but an earlier sakeyd may have alerted on
+ * those: only the unheard span counts.
  */
 static void catch_up_expiries(struct daemon *d)
 {
@@ -803,7 +809,8 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 		daemon_kick(d, "dump failed");
 		return;
 	}
-	if (d->catch_up)
+	/* Unregistered (a REGISTER refused), and the first dump after it succeeded. */
+	if (d->catch_up || !d->registered)
 		catch_up_expiries(d);
 	/* What the dump did not show is gone (we missed its DELETE or EXPIRE). */
 	while ((e = mon_table_next(d->table, &cur))) {
@@ -1191,25 +1198,53 @@ static void registered(struct kern *k, int err, double seconds, void *arg)
 	struct daemon *d = arg;
 
 	d->registering = false;
+	/* af_key answers a refused REGISTER with an error message, not a failed send. */
+	if (!err && d->register_refused)
+		err = -d->register_refused;
+	d->register_refused = 0;
 	if (err) {
-		/* The next pass's end tries again. */
 		log_err("SADB_REGISTER: %s after %.3f s: EXPIRE and ACQUIRE go unheard until it "
-			"succeeds; retrying after the next pass", strerror(-err), seconds);
+			"succeeds; retrying every refresh_interval", strerror(-err), seconds);
 	} else {
+		/* on_register_reply says so when the kernel's answer is read. */
 		d->registered = true;
 		d->catch_up = true;
-		log_info("registered for EXPIRE and ACQUIRE in %.3f s (the kernel probes its "
-			 "algorithms); a dump looks for what expired unheard", seconds);
 	}
 	d->resync_wanted = true;
 	daemon_kick(d, "registered");
 }
 
 /*
- * After the first pass: the daemon adopted, reconciled and serves before
- * the kernel's algorithm probe, not after it. ACQUIREs sent before it go
- * unanswered (the kernel asks again once the larval state expires);
- * expiries are caught up by the next dump.
+ * The kernel's answer to our REGISTER: SUPPORTED, or an error. Read before
+ * or after the worker's send returns (af_key queues it inside the send).
+ */
+static void on_register_reply(struct daemon *d, const struct pfkey_msg *m)
+{
+	if (m->pid != kern_pid(d->kern))
+		return;
+	if (!m->errno_val) {
+		log_info("registered for EXPIRE and ACQUIRE in %.3f s (the kernel probes its "
+			 "algorithms)", (double)(uv_hrtime() - d->register_started_ns) / 1e9);
+		return;
+	}
+	if (d->registering) {
+		d->register_refused = m->errno_val;
+		return;
+	}
+	if (d->registered) {
+		d->registered = false;
+		log_err("SADB_REGISTER refused: %s: EXPIRE and ACQUIRE go unheard until it "
+			"succeeds; retrying every refresh_interval", strerror(m->errno_val));
+	}
+}
+
+/*
+ * At start, before the first dump: the kernel probes its algorithms inside
+ * the REGISTER (seconds on a fresh boot) holding the configuration lock that
+ * every PF_KEY and XFRM request takes, so the dump and the first pass could
+ * not go sooner; the loop serves the control socket meanwhile. A REGISTER
+ * that failed is tried again at each refresh (refresh_cb); what expired
+ * while unregistered, the dump after it catches up (catch_up_expiries).
  */
 static void start_register(struct daemon *d)
 {
@@ -1220,10 +1255,11 @@ static void start_register(struct daemon *d)
 		return;
 	}
 	if (ret) {
-		log_err("SADB_REGISTER: %s; retrying after the next pass", strerror(-ret));
+		log_err("SADB_REGISTER: %s; retrying every refresh_interval", strerror(-ret));
 		return;
 	}
 	d->registering = true;
+	d->register_started_ns = uv_hrtime();
 	log_info("registering for EXPIRE and ACQUIRE (SADB_REGISTER); kernel requests wait "
 		 "for the kernel's algorithm probe");
 }
@@ -1264,8 +1300,6 @@ static void pass_finish(struct daemon *d)
 		notify_send("READY=1\nSTATUS=rotating");
 		log_info("ready: %zu SAs in the kernel", mon_table_count(d->table));
 	}
-	if (!d->registered && !d->registering && !d->stopping)
-		start_register(d);
 	TELL0(d, pass_done);
 	if (d->deferred_cfg)
 		daemon_kick(d, "deferred reload");
@@ -1698,6 +1732,8 @@ static void refresh_cb(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 
+	if (!d->registered && !d->registering && !d->stopping)
+		start_register(d);
 	d->resync_wanted = true;
 	daemon_kick(d, NULL);
 }
@@ -2030,7 +2066,7 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 	d->backend_kind = o.backend;
 	o.on_loss = on_loss;
 	o.arg = d;
-	/* PF_KEY registers after the first pass (start_register); XFRM joins its groups at open. */
+	/* PF_KEY registers off the loop (start_register); XFRM joins its groups at open. */
 	o.register_later = o.backend != KERN_BACKEND_XFRM;
 	d->registered = !o.register_later;
 	d->unheard_since = daemon_now(d);
@@ -2039,6 +2075,8 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 		log_err("cannot open the kernel channel: %s", strerror(-ret));
 		return ret;
 	}
+	if (!d->registered)
+		start_register(d);
 	ret = gen_start(d);
 	if (ret)
 		return ret;

@@ -126,11 +126,14 @@ struct daemon {
 	uv_timer_t gen_commit;     /* generations heard from notifications: synced once per turn */
 	bool final_dump;           /* stopping: that dump is running */
 	/*
-	 * PF_KEY registers for EXPIRE and ACQUIRE after the first pass
-	 * (register_later): the kernel's algorithm probe takes seconds. What
-	 * expired meanwhile, unheard, the next dump finds (catch_up_expiries).
+	 * PF_KEY registers for EXPIRE and ACQUIRE on a worker thread
+	 * (register_later, start_register): the kernel's algorithm probe takes
+	 * seconds. What expired while unregistered, the next dump finds
+	 * (catch_up_expiries).
 	 */
 	bool registered, registering, catch_up;
+	int register_refused; /* the kernel's errno in answer to the running REGISTER */
+	uint64_t register_started_ns;
 	int64_t unheard_since; /* wall clock the main channel opened unregistered */
 };
 

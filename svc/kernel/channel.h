@@ -144,7 +144,8 @@ typedef void (*kern_registered_cb)(struct kern *k, int err, double seconds, void
  * own requests meanwhile (they queue), so the loop never waits behind it.
  * The socket is registered once the kernel takes the request; done then
  * runs from the loop with the send's result (never if the channel closes
- * first). Returns 0, -EALREADY (one is running), or -EOPNOTSUPP (the
+ * first). A refusal comes as the kernel's answer, an SADB_REGISTER event
+ * with an errno (af_key.c: pfkey_error), read before or after done. Returns 0, -EALREADY (one is running), or -EOPNOTSUPP (the
  * backend has nothing to register: XFRM joins its groups at open).
  */
 int kern_register(struct kern *k, kern_registered_cb done);

@@ -96,7 +96,8 @@ def log_has(pattern):
     return logs.log_has(LOG, pattern)
 
 
-check(wait_for(lambda: log_has(r"ready: "), 30), "sakeyd started and reconciled")
+check(wait_for(lambda: logs.started(LOG), 60),
+      "sakeyd started, reconciled and (PF_KEY) registered for EXPIRE")
 check(wait_for(lambda: sactl("status")[0] == 0 and "l1" in sactl("status")[1], 5),
       "sactl status shows the link's SAs")
 rc, out, err = sactl("check")

@@ -37,3 +37,13 @@ def stamped(text):
                                            m.group(1) else "%Y-%m-%dT%H:%M:%S")
             out.append((t.replace(tzinfo=datetime.timezone.utc).timestamp(), line))
     return out
+
+
+def started(path, start=0):
+    """The daemon logged ready (its first pass applied) and, on PF_KEY, its registration for
+    EXPIRE and ACQUIRE is done: SADB_REGISTER comes after the first pass and holds the
+    kernel's configuration lock for its algorithm probe (seconds on a fresh boot), so an
+    `ip xfrm` command run before it waits, and an EXPIRE sent before it reaches no one."""
+    text = read(path, start)
+    return "ready: " in text and ("registering for EXPIRE" not in text or
+                                  "registered for EXPIRE" in text)

@@ -36,6 +36,8 @@
  *   delay MS               -> "ok": from now on every message to any client
  *                             leaves MS milliseconds late (sim_delay; 0 = off),
  *                             so a daemon's requests stay in flight that long
+ *   fail TYPE ERRNO COUNT  -> "ok": the next COUNT requests of TYPE (0: any)
+ *                             get an error reply ERRNO (sim_fail_count)
  *   inject HEX             -> "ok": these raw bytes (e.g. a malformed
  *                             message) to every client (sim_inject)
  *   stats                  -> "requests N replies N broadcasts N dropped N
@@ -143,7 +145,7 @@ static void command(struct conn *c, char *line)
 {
 	char src_text[128], dst_text[128], out[64];
 	unsigned long bytes;
-	unsigned permille, seed, ms;
+	unsigned permille, seed, ms, ftype, ferr, fcount;
 	long spi, seq, oseq, bitmap;
 	static unsigned char raw[4096];
 	struct pfkey_addr src, dst;
@@ -156,6 +158,12 @@ static void command(struct conn *c, char *line)
 	}
 	if (sscanf(line, "drop %u %u", &permille, &seed) == 2) {
 		sim_drop_rate(sim, permille, seed);
+		reply(c, "ok\n");
+		return;
+	}
+	if (sscanf(line, "fail %u %u %u", &ftype, &ferr, &fcount) == 3 && ftype < 256 && ferr &&
+	    ferr < 256) {
+		sim_fail_count(sim, (uint8_t)ftype, (int)ferr, fcount);
 		reply(c, "ok\n");
 		return;
 	}
