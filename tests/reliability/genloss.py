@@ -26,8 +26,8 @@ on a, on b, or (term, kill, flush) on both at once. Every kind on each host at l
 
 Judged for every loss, as the kernel suite judges (tests/lib/genmodel.py):
 - back: the daemon's log says when the host's SAs are back: the first reconcile pass that
-  ends after it noticed the loss (its start, or the sa-removed alert) and re-added the
-  lost direction(s);
+  ends after it noticed the loss (its start, the sa-removed alert, or a dump that found
+  SAs vanished) and re-added the lost direction(s);
 - heard again at once: of the packets each way between the host and its peer sent in the
   2 s after back (less if the next loss comes sooner), >= 95 % accepted;
 - replays: the peer's packets the host accepted in the second before the loss, delivered
@@ -50,6 +50,7 @@ sa-removed, generation-changed and replay-unprotected; both daemons stop cleanly
 usage: genloss.py SAKEYD SACTL SIMD LOGDIR [SECONDS]   (SECONDS of losses, default 60)
 """
 import os
+import re
 import shutil
 import sys
 import threading
@@ -154,14 +155,17 @@ def log_from(ns, offset):
 
 def back_time(ns, offset, how):
     """When ns's SAs were back after the loss: the end of its first reconcile pass after it
-    noticed the loss (a new run, or the sa-removed alert) that re-added what was lost; None
-    while there is none."""
+    noticed the loss (a new run, the sa-removed alert, or a dump that found SAs vanished)
+    that re-added what was lost; None while there is none."""
     noticed = how in REBOOT
     need = ({"out"} if how in OUT_LOST else set()) | ({"in"} if how in IN_LOST else set())
     added = set()
     for t, line in log_from(ns, offset):
         if not noticed:
-            noticed = "ALERT sa-removed" in line
+            # Heard (the FLUSH or DELETE broadcast: sa-removed), or found by a dump first
+            # (a loaded machine may read the dump channel's answer before the broadcast).
+            noticed = "ALERT sa-removed" in line or \
+                re.search(r"SADB synchronised: .* [1-9]\d* vanished since last sync", line)
             continue
         if "link l1: add " in line or "link l1: re-add " in line:
             added.add("out" if " add out " in line or " re-add out " in line else "in")
