@@ -518,6 +518,31 @@ static void on_acquire(struct daemon *d, const struct pfkey_msg *m)
 	}
 }
 
+/*
+ * e reached its soft or hard lifetime and verdict v says to alert (none if
+ * it already was): marked, alerted with how appended, and a soft one dying
+ * (its link re-planned if v says so). The EXPIRE heard, or a dump's
+ * finding of one unheard (missed_expiry).
+ */
+static void expiry_alerted(struct daemon *d, struct mon_sa *e, bool hard,
+			   const struct mon_verdict *v, const char *how)
+{
+	if (!v->alert)
+		return;
+	if (hard) {
+		e->hard_alerted = true;
+	} else {
+		e->soft_alerted = true;
+		e->state = MON_DYING;
+	}
+	daemon_alert(d, v->alert, e, NULL, "%s%s", v->message, how);
+	if (hard)
+		return;
+	if (v->kick)
+		daemon_kick(d, v->kick);
+	TELL(d, sa_changed, e);
+}
+
 static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 {
 	bool hard = (m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_HARD)) != 0;
@@ -535,10 +560,7 @@ static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 		return;
 	}
 	if (kind == MON_EXPIRE_HARD) {
-		if (v.alert) {
-			e->hard_alerted = true;
-			daemon_alert(d, v.alert, e, NULL, "%s", v.message);
-		}
+		expiry_alerted(d, e, true, &v, "");
 		/* A hard expiry deletes the SA without a DELETE broadcast (af_key.c: key_notify_sa_expire). */
 		table_remove(d, m, "hard-expired", true);
 		return;
@@ -552,12 +574,7 @@ static void on_expire(struct daemon *d, const struct pfkey_msg *m)
 	e->seen = true;
 	if (kind == MON_EXPIRE_DUPLICATE)
 		return;
-	e->soft_alerted = true;
-	e->state = MON_DYING;
-	daemon_alert(d, v.alert, e, NULL, "%s", v.message);
-	if (v.kick)
-		daemon_kick(d, v.kick);
-	TELL(d, sa_changed, e);
+	expiry_alerted(d, e, false, &v, "");
 }
 
 static void on_flush(struct daemon *d, const struct pfkey_msg *m)
@@ -740,21 +757,8 @@ static void missed_expiry(struct daemon *d, struct mon_sa *e, bool hard)
 	struct mon_verdict v;
 
 	mon_expire_verdict(e, e->sa.spi, hard, &v);
-	if (!v.alert)
-		return;
-	if (hard) {
-		e->hard_alerted = true;
-	} else {
-		e->soft_alerted = true;
-		e->state = MON_DYING;
-	}
-	daemon_alert(d, v.alert, e, NULL, "%s (found by a dump: its EXPIRE came before sakeyd "
-		     "registered for EXPIRE)", v.message);
-	if (hard)
-		return;
-	if (v.kick)
-		daemon_kick(d, v.kick);
-	TELL(d, sa_changed, e);
+	expiry_alerted(d, e, hard, &v, " (found by a dump: its EXPIRE came before sakeyd "
+					 "registered for EXPIRE)");
 }
 
 /*
