@@ -23,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import logs  # noqa: E402
+from proc import connect_unix  # noqa: E402
 from checks import Checks  # noqa: E402,F401 (simlib.Checks: for the drivers)
 from keysched import inbound_epochs, phase as phase_of, spi, spi_prefix, write_secret  # noqa: E402
 from pfkey import (SADB_DUMP, delete_request, dump_request, flush_request, parse,  # noqa: E402
@@ -96,8 +97,7 @@ class Env:
             if time.time() > deadline or self.simd_proc.poll() is not None:
                 raise RuntimeError("simd did not start")
             time.sleep(0.02)
-        self.obs = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.obs.connect(self.sim_sock)
+        self.obs = connect_unix(self.sim_sock, 10)
         self.dump_seq = 0
 
     def conf_text(self, links):
