@@ -1037,6 +1037,18 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 	struct daemon *d = c->d;
 	enum rot_op_kind step = c->kind == ROT_OP_DELETE ? ROT_OP_DELETE : ROT_OP_ADD;
 
+	if (err == -ECANCELED) {
+		/*
+		 * The channel closed under the request (we are stopping): its
+		 * outcome is unknown, not refused. No failure, no alert; the next
+		 * start's dump tells what the kernel holds.
+		 */
+		log_debug("link %s: %s spi %#x: cancelled by the stop", c->ls->link->name,
+			  step == ROT_OP_ADD ? "adding" : "deleting", c->sa.spi);
+		d->cancelled++;
+		ctx_free(d, c);
+		return;
+	}
 	if (err == -ETIMEDOUT) {
 		/*
 		 * The reply was lost (the kernel drops messages past a full
@@ -1095,10 +1107,6 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		note_news(d, &c->sa);
 		if (e)
 			table_drop(d, e, "deleted (rotation)");
-	}
-	if (err == -ECANCELED) {
-		ctx_free(d, c);
-		return;
 	}
 	/* The link's last add answered: its deletes go now, not after every other link's. */
 	if (c->make && --c->ls->makes_pending == 0 && d->pass->planned)
@@ -1776,6 +1784,9 @@ void daemon_stop_now(struct daemon *d)
 	if (d->kern)
 		kern_close(d->kern);
 	d->kern = NULL;
+	if (d->cancelled)
+		log_info("stop: %lu requests to the kernel were still in flight; what they did "
+			 "is read from the kernel at the next start", d->cancelled);
 	/* The simulated SADB closes its own handles (and frees itself in their callbacks). */
 	daemon_backend_close(d);
 	uv_walk(&d->loop, close_walk, NULL);

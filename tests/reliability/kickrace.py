@@ -28,8 +28,10 @@ while the pass is running. Asserted, each round (ROUNDS change points):
   change point (half the time to it): the removal's reconciliation ran once
   the pass ended; the deleted generation is not re-installed, and the
   generation-changed alert names the new SPI;
-- finally the SADB equals the desired set; SIGTERM exits 0, no sanitizer
-  report.
+- finally the SADB equals the desired set;
+- SIGTERM while the next change point's pass waits for its replies exits 0,
+  no sanitizer report, and raises no rotation-failed alert for the requests
+  it cancelled (it logs how many were in flight).
 
 usage: kickrace.py SAKEYD SACTL SIMD LOGDIR
 """
@@ -118,7 +120,29 @@ if not ok:
     print(f"     extra {sorted(set(env.managed(have)) - want)[:6]} "
           f"missing {sorted(want - set(env.managed(have)))[:6]}")
 check(ok, "the SADB equals the desired set (v2, link 1's outbound of its last generation)")
+
+# --- SIGTERM while a pass waits for the kernel ----------------------------------------
+# The stop closes the channel under the pass's requests: their outcome is unknown, not
+# refused. They were reported as failed rotations ("Operation canceled" alerts).
+check(env.simctl(f"delay {DELAY_MS}") == "ok", f"simd delays every message by {DELAY_MS} ms")
+now = time.time()
+e = victim.epoch(now)
+point = min(p for p in (e * PERIOD + LEAD, (e + 1) * PERIOD - LEAD, (e + 1) * PERIOD)
+            if p > now + 1)
+sent_before = env.sim_stats()["requests"]
+while time.time() < point:
+    time.sleep(0.01)
+deadline = time.time() + 20
+while env.sim_stats()["requests"] == sent_before and time.time() < deadline:
+    time.sleep(0.01)
+check(env.sim_stats()["requests"] > sent_before, "the change point's pass sent its requests")
+stop_mark = len(env.log_since(offset))
 rc, bad = env.stop()
-check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
+check(rc == 0 and not bad, f"SIGTERM during the pass: exit {rc}, no sanitizer report")
+tail = env.log_since(offset)[stop_mark:]
+check("requests to the kernel were still in flight" in tail,
+      "the stop found the pass's requests in flight")
+check("ALERT rotation-failed" not in tail and "canceled" not in tail,
+      "no rotation-failed alert for the requests the stop cancelled")
 env.close()
 sys.exit(check.finish())
