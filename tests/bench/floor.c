@@ -4,8 +4,9 @@
  * driver (bench.py) needs to time sakeyd against it in the same boot.
  *
  * The SAs are those sakeyd installs for the generated links (bench.py): SA i
- * belongs to pair p = i / 2, 10.1.x.y <-> 10.2.x.y with x.y = p + 1 as a
- * 16-bit number; even i go 10.1 -> 10.2 (out), odd i 10.2 -> 10.1 (in); SPI
+ * belongs to pair p = i / K (-K), 10.1.x.y <-> 10.2.x.y with x.y = p + 1 as a
+ * 16-bit number; the first of a pair's K goes 10.1 -> 10.2 (out), the others
+ * 10.2 -> 10.1 (in); SPI
  * = first + i, or with -L the link's (spi_of: bench.py passes -L for every
  * floor it compares sakeyd with). ESP transport, reqid 0, replay window 32
  * (-E: ESN, 128), cbc(aes) 256-bit +
@@ -13,7 +14,11 @@
  * 3000 s soft / 3600 s hard. Each pair has its own addresses: with one pair
  * for all SAs the kernel's bydst chain makes every add O(N).
  *
- *   floor [-E] [-L PREFIX] [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...
+ *   floor [-E] [-K PERLINK] [-L PREFIX] [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...
+ *
+ *   -K PERLINK: SAs per link, 2 (default: one outbound, one inbound) or 4
+ *   (key schedule v2 between rotations: outbound generation 0, inbound
+ *   generation 0 and its spares 1 and 15), as sa_addrs and spi_of lay them out
  *
  *   add-sync N | del-sync N   PF_KEY SADB_ADD/DELETE, send one, read its reply
  *   add-pipe N | del-pipe N   PF_KEY, WINDOW requests in flight (0 = all N),
@@ -76,6 +81,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,6 +111,7 @@ static long opt_batch = 1;
 static int opt_esn; /* -E: netlink SAs with ESN and a 128-packet window, as sakeyd's XFRM ones */
 static uint32_t opt_spi0 = 0x10000;
 static long opt_link_prefix; /* -L: SPIs as sakeyd's links make them (see spi_of) */
+static long opt_per_link = 2; /* -K: SAs per link (sa_addrs, spi_of) */
 static const char *opt_label;
 static const char *opt_out; /* -o: timeit's command writes its stdout here */
 
@@ -151,31 +158,43 @@ static uint32_t pair_addr(uint8_t net, long p)
 	return htonl(10u << 24 | (uint32_t)net << 16 | v);
 }
 
+/*
+ * SA i belongs to link i / K (K = -K, SAs per link); the first of a link's K
+ * is its outbound SA, the others inbound: K = 2 is one inbound SA (the
+ * floor's historical shape), K = 4 key schedule v2's steady state, the
+ * inbound generation 0 and its spares 1 and 15 (DESIGN.md).
+ */
+static bool sa_is_out(long i)
+{
+	return i % opt_per_link == 0;
+}
+
 static void sa_addrs(long i, uint8_t net_a, uint8_t net_b, uint32_t *src, uint32_t *dst)
 {
-	uint32_t a = pair_addr(net_a, i / 2), b = pair_addr(net_b, i / 2);
+	uint32_t a = pair_addr(net_a, i / opt_per_link), b = pair_addr(net_b, i / opt_per_link);
 
-	*src = i % 2 ? b : a;
-	*dst = i % 2 ? a : b;
+	*src = sa_is_out(i) ? a : b;
+	*dst = sa_is_out(i) ? b : a;
 }
 
 /*
  * The SPI of SA i: FIRSTSPI + i, or with -L PREFIX the one sakeyd's link
- * i / 2 makes (DESIGN.md: spi_prefix << 8 | generation << 4 | epoch mod 16,
- * generation 0, the bench's links numbering their prefixes from PREFIX;
- * epoch 0, or nl-rotate's),
- * shared by the
- * pair's two SAs as it is between a link's inbound and outbound SA. The
- * kernel hashes SAs by (daddr ^ spi ^ proto): the same SPIs put them in the
- * same hash chains as sakeyd's.
+ * i / K makes (DESIGN.md: spi_prefix << 8 | generation << 4 | epoch mod 16,
+ * the bench's links numbering their prefixes from PREFIX; generation 0 for
+ * the outbound SA and the first inbound one, the spares 1 and 15 with K = 4;
+ * epoch 0, or nl-rotate's). The kernel hashes SAs by (daddr ^ spi ^ proto):
+ * the same SPIs put them in the same hash chains as sakeyd's.
  */
 static void usage(void);
 static uint8_t cur_epoch; /* nl-rotate: the epoch byte of the SPIs built now (with -L) */
 
 static uint32_t spi_of(long i)
 {
+	static const uint8_t gen[4] = { 0, 0, 1, 15 };
+
 	if (opt_link_prefix)
-		return (uint32_t)(opt_link_prefix + i / 2) << 8 | (cur_epoch & 0xf);
+		return (uint32_t)(opt_link_prefix + i / opt_per_link) << 8 |
+		       (uint32_t)gen[i % opt_per_link] << 4 | (cur_epoch & 0xf);
 	return opt_spi0 + (uint32_t)i;
 }
 
@@ -573,21 +592,35 @@ static void nl_wait_ack(int fd, uint32_t seq, long *err)
  * or deleted NLBATCH per sendmsg, an ack asked only on each batch's last
  * (errors are acknowledged anyway); returns the seconds taken.
  */
-static double nl_run(int fd, int add, long first, long step, long count, uint8_t epoch, long *err)
+enum nl_which { NL_ALL, NL_OUT, NL_IN };
+
+/* Of SAs 0 .. n - 1, those of which (all, outbound, inbound), NLBATCH a sendmsg. */
+static double nl_run(int fd, int add, enum nl_which which, long n, uint8_t epoch, long *err)
 {
 	static uint8_t buf[NLBATCH * MSG_MAX];
 	double t0 = now_s();
 	uint32_t seq = 0;
+	long i = 0;
 
 	cur_epoch = epoch;
-	for (long k = 0; k < count;) {
+	for (;;) {
 		size_t off = 0;
+		long b = 0;
 
-		for (long b = 0; b < NLBATCH && k < count; b++, k++) {
-			int last = b == NLBATCH - 1 || k == count - 1;
+		for (; i < n && b < NLBATCH; i++) {
+			if (which != NL_ALL && sa_is_out(i) != (which == NL_OUT))
+				continue;
+			/* The batch's last asks the ack: the next of which, or the end. */
+			long j = i + 1;
 
-			off += nl_build(buf + off, add, first + k * step, ++seq, last ? NLM_F_ACK : 0);
+			while (j < n && which != NL_ALL && sa_is_out(j) != (which == NL_OUT))
+				j++;
+			b++;
+			off += nl_build(buf + off, add, i, ++seq,
+					b == NLBATCH || j >= n ? NLM_F_ACK : 0);
 		}
+		if (!off)
+			break;
 		if (send(fd, buf, off, 0) < 0)
 			die("send(netlink)");
 		nl_wait_ack(fd, seq, err);
@@ -599,14 +632,14 @@ static void nl_batch(int add, long n)
 {
 	int fd = nl_open();
 	long err = 0;
-	double secs = nl_run(fd, add, 0, 1, n, 0, &err);
+	double secs = nl_run(fd, add, NL_ALL, n, 0, &err);
 
 	result(add ? "add" : "del", n, secs, n - err, err, 0, NULL);
 	close(fd);
 }
 
 /*
- * The kernel's share of one rotation of N/2 links, by batched netlink: the
+ * The kernel's share of one rotation of N/K links, by batched netlink: the
  * three bursts of sakeyd's passes, in its order and with its SAs present
  * (make before break). Untimed set-up: the N SAs of epoch 0. Then, each
  * burst timed, 1.2 s apart as the daemon's passes are apart: the
@@ -618,21 +651,21 @@ static void nl_rotate(long n)
 {
 	const double settle = 1.2; /* each new SA arms a 1 s kernel timer, as in bench.py */
 	int fd = nl_open();
-	long err = 0, pairs = n / 2;
+	long err = 0;
 	double p1, p2, p3;
 	char extra[128];
 
-	if (!opt_link_prefix || n < 2 || n % 2)
+	if (!opt_link_prefix || n < opt_per_link || n % opt_per_link)
 		usage();
-	nl_run(fd, 1, 0, 1, n, 0, &err);
+	nl_run(fd, 1, NL_ALL, n, 0, &err);
 	usleep((useconds_t)(settle * 1e6));
-	p1 = nl_run(fd, 1, 1, 2, pairs, 1, &err);
+	p1 = nl_run(fd, 1, NL_IN, n, 1, &err);
 	usleep((useconds_t)(settle * 1e6));
-	p2 = nl_run(fd, 1, 0, 2, pairs, 1, &err);
-	p2 += nl_run(fd, 0, 0, 2, pairs, 0, &err);
+	p2 = nl_run(fd, 1, NL_OUT, n, 1, &err);
+	p2 += nl_run(fd, 0, NL_OUT, n, 0, &err);
 	usleep((useconds_t)(settle * 1e6));
-	p3 = nl_run(fd, 0, 1, 2, pairs, 0, &err);
-	nl_run(fd, 0, 0, 1, n, 1, &err);
+	p3 = nl_run(fd, 0, NL_IN, n, 0, &err);
+	nl_run(fd, 0, NL_ALL, n, 1, &err);
 	snprintf(extra, sizeof(extra), "in_add=%.6f out_replace=%.6f in_del=%.6f", p1, p2, p3);
 	result("rotate", 2 * n, p1 + p2 + p3, 2 * n - err, err, 0, extra);
 	close(fd);
@@ -829,7 +862,7 @@ static void expire_sa(uint8_t type, uint8_t *buf, size_t *len, long i, uint64_t 
 {
 	uint32_t src, dst;
 
-	sa_addrs(i * 2, 3, 4, &src, &dst);
+	sa_addrs(i * opt_per_link, 3, 4, &src, &dst); /* an outbound SA of pair i */
 	*len = pfkey_build(buf, type, i, opt_spi0 + (uint32_t)i, src, dst, soft, soft + 3600, seq);
 }
 
@@ -1029,7 +1062,7 @@ static int stamp(const char *out)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: floor [-E] [-L PREFIX] [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...\n"
+	fprintf(stderr, "usage: floor [-E] [-K PERLINK] [-L PREFIX] [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...\n"
 			"see the header of tests/bench/floor.c\n");
 	exit(2);
 }
@@ -1041,7 +1074,7 @@ int main(int argc, char **argv)
 
 	if (!strcmp(base ? base + 1 : argv[0], STAMP_NAME))
 		return stamp(STAMP_FILE);
-	while ((c = getopt(argc, argv, "+EL:r:w:b:s:m:o:")) != -1) {
+	while ((c = getopt(argc, argv, "+EK:L:r:w:b:s:m:o:")) != -1) {
 		switch (c) {
 		case 'E':
 			opt_esn = 1;
@@ -1059,6 +1092,11 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			opt_spi0 = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'K':
+			opt_per_link = strtol(optarg, NULL, 0);
+			if (opt_per_link != 2 && opt_per_link != 4)
+				usage();
 			break;
 		case 'L':
 			opt_link_prefix = strtol(optarg, NULL, 0);
