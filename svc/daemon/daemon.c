@@ -792,10 +792,10 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 {
 	struct daemon *d = arg;
 	size_t cur = 0;
-	struct mon_sa *e;
-	unsigned long vanished = 0;
-
-	bool stale = d->dump_stale;
+	struct mon_sa *e, first_lost;
+	unsigned long vanished = 0, lost_managed = 0;
+	int64_t now = daemon_now(d);
+	bool stale = d->dump_stale, overlapped = d->dump_overlapped;
 
 	d->resync_running = false;
 	close_dump_channel(d);
@@ -821,7 +821,22 @@ static void resync_done(struct kern *k, int err, unsigned long n, void *arg)
 		if (e->seen)
 			continue;
 		vanished++;
+		/*
+		 * A managed SA still in use gone without a word: its DELETE or the
+		 * FLUSH was lost, or comes after this dump (then on_flush finds
+		 * nothing of ours left to alert on). Unless a pass ran during the
+		 * dump: its own deletes may be answered after the dump ended.
+		 */
+		if (!overlapped && mon_sa_still_planned(e, now) && !lost_managed++)
+			first_lost = *e;
 		table_drop(d, e, "vanished (seen missing at resync)");
+	}
+	if (lost_managed) {
+		daemon_alert(d, "sa-removed", &first_lost, NULL,
+			     "%lu managed SA%s still in use found missing by a dump (the kernel's "
+			     "word of their removal was lost or is late); re-installing",
+			     lost_managed, lost_managed == 1 ? "" : "s");
+		daemon_kick(d, "managed SA removed");
 	}
 	resolve_unsure_rotations(d);
 	if (d->book)
@@ -848,6 +863,7 @@ static void start_resync(struct daemon *d)
 		return;
 	d->resync_wanted = false;
 	d->resync_started_ns = uv_hrtime();
+	d->dump_overlapped = d->pass != NULL;
 	while ((e = mon_table_next(d->table, &cur)))
 		e->seen = false;
 	TELL0(d, resync_begin);
@@ -1656,6 +1672,8 @@ static void reconcile(struct daemon *d)
 	if (ret)
 		goto fail;
 	d->pass = p;
+	if (d->resync_running)
+		d->dump_overlapped = true;
 	pass_send(d, p);
 	if (p->pending == 0)
 		pass_finish(d);

@@ -107,6 +107,7 @@ struct daemon {
 	unsigned policy_pending;
 	bool synced, resync_wanted, resync_running, kick_pending, policies_done, stopping;
 	unsigned long cancelled; /* requests in flight when the stop closed the channel */
+	bool dump_overlapped; /* a pass ran during the running dump */
 	uint64_t resync_started_ns; /* uv_hrtime() of the running dump's start */
 	int64_t now_s;              /* daemon_now()'s wall clock, read at loop time now_turn */
 	uint64_t now_turn;
