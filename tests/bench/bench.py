@@ -551,6 +551,13 @@ notes["rotation_cpu_per_rep"] = {"user_s": (cpu1[0] - cpu0[0]) / ROTATIONS,
                                  "minor_faults": (cpu1[2] - cpu0[2]) / ROTATIONS}
 sample("sakeyd:vmhwm-kB:rotation", d.status("VmHWM"))
 d.stop()
+# What the state directory holds after the rotations and a clean stop: the ledger, the
+# generation records (with XFRM, every inbound SA's replay state, rewritten at each dump)
+# and what their write-ahead logs kept.
+state_files = {}
+for name in sorted(os.listdir(STATE_B)):
+    state_files[name] = os.stat(os.path.join(STATE_B, name)).st_size
+notes["state_dir_after_rotations"] = state_files
 flush()
 
 
@@ -621,6 +628,9 @@ for k, what in (("startup-empty", "after start-up from empty"),
                 ("rotation", f"end of phase B ({ROTATIONS} rotations, up to {SAS_FRESH + 3 * N} SAs)")):
     rows.append(f"| peak RSS (VmHWM), {what} (MiB) | "
                 f"{cell('sakeyd:vmhwm-kB:' + k, 1 / 1024, '{:.1f}')} | | | < 64 MiB |")
+for name, size in notes.get("state_dir_after_rotations", {}).items():
+    rows.append(f"| state directory after phase B and a clean stop: {name} (MiB) | "
+                f"{size / 1048576:.1f} | | | |")
 lat = samples.get("expire-alert-ms", [])
 spawn = samples.get("spawn-floor-ms", [])
 if lat:
