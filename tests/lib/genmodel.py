@@ -195,6 +195,17 @@ def settled(env, model, tries=6, out_from_records=False, links=None, out_gens=No
                            model.refresh)
 
 
+def check_settled(check, env, model, label, **kw):
+    """check (simlib.Checks) that the managed SAs settle on the v2 model's desired set
+    (settled's keywords), naming what is extra and missing when they do not. Returns ok."""
+    ok, have, want, _ = settled(env, model, **kw)
+    have = env.managed(have)
+    ok = ok and sorted(have) == sorted(want)
+    check(ok, label + ("" if ok else f": extra {sorted(set(have) - set(want))[:6]}, "
+                                     f"missing {sorted(set(want) - set(have))[:6]}"))
+    return ok
+
+
 def ledger_wrong(env):
     """Rows of the whole ledger (sactl status --json --all) that contradict key schedule v2:
     a managed SA whose link, direction, addresses, SPI (its epoch and generation) or key

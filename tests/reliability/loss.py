@@ -213,9 +213,7 @@ try:
     check(rows > 0 and fps > 0 and not wrong,
           "every SA the ledger ever recorded has the link, SPI, addresses and key "
           "fingerprint of its epoch and generation")
-    rc, bad = env.stop()
-    check(rc == 0 and not bad, f"SIGTERM: exit {rc}, no sanitizer report")
-    check(env.secrets_absent(), "no secret in the log")
+    env.stop_checked(check)
 finally:
     env.close()
 check.finish()

@@ -84,15 +84,9 @@ try:
     check(len(hard) == 1 and "found by a dump" in hard[0],
           f"expire-hard for B once, found by a dump ({len(hard)})")
     check(not alerts(text, "expire-hard", 0xa11ce), "no expire-hard for A")
-    ok, have, want, _ = genmodel.settled(env, genmodel.Model(env))
-    have = env.managed(have)
-    check(ok and sorted(have) == sorted(want),
-          "the link's SAs are the desired set of a fresh start (key schedule v2)"
-          + ("" if ok else f": extra {sorted(set(have) - set(want))}, "
-             f"missing {sorted(set(want) - set(have))}"))
-    rc, bad = env.stop()
-    check(rc == 0 and not bad, f"SIGTERM: exit 0, no sanitizer report (rc {rc})")
-    check(env.secrets_absent(), "no secret in the log")
+    genmodel.check_settled(check, env, genmodel.Model(env),
+                           "the link's SAs are the desired set of a fresh start (key schedule v2)")
+    env.stop_checked(check)
 finally:
     env.close()
 check.finish()

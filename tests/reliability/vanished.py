@@ -37,8 +37,7 @@ try:
     offset = env.start()
     check(env.wait_log("ready:", timeout=60, offset=offset), "sakeyd started and reconciled")
     model = genmodel.Model(env)
-    ok, have, want, _ = genmodel.settled(env, model)
-    check(ok, "the link's SAs are the desired set of a fresh start")
+    genmodel.check_settled(check, env, model, "the link's SAs are the desired set of a fresh start")
     inbound = sorted(spi for spi, src, dst in env.managed(env.dump()) if dst == link.local)
     victims = inbound[:2]
     check(len(victims) == 2, f"two inbound SAs to delete ({[hex(v) for v in victims]})")
@@ -57,13 +56,8 @@ try:
     lines = [x for x in env.log_since(offset)[mark:].splitlines() if "ALERT sa-removed" in x]
     check(len(lines) == 1 and f"link={link.name} " in lines[0] and "2 managed SAs" in lines[0],
           f"one sa-removed alert naming the link and the 2 SAs ({lines})")
-    ok, have, want, _ = genmodel.settled(env, model)
-    have = env.managed(have)
-    check(ok, "the link's SAs are back to the desired set"
-          + ("" if ok else f": missing {sorted(set(want) - set(have))}"))
-    rc, bad = env.stop()
-    check(rc == 0 and not bad, f"SIGTERM: exit 0, no sanitizer report (rc {rc})")
-    check(env.secrets_absent(), "no secret in the log")
+    genmodel.check_settled(check, env, model, "the link's SAs are back to the desired set")
+    env.stop_checked(check)
 finally:
     env.close()
 check.finish()

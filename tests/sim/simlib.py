@@ -352,6 +352,12 @@ hard_slack = 30s
                     shutil.copy(f"{self.work}/{name}", f"{self.logdir}/{name}")
         shutil.rmtree(self.work, ignore_errors=True)
 
+    def stop_checked(self, check, label="SIGTERM"):
+        """stop(), checked: exit 0, no sanitizer report, no link's secret in the log."""
+        rc, bad = self.stop()
+        check(rc == 0 and not bad, f"{label}: exit {rc}, no sanitizer report")
+        check(self.secrets_absent(), "no secret in the log")
+
     def secrets_absent(self):
         text = logs.read(self.logpath)
         return not any(link.secret.hex() in text for link in self.links)
