@@ -291,9 +291,9 @@ enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
 	const struct mon_event_tally *tally = in->events;
 	struct check c = { 0 };
-	size_t managed = 0, old = 0, dying = 0, oldest_i = 0;
-	int64_t oldest = 0;
-	char h[MON_HUMAN_LEN], h2[MON_HUMAN_LEN], window[64], perf[512];
+	size_t managed = 0, old = 0, dying = 0, oldest_i = 0, hard_i = 0;
+	int64_t oldest = 0, hard_in = -1;
+	char h[MON_HUMAN_LEN], h2[MON_HUMAN_LEN], window[64], perf[640], hard_val[32];
 
 	snprintf(window, sizeof(window), "in the last %s",
 		 mon_human_duration(in->now - in->since, h));
@@ -307,6 +307,16 @@ enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_
 		if (age > oldest) {
 			oldest = age;
 			oldest_i = i;
+		}
+		if (in->sas[i].state != STORE_SA_GONE && in->sas[i].hard_expires_at) {
+			int64_t left = in->sas[i].hard_expires_at - in->now;
+
+			if (left < 0)
+				left = 0;
+			if (hard_in < 0 || left < hard_in) {
+				hard_in = left;
+				hard_i = i;
+			}
 		}
 	}
 
@@ -337,6 +347,25 @@ enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_
 		       old == 1 ? "" : "s", mon_human_duration((int64_t)in->warn_age, h),
 		       mon_human_duration(oldest, h2), in->sas[oldest_i].spi, in->sas[oldest_i].src,
 		       in->sas[oldest_i].dst);
+	if (hard_in >= 0) {
+		const struct mon_range *hit = NULL;
+		enum mon_check_status st = MON_CHECK_OK;
+
+		if (in->crit && mon_range_alert(in->crit, (double)hard_in)) {
+			hit = in->crit;
+			st = MON_CHECK_CRITICAL;
+		} else if (in->warn && mon_range_alert(in->warn, (double)hard_in)) {
+			hit = in->warn;
+			st = MON_CHECK_WARNING;
+		}
+		if (hit)
+			reason(&c, st, "hard expiry %s%s (spi 0x%08" PRIx32 " %s->%s%s%s; %s range %s)",
+			       hard_in ? "in " : "reached",
+			       hard_in ? mon_human_duration(hard_in, h) : "", in->sas[hard_i].spi,
+			       in->sas[hard_i].src, in->sas[hard_i].dst,
+			       in->sas[hard_i].link[0] ? ", link " : "", in->sas[hard_i].link,
+			       st == MON_CHECK_CRITICAL ? "critical" : "warning", hit->text);
+	}
 	check_event(&c, tally, STORE_EV_SA_REMOVED, MON_CHECK_WARNING, "managed SA removal",
 		    window);
 	check_event(&c, tally, STORE_EV_ACQUIRE_UNANSWERED, MON_CHECK_WARNING,
@@ -351,11 +380,18 @@ enum mon_check_status mon_check(const struct mon_check_in *in, char *line, size_
 		reason(&c, MON_CHECK_WARNING, "data %s old: sakeyd is not refreshing it",
 		       mon_human_duration(in->now - in->last_write_at, h));
 
+	/* Perfdata: label=value[UOM];[warn];[crit];[min];[max]; "U" for a value there is none of. */
+	if (hard_in >= 0)
+		snprintf(hard_val, sizeof(hard_val), "%" PRId64 "s", hard_in);
+	else
+		snprintf(hard_val, sizeof(hard_val), "U");
 	snprintf(perf, sizeof(perf),
 		 "sas=%zu managed=%zu links=%zu oldest_age=%" PRId64 "s;%" PRIu64
-		 " soft_expiries=%" PRIu64 " hard_expiries=%" PRIu64 " rotation_failures=%" PRIu64
-		 " data_age=%" PRId64 "s",
-		 in->nsas, managed, in->nlinks, oldest, in->warn_age,
+		 ";;0 hard_expiry_in=%s;%s;%s;0 soft_expiries=%" PRIu64 " hard_expiries=%" PRIu64
+		 " rotation_failures=%" PRIu64 " data_age=%" PRId64 "s",
+		 in->nsas, managed, in->nlinks, oldest, in->warn_age, hard_val,
+		 in->warn && in->warn->set ? in->warn->text : "",
+		 in->crit && in->crit->set ? in->crit->text : "",
 		 tally->n[STORE_EV_EXPIRE_SOFT], tally->n[STORE_EV_EXPIRE_HARD],
 		 in->rotation_failures, in->last_write_at ? in->now - in->last_write_at : 0);
 	snprintf(line, len, "SAKEYD %s - %s%s%zu SA%s (%zu managed), %zu link%s | %s",

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "monitor/range.h"
 #include "monitor/table.h"
 #include "monitor/xfrm_stat.h"
 #include "store/store.h"
@@ -152,12 +153,20 @@ struct mon_check_in {
 	size_t nsas;
 	const struct mon_event_tally *events; /* of the window */
 	uint64_t rotation_failures;           /* failed rotations of the window */
+	/*
+	 * -w and -c (NULL or unset: none), on hard_expiry_in: the seconds to
+	 * the earliest hard expiry of an SA not gone, when the kernel stops
+	 * using it. A managed SA's hard expiry is hard_slack after its planned
+	 * removal, so it stays above hard_slack while sakeyd keeps its schedule.
+	 */
+	const struct mon_range *warn, *crit;
 };
 
 /*
  * The verdict of sactl check: CRITICAL (daemon down, hard expiry, rotation
- * failure), WARNING (soft expiry, dying or too old SAs, removal, unanswered
- * acquire, kernel errors, stale data) or OK, and the status line with its
+ * failure, hard_expiry_in in the critical range), WARNING (soft expiry,
+ * dying or too old SAs, removal, unanswered acquire, kernel errors, stale
+ * data, hard_expiry_in in the warning range) or OK, and the status line with its
  * perfdata into line (len bytes; MON_CHECK_LINE_LEN always suffices), no
  * newline. Returns the status.
  */

@@ -96,13 +96,17 @@ int store_make_dir(const char *dir, char *err, size_t err_size)
 	return 0;
 }
 
-int store_make_db_file(const char *path, char *err, size_t err_size)
+int store_set_file_access(const char *path, bool create, mode_t mode, gid_t gid, char *err,
+			  size_t err_size)
 {
 	struct stat st;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+	fd = open(path, O_RDWR | (create ? O_CREAT : 0) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+		  create ? mode : 0);
 	if (fd < 0) {
+		if (errno == ENOENT && !create)
+			return 0;
 		if (errno == ELOOP)
 			return fail(err, err_size, -EINVAL, "%s: a symbolic link; refused", path);
 		if (errno == EISDIR)
@@ -117,17 +121,58 @@ int store_make_db_file(const char *path, char *err, size_t err_size)
 		ret = fail(err, err_size, -EINVAL, "%s: not a regular file", path);
 		goto cleanup;
 	}
-	if ((st.st_mode & 07777) != 0600) {
-		if (fchmod(fd, 0600) < 0 || fstat(fd, &st) < 0) {
-			ret = fail(err, err_size, -errno, "chmod %s: %s", path, strerror(errno));
-			goto cleanup;
-		}
-		if ((st.st_mode & 07777) != 0600) {
-			ret = fail(err, err_size, -EPERM, "%s: mode %o, not 0600", path,
-				   st.st_mode & 07777);
+	/* The group first: the mode never shows group bits to a group not yet the file's. */
+	if (gid != (gid_t)-1 && st.st_gid != gid) {
+		if (fchmod(fd, st.st_mode & 0700) < 0 || fchown(fd, (uid_t)-1, gid) < 0 ||
+		    fstat(fd, &st) < 0) {
+			ret = fail(err, err_size, -errno, "chgrp %lu %s: %s", (unsigned long)gid,
+				   path, strerror(errno));
 			goto cleanup;
 		}
 	}
+	if ((st.st_mode & 07777) != mode) {
+		if (fchmod(fd, mode) < 0 || fstat(fd, &st) < 0) {
+			ret = fail(err, err_size, -errno, "chmod %s: %s", path, strerror(errno));
+			goto cleanup;
+		}
+		if ((st.st_mode & 07777) != mode) {
+			ret = fail(err, err_size, -EPERM, "%s: mode %o, not %04o", path,
+				   st.st_mode & 07777, (unsigned)mode);
+			goto cleanup;
+		}
+	}
+cleanup:
+	close(fd);
+	return ret;
+}
+
+int store_make_db_file(const char *path, char *err, size_t err_size)
+{
+	return store_set_file_access(path, true, 0600, (gid_t)-1, err, err_size);
+}
+
+int store_share_dir(const char *dir, gid_t gid, char *err, size_t err_size)
+{
+	struct stat st;
+	int fd, ret = 0;
+
+	/* O_NOFOLLOW: the directory itself, as conf_check_files() judged it. */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, err_size, errno == ELOOP ? -EINVAL : -errno, "open %s: %s", dir,
+			    errno == ELOOP ? "a symbolic link; refused" : strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		ret = fail(err, err_size, -errno, "stat %s: %s", dir, strerror(errno));
+		goto cleanup;
+	}
+	if (st.st_gid != gid &&
+	    (fchmod(fd, st.st_mode & 07700) < 0 || fchown(fd, (uid_t)-1, gid) < 0)) {
+		ret = fail(err, err_size, -errno, "chgrp %lu %s: %s", (unsigned long)gid, dir,
+			   strerror(errno));
+		goto cleanup;
+	}
+	if (fchmod(fd, 0750) < 0)
+		ret = fail(err, err_size, -errno, "chmod 0750 %s: %s", dir, strerror(errno));
 cleanup:
 	close(fd);
 	return ret;

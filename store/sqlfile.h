@@ -143,12 +143,31 @@ bool store_key_shaped(const char *t);
 int store_make_dir(const char *dir, char *err, size_t err_size);
 
 /*
+ * Give the file path exactly mode (passed through no umask) and, unless gid
+ * is (gid_t)-1, group gid (the group is changed first, with the group and
+ * other bits cleared until the mode is set). create: create it (mode) if
+ * missing; else a missing file is left missing (0). 0, -EINVAL for a
+ * symbolic link or a non-regular file, -EPERM if the mode does not stick,
+ * or -errno (-EPERM from chown: neither root nor a member of gid); err says
+ * why.
+ */
+int store_set_file_access(const char *path, bool create, mode_t mode, gid_t gid, char *err,
+			  size_t err_size);
+
+/*
  * Create the database file path 0600 before SQLite opens it (SQLite would
- * create it 0644 under the usual umask), or tighten an existing one to 0600.
- * SQLite gives the -wal and -shm files the database file's mode. 0, -EINVAL
- * for a symbolic link or a non-regular file, -EPERM if the mode does not
- * stick, or -errno; err says why.
+ * create it 0644 under the usual umask), or tighten an existing one to 0600:
+ * store_set_file_access(path, true, 0600, (gid_t)-1, ...). SQLite gives the
+ * -wal and -shm files the database file's mode (and, run as root, its owner
+ * and group).
  */
 int store_make_db_file(const char *path, char *err, size_t err_size);
+
+/*
+ * Share the existing directory dir with group gid for reading: group gid,
+ * mode 0750 (a setuid/setgid/sticky bit is dropped). A symbolic link is
+ * refused (-EINVAL). 0 or -errno; err says why.
+ */
+int store_share_dir(const char *dir, gid_t gid, char *err, size_t err_size);
 
 #endif

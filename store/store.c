@@ -772,20 +772,58 @@ cleanup:
 	return err;
 }
 
-/* dir, created 0700 if missing (one level). */
-static int make_dir(struct store *s, const char *dir)
+/* The mode of the ledger's files: readable by the group the directory is shared with, if any. */
+static mode_t db_mode(gid_t gid)
 {
-	return store_make_dir(dir, s->errmsg, sizeof(s->errmsg));
+	return gid == (gid_t)-1 ? 0600 : 0640;
 }
 
-/* The database file, created 0600 or tightened to it (store/sqlfile.h). */
-static int make_db_file(struct store *s, const char *path)
+/*
+ * The database's -wal and -shm, if they exist, as the database: a WAL kept
+ * from a run that shared the directory is tightened when it is no longer
+ * shared, and one SQLite created as a non-root writer gets the group.
+ */
+static int companions_access(struct store *s, const char *path, gid_t gid)
 {
-	return store_make_db_file(path, s->errmsg, sizeof(s->errmsg));
+	static const char *const suffix[] = { "-wal", "-shm" };
+	char name[PATH_MAX];
+	int err;
+
+	for (size_t i = 0; i < ARRAY_LEN(suffix); i++) {
+		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, suffix[i]) >= sizeof(name))
+			return store_sql_fail(&s->sql, -ENAMETOOLONG, "%s: path too long", path);
+		err = store_set_file_access(name, false, db_mode(gid), gid, s->errmsg,
+					    sizeof(s->errmsg));
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
-/* Open the database for the writer or a reader, with the schema at target (writer) or current. */
-static int open_db(struct store *s, const char *dir, bool readonly, int target)
+/*
+ * dir, created 0700 if missing (one level), shared with gid (0750) unless
+ * gid is (gid_t)-1; the database file created or set 0600 (0640, group gid
+ * when shared), its -wal and -shm likewise (store/sqlfile.h).
+ */
+static int make_files(struct store *s, const char *dir, const char *path, gid_t gid)
+{
+	int err;
+
+	if ((err = store_make_dir(dir, s->errmsg, sizeof(s->errmsg))))
+		return err;
+	if (gid != (gid_t)-1 && (err = store_share_dir(dir, gid, s->errmsg, sizeof(s->errmsg))))
+		return err;
+	if ((err = store_set_file_access(path, true, db_mode(gid), gid, s->errmsg,
+					 sizeof(s->errmsg))))
+		return err;
+	return companions_access(s, path, gid);
+}
+
+/*
+ * Open the database for the writer or a reader, with the schema at target
+ * (writer) or current; the writer shares it with group gid unless (gid_t)-1.
+ */
+static int open_db(struct store *s, const char *dir, bool readonly, gid_t gid, int target)
 {
 	char path[PATH_MAX];
 	int64_t version = 0;
@@ -804,7 +842,7 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 					      errno == ENOENT ? " (has sakeyd run yet?)" : "");
 		flags = SQLITE_OPEN_READONLY;
 	} else {
-		if ((err = make_dir(s, dir)) || (err = make_db_file(s, path)))
+		if ((err = make_files(s, dir, path, gid)))
 			return err;
 		flags = SQLITE_OPEN_READWRITE;
 	}
@@ -819,6 +857,19 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 			     readonly ? STORE_BUSY_TIMEOUT_MS : STORE_WRITER_BUSY_TIMEOUT_MS);
 	if (!readonly)
 		store_sql_note_file(&s->sql, path);
+	if (!readonly && gid != (gid_t)-1) {
+		int persist = 1;
+
+		/*
+		 * A reader that cannot write in dir cannot create the -wal and
+		 * -shm files, and a WAL database cannot be read without them
+		 * (sqlite.org/wal.html, "Read-Only Databases"): keep them when
+		 * the last connection closes instead of deleting them.
+		 */
+		rc = sqlite3_file_control(s->sql.db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+		if (rc != SQLITE_OK)
+			return store_sql_db_fail(&s->sql, rc, "persistent WAL");
+	}
 
 	if (readonly) {
 		if ((err = store_sql_query_int(&s->sql, "PRAGMA user_version", &version)))
@@ -875,6 +926,9 @@ static int open_db(struct store *s, const char *dir, bool readonly, int target)
 	    (err = migrate(s, target)) ||
 	    (err = store_sql_exec(&s->sql, "PRAGMA foreign_keys = ON", "pragmas")))
 		return err;
+	/* WAL mode made the -wal and -shm files: as the database, whoever created them. */
+	if ((err = companions_access(s, path, gid)))
+		return err;
 	if (target == STORE_SCHEMA_VERSION &&
 	    (err = store_sql_exec(&s->sql, "CREATE TEMP TABLE sync_seen (id INTEGER PRIMARY KEY)",
 				  "sync table")))
@@ -892,7 +946,8 @@ static struct store *store_alloc(void)
 	return s;
 }
 
-int store_open(const char *dir, bool readonly, struct store **out, char *err, size_t err_size)
+static int open_store(const char *dir, bool readonly, gid_t gid, struct store **out, char *err,
+		      size_t err_size)
 {
 	struct store *s = store_alloc();
 	int ret;
@@ -903,7 +958,7 @@ int store_open(const char *dir, bool readonly, struct store **out, char *err, si
 			snprintf(err, err_size, "out of memory");
 		return -ENOMEM;
 	}
-	ret = open_db(s, dir, readonly, STORE_SCHEMA_VERSION);
+	ret = open_db(s, dir, readonly, gid, STORE_SCHEMA_VERSION);
 	if (ret) {
 		if (err && err_size)
 			snprintf(err, err_size, "%s", s->errmsg);
@@ -912,6 +967,16 @@ int store_open(const char *dir, bool readonly, struct store **out, char *err, si
 	}
 	*out = s;
 	return 0;
+}
+
+int store_open(const char *dir, bool readonly, struct store **out, char *err, size_t err_size)
+{
+	return open_store(dir, readonly, (gid_t)-1, out, err, err_size);
+}
+
+int store_open_shared(const char *dir, gid_t gid, struct store **out, char *err, size_t err_size)
+{
+	return open_store(dir, false, gid, out, err, err_size);
 }
 
 void store_close(struct store *s)
@@ -1823,7 +1888,7 @@ int store_test_create(const char *dir, int version)
 		return -EEXIST;
 	if (!(s = store_alloc()))
 		return -ENOMEM;
-	err = open_db(s, dir, false, version);
+	err = open_db(s, dir, false, (gid_t)-1, version);
 	store_close(s);
 	return err;
 }

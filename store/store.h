@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * One writer (the daemon) and any number of readers (sactl) share
@@ -33,6 +34,12 @@
  */
 
 #define STORE_DB_NAME "sakeyd.db"
+/*
+ * The system group that may read the ledger (sactl status and check without
+ * root): if it exists when sakeyd starts, sakeyd shares the ledger with it
+ * (store_open_shared).
+ */
+#define STORE_GROUP_NAME "sakeyd"
 /* Current schema version (PRAGMA user_version); see store.c for each migration. */
 #define STORE_SCHEMA_VERSION 5
 /* How long a reader waits for a lock. */
@@ -164,9 +171,10 @@ int store_event_kind_parse(const char *name, enum store_event_kind *kind);
 
 /*
  * Open <dir>/sakeyd.db. Writer (readonly false): creates dir 0700 if missing
- * (one level), creates the database 0600 (tightens an existing one to 0600,
- * refuses a symlink or a non-regular file), turns on WAL, foreign keys, and
- * migrates the schema forward to STORE_SCHEMA_VERSION in one transaction.
+ * (one level), creates the database 0600 (tightens an existing one and its
+ * -wal and -shm files to 0600, refuses a symlink or a non-regular file),
+ * turns on WAL, foreign keys, and migrates the schema forward to
+ * STORE_SCHEMA_VERSION in one transaction.
  * Reader (readonly true): opens with SQLITE_OPEN_READONLY; works while a
  * writer holds a transaction; the schema must be exactly the current one.
  * On success *out is a handle for store_close(). On failure *out is NULL and,
@@ -177,6 +185,18 @@ int store_event_kind_parse(const char *name, enum store_event_kind *kind);
  * -EINVAL (not a regular file), -ENAMETOOLONG, or a mapped SQLite/system error.
  */
 int store_open(const char *dir, bool readonly, struct store **out, char *err, size_t err_size);
+
+/*
+ * The writer, as store_open(dir, false, ...), sharing the ledger with group
+ * gid for reading (sactl status and check by a monitoring user): dir gets
+ * group gid and mode 0750, the database and its -wal and -shm files group
+ * gid and mode 0640, and the -wal and -shm files are kept when the database
+ * is closed (a reader that cannot write in dir cannot create them). The
+ * writer must be root or a member of gid (else -EPERM). The other files of
+ * dir are not touched (generations.db stays 0600). store_open() instead
+ * sets the database files back to 0600 (the directory is left as it is).
+ */
+int store_open_shared(const char *dir, gid_t gid, struct store **out, char *err, size_t err_size);
 
 /* Close (rolling back an open transaction) and free; NULL is a no-op. */
 void store_close(struct store *s);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* The daemon's ledger: SA lives, events and rotations into SQLite, committed once a burst is answered. */
 #include <errno.h>
+#include <grp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -728,13 +729,67 @@ static void commit_cb(uv_prepare_t *h)
 	commit(l);
 }
 
+/* Whether this process may give its files to group gid: root, or a member of it. */
+static bool may_use_group(gid_t gid)
+{
+	gid_t groups[256];
+	int n;
+
+	if (geteuid() == 0 || getegid() == gid)
+		return true;
+	n = getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * The group the ledger is shared with: STORE_GROUP_NAME if the system has
+ * it (looked up at every open: creating the group and restarting sakeyd
+ * turns sharing on, deleting it turns sharing off), else (gid_t)-1.
+ */
+static gid_t read_group(const struct config *cfg)
+{
+	struct group *gr;
+
+	errno = 0;
+	gr = getgrnam(STORE_GROUP_NAME);
+	if (!gr) {
+		if (errno && errno != ENOENT && errno != ESRCH)
+			log_warn("ledger: cannot look up group %s: %s; %s/%s stays readable by "
+				 "root only",
+				 STORE_GROUP_NAME, strerror(errno), cfg->daemon.state_dir,
+				 STORE_DB_NAME);
+		return (gid_t)-1;
+	}
+	if (!may_use_group(gr->gr_gid)) {
+		log_warn("ledger: group %s exists but sakeyd (uid %lu) is neither root nor a "
+			 "member: %s/%s stays readable by its owner only; add sakeyd's user to "
+			 "group %s or run sakeyd as root",
+			 STORE_GROUP_NAME, (unsigned long)geteuid(), cfg->daemon.state_dir,
+			 STORE_DB_NAME, STORE_GROUP_NAME);
+		return (gid_t)-1;
+	}
+	return gr->gr_gid;
+}
+
 static int open_store(struct ledger *l)
 {
 	const struct config *cfg = config_of(l);
+	gid_t gid = read_group(cfg);
 	char err[256] = "";
 	int ret;
 
-	ret = store_open(cfg->daemon.state_dir, false, &l->store, err, sizeof(err));
+	if (gid == (gid_t)-1)
+		ret = store_open(cfg->daemon.state_dir, false, &l->store, err, sizeof(err));
+	else
+		ret = store_open_shared(cfg->daemon.state_dir, gid, &l->store, err, sizeof(err));
+	if (!ret && gid != (gid_t)-1)
+		log_info("ledger: %s and %s/%s readable by group %s (gid %lu): sactl status and "
+			 "check work for its members",
+			 cfg->daemon.state_dir, cfg->daemon.state_dir, STORE_DB_NAME,
+			 STORE_GROUP_NAME, (unsigned long)gid);
 	if (ret) {
 		log_err("ledger: cannot open %s/%s: %s", cfg->daemon.state_dir, STORE_DB_NAME,
 			err[0] ? err : strerror(-ret));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "monitor/range.h"
 #include "monitor/rules.h"
 #include "rotate/keysched.h"
 #include "store/store.h"
@@ -37,6 +39,8 @@ struct db {
 	/* What the meta table says about the daemon. */
 	int64_t pid, last_write_at, last_dump_at;
 	bool running;
+	/* Why db_open failed and the fix, one line (check prints it after "SAKEYD UNKNOWN - "). */
+	char why[768];
 };
 
 /* ---- Helpers ---- */
@@ -150,6 +154,53 @@ static bool pid_is_sakeyd(int64_t pid)
 	return strncmp(comm, "sakeyd", 6) == 0;
 }
 
+static void __attribute__((format(printf, 2, 3))) set_why(struct db *db, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(db->why, sizeof(db->why), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Why a user cannot read the database, and the fix: " (...)". sakeyd shares
+ * state_dir with group STORE_GROUP_NAME when that group exists at its start.
+ */
+static void access_hint(const char *dir, char *buf, size_t len)
+{
+	struct group *gr = getgrnam(STORE_GROUP_NAME);
+	struct stat st;
+
+	if (geteuid() == 0) {
+		snprintf(buf, len, " (root may read it: is the state_dir on a file system "
+				   "that refuses root?)");
+		return;
+	}
+	if (!gr) {
+		snprintf(buf, len,
+			 " (only root may read it: create the group " STORE_GROUP_NAME " "
+			 "(addgroup --system " STORE_GROUP_NAME "), restart sakeyd, which then "
+			 "shares state_dir with it, and add this user (uid %lu) to it; or run "
+			 "sactl as root)",
+			 (unsigned long)geteuid());
+		return;
+	}
+	if (stat(dir, &st) == 0 && st.st_gid == gr->gr_gid && (st.st_mode & 0050) == 0050) {
+		snprintf(buf, len,
+			 " (state_dir is shared with group " STORE_GROUP_NAME ", and uid %lu is "
+			 "not in it: adduser USER " STORE_GROUP_NAME ", then restart the "
+			 "monitoring agent so it gets the group)",
+			 (unsigned long)geteuid());
+		return;
+	}
+	snprintf(buf, len,
+		 " (group " STORE_GROUP_NAME " exists, but sakeyd has not shared state_dir "
+		 "with it: restart sakeyd (it shares it at start, as root); and add uid %lu "
+		 "to the group)",
+		 (unsigned long)geteuid());
+}
+
 static void db_close(struct db *db)
 {
 	store_close(db->s);
@@ -170,21 +221,49 @@ static int db_open(const struct sactl_ctx *ctx, const char *cmd, struct db *db)
 	memset(db, 0, sizeof(*db));
 	db->now = now_s();
 	ret = sactl_load_config(ctx, &db->cfg);
-	if (ret)
+	if (ret) {
+		if (ret == -EACCES)
+			set_why(db,
+				 "cannot read the configuration %s: permission denied; to check "
+				 "without root, let group " STORE_GROUP_NAME " read it: chgrp "
+				 STORE_GROUP_NAME " %s and its directory, chmod g+r %s, chmod "
+				 "g+rx on the directory (secret files stay 0600 root)",
+				 ctx->config_path, ctx->config_path, ctx->config_path);
+		else if (ret == -ENOENT)
+			set_why(db,
+				 "no configuration %s; give sakeyd's with: sactl -c FILE check",
+				 ctx->config_path);
+		else
+			set_why(db,
+				 "cannot use the configuration %s: %s; check it with: sakeyd "
+				 "--check -c %s",
+				 ctx->config_path, strerror(-ret), ctx->config_path);
 		return ret;
+	}
 	ret = store_open(db->cfg->daemon.state_dir, true, &db->s, err, sizeof(err));
 	if (ret) {
-		const char *hint = "";
+		char hint[320] = "";
 
 		if (ret == -ENOENT)
-			hint = " (no database yet: has sakeyd run with this state_dir?)";
+			snprintf(hint, sizeof(hint),
+				 " (no database yet: has sakeyd run with this state_dir?)");
 		else if (ret == -EACCES || ret == -EPERM)
-			hint = " (the database belongs to sakeyd's user: run sactl as root)";
+			access_hint(db->cfg->daemon.state_dir, hint, sizeof(hint));
 		else if (ret == -EPROTO)
-			hint = " (an older schema: start the new sakeyd once to migrate it)";
+			snprintf(hint, sizeof(hint),
+				 " (an older schema: start the new sakeyd once to migrate it)");
 		fprintf(stderr, "%s: %s: cannot read %s/%s: %s%s\n", ctx->prog, cmd,
 			db->cfg->daemon.state_dir, STORE_DB_NAME, err[0] ? err : strerror(-ret),
 			hint);
+		if (ret == -ENOENT)
+			set_why(db, "no database %s/%s yet: has sakeyd run with this state_dir?",
+				db->cfg->daemon.state_dir, STORE_DB_NAME);
+		else
+			set_why(db, "cannot read %s/%s: %s%s", db->cfg->daemon.state_dir,
+				STORE_DB_NAME,
+				ret == -EACCES || ret == -EPERM ? "permission denied" :
+				err[0] ? err : strerror(-ret),
+				hint);
 		db_close(db);
 		return ret;
 	}
@@ -521,7 +600,79 @@ int sactl_cmd_status(const struct sactl_ctx *ctx, int argc, char **argv)
 
 /* ---- check ---- */
 
-#define CHECK_USAGE "[-c FILE] check [--warn-age DUR]"
+#define CHECK_USAGE \
+	"[-c FILE] check [-w RANGE] [-c RANGE] [-t SECONDS] [--warn-age DUR]"
+/* The guidelines' usual plugin timeout (monitoring-plugins: DEFAULT_SOCKET_TIMEOUT). */
+#define CHECK_TIMEOUT_S 10
+#define CHECK_TIMEOUT_MAX_S 3600
+
+/* What the SIGALRM handler writes: made before the alarm is set (no stdio in a handler). */
+static char timeout_line[160];
+static size_t timeout_len;
+
+static void on_timeout(int sig)
+{
+	ssize_t n;
+
+	(void)sig;
+	n = write(STDOUT_FILENO, timeout_line, timeout_len);
+	(void)n;
+	_exit(MON_CHECK_UNKNOWN);
+}
+
+static void start_timeout(unsigned secs)
+{
+	struct sigaction sa = { .sa_handler = on_timeout };
+
+	timeout_len = (size_t)snprintf(
+		timeout_line, sizeof(timeout_line),
+		"SAKEYD UNKNOWN - sactl check timed out after %us (reading the configuration "
+		"or the database); raise -t or see why the state_dir is slow\n",
+		secs);
+	if (timeout_len >= sizeof(timeout_line))
+		timeout_len = sizeof(timeout_line) - 1;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(secs);
+}
+
+/*
+ * A usage error, as the guidelines want it: one UNKNOWN line on stdout (what
+ * a monitoring system shows) and the usage on stderr. Returns UNKNOWN.
+ */
+static int __attribute__((format(printf, 2, 3)))
+check_usage_error(const struct sactl_ctx *ctx, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	printf("SAKEYD UNKNOWN - usage: %s\n", msg);
+	fprintf(stderr, "usage: %s " CHECK_USAGE "\n", ctx->prog);
+	return MON_CHECK_UNKNOWN;
+}
+
+static int parse_threshold(const struct sactl_ctx *ctx, char opt, const char *arg,
+			   struct mon_range *r)
+{
+	const char *why = "";
+
+	if (!mon_range_parse(arg, r, &why))
+		return 0;
+	if (strchr(arg, '/'))
+		return check_usage_error(ctx,
+					 "-%c %s: not a range (%s); -%c is the %s threshold; "
+					 "give the configuration before the command: %s -c %s check",
+					 opt, arg, why, opt, opt == 'w' ? "warning" : "critical",
+					 ctx->prog, arg);
+	return check_usage_error(ctx,
+				 "-%c %s: not a range (%s): seconds to the earliest hard expiry, "
+				 "as N, N:, ~:N, N:M or @N:M (e.g. -w 1800: -c 600:)%s",
+				 opt, arg, why,
+				 opt == 'w' ? "; for an SA age use --warn-age DUR" : "");
+}
 
 /* The last check's time from state_dir/check.state; 0 if none or unreadable. */
 static int64_t check_state_read(const char *dir)
@@ -571,54 +722,85 @@ static int tally_cb(const struct store_event *ev, void *arg)
 int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "warn-age", required_argument, NULL, 'w' },
+		{ "warning", required_argument, NULL, 'w' },
+		{ "critical", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "warn-age", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mon_event_tally tally = { 0 };
 	struct mon_check_in in = { 0 };
+	struct mon_range warn = { 0 }, crit = { 0 };
 	struct store_sa *rows = NULL;
 	struct db db;
-	uint64_t warn_age = 0, rot_failed = 0;
+	uint64_t warn_age = 0, rot_failed = 0, timeout = CHECK_TIMEOUT_S;
 	size_t n = 0;
 	int64_t since;
-	char line[MON_CHECK_LINE_LEN];
+	char line[MON_CHECK_LINE_LEN], *end;
 	enum mon_check_status status;
 	int opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "w:h", opts, NULL)) != -1) {
+	opterr = 0; /* every usage error is reported below, as an UNKNOWN line */
+	while ((opt = getopt_long(argc, argv, ":w:c:t:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'w':
-			if (conf_parse_duration(optarg, &warn_age) || !warn_age) {
-				fprintf(stderr,
-					"%s: check: --warn-age %s: not a duration such as 2h "
-					"or 1d12h\n",
-					ctx->prog, optarg);
+			if (parse_threshold(ctx, 'w', optarg, &warn))
 				return MON_CHECK_UNKNOWN;
-			}
+			break;
+		case 'c':
+			if (parse_threshold(ctx, 'c', optarg, &crit))
+				return MON_CHECK_UNKNOWN;
+			break;
+		case 't':
+			errno = 0;
+			timeout = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || !timeout ||
+			    timeout > CHECK_TIMEOUT_MAX_S)
+				return check_usage_error(ctx,
+							 "-t %s: not a number of seconds from 1 to "
+							 "%d",
+							 optarg, CHECK_TIMEOUT_MAX_S);
+			break;
+		case 'a':
+			if (conf_parse_duration(optarg, &warn_age) || !warn_age)
+				return check_usage_error(ctx,
+							 "--warn-age %s: not a duration such as 2h "
+							 "or 1d12h",
+							 optarg);
 			break;
 		case 'h':
 			printf("usage: %s " CHECK_USAGE "\n"
-			       "  --warn-age DUR  WARNING for an SA older than DUR (default: "
+			       "A Monitoring Plugins check of sakeyd's database (NRPE, "
+			       "check_by_ssh, Icinga).\n"
+			       "  -w, --warning RANGE   WARNING when hard_expiry_in (seconds to "
+			       "the earliest\n"
+			       "                        hard expiry of an SA) alerts under RANGE "
+			       "(e.g. 1800:)\n"
+			       "  -c, --critical RANGE  CRITICAL likewise (e.g. 600:)\n"
+			       "  -t, --timeout SECONDS UNKNOWN after SECONDS (default %d)\n"
+			       "      --warn-age DUR    WARNING for an SA older than DUR (default: "
 			       "max_sa_age)\n"
-			       "exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n",
-			       ctx->prog);
+			       "RANGE: N (outside 0..N), N: (below N), ~:N (above N), N:M (outside),\n"
+			       "@N:M (inside). Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n",
+			       ctx->prog, CHECK_TIMEOUT_S);
 			return MON_CHECK_OK;
+		case ':':
+			return check_usage_error(ctx, "%s needs a value",
+						 argv[optind - 1] ? argv[optind - 1] : "option");
 		default:
-			fprintf(stderr, "usage: %s " CHECK_USAGE "\n", ctx->prog);
-			return MON_CHECK_UNKNOWN;
+			if (optopt)
+				return check_usage_error(ctx, "unknown option -%c", optopt);
+			return check_usage_error(ctx, "unknown option %s",
+						 argv[optind - 1] ? argv[optind - 1] : "");
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "usage: %s " CHECK_USAGE "\n", ctx->prog);
-		return MON_CHECK_UNKNOWN;
-	}
+	if (optind != argc)
+		return check_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	start_timeout((unsigned)timeout);
 	ret = db_open(ctx, "check", &db);
 	if (ret) {
-		printf("SAKEYD UNKNOWN - %s\n",
-		       ret == -ENOENT ?
-			       "no database (has sakeyd run yet?)" :
-			       "cannot read the configuration or the database (see stderr)");
+		printf("SAKEYD UNKNOWN - %s\n", db.why[0] ? db.why : strerror(-ret));
 		return MON_CHECK_UNKNOWN;
 	}
 	if (!warn_age)
@@ -650,11 +832,15 @@ int sactl_cmd_check(const struct sactl_ctx *ctx, int argc, char **argv)
 	in.nsas = n;
 	in.events = &tally;
 	in.rotation_failures = rot_failed;
+	in.warn = &warn;
+	in.crit = &crit;
 	status = mon_check(&in, line, sizeof(line));
-	printf("%s\n", line);
 	check_state_write(db.cfg->daemon.state_dir, db.now);
 	store_list_free(rows);
 	db_close(&db);
+	/* The verdict is known: no timeout may replace it now. */
+	alarm(0);
+	printf("%s\n", line);
 	return status;
 }
 

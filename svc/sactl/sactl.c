@@ -269,7 +269,8 @@ static const struct sactl_cmd commands[] = {
 	/* In reports.c. */
 	{ "status", sactl_cmd_status, "[-c FILE] status [--json] [--link NAME] [--all]",
 	  "SA age and time to expiry, from the database" },
-	{ "check", sactl_cmd_check, "[-c FILE] check [--warn-age DUR]",
+	{ "check", sactl_cmd_check,
+	  "[-c FILE] check [-w RANGE] [-c RANGE] [-t SECONDS] [--warn-age DUR]",
 	  "monitoring-plugin check (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)" },
 	{ "history", sactl_cmd_history, "[-c FILE] history [--link NAME] [--json]",
 	  "rotations, from the database" },

@@ -214,7 +214,63 @@ check_case("nodb", None, [], 3, "SAKEYD UNKNOWN - no database")
 rc, out, err = sactl(os.path.join(OUT, "nosuch.conf"), "check")
 check(rc == 3 and out.startswith("SAKEYD UNKNOWN"), "check without a config: UNKNOWN (3)")
 rc, out, err = sactl(base, "check", "--warn-age", "x")
-check(rc == 3, "check --warn-age x: UNKNOWN (3)")
+check(rc == 3 and out.startswith("SAKEYD UNKNOWN - usage: --warn-age x: not a duration"),
+      "check --warn-age x: UNKNOWN (3), one UNKNOWN line")
+
+# Thresholds (Monitoring Plugins ranges) on hard_expiry_in: base's earliest hard expiry is in
+# 1000 s (mkdb), and the perfdata carries value;warn;crit;min.
+for args, want_rc, want in [
+        (["-w", "1800:", "-c", "600:"], 1, "SAKEYD WARNING - hard expiry in 16m40s"),
+        (["-w", "1800:", "-c", "1000:"], 1, "warning range 1800:"),
+        (["-w", "1800:", "-c", "1001:"], 2, "SAKEYD CRITICAL - hard expiry in 16m40s"),
+        (["-w", "900:"], 0, "SAKEYD OK - 5 SAs"),
+        (["-w", "~:999"], 1, "warning range ~:999"),
+        (["--critical", "@1000:2000"], 2, "critical range @1000:2000"),
+        (["-c", "2000"], 0, "SAKEYD OK"),
+        (["-w", "10:20", "-t", "5"], 1, "warning range 10:20")]:
+    rc, out, err = sactl(base, "check", *args)
+    warn = args[args.index("-w") + 1] if "-w" in args else ""
+    crit = next((args[i + 1] for i, a in enumerate(args) if a in ("-c", "--critical")), "")
+    status = ["OK", "WARNING", "CRITICAL"][want_rc]
+    check(rc == want_rc and out.startswith(f"SAKEYD {status} - ") and want in out and
+          f" hard_expiry_in=1000s;{warn};{crit};0 " in out and len(out.splitlines()) == 1,
+          f"check {' '.join(args)}: exit {want_rc}, '{want}', perfdata with the ranges")
+
+# Usage errors: one UNKNOWN line on stdout, exit 3 (never 2), the usage on stderr.
+for args, want in [(["-w", "abc"], "-w abc: not a range"),
+                   (["-c", "10:5"], "-c 10:5: not a range (the start is greater than the end)"),
+                   (["-w", "2h"], "for an SA age use --warn-age DUR"),
+                   (["-c", "/etc/sakeyd/sakeyd.conf"], "before the command: sactl -c "),
+                   (["-t", "0"], "-t 0: not a number of seconds"),
+                   (["-t", "x"], "-t x: not a number of seconds"),
+                   (["-w"], "-w needs a value"),
+                   (["--bogus"], "unknown option --bogus"),
+                   (["-x"], "unknown option -x"),
+                   (["extra"], "unexpected argument 'extra'")]:
+    rc, out, err = sactl(base, "check", *args)
+    check(rc == 3 and out.startswith("SAKEYD UNKNOWN - usage: ") and want in out and
+          len(out.splitlines()) == 1 and "usage: sactl" in err,
+          f"check {' '.join(args)}: UNKNOWN (3) '{want}'")
+
+# -t: a database another process holds locked (EXCLUSIVE) keeps sactl waiting for its lock
+# (2 s, STORE_BUSY_TIMEOUT_MS); with -t 1 the check gives up after 1 s with an UNKNOWN line.
+import sqlite3  # noqa: E402
+lockconf = make("locked", daemon.pid)
+holder = sqlite3.connect(os.path.join(OUT, "locked/state/sakeyd.db"), isolation_level=None)
+holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+holder.execute("BEGIN EXCLUSIVE")
+holder.execute("UPDATE meta SET value = value WHERE key = 'pid'")
+rc, out, err = sactl(lockconf, "check", "-t", "1")
+check(rc == 3 and out == "SAKEYD UNKNOWN - sactl check timed out after 1s (reading the "
+      "configuration or the database); raise -t or see why the state_dir is slow\n",
+      "check -t 1 on a locked database: UNKNOWN (3), timed out after 1s")
+rc, out, err = sactl(lockconf, "check", "-t", "30")
+check(rc == 3 and out.startswith("SAKEYD UNKNOWN - ") and "timed out" not in out,
+      "check -t 30 on a locked database: the lock wait ends first (UNKNOWN, not a timeout)")
+holder.execute("ROLLBACK")
+holder.close()
+rc, out, err = sactl(lockconf, "check", "-t", "1")
+check(rc == 0, "check -t 1 once the lock is gone: OK")
 
 # "Since the last check": an hour later the soft expiry is out of the lookback, but the
 # state file remembers the last check, so the expiry between the two still counts.

@@ -572,13 +572,13 @@ static void test_check_ok(void **state)
 	char line[MON_CHECK_LINE_LEN];
 
 	check_output(&in, MON_CHECK_OK, "SAKEYD OK - 0 SAs (0 managed), 1 link | sas=0 managed=0 "
-		     "links=1 oldest_age=0s;86400 soft_expiries=0 hard_expiries=0 "
+		     "links=1 oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 "
 		     "rotation_failures=0 data_age=5s");
 	/* No data written yet: data_age 0, and no staleness warning. */
 	in.last_write_at = 0;
 	in.nlinks = 2;
 	check_output(&in, MON_CHECK_OK, "SAKEYD OK - 0 SAs (0 managed), 2 links | sas=0 managed=0 "
-		     "links=2 oldest_age=0s;86400 soft_expiries=0 hard_expiries=0 "
+		     "links=2 oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 "
 		     "rotation_failures=0 data_age=0s");
 	/* Events of kinds the check does not weigh (add, delete, resync...) are no reason. */
 	t.n[STORE_EV_ADD] = 3;
@@ -597,7 +597,7 @@ static void test_check_not_running(void **state)
 	in.last_write_at = T0 - 100000; /* stale, but a dead daemon says so already */
 	check_output(&in, MON_CHECK_CRITICAL, "SAKEYD CRITICAL - sakeyd is not running "
 		     "(crashed?); 0 SAs (0 managed), 1 link | sas=0 managed=0 links=1 "
-		     "oldest_age=0s;86400 soft_expiries=0 hard_expiries=0 rotation_failures=0 "
+		     "oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 rotation_failures=0 "
 		     "data_age=100000s");
 	in.pid = 0;
 	check_output_prefix(&in, MON_CHECK_CRITICAL, "SAKEYD CRITICAL - sakeyd is not running; 0 "
@@ -632,7 +632,7 @@ static void test_check_events(void **state)
 	mon_event_tally_add(&t, &ev);
 	check_output(&in, MON_CHECK_WARNING, "SAKEYD WARNING - 1 soft expiry in the last 15m (l1 "
 		     "spi 0x2a000001 192.0.2.1->198.51.100.7); 0 SAs (0 managed), 1 link | sas=0 "
-		     "managed=0 links=1 oldest_age=0s;86400 soft_expiries=1 hard_expiries=0 "
+		     "managed=0 links=1 oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=1 hard_expiries=0 "
 		     "rotation_failures=0 data_age=5s");
 
 	check_in(&t);
@@ -664,7 +664,7 @@ static void test_check_events(void **state)
 	mon_event_tally_add(&t, &ev);
 	check_output(&in, MON_CHECK_CRITICAL, "SAKEYD CRITICAL - 3 hard expirys in the last 15m "
 		     "(link l1); 0 SAs (0 managed), 1 link | sas=0 managed=0 links=1 "
-		     "oldest_age=0s;86400 soft_expiries=0 hard_expiries=3 rotation_failures=0 "
+		     "oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=3 rotation_failures=0 "
 		     "data_age=5s");
 }
 
@@ -678,7 +678,7 @@ static void test_check_rotation_failures(void **state)
 	in.rotation_failures = 1;
 	check_output(&in, MON_CHECK_CRITICAL, "SAKEYD CRITICAL - 1 rotation failure in the last "
 		     "15m; 0 SAs (0 managed), 1 link | sas=0 managed=0 links=1 "
-		     "oldest_age=0s;86400 soft_expiries=0 hard_expiries=0 rotation_failures=1 "
+		     "oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 rotation_failures=1 "
 		     "data_age=5s");
 	/* From events only: the count is theirs, the first one is named. */
 	in.rotation_failures = 0;
@@ -686,13 +686,13 @@ static void test_check_rotation_failures(void **state)
 	mon_event_tally_add(&t, &ev);
 	check_output(&in, MON_CHECK_CRITICAL, "SAKEYD CRITICAL - 2 rotation failures in the last "
 		     "15m (link l1); 0 SAs (0 managed), 1 link | sas=0 managed=0 links=1 "
-		     "oldest_age=0s;86400 soft_expiries=0 hard_expiries=0 rotation_failures=0 "
+		     "oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 rotation_failures=0 "
 		     "data_age=5s");
 	/* Both: the larger count. */
 	in.rotation_failures = 5;
 	check_output(&in, MON_CHECK_CRITICAL, "SAKEYD CRITICAL - 5 rotation failures in the last "
 		     "15m (link l1); 0 SAs (0 managed), 1 link | sas=0 managed=0 links=1 "
-		     "oldest_age=0s;86400 soft_expiries=0 hard_expiries=0 rotation_failures=5 "
+		     "oldest_age=0s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 rotation_failures=5 "
 		     "data_age=5s");
 }
 
@@ -716,16 +716,16 @@ static void test_check_sas(void **state)
 	in.nsas = 4;
 	/* Exactly warn_age old is not older; one SA dying. */
 	check_output(&in, MON_CHECK_WARNING, "SAKEYD WARNING - 1 SA past the soft lifetime; 4 SAs "
-		     "(2 managed), 1 link | sas=4 managed=2 links=1 oldest_age=86400s;86400 "
-		     "soft_expiries=0 hard_expiries=0 rotation_failures=0 data_age=5s");
+		     "(2 managed), 1 link | sas=4 managed=2 links=1 oldest_age=86400s;86400;;0 "
+		     "hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 rotation_failures=0 data_age=5s");
 	/* One second more: too old too, the oldest named. */
 	sas[1].added_at = T0 - 86401;
 	sas[0].state = STORE_SA_DYING;
 	sas[0].added_at = T0 - 90000;
 	check_output(&in, MON_CHECK_WARNING, "SAKEYD WARNING - 2 SAs past the soft lifetime; 2 "
 		     "SAs older than 1d (oldest 1d1h: spi 0x2a000001 192.0.2.1->198.51.100.7); 4 "
-		     "SAs (2 managed), 1 link | sas=4 managed=2 links=1 oldest_age=90000s;86400 "
-		     "soft_expiries=0 hard_expiries=0 rotation_failures=0 data_age=5s");
+		     "SAs (2 managed), 1 link | sas=4 managed=2 links=1 "
+		     "oldest_age=90000s;86400;;0 hard_expiry_in=U;;;0 soft_expiries=0 hard_expiries=0 rotation_failures=0 data_age=5s");
 	/* One SA, singular. */
 	in.nsas = 1;
 	in.warn_age = 3600;
@@ -736,7 +736,66 @@ static void test_check_sas(void **state)
 	in.sas = &sas[3];
 	in.warn_age = 1000;
 	assert_int_equal(mon_check(&in, line, sizeof(line)), MON_CHECK_OK);
-	assert_non_null(strstr(line, " oldest_age=1000s;1000 "));
+	assert_non_null(strstr(line, " oldest_age=1000s;1000;;0 "));
+}
+
+/* -w/-c on hard_expiry_in: the earliest hard expiry of an SA not gone, in the perfdata too. */
+static void test_check_thresholds(void **state)
+{
+	struct mon_event_tally t;
+	struct mon_check_in in = check_in(&t);
+	struct mon_range warn, crit;
+	char line[MON_CHECK_LINE_LEN];
+	struct store_sa sas[3] = {
+		{ .spi = 0x2a000001, .managed = true, .state = STORE_SA_MATURE, .link = "l1",
+		  .added_at = T0 - 100, .hard_expires_at = T0 + 7200, .src = "192.0.2.1",
+		  .dst = "198.51.100.7" },
+		{ .spi = 0x1234, .state = STORE_SA_MATURE, .added_at = T0 - 50,
+		  .hard_expires_at = T0 + 1000, .src = "2001:db8::1", .dst = "2001:db8::2" },
+		/* Gone: its expiry no longer counts. */
+		{ .spi = 0x99, .state = STORE_SA_GONE, .added_at = T0 - 2000, .gone_at = T0 - 10,
+		  .hard_expires_at = T0 + 5, .src = "192.0.2.9", .dst = "192.0.2.8" },
+	};
+
+	(void)state;
+	assert_int_equal(mon_range_parse("1800:", &warn, NULL), 0);
+	assert_int_equal(mon_range_parse("600:", &crit, NULL), 0);
+	in.sas = sas;
+	in.nsas = 3;
+	/* No threshold: the value is perfdata only. */
+	check_output(&in, MON_CHECK_OK, "SAKEYD OK - 3 SAs (1 managed), 1 link | sas=3 managed=1 "
+		     "links=1 oldest_age=1990s;86400;;0 hard_expiry_in=1000s;;;0 soft_expiries=0 "
+		     "hard_expiries=0 rotation_failures=0 data_age=5s");
+	in.warn = &warn;
+	in.crit = &crit;
+	check_output(&in, MON_CHECK_WARNING, "SAKEYD WARNING - hard expiry in 16m40s (spi "
+		     "0x00001234 2001:db8::1->2001:db8::2; warning range 1800:); 3 SAs (1 managed), "
+		     "1 link | sas=3 managed=1 links=1 oldest_age=1990s;86400;;0 "
+		     "hard_expiry_in=1000s;1800:;600:;0 soft_expiries=0 hard_expiries=0 "
+		     "rotation_failures=0 data_age=5s");
+	/* The critical range wins; exactly 600 is inside "600:". */
+	sas[1].hard_expires_at = T0 + 599;
+	check_output_prefix(&in, MON_CHECK_CRITICAL, "SAKEYD CRITICAL - hard expiry in 9m59s (spi "
+			    "0x00001234 2001:db8::1->2001:db8::2; critical range 600:); 3 SAs");
+	sas[1].hard_expires_at = T0 + 600;
+	check_output_prefix(&in, MON_CHECK_WARNING, "SAKEYD WARNING - hard expiry in 10m (");
+	/* Reached: 0, never negative; the link is named. */
+	sas[1].hard_expires_at = T0 + 7300;
+	sas[0].hard_expires_at = T0 - 30;
+	assert_int_equal(mon_check(&in, line, sizeof(line)), MON_CHECK_CRITICAL);
+	assert_non_null(strstr(line, "hard expiry reached (spi 0x2a000001 "
+				     "192.0.2.1->198.51.100.7, link l1; critical range 600:)"));
+	assert_non_null(strstr(line, " hard_expiry_in=0s;1800:;600:;0 "));
+	/* "@" ranges alert inside. */
+	sas[0].hard_expires_at = T0 + 7200;
+	assert_int_equal(mon_range_parse("@7000:7200", &warn, NULL), 0);
+	in.crit = NULL;
+	check_output_prefix(&in, MON_CHECK_WARNING, "SAKEYD WARNING - hard expiry in 2h (spi "
+			    "0x2a000001");
+	/* No SA with a hard expiry: "U", and no threshold applies. */
+	in.nsas = 0;
+	assert_int_equal(mon_check(&in, line, sizeof(line)), MON_CHECK_OK);
+	assert_non_null(strstr(line, " hard_expiry_in=U;@7000:7200;;0 "));
 }
 
 static void test_check_order(void **state)
@@ -771,7 +830,7 @@ static void test_check_order(void **state)
 		     "(oldest 10s: spi 0x00000001 a->b); 1 managed SA removal in the last 15m "
 		     "(r); 1 unanswered acquire in the last 15m (a); 1 kernel IPsec error alert "
 		     "in the last 15m (x); 1 SA (0 managed), 1 link | sas=1 managed=0 links=1 "
-		     "oldest_age=10s;5 soft_expiries=1 hard_expiries=1 rotation_failures=0 "
+		     "oldest_age=10s;5;;0 hard_expiry_in=U;;;0 soft_expiries=1 hard_expiries=1 rotation_failures=0 "
 		     "data_age=5s");
 	/* Warnings only: WARNING. */
 	in.running = true;
@@ -999,6 +1058,7 @@ int main(void)
 		cmocka_unit_test(test_check_events),
 		cmocka_unit_test(test_check_rotation_failures),
 		cmocka_unit_test(test_check_sas),
+		cmocka_unit_test(test_check_thresholds),
 		cmocka_unit_test(test_check_order),
 		cmocka_unit_test(test_check_long),
 		cmocka_unit_test(test_check_generations),
