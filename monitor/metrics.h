@@ -25,7 +25,13 @@ struct mon_count {
  */
 #define MON_METRICS_SA_MAX 1000
 
-/* What a link is doing, as sakeyd_link_state{state} says (one series per state, 1 or 0). */
+/*
+ * What a link is doing, as sakeyd_link_state{state} says: one series per
+ * state, 1 for the link's, 0 for the others (Prometheus' enum pattern, an
+ * OpenMetrics StateSet): a rule or panel names the state (state="backoff")
+ * instead of a number to decode, a state added later renumbers nothing, and
+ * every series is always there, so none goes stale when the state changes.
+ */
 enum mon_link_state {
 	MON_LINK_PENDING,   /* not planned yet (start-up, a link just added by reload) */
 	MON_LINK_OK,        /* planned, its last attempt succeeded */
