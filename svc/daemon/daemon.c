@@ -145,6 +145,9 @@ static void port_link_at(void *daemon, size_t i, struct daemon_link_view *out)
 		.link = ls->link,
 		.epoch = ls->epoch,
 		.next_change = ls->next_change,
+		.failures = ls->failures,
+		.retry_at = ls->retry_at,
+		.exhausted = ls->gens && ls->gens->alerted_exhausted == ls->epoch + 1,
 	};
 }
 

@@ -46,6 +46,9 @@ struct daemon_link_view {
 	const struct conf_link *link;
 	int64_t epoch;
 	int64_t next_change; /* Unix seconds; 0 if not planned yet */
+	unsigned failures;   /* failed attempts in a row (0 after a success) */
+	int64_t retry_at;    /* backoff: not retried before (Unix seconds); 0 if none */
+	bool exhausted;      /* generations of epoch used up: no outbound SA until the next */
 };
 
 /*

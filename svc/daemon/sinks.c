@@ -18,6 +18,7 @@
 #include "conf/conf.h"
 #include "monitor/rules.h"
 #include "monitor/metrics.h"
+#include "rotate/keysched.h"
 #include "svc/base/log.h"
 #include "svc/daemon/observer.h"
 #include "svc/daemon/sadb.h"
@@ -685,12 +686,33 @@ static int write_metrics(struct sinks *a, bool up)
 		links[i].name = ls.link->name;
 		links[i].has_epoch = ls.next_change != 0;
 		links[i].epoch = ls.epoch;
-		links[i].next_rotation = ls.next_change;
+		links[i].next_rotation = links[i].has_epoch ? rot_epoch_start(ls.epoch + 1,
+									      ls.link->rotate_every,
+									      ls.link->phase)
+							    : 0;
 		links[i].rotations_ok = c ? c->ok : 0;
 		links[i].rotations_failed = c ? c->failed : 0;
+		if (!links[i].has_epoch)
+			links[i].state = MON_LINK_PENDING;
+		else if (ls.exhausted)
+			links[i].state = MON_LINK_EXHAUSTED;
+		else if (ls.failures)
+			links[i].state = MON_LINK_BACKOFF;
+		else
+			links[i].state = MON_LINK_OK;
+	}
+	/* Per-link aggregates: one walk of the table, each managed SA to its running link. */
+	if (m.sas && nlinks) {
+		size_t cur = 0, li;
+		struct mon_sa *e;
+
+		while ((e = mon_table_next(m.sas, &cur)))
+			if (e->managed && p->link_of(p->daemon, e, &li) && li < nlinks)
+				mon_metrics_link_add_sa(&links[li], e);
 	}
 	m.links = links;
 	m.nlinks = nlinks;
+	m.version = SAKEYD_VERSION;
 	m.xfrm = xfrm;
 	m.nxfrm = read_xfrm_stat(a, xfrm, MON_XFRM_MAX);
 	ret = mon_metrics_render(&m, &text, &len);

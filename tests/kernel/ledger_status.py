@@ -12,7 +12,9 @@ lifetimes of 2 s (soft) and 4 s (hard):
   environment and nothing else;
 - after its hard expiry it is shown gone (`status --all`);
 - no key byte anywhere: the recorded environments, the database, the metrics;
-- the metrics file has the required metric names; at exit it says sakeyd_up 0
+- the metrics file has the hand-keyed SA's series while it lives, the
+  link's series (none per SA of the link) and the required metric names;
+  at exit it says sakeyd_up 0
   and sactl says the daemon is not running (check CRITICAL).
 
 usage: ledger_status.py SAKEYD OUTDIR SACTL
@@ -103,6 +105,14 @@ check(wait_for(lambda: sactl("status")[0] == 0 and "l1" in sactl("status")[1], 5
 rc, out, err = sactl("check")
 check(rc == 0 and out.startswith("SAKEYD OK - "), f"check before the SA: OK (0): {out.strip()}")
 
+def read_metrics():
+    try:
+        with open(METRICS) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 # The SA keyed by hand.
 added = time.time()
 sh(f"ip xfrm state add src 192.0.2.10 dst 192.0.2.20 proto esp spi 0x1234 mode transport "
@@ -144,6 +154,14 @@ check(rc == 0 and out.startswith("sakeyd running (pid ") and
       (not present or "192.0.2.10 -> 192.0.2.20" in row),
       f"status: the SA's row{'' if present else ' (read past its lifetime: not asked)'}, "
       f"and the daemon running: {row}")
+
+# The metrics: a series of its own (no link manages it) while it lives; it
+# is rewritten within a second of a change. Past 3 s after the add (its hard
+# lifetime is 4 s) it may be gone: then not asked.
+HAND_SERIES = 'sakeyd_sa_age_seconds{spi="0x00001234",src="192.0.2.10",dst="192.0.2.20",proto="esp"}'
+seen = wait_for(lambda: HAND_SERIES in read_metrics(), max(0.0, 3 - (time.time() - added)))
+check(seen or time.time() - added >= 3,
+      f"metrics: {HAND_SERIES}" + ("" if seen else " (read past 3 s: not asked)"))
 
 # Soft expiry.
 check(wait_for(lambda: alerts("expire-soft"), 5), "expire-soft ran the alert command")
@@ -207,24 +225,22 @@ check(fds and "socket:" not in fds and "sakeyd.db" not in fds and "pipe:" not in
 if "socket:" in fds or "sakeyd.db" in fds:
     print(fds)
 
-# The metrics file.
-def read_metrics():
-    try:
-        with open(METRICS) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
+# The metrics file (read_metrics, defined above).
 # Rewritten at most once a second: the expiry is in it within about a second.
 check(wait_for(lambda: 'sakeyd_events_total{event="expire-hard"} 1' in read_metrics(), 3),
       "the metrics file exists and counts the expiry")
 metrics = read_metrics()
-for name in ("sakeyd_up 1", "sakeyd_sa_age_seconds{", "sakeyd_sa_expiry_seconds{kind=",
+for name in ("sakeyd_up 1", "sakeyd_build_info{version=",
+             "sakeyd_link_outbound_age_seconds{link=\"l1\"}",
+             "sakeyd_link_expiry_seconds{kind=\"hard\",link=\"l1\"}",
+             "sakeyd_link_state{link=\"l1\",state=\"ok\"} 1",
              "sakeyd_events_total{event=\"expire-hard\"} 1", "sakeyd_rotations_total{link=\"l1\"",
              "sakeyd_link_epoch{link=\"l1\"}", "sakeyd_link_next_rotation_timestamp_seconds{",
              "sakeyd_last_update_timestamp_seconds "):
     check(name in metrics, f"metrics: {name}")
+# The link's SAs have no series of their own: their SPIs change at every rotation.
+check(wait_for(lambda: "spi=" not in read_metrics(), 3),
+      "metrics: no per-SA series once the hand-keyed SA is gone")
 if os.path.exists("/proc/net/xfrm_stat"):
     check("sakeyd_xfrm_errors_total{error=\"XfrmInError\"}" in metrics,
           "metrics: sakeyd_xfrm_errors_total from /proc/net/xfrm_stat")

@@ -42,71 +42,96 @@ static const char golden[] =
 	"# HELP sakeyd_up 1 while sakeyd runs; 0 in the file it leaves at exit.\n"
 	"# TYPE sakeyd_up gauge\n"
 	"sakeyd_up 1\n"
-	"# HELP sakeyd_last_update_timestamp_seconds When sakeyd last refreshed its view of the "
-	"kernel's SAs (Unix seconds).\n"
+	"# HELP sakeyd_build_info Always 1; the version of sakeyd running.\n"
+	"# TYPE sakeyd_build_info gauge\n"
+	"sakeyd_build_info{version=\"1.2\\\"3\"} 1\n"
+	"# HELP sakeyd_last_update_timestamp_seconds When sakeyd last refreshed its view of "
+	"the kernel's SAs (Unix seconds).\n"
 	"# TYPE sakeyd_last_update_timestamp_seconds gauge\n"
 	"sakeyd_last_update_timestamp_seconds 1699999995\n"
 	"# HELP sakeyd_sas SAs in the kernel, managed by a link or not.\n"
 	"# TYPE sakeyd_sas gauge\n"
-	"sakeyd_sas{managed=\"true\"} 2\n"
+	"sakeyd_sas{managed=\"true\"} 3\n"
 	"sakeyd_sas{managed=\"false\"} 1\n"
-	"# HELP sakeyd_sa_age_seconds Seconds since the SA was added to the kernel.\n"
-	"# TYPE sakeyd_sa_age_seconds gauge\n"
-	"sakeyd_sa_age_seconds{link=\"l\\\"1\\\\x\\n\",dir=\"in\",spi=\"0x2a000007\","
-	"src=\"198.51.100.7\",dst=\"192.0.2.1\",proto=\"esp\"} 100\n"
-	"sakeyd_sa_age_seconds{link=\"l\\\"1\\\\x\\n\",dir=\"out\",spi=\"0x2a000007\","
-	"src=\"192.0.2.1\",dst=\"198.51.100.7\",proto=\"esp\"} 100\n"
-	"sakeyd_sa_age_seconds{link=\"\",dir=\"\",spi=\"0x00001234\",src=\"2001:db8::1\","
-	"dst=\"2001:db8::2\",proto=\"esp\"} 3600\n"
-	"# HELP sakeyd_sa_generation Generation of a managed SA (key schedule v2): 0-7 the normal "
-	"series, 15-8 once its sender lost its records; a change within an epoch means a host "
-	"lost its SAs.\n"
-	"# TYPE sakeyd_sa_generation gauge\n"
-	"sakeyd_sa_generation{link=\"l\\\"1\\\\x\\n\",dir=\"in\",spi=\"0x2a000007\","
-	"src=\"198.51.100.7\",dst=\"192.0.2.1\",proto=\"esp\"} 0\n"
-	"sakeyd_sa_generation{link=\"l\\\"1\\\\x\\n\",dir=\"out\",spi=\"0x2a000007\","
-	"src=\"192.0.2.1\",dst=\"198.51.100.7\",proto=\"esp\"} 3\n"
-	"# HELP sakeyd_sa_expiry_seconds Seconds left until the SA's soft or hard lifetime (0 once "
-	"reached).\n"
-	"# TYPE sakeyd_sa_expiry_seconds gauge\n"
-	"sakeyd_sa_expiry_seconds{kind=\"soft\",link=\"l\\\"1\\\\x\\n\",dir=\"in\","
-	"spi=\"0x2a000007\","
-	"src=\"198.51.100.7\",dst=\"192.0.2.1\",proto=\"esp\"} 3560\n"
-	"sakeyd_sa_expiry_seconds{kind=\"hard\",link=\"l\\\"1\\\\x\\n\",dir=\"in\","
-	"spi=\"0x2a000007\","
-	"src=\"198.51.100.7\",dst=\"192.0.2.1\",proto=\"esp\"} 7100\n"
-	"sakeyd_sa_expiry_seconds{kind=\"soft\",link=\"\",dir=\"\",spi=\"0x00001234\","
-	"src=\"2001:db8::1\",dst=\"2001:db8::2\",proto=\"esp\"} 0\n"
-	"# HELP sakeyd_events_total SA events and alerts since sakeyd started.\n"
-	"# TYPE sakeyd_events_total counter\n"
-	"sakeyd_events_total{event=\"add\"} 3\n"
-	"sakeyd_events_total{event=\"expire-soft\"} 1\n"
-	"# HELP sakeyd_rotations_total Rotations (outbound SA of a new epoch installed) and failed "
-	"steps, per link.\n"
+	"# HELP sakeyd_link_state What each link is doing: 1 for its state (pending: not "
+	"planned yet; ok; backoff: its last attempt failed, retried later; exhausted: no "
+	"outbound SA until the next epoch), 0 for the others.\n"
+	"# TYPE sakeyd_link_state gauge\n"
+	"sakeyd_link_state{link=\"l\\\"1\\\\x\\n\",state=\"pending\"} 0\n"
+	"sakeyd_link_state{link=\"l\\\"1\\\\x\\n\",state=\"ok\"} 0\n"
+	"sakeyd_link_state{link=\"l\\\"1\\\\x\\n\",state=\"backoff\"} 1\n"
+	"sakeyd_link_state{link=\"l\\\"1\\\\x\\n\",state=\"exhausted\"} 0\n"
+	"sakeyd_link_state{link=\"new\",state=\"pending\"} 1\n"
+	"sakeyd_link_state{link=\"new\",state=\"ok\"} 0\n"
+	"sakeyd_link_state{link=\"new\",state=\"backoff\"} 0\n"
+	"sakeyd_link_state{link=\"new\",state=\"exhausted\"} 0\n"
+	"# HELP sakeyd_link_epoch Current key epoch of each link.\n"
+	"# TYPE sakeyd_link_epoch gauge\n"
+	"sakeyd_link_epoch{link=\"l\\\"1\\\\x\\n\"} 7\n"
+	"# HELP sakeyd_link_next_rotation_timestamp_seconds Start of each link's next epoch, "
+	"when its next outbound SA takes over (Unix seconds).\n"
+	"# TYPE sakeyd_link_next_rotation_timestamp_seconds gauge\n"
+	"sakeyd_link_next_rotation_timestamp_seconds{link=\"l\\\"1\\\\x\\n\"} 1700003540\n"
+	"# HELP sakeyd_link_outbound_age_seconds Seconds since the link's current outbound "
+	"SA was added to the kernel (left out while the kernel holds none of the current "
+	"epoch).\n"
+	"# TYPE sakeyd_link_outbound_age_seconds gauge\n"
+	"sakeyd_link_outbound_age_seconds{link=\"l\\\"1\\\\x\\n\"} 100\n"
+	"# HELP sakeyd_link_outbound_generation Generation of the link's current outbound SA "
+	"(key schedule v2): 0-7 the normal series, 15-8 once this host lost its records; a "
+	"change within an epoch means this host lost its SAs.\n"
+	"# TYPE sakeyd_link_outbound_generation gauge\n"
+	"sakeyd_link_outbound_generation{link=\"l\\\"1\\\\x\\n\"} 3\n"
+	"# HELP sakeyd_link_inbound_sas Inbound SAs the kernel holds for the link (previous, "
+	"current and next epoch, spare generations).\n"
+	"# TYPE sakeyd_link_inbound_sas gauge\n"
+	"sakeyd_link_inbound_sas{link=\"l\\\"1\\\\x\\n\"} 1\n"
+	"sakeyd_link_inbound_sas{link=\"new\"} 0\n"
+	"# HELP sakeyd_link_expiry_seconds Seconds left until the earliest soft or hard "
+	"lifetime of the link's SAs (0 once reached): soft comes a little after a planned "
+	"removal, so 0 means sakeyd is behind its schedule; hard is when the kernel deletes "
+	"the SA.\n"
+	"# TYPE sakeyd_link_expiry_seconds gauge\n"
+	"sakeyd_link_expiry_seconds{kind=\"soft\",link=\"l\\\"1\\\\x\\n\"} 3560\n"
+	"sakeyd_link_expiry_seconds{kind=\"hard\",link=\"l\\\"1\\\\x\\n\"} 7100\n"
+	"# HELP sakeyd_rotations_total Rotations (outbound SA of a new epoch installed) and "
+	"failed steps, per link.\n"
 	"# TYPE sakeyd_rotations_total counter\n"
 	"sakeyd_rotations_total{link=\"l\\\"1\\\\x\\n\",result=\"ok\"} 5\n"
 	"sakeyd_rotations_total{link=\"l\\\"1\\\\x\\n\",result=\"failed\"} 1\n"
 	"sakeyd_rotations_total{link=\"new\",result=\"ok\"} 0\n"
 	"sakeyd_rotations_total{link=\"new\",result=\"failed\"} 0\n"
-	"# HELP sakeyd_link_epoch Current key epoch of each link.\n"
-	"# TYPE sakeyd_link_epoch gauge\n"
-	"sakeyd_link_epoch{link=\"l\\\"1\\\\x\\n\"} 7\n"
-	"# HELP sakeyd_link_next_rotation_timestamp_seconds Next change point (rotation, staging "
-	"or retirement) of each link (Unix seconds).\n"
-	"# TYPE sakeyd_link_next_rotation_timestamp_seconds gauge\n"
-	"sakeyd_link_next_rotation_timestamp_seconds{link=\"l\\\"1\\\\x\\n\"} 1700003540\n"
-	"# HELP sakeyd_alert_commands_total Runs of alert_command by result (ok, failed, timeout, "
-	"dropped).\n"
+	"# HELP sakeyd_sa_age_seconds Seconds since an SA no link manages (keyed by hand) "
+	"was added to the kernel.\n"
+	"# TYPE sakeyd_sa_age_seconds gauge\n"
+	"sakeyd_sa_age_seconds{spi=\"0x00001234\",src=\"2001:db8::1\",dst=\"2001:db8::2\","
+	"proto=\"esp\"} 3600\n"
+	"# HELP sakeyd_sa_expiry_seconds Seconds left until the soft or hard lifetime of an "
+	"SA no link manages (0 once reached).\n"
+	"# TYPE sakeyd_sa_expiry_seconds gauge\n"
+	"sakeyd_sa_expiry_seconds{kind=\"soft\",spi=\"0x00001234\",src=\"2001:db8::1\","
+	"dst=\"2001:db8::2\",proto=\"esp\"} 0\n"
+	"# HELP sakeyd_sa_series_omitted SAs no link manages left out of the per-SA series "
+	"(more than 1000); sakeyd_sas counts them all.\n"
+	"# TYPE sakeyd_sa_series_omitted gauge\n"
+	"sakeyd_sa_series_omitted 0\n"
+	"# HELP sakeyd_events_total SA events and alerts since sakeyd started.\n"
+	"# TYPE sakeyd_events_total counter\n"
+	"sakeyd_events_total{event=\"add\"} 3\n"
+	"sakeyd_events_total{event=\"expire-soft\"} 1\n"
+	"# HELP sakeyd_alert_commands_total Runs of alert_command by result (ok, failed, "
+	"timeout, dropped).\n"
 	"# TYPE sakeyd_alert_commands_total counter\n"
 	"sakeyd_alert_commands_total{result=\"ok\"} 2\n"
 	"sakeyd_alert_commands_total{result=\"timeout\"} 1\n"
-	"# HELP sakeyd_kernel_messages_dropped_total Messages from the kernel dropped: malformed "
-	"(rejected by the decoder), truncated, replies that never came (reply-timeout), or "
-	"receive-buffer overruns the kernel reported (overrun, XFRM).\n"
+	"# HELP sakeyd_kernel_messages_dropped_total Messages from the kernel dropped: "
+	"malformed (rejected by the decoder), truncated, replies that never came "
+	"(reply-timeout), or receive-buffer overruns the kernel reported (overrun, XFRM).\n"
 	"# TYPE sakeyd_kernel_messages_dropped_total counter\n"
 	"sakeyd_kernel_messages_dropped_total{reason=\"malformed\"} 4\n"
 	"sakeyd_kernel_messages_dropped_total{reason=\"reply-timeout\"} 1\n"
-	"# HELP sakeyd_xfrm_errors_total The kernel's XFRM error counters (/proc/net/xfrm_stat).\n"
+	"# HELP sakeyd_xfrm_errors_total The kernel's XFRM error counters "
+	"(/proc/net/xfrm_stat).\n"
 	"# TYPE sakeyd_xfrm_errors_total counter\n"
 	"sakeyd_xfrm_errors_total{error=\"XfrmInError\"} 0\n"
 	"sakeyd_xfrm_errors_total{error=\"XfrmInNoStates\"} 12\n";
@@ -115,20 +140,21 @@ static void test_render_golden(void **state)
 {
 	struct mon_table *t = mon_table_new();
 	struct conf_link link = { .name = "l\"1\\x\n" };
-	struct mon_sa *e;
+	struct mon_sa *e, *mine[3];
 	struct mon_count events[] = { { "add", 3 }, { "expire-soft", 1 } };
 	struct mon_count commands[] = { { "ok", 2 }, { "timeout", 1 } };
 	struct mon_count drops[] = { { "malformed", 4 }, { "reply-timeout", 1 } };
 	struct mon_metrics_link links[] = {
 		{ .name = link.name, .has_epoch = true, .epoch = 7, .next_rotation = T0 + 3540,
-		  .rotations_ok = 5, .rotations_failed = 1 },
-		{ .name = "new" },
+		  .rotations_ok = 5, .rotations_failed = 1, .state = MON_LINK_BACKOFF },
+		{ .name = "new", .state = MON_LINK_PENDING },
 	};
 	struct mon_xfrm_stat xfrm[] = { { "XfrmInError", 0 }, { "XfrmInNoStates", 12 } };
 	struct mon_metrics m = {
 		.now = T0,
 		.up = true,
 		.last_update = T0 - 5,
+		.version = "1.2\"3",
 		.sas = t,
 		.events = events,
 		.nevents = 2,
@@ -145,23 +171,37 @@ static void test_render_golden(void **state)
 	size_t len = 0;
 
 	assert_non_null(t);
-	/* Unmanaged, added first: sorted after the managed ones anyway. */
+	/* Unmanaged, added first. */
 	e = put(t, 0x1234, "2001:db8::1", "2001:db8::2");
 	e->added_at = T0 - 3600;
 	e->soft.addtime = 60; /* passed: 0 left */
-	e = put(t, 0x2a000007, "192.0.2.1", "198.51.100.7");
+	/* The link's outbound SA of epoch 7, generation 3 (the newer of two: current). */
+	e = mine[0] = put(t, 0x2a000037, "192.0.2.1", "198.51.100.7");
 	e->managed = true;
 	e->sa.link = &link;
 	e->sa.dir = ROT_DIR_OUT;
+	e->sa.epoch = 7;
 	e->sa.gen = 3;
 	e->added_at = T0 - 100;
-	e = put(t, 0x2a000007, "198.51.100.7", "192.0.2.1");
+	e->hard.addtime = 8000;
+	/* Generation 2, replaced: older, not the current one. */
+	e = mine[1] = put(t, 0x2a000027, "192.0.2.1", "198.51.100.7");
+	e->managed = true;
+	e->sa.link = &link;
+	e->sa.dir = ROT_DIR_OUT;
+	e->sa.epoch = 7;
+	e->sa.gen = 2;
+	e->added_at = T0 - 200;
+	e = mine[2] = put(t, 0x2a000007, "198.51.100.7", "192.0.2.1");
 	e->managed = true;
 	e->sa.link = &link;
 	e->sa.dir = ROT_DIR_IN;
+	e->sa.epoch = 7;
 	e->added_at = T0 - 100;
 	e->soft.addtime = 3660;
 	e->hard.addtime = 7200;
+	for (int i = 0; i < 3; i++)
+		mon_metrics_link_add_sa(&links[0], mine[i]);
 
 	assert_int_equal(mon_metrics_render(&m, &text, &len), 0);
 	assert_int_equal(len, strlen(text));
@@ -197,8 +237,8 @@ static void test_render_many(void **state)
 	char *text = NULL, src[32];
 	size_t len = 0, lines = 0;
 
-	/* Beyond the first buffer: the text grows. */
-	for (uint32_t i = 1; i <= 500; i++) {
+	/* Beyond the first buffer (the text grows), and beyond MON_METRICS_SA_MAX. */
+	for (uint32_t i = 1; i <= MON_METRICS_SA_MAX + 5; i++) {
 		struct mon_sa *e;
 
 		snprintf(src, sizeof(src), "10.0.%u.%u", i / 256, i % 256);
@@ -207,12 +247,58 @@ static void test_render_many(void **state)
 	}
 	assert_int_equal(mon_metrics_render(&m, &text, &len), 0);
 	for (size_t i = 0; i < len; i++)
-		lines += text[i] == '\n';
-	assert_true(lines > 500);
-	assert_non_null(strstr(text, "sakeyd_sas{managed=\"false\"} 500\n"));
+		lines += !strncmp(text + i, "\nsakeyd_sa_age_seconds{", 23);
+	assert_int_equal(lines, MON_METRICS_SA_MAX);
+	assert_non_null(strstr(text, "sakeyd_sas{managed=\"false\"} 1005\n"));
+	assert_non_null(strstr(text, "\nsakeyd_sa_series_omitted 5\n"));
 	assert_non_null(strstr(text, "spi=\"0x000001f4\",src=\"10.0.1.244\",dst=\"10.1.0.1\","
 				     "proto=\"esp\"} 500\n"));
+	/* The first 1000 by (dst, spi): spi 1000 in, 1001 out. */
+	assert_non_null(strstr(text, "sakeyd_sa_age_seconds{spi=\"0x000003e8\","));
+	assert_null(strstr(text, "sakeyd_sa_age_seconds{spi=\"0x000003e9\","));
 	free(text);
+	mon_table_free(t);
+}
+
+/* Managed SAs never get per-SA series: a rotation changes no series name or label set. */
+static void test_render_managed_bounded(void **state)
+{
+	struct mon_table *t = mon_table_new();
+	struct conf_link link = { .name = "l1" };
+	struct mon_metrics_link l = { .name = "l1", .has_epoch = true, .epoch = 1 };
+	struct mon_metrics m = { .now = T0, .up = true, .sas = t, .links = &l, .nlinks = 1 };
+	char *before = NULL, *after = NULL, *p;
+	size_t len;
+
+	for (int epoch = 1; epoch <= 2; epoch++) {
+		struct mon_sa *e = put(t, 0x2a000000u | (uint32_t)epoch, "192.0.2.1", "192.0.2.2");
+
+		e->managed = true;
+		e->sa.link = &link;
+		e->sa.dir = ROT_DIR_OUT;
+		e->sa.epoch = epoch;
+		e->added_at = T0 - 10 * (3 - epoch);
+		l = (struct mon_metrics_link){ .name = "l1", .has_epoch = true, .epoch = epoch };
+		mon_metrics_link_add_sa(&l, e);
+		assert_int_equal(mon_metrics_render(&m, epoch == 1 ? &before : &after, &len), 0);
+	}
+	assert_null(strstr(before, "spi="));
+	assert_null(strstr(after, "spi="));
+	assert_non_null(strstr(before, "\nsakeyd_link_outbound_age_seconds{link=\"l1\"} 20\n"));
+	/* Epoch 2's SA is the current one; epoch 1's, still there, is not counted. */
+	assert_non_null(strstr(after, "\nsakeyd_link_outbound_age_seconds{link=\"l1\"} 10\n"));
+	/* Same series (names and labels) before and after the rotation. */
+	for (p = before; *p; p++)
+		if (*p == '}')
+			while (p[1] && p[1] != '\n')
+				memmove(p + 1, p + 2, strlen(p + 1));
+	for (p = after; *p; p++)
+		if (*p == '}')
+			while (p[1] && p[1] != '\n')
+				memmove(p + 1, p + 2, strlen(p + 1));
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
 	mon_table_free(t);
 }
 
@@ -330,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_render_golden), cmocka_unit_test(test_render_empty),
 		cmocka_unit_test(test_render_many),   cmocka_unit_test(test_xfrm_parse),
 		cmocka_unit_test(test_xfrm_rejects),  cmocka_unit_test(test_xfrm_rises),
+		cmocka_unit_test(test_render_managed_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

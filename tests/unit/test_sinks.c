@@ -542,8 +542,10 @@ static void test_metrics_file(void **state)
 	assert_true(n > 0);
 	buf[n] = '\0';
 	assert_non_null(strstr(buf, "\nsakeyd_up 1\n"));
-	assert_non_null(
-		strstr(buf, "sakeyd_sa_age_seconds{link=\"l1\",dir=\"out\",spi=\"0x2a000007\""));
+	/* A managed SA: counted, no series of its own (its SPI changes at every rotation). */
+	assert_non_null(strstr(buf, "\nsakeyd_sas{managed=\"true\"} 1\n"));
+	assert_null(strstr(buf, "spi=\"0x2a000007\""));
+	assert_non_null(strstr(buf, "\nsakeyd_build_info{version=\"" SAKEYD_VERSION "\"} 1\n"));
 	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"expire-hard\"} 0\n"));
 	/* Key schedule v2's kinds are counted like the others, from 0. */
 	assert_non_null(strstr(buf, "sakeyd_events_total{event=\"generation-changed\"} 0\n"));
