@@ -7,7 +7,8 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc libc6-dev linux-libc-dev libuv1-dev libssl-dev
 libsqlite3-dev libinih-dev libmnl-dev libcmocka-dev clang libclang-rt-14-dev
 user-mode-linux kmod iproute2 python3 sqlite3 e2fsprogs util-linux
-systemd scdoc faketime"
+systemd scdoc faketime
+dpkg-dev debhelper lintian adduser"
 
 missing=""
 for p in $PKGS; do

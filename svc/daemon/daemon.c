@@ -2052,6 +2052,7 @@ int daemon_init(struct daemon *d, struct config *cfg, const char *config_path)
 	uv_timer_init(&d->loop, &d->clock);
 	uv_timer_init(&d->loop, &d->refresh);
 	uv_timer_init(&d->loop, &d->retire);
+	uv_timer_init(&d->loop, &d->watchdog);
 	d->kick.data = d->wake.data = d->clock.data = d->refresh.data = d->retire.data = d;
 	uv_signal_init(&d->loop, &d->sigterm);
 	uv_signal_init(&d->loop, &d->sigint);
@@ -2127,6 +2128,8 @@ int daemon_start(struct daemon *d, const struct kern_opts *base)
 	uv_signal_start(&d->sigint, signal_cb, SIGINT);
 	uv_signal_start(&d->sighup, signal_cb, SIGHUP);
 	uv_timer_start(&d->clock, clock_cb, CLOCK_CHECK_MS, CLOCK_CHECK_MS);
+	/* From the loop itself: a loop that hangs stops the pings (WatchdogSec= restarts us). */
+	notify_watchdog_start(&d->watchdog);
 	uv_timer_start(&d->refresh, refresh_cb, d->cfg->daemon.refresh_interval * 1000,
 		       d->cfg->daemon.refresh_interval * 1000);
 	d->resync_wanted = true;

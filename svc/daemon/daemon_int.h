@@ -74,6 +74,7 @@ struct daemon {
 	uv_timer_t kick;  /* reconcile soon, from the loop */
 	uv_timer_t wake;  /* the next change point of any link */
 	uv_timer_t clock; /* wall-clock jump detection */
+	uv_timer_t watchdog; /* WATCHDOG=1 to systemd from the loop (notify_watchdog_start) */
 	uv_signal_t sigterm, sigint, sighup;
 	int64_t clock_offset;
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
-/* systemd's readiness protocol (sd_notify) without libsystemd: one datagram to $NOTIFY_SOCKET. */
+/* systemd's readiness and watchdog protocol (sd_notify) without libsystemd: datagrams to $NOTIFY_SOCKET. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,4 +52,71 @@ int notify_send(const char *state)
 		log_debug("%s to NOTIFY_SOCKET=%s: %s", state, where, strerror(errno));
 	close(fd);
 	return ret;
+}
+
+/* A decimal number without sign, spaces or trailing text, at most max: 0, or -EINVAL. */
+static int parse_decimal(const char *text, uint64_t max, uint64_t *value)
+{
+	uint64_t v = 0;
+
+	if (!text[0])
+		return -EINVAL;
+	for (const char *c = text; *c; c++) {
+		if (*c < '0' || *c > '9' || v > (max - (uint64_t)(*c - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	*value = v;
+	return 0;
+}
+
+int notify_watchdog_usec(uint64_t *usec)
+{
+	const char *text = getenv("WATCHDOG_USEC"), *pid_text = getenv("WATCHDOG_PID");
+	uint64_t v, pid;
+
+	if (!text)
+		return 0;
+	/* systemd's own limit (sd-daemon.c: sd_watchdog_enabled): USEC_INFINITY is not a period. */
+	if (parse_decimal(text, UINT64_MAX - 1, &v) || v == 0) {
+		log_warn("WATCHDOG_USEC=%s is not a positive number of microseconds; no watchdog "
+			 "pings are sent (check WatchdogSec= in the unit)", text);
+		return -EINVAL;
+	}
+	if (pid_text) {
+		if (parse_decimal(pid_text, INT32_MAX, &pid) || pid == 0) {
+			log_warn("WATCHDOG_PID=%s is not a process id; no watchdog pings are sent",
+				 pid_text);
+			return -EINVAL;
+		}
+		if (pid != (uint64_t)getpid()) {
+			log_debug("WATCHDOG_PID=%s is not us (%ld): the watchdog is another "
+				  "process's", pid_text, (long)getpid());
+			return 0;
+		}
+	}
+	*usec = v;
+	return 1;
+}
+
+static void watchdog_cb(uv_timer_t *t)
+{
+	notify_send("WATCHDOG=1");
+}
+
+int notify_watchdog_start(uv_timer_t *timer)
+{
+	uint64_t usec, every_ms;
+	int ret = notify_watchdog_usec(&usec);
+
+	if (ret <= 0)
+		return ret;
+	/* Half the interval, as sd_watchdog_enabled(3) advises; libuv counts milliseconds. */
+	every_ms = usec / 2000;
+	if (every_ms == 0)
+		every_ms = 1;
+	uv_timer_start(timer, watchdog_cb, every_ms, every_ms);
+	log_info("watchdog: WATCHDOG=1 every %" PRIu64 " ms (WATCHDOG_USEC=%" PRIu64 ")",
+		 every_ms, usec);
+	return 1;
 }
