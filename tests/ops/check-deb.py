@@ -6,7 +6,7 @@ Builds the .deb with dpkg-buildpackage -us -uc -b from a copy of the source
 tree in a temporary directory (the tree itself stays clean), runs lintian on
 it (any E: or W: fails), installs it with dpkg -i on this machine and checks
 what it put in place: the programs, the systemd unit (enabled), the man
-pages, modules-load.d, the examples, /etc/sakeyd (0700 root:root) and the
+pages, modules-load.d, the examples, /etc/sakeyd (0750 root:sakeyd) and the
 sakeyd group; systemd-analyze verify on the installed unit; sakeyd --check
 with the installed programs on the example configuration made valid (its
 secrets made with the installed sactl genkey); then dpkg -r (programs gone,
@@ -142,8 +142,9 @@ try:
                  "/usr/share/doc/sakeyd/copyright"):
         check(os.path.isfile(path), f"{path} installed")
     st = os.stat("/etc/sakeyd") if os.path.isdir("/etc/sakeyd") else None
-    check(st is not None and stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == 0 and
-          st.st_gid == 0, "/etc/sakeyd is a directory 0700 root:root (%s)" %
+    check(st is not None and stat.S_IMODE(st.st_mode) == 0o750 and st.st_uid == 0 and
+          st.st_gid == grp.getgrnam("sakeyd").gr_gid,
+          "/etc/sakeyd is a directory 0750 root:sakeyd (%s)" %
           (oct(stat.S_IMODE(st.st_mode)) if st else "missing"))
     try:
         g = grp.getgrnam("sakeyd")
