@@ -100,13 +100,14 @@ size_t log_format(char *buf, size_t len, bool to_journal, enum log_level level, 
 
 	if (!len)
 		return 0;
+	/* The journal's line is the other one without its timestamp: the same greps work. */
 	if (to_journal) {
-		n = snprintf(buf, len, "<%d>%s: %s: ", log_priority(level), name, func);
+		n = snprintf(buf, len, "<%d>sakeyd[%s] %s: ", log_priority(level), name, func);
 	} else {
 		gmtime_r(&ts->tv_sec, &tm);
 		n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ sakeyd[%s] %s: ",
 			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			     tm.tm_sec, ts->tv_nsec / 1000000, func, name);
+			     tm.tm_sec, ts->tv_nsec / 1000000, name, func);
 	}
 	if (n < 0)
 		n = 0;

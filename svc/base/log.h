@@ -43,9 +43,9 @@ void log_set_journal(bool on);
 
 /*
  * One log line, without its newline, into buf (len bytes; truncated to fit,
- * always terminated). journal: "<N>LEVEL: FUNC: MSG" (journald stamps the
- * time); otherwise "YYYY-MM-DDTHH:MM:SS.mmmZ sakeyd[FUNC] LEVEL: MSG" with
- * ts in UTC. Control bytes of msg become '?', so one call is one line
+ * always terminated): "YYYY-MM-DDTHH:MM:SS.mmmZ sakeyd[LEVEL] FUNC: MSG"
+ * with ts in UTC; journal: "<N>sakeyd[LEVEL] FUNC: MSG" (no timestamp:
+ * journald stamps each entry; ts is not read). Control bytes of msg become '?', so one call is one line
  * (journald would give a second line the default priority). Returns the
  * length written.
  */

@@ -176,9 +176,11 @@ check(lines and not unprefixed,
 stamped = [t for _, t in parsed if TIMESTAMP.match(t)]
 check(not stamped, f"journal: no line carries our timestamp {stamped[:2]}")
 want = {"error": 3, "warning": 4, "info": 6, "debug": 7}
+LEVEL = re.compile(r"sakeyd\[(\w+)\] \w+: ")
 wrong = [(p, t) for p, t in parsed if p is not None and
-         (t.split(":", 1)[0] not in want or want[t.split(":", 1)[0]] != p)]
-check(not wrong, f"journal: each line's priority is its level's {wrong[:2]}")
+         (not LEVEL.match(t) or want.get(LEVEL.match(t).group(1)) != p)]
+check(not wrong, f"journal: each line is 'sakeyd[LEVEL] FUNC: ...' at LEVEL's priority "
+      f"{wrong[:2]}")
 errors = [t for p, t in parsed if p == 3]
 check(any("reload refused" in t for t in errors) and
       any(f"{CONF}:{BOGUS_LINE}: " in t for t in errors),
@@ -200,11 +202,12 @@ for name, how in (("other", "other"), ("plain", None)):
     lines = run(name, how)
     prefixed = [line for line in lines if journal_priority(line)[0] is not None]
     check(lines and not prefixed, f"{name}: no <N> prefix {prefixed[:2]}")
-    plain = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z sakeyd\[\w+\] "
-                       r"(error|warning|info|debug): ")
+    plain = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                       r"sakeyd\[(error|warning|info|debug)\] \w+: ")
     odd = [line for line in lines if not plain.match(line)]
-    check(not odd, f"{name}: every line is 'TIME sakeyd[FUNC] LEVEL: ...' {odd[:2]}")
-    check(any(" info: ready:" in line for line in lines), f"{name}: the ready line")
+    check(not odd, f"{name}: every line is 'TIME sakeyd[LEVEL] FUNC: ...' {odd[:2]}")
+    check(any("sakeyd[info] pass_finish: ready:" in line for line in lines),
+          f"{name}: the ready line")
     check_alerts(name, lines)
 
 # 4. A refused configuration: its FILE:LINE lines are errors to journald.

@@ -60,13 +60,13 @@ static void test_format_plain(void **state)
 			      "ready: 3 links");
 
 	assert_int_equal(n, strlen(buf));
-	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[daemon_run] info: ready: 3 links");
+	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[info] daemon_run: ready: 3 links");
 	log_format(buf, sizeof(buf), false, LOG_LVL_ERR, "f", &ts, "x");
-	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[f] error: x");
+	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[error] f: x");
 	log_format(buf, sizeof(buf), false, LOG_LVL_WARN, "f", &ts, "x");
-	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[f] warning: x");
+	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[warning] f: x");
 	log_format(buf, sizeof(buf), false, LOG_LVL_DEBUG, "f", &ts, "x");
-	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[f] debug: x");
+	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[debug] f: x");
 }
 
 static void test_format_journal(void **state)
@@ -77,13 +77,13 @@ static void test_format_journal(void **state)
 	size_t n = log_format(buf, sizeof(buf), true, LOG_LVL_ERR, "store_open", &ts, "disk full");
 
 	assert_int_equal(n, strlen(buf));
-	assert_string_equal(buf, "<3>error: store_open: disk full");
+	assert_string_equal(buf, "<3>sakeyd[error] store_open: disk full");
 	log_format(buf, sizeof(buf), true, LOG_LVL_WARN, "daemon_alert", &ts, "ALERT x link=-");
-	assert_string_equal(buf, "<4>warning: daemon_alert: ALERT x link=-");
+	assert_string_equal(buf, "<4>sakeyd[warning] daemon_alert: ALERT x link=-");
 	log_format(buf, sizeof(buf), true, LOG_LVL_INFO, "f", &ts, "x");
-	assert_string_equal(buf, "<6>info: f: x");
+	assert_string_equal(buf, "<6>sakeyd[info] f: x");
 	log_format(buf, sizeof(buf), true, LOG_LVL_DEBUG, "f", &ts, "x");
-	assert_string_equal(buf, "<7>debug: f: x");
+	assert_string_equal(buf, "<7>sakeyd[debug] f: x");
 }
 
 static void test_format_one_line(void **state)
@@ -92,13 +92,13 @@ static void test_format_one_line(void **state)
 
 	/* A newline would start an entry journald gives the default priority. */
 	log_format(buf, sizeof(buf), true, LOG_LVL_ERR, "f", &ts, "a\nb\rc\td\x7f" "e\x01 \xc3\xa9");
-	assert_string_equal(buf, "<3>error: f: a?b?c?d?e? \xc3\xa9");
+	assert_string_equal(buf, "<3>sakeyd[error] f: a?b?c?d?e? \xc3\xa9");
 	log_format(buf, sizeof(buf), false, LOG_LVL_ERR, "f", &ts, "a\nb");
-	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[f] error: a?b");
+	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[error] f: a?b");
 	/* Truncated, always terminated. */
 	assert_int_equal(log_format(small, sizeof(small), true, LOG_LVL_ERR, "f", &ts, "abcdef"),
 			 sizeof(small) - 1);
-	assert_string_equal(small, "<3>error: f");
+	assert_string_equal(small, "<3>sakeyd[e");
 	assert_int_equal(log_format(small, 1, true, LOG_LVL_ERR, "f", &ts, "abcdef"), 0);
 	assert_string_equal(small, "");
 	assert_int_equal(log_format(small, 0, true, LOG_LVL_ERR, "f", &ts, "abcdef"), 0);
@@ -158,15 +158,15 @@ static void test_stderr_is_journal(void **state)
 {
 	const char *t = run_child(ENV_MATCH, LOG_LVL_DEBUG);
 
-	assert_string_equal(t, "<3>error: run_child: e 1\n"
-			       "<4>warning: run_child: w\n"
-			       "<6>info: run_child: i\n"
-			       "<7>debug: run_child: d\n"
+	assert_string_equal(t, "<3>sakeyd[error] run_child: e 1\n"
+			       "<4>sakeyd[warning] run_child: w\n"
+			       "<6>sakeyd[info] run_child: i\n"
+			       "<7>sakeyd[debug] run_child: d\n"
 			       "<3>conf:3: bad\n");
 	/* -q: warnings and errors only. */
 	t = run_child(ENV_MATCH, LOG_LVL_WARN);
-	assert_string_equal(t, "<3>error: run_child: e 1\n"
-			       "<4>warning: run_child: w\n"
+	assert_string_equal(t, "<3>sakeyd[error] run_child: e 1\n"
+			       "<4>sakeyd[warning] run_child: w\n"
 			       "<3>conf:3: bad\n");
 }
 
@@ -176,13 +176,13 @@ static void test_stderr_not_journal(void **state)
 	const char *t = run_child(ENV_OTHER, LOG_LVL_INFO);
 
 	assert_null(strchr(t, '<'));
-	assert_non_null(strstr(t, "Z sakeyd[run_child] error: e 1\n"));
-	assert_non_null(strstr(t, "Z sakeyd[run_child] info: i\n"));
+	assert_non_null(strstr(t, "Z sakeyd[error] run_child: e 1\n"));
+	assert_non_null(strstr(t, "Z sakeyd[info] run_child: i\n"));
 	assert_null(strstr(t, "debug"));
 	assert_non_null(strstr(t, "\nconf:3: bad\n"));
 	t = run_child(ENV_UNSET, LOG_LVL_INFO);
 	assert_null(strchr(t, '<'));
-	assert_non_null(strstr(t, "Z sakeyd[run_child] warning: w\n"));
+	assert_non_null(strstr(t, "Z sakeyd[warning] run_child: w\n"));
 }
 
 int main(void)
