@@ -45,9 +45,9 @@ void log_set_journal(bool on);
  * One log line, without its newline, into buf (len bytes; truncated to fit,
  * always terminated): "YYYY-MM-DDTHH:MM:SS.mmmZ sakeyd[LEVEL] FUNC: MSG"
  * with ts in UTC; journal: "<N>sakeyd[LEVEL] FUNC: MSG" (no timestamp:
- * journald stamps each entry; ts is not read). Control bytes of msg become '?', so one call is one line
- * (journald would give a second line the default priority). Returns the
- * length written.
+ * journald stamps each entry; ts is not read). Control bytes of msg
+ * become '?', so one call is one line (journald would give a second line
+ * the default priority). Returns the length written.
  */
 size_t log_format(char *buf, size_t len, bool journal, enum log_level level, const char *func,
 		  const struct timespec *ts, const char *msg);

@@ -60,7 +60,8 @@ static void test_format_plain(void **state)
 			      "ready: 3 links");
 
 	assert_int_equal(n, strlen(buf));
-	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[info] daemon_run: ready: 3 links");
+	assert_string_equal(buf,
+			    "2023-11-14T22:13:20.123Z sakeyd[info] daemon_run: ready: 3 links");
 	log_format(buf, sizeof(buf), false, LOG_LVL_ERR, "f", &ts, "x");
 	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[error] f: x");
 	log_format(buf, sizeof(buf), false, LOG_LVL_WARN, "f", &ts, "x");
@@ -91,7 +92,8 @@ static void test_format_one_line(void **state)
 	char buf[256], small[12];
 
 	/* A newline would start an entry journald gives the default priority. */
-	log_format(buf, sizeof(buf), true, LOG_LVL_ERR, "f", &ts, "a\nb\rc\td\x7f" "e\x01 \xc3\xa9");
+	log_format(buf, sizeof(buf), true, LOG_LVL_ERR, "f", &ts,
+		   "a\nb\rc\td\x7f" "e\x01 \xc3\xa9");
 	assert_string_equal(buf, "<3>sakeyd[error] f: a?b?c?d?e? \xc3\xa9");
 	log_format(buf, sizeof(buf), false, LOG_LVL_ERR, "f", &ts, "a\nb");
 	assert_string_equal(buf, "2023-11-14T22:13:20.123Z sakeyd[error] f: a?b");
