@@ -424,17 +424,14 @@ const char *mon_proto_name(uint8_t proto, char *buf, size_t len)
 }
 
 /*
- * Append "name=value" (value cleaned, truncated to leave `reserve` bytes) at
- * buf + *off. The name always fits: the caller reserved room for it.
+ * Append value at buf + o, cleaned: control bytes (and spaces too when word)
+ * become '?', runs shaped like a key "[redacted]". Stops at limit (an index
+ * of buf); returns the new end (not terminated).
  */
-static char *put(char *buf, size_t len, size_t *off, size_t reserve, const char *name,
-		 const char *value)
+static size_t clean(char *buf, size_t o, size_t limit, const char *value, bool word)
 {
 	static const char redacted[] = "[redacted]";
-	char *start = buf + *off;
-	size_t o = *off, limit = len - reserve - 1; /* last byte for the NUL */
 
-	o += (size_t)snprintf(buf + o, len - o, "%s=", name);
 	for (size_t i = 0; value && value[i] && o < limit;) {
 		size_t run = 0;
 
@@ -457,13 +454,86 @@ static char *put(char *buf, size_t len, size_t *off, size_t reserve, const char 
 		for (size_t j = 0; j < run && o < limit; j++) {
 			char c = value[i + j];
 
-			buf[o++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+			buf[o++] = (c > 0x20 && c < 0x7f) || (c == ' ' && !word) ? c : '?';
 		}
 		i += run;
 	}
+	return o;
+}
+
+/*
+ * Append "name=value" (value cleaned, truncated to leave `reserve` bytes) at
+ * buf + *off. The name always fits: the caller reserved room for it.
+ */
+static char *put(char *buf, size_t len, size_t *off, size_t reserve, const char *name,
+		 const char *value)
+{
+	char *start = buf + *off;
+	size_t o = *off, limit = len - reserve - 1; /* last byte for the NUL */
+
+	o += (size_t)snprintf(buf + o, len - o, "%s=", name);
+	o = clean(buf, o, limit, value, false);
 	buf[o++] = '\0';
 	*off = o;
 	return start;
+}
+
+void mon_alert_fill(struct mon_alert *a, const char *event, const struct mon_sa *e,
+		    const struct conf_link *link, const char *message, int64_t now,
+		    struct mon_alert_addrs *room)
+{
+	*a = (struct mon_alert){ .event = event, .message = message, .age = -1 };
+	room->src[0] = room->dst[0] = '\0';
+	if (!link && e)
+		link = e->sa.link;
+	if (link)
+		a->link = link->name;
+	if (!e)
+		return;
+	a->spi = e->sa.spi;
+	a->proto = e->sa.proto;
+	a->src = store_addr_ntop(e->sa.src.family, e->sa.src.bytes, room->src, sizeof(room->src));
+	a->dst = store_addr_ntop(e->sa.dst.family, e->sa.dst.bytes, room->dst, sizeof(room->dst));
+	if (e->added_at)
+		a->age = mon_sa_age(e, now);
+}
+
+/* Append " name=value" (value a word: cleaned, "-" when absent) at buf + o. */
+static size_t field(char *buf, size_t o, size_t limit, const char *name, const char *value)
+{
+	o = clean(buf, o, limit, " ", false);
+	o = clean(buf, o, limit, name, true);
+	o = clean(buf, o, limit, "=", true);
+	return clean(buf, o, limit, value && value[0] ? value : "-", true);
+}
+
+int mon_alert_line(const struct mon_alert *a, char *buf, size_t len)
+{
+	char spi[16] = "", age[24] = "", proto[8];
+	size_t o, limit;
+
+	if (!a || !a->event || !a->event[0] || !buf || !len)
+		return -EINVAL;
+	limit = len - 1; /* the NUL */
+	if (a->spi)
+		snprintf(spi, sizeof(spi), "0x%" PRIx32, a->spi);
+	if (a->age >= 0)
+		snprintf(age, sizeof(age), "%" PRId64, a->age);
+	/* Operators' filters and the tests read "ALERT <event> link=<link> spi=<spi> " first. */
+	o = clean(buf, 0, limit, "ALERT ", false);
+	o = clean(buf, o, limit, a->event, true);
+	o = field(buf, o, limit, "link", a->link);
+	o = field(buf, o, limit, "spi", spi);
+	o = field(buf, o, limit, "src", a->src);
+	o = field(buf, o, limit, "dst", a->dst);
+	o = field(buf, o, limit, "proto", mon_proto_name(a->proto, proto, sizeof(proto)));
+	o = field(buf, o, limit, "age", age);
+	o = field(buf, o, limit, "event", a->event);
+	/* Last: the detail, spaces kept, up to the end of the line. */
+	o = clean(buf, o, limit, " msg=", false);
+	o = clean(buf, o, limit, a->message && a->message[0] ? a->message : "-", false);
+	buf[o] = '\0';
+	return (int)o;
 }
 
 int mon_alert_env(const struct mon_alert *a, char **envp, size_t n, char *buf, size_t len)

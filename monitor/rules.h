@@ -203,6 +203,38 @@ struct mon_alert {
 	const char *message; /* free text; control bytes and key-like runs are cleaned */
 };
 
+/* Room for the text of an alert's addresses (INET6_ADDRSTRLEN), filled by mon_alert_fill. */
+struct mon_alert_addrs {
+	char src[46], dst[46];
+};
+
+/*
+ * Fill a with the fields of an alert about the SA e (NULL: none) of link
+ * (NULL: e's link if managed, else none), with message (borrowed): SPI,
+ * protocol, addresses (written into room, which must outlive a), and the
+ * age at now when the kernel said when e was added. The log line
+ * (mon_alert_line) and alert_command's environment (mon_alert_env) are
+ * both made from it, so they carry the same fields.
+ */
+void mon_alert_fill(struct mon_alert *a, const char *event, const struct mon_sa *e,
+		    const struct conf_link *link, const char *message, int64_t now,
+		    struct mon_alert_addrs *room);
+
+/* A buffer of this size holds any alert line (the message is truncated to fit). */
+#define MON_ALERT_LINE_LEN (MON_MSG_LEN + 256)
+
+/*
+ * The alert's log line into buf (len bytes, always terminated; the message
+ * is truncated to fit), no newline:
+ *   ALERT <event> link=<l> spi=<0x..> src=<a> dst=<a> proto=<p> age=<s> event=<event> msg=<text>
+ * Every field is always there, "-" when absent; the values are words (no
+ * space: a space or control byte becomes '?'); msg= comes last and runs to
+ * the end of the line (spaces kept, control bytes '?'). Runs shaped like a
+ * key become "[redacted]" as in mon_alert_env. Returns the length, or
+ * -EINVAL (no event, no buffer).
+ */
+int mon_alert_line(const struct mon_alert *a, char *buf, size_t len);
+
 /* "esp", "ah", "comp", or the number in decimal; "" for 0. Writes into buf (>= 4 bytes). */
 const char *mon_proto_name(uint8_t proto, char *buf, size_t len);
 

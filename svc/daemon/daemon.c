@@ -372,20 +372,22 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 		  const struct conf_link *link, const char *fmt, ...)
 {
-	char msg[512], src[64] = "-", dst[64] = "-";
+	char msg[MON_MSG_LEN], line[MON_ALERT_LINE_LEN];
+	struct mon_alert_addrs addrs;
+	struct mon_alert al;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (e) {
-		sadb_addr_str(&e->sa.src, src, sizeof(src));
-		sadb_addr_str(&e->sa.dst, dst, sizeof(dst));
-		if (!link)
-			link = e->sa.link;
-	}
-	log_warn("ALERT %s link=%s spi=%#x %s->%s: %s", event, link ? link->name : "-",
-		 e ? e->sa.spi : 0, src, dst, msg);
+	if (e && !link)
+		link = e->sa.link;
+	/* The fields alert_command gets too (sinks.c), as key=value (sakeyd(8) LOG AND ALERTS). */
+	mon_alert_fill(&al, event, e, link, msg, wall_s(), &addrs);
+	if (mon_alert_line(&al, line, sizeof(line)) >= 0)
+		log_warn("%s", line);
+	else
+		log_err("an alert without an event name: %s", msg);
 	TELL(d, alert, event, e, link, msg);
 }
 

@@ -21,9 +21,10 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sakeyd [-c FILE] [--check] [-v] [--version]\n"
+	fprintf(f, "usage: sakeyd [-c FILE] [--check] [-q | -v] [--version]\n"
 		   "  -c, --config FILE  configuration (default " CONF_DEFAULT_PATH ")\n"
 		   "      --check        validate the configuration and its secret files, exit 0/1\n"
+		   "  -q, --quiet        log warnings (alerts among them) and errors only\n"
 		   "  -v, --verbose      debug logging\n"
 		   "      --version      print the version and exit\n"
 		   "  -h, --help         this text\n");
@@ -116,6 +117,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'C' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -124,10 +126,10 @@ int main(int argc, char **argv)
 	const char *path = CONF_DEFAULT_PATH;
 	struct conf_diag diag = { 0 };
 	struct config *cfg = NULL;
-	bool check = false;
+	bool check = false, quiet = false, verbose = false;
 	int opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:qvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -135,8 +137,11 @@ int main(int argc, char **argv)
 		case 'C':
 			check = true;
 			break;
+		case 'q':
+			quiet = true;
+			break;
 		case 'v':
-			log_set_level(LOG_LVL_DEBUG);
+			verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -153,6 +158,16 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (quiet && verbose) {
+		log_plain(LOG_LVL_ERR, "sakeyd: -q (warnings and errors only) and -v (debug) "
+				       "contradict each other; give one of them");
+		usage(stderr);
+		return 2;
+	}
+	if (quiet)
+		log_set_level(LOG_LVL_WARN);
+	if (verbose)
+		log_set_level(LOG_LVL_DEBUG);
 
 	/*
 	 * A write to a pipe whose reader went away (the log's reader, a
@@ -164,10 +179,15 @@ int main(int argc, char **argv)
 	/* The config, its alert_command, state_dir and secrets: every refusal, not the first. */
 	quiet_heap = check;
 	ret = conf_load_daemon(path, geteuid(), secure_heap, &cfg, &diag);
-	conf_diag_print(&diag, stderr);
+	/* Each "FILE:LINE: ..." as it is, an error to journald (<3>) when stderr is the journal. */
+	for (size_t i = 0; i < diag.count; i++)
+		log_plain(LOG_LVL_ERR, "%s", diag.msgs[i]);
+	if (diag.dropped)
+		log_plain(LOG_LVL_ERR, "(%zu more errors not shown; fix the ones above first)",
+			  diag.dropped);
 	conf_diag_fini(&diag);
 	if (ret) {
-		fprintf(stderr, "sakeyd: %s: configuration refused\n", path);
+		log_plain(LOG_LVL_ERR, "sakeyd: %s: configuration refused", path);
 		conf_free(cfg);
 		return 1;
 	}

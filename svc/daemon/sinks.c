@@ -21,7 +21,6 @@
 #include "rotate/keysched.h"
 #include "svc/base/log.h"
 #include "svc/daemon/observer.h"
-#include "svc/daemon/sadb.h"
 #include "svc/daemon/sinks.h"
 
 #define XFRM_STAT_PATH "/proc/net/xfrm_stat"
@@ -391,9 +390,9 @@ static void drain(struct sinks *a)
 static void run_command(struct sinks *a, const char *event, const struct mon_sa *e,
 			const struct conf_link *link, const char *msg)
 {
+	struct mon_alert_addrs addrs;
+	struct mon_alert al;
 	struct job *j;
-	char src[64] = "", dst[64] = "";
-	struct mon_alert al = { .event = event, .message = msg, .age = -1 };
 
 	if (a->stopping || !config_of(a)->daemon.alert_command[0])
 		return;
@@ -413,18 +412,8 @@ static void run_command(struct sinks *a, const char *event, const struct mon_sa 
 	}
 	j->a = a;
 	snprintf(j->event, sizeof(j->event), "%s", event);
-	if (link)
-		al.link = link->name;
-	if (e) {
-		al.spi = e->sa.spi;
-		al.proto = e->sa.proto;
-		if (e->sa.src.family)
-			al.src = sadb_addr_str(&e->sa.src, src, sizeof(src));
-		if (e->sa.dst.family)
-			al.dst = sadb_addr_str(&e->sa.dst, dst, sizeof(dst));
-		if (e->added_at)
-			al.age = mon_sa_age(e, time(NULL));
-	}
+	/* The same fields as the log's ALERT line (daemon_alert). */
+	mon_alert_fill(&al, event, e, link, msg, time(NULL), &addrs);
 	if (mon_alert_env(&al, j->envp, MON_ALERT_ENV_N, j->buf, sizeof(j->buf)) < 0) {
 		log_err("alert_command: cannot build the environment of %s", event);
 		a->stats.failed++;

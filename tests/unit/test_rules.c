@@ -1032,6 +1032,136 @@ static void test_env_rejects(void **state)
 	assert_int_equal(mon_alert_env(&a, envp, MON_ALERT_ENV_N, NULL, sizeof(buf)), -EINVAL);
 }
 
+/* ---- the ALERT log line ---- */
+
+static void test_alert_line_full(void **state)
+{
+	struct mon_alert a = {
+		.event = "expire-soft",
+		.link = "l1",
+		.spi = 0x1234,
+		.src = "192.0.2.10",
+		.dst = "2001:db8::",
+		.proto = 50,
+		.age = 3,
+		.message = "soft lifetime reached: refresh its keys",
+	};
+	char buf[MON_ALERT_LINE_LEN];
+
+	int n = mon_alert_line(&a, buf, sizeof(buf));
+
+	assert_int_equal(n, (int)strlen(buf));
+	/* An IPv6 address ending in "::" is followed by a space, never by the text. */
+	assert_string_equal(buf, "ALERT expire-soft link=l1 spi=0x1234 src=192.0.2.10 "
+				 "dst=2001:db8:: proto=esp age=3 event=expire-soft "
+				 "msg=soft lifetime reached: refresh its keys");
+}
+
+static void test_alert_line_absent(void **state)
+{
+	struct mon_alert a = { .event = "xfrm-errors", .age = -1, .message = "" };
+	char buf[MON_ALERT_LINE_LEN];
+
+	assert_true(mon_alert_line(&a, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "ALERT xfrm-errors link=- spi=- src=- dst=- proto=- age=- "
+				 "event=xfrm-errors msg=-");
+	a.age = 0;
+	a.spi = 0xffffffffu;
+	a.proto = 51;
+	a.message = NULL;
+	assert_true(mon_alert_line(&a, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "ALERT xfrm-errors link=- spi=0xffffffff src=- dst=- proto=ah "
+				 "age=0 event=xfrm-errors msg=-");
+}
+
+static void test_alert_line_cleaning(void **state)
+{
+	/* No value but the message holds a space; nothing makes a second line or shows a key. */
+	struct mon_alert a = {
+		.event = "sa removed\n",
+		.link = "l 1",
+		.src = "192.0.2.1\tx",
+		.dst = "a b",
+		.age = -1,
+		.message = "line\none key 000102030405060708090a0b0c0d0e0f0001 end\r; "
+			   "fp 4c0eb6d3b9000caf",
+	};
+	char buf[MON_ALERT_LINE_LEN];
+
+	assert_true(mon_alert_line(&a, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "ALERT sa?removed? link=l?1 spi=- src=192.0.2.1?x dst=a?b "
+				 "proto=- age=- event=sa?removed? "
+				 "msg=line?one key [redacted] end?; fp 4c0eb6d3b9000caf");
+}
+
+static void test_alert_line_truncation(void **state)
+{
+	char msg[4000], buf[MON_ALERT_LINE_LEN], small[40];
+	struct mon_alert a = { .event = "sa-too-old", .link = "l1", .message = msg, .age = 1 };
+
+	memset(msg, 'x', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	assert_int_equal(mon_alert_line(&a, buf, sizeof(buf)), (int)sizeof(buf) - 1);
+	assert_int_equal(strlen(buf), sizeof(buf) - 1);
+	assert_starts_with(buf, "ALERT sa-too-old link=l1 spi=- ");
+	assert_non_null(strstr(buf, " event=sa-too-old msg=xxx"));
+	assert_int_equal(mon_alert_line(&a, small, sizeof(small)), (int)sizeof(small) - 1);
+	assert_string_equal(small, "ALERT sa-too-old link=l1 spi=- src=- ds");
+	assert_int_equal(mon_alert_line(&a, small, 1), 0);
+	assert_string_equal(small, "");
+}
+
+static void test_alert_line_rejects(void **state)
+{
+	struct mon_alert none = { 0 }, empty = { .event = "" }, a = { .event = "x" };
+	char buf[MON_ALERT_LINE_LEN];
+
+	assert_int_equal(mon_alert_line(&none, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(mon_alert_line(&empty, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(mon_alert_line(NULL, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(mon_alert_line(&a, NULL, sizeof(buf)), -EINVAL);
+	assert_int_equal(mon_alert_line(&a, buf, 0), -EINVAL);
+}
+
+/* The line and alert_command's environment carry the same fields of one SA. */
+static void test_alert_fill(void **state)
+{
+	struct mon_sa e = { .sa.spi = 0x2a000001, .sa.proto = 50, .added_at = T0 - 90 };
+	struct mon_alert_addrs room;
+	char *envp[MON_ALERT_ENV_N], env[MON_ALERT_ENV_BUF], line[MON_ALERT_LINE_LEN];
+	struct mon_alert a;
+
+	e.sa.link = l6;
+	e.sa.src = l6->local;
+	e.sa.dst = l6->remote;
+	mon_alert_fill(&a, "sa-removed", &e, NULL, "deleted by another tool", T0, &room);
+	assert_true(mon_alert_line(&a, line, sizeof(line)) > 0);
+	assert_string_equal(line, "ALERT sa-removed link=l6 spi=0x2a000001 src=2001:db8::1 "
+				  "dst=2001:db8::2 proto=esp age=90 event=sa-removed "
+				  "msg=deleted by another tool");
+	assert_int_equal(mon_alert_env(&a, envp, MON_ALERT_ENV_N, env, sizeof(env)), 9);
+	assert_string_equal(envp[1], "SAKEYD_LINK=l6");
+	assert_string_equal(envp[2], "SAKEYD_SPI=0x2a000001");
+	assert_string_equal(envp[3], "SAKEYD_SRC=2001:db8::1");
+	assert_string_equal(envp[4], "SAKEYD_DST=2001:db8::2");
+	assert_string_equal(envp[6], "SAKEYD_AGE=90");
+
+	/* A link given wins over the SA's; an SA not added yet (pseudo entry) has no age. */
+	e.added_at = 0;
+	mon_alert_fill(&a, "rotation-failed", &e, l1, "x", T0, &room);
+	assert_string_equal(a.link, "l1");
+	assert_int_equal(a.age, -1);
+	/* An address of no family is absent, as no SA at all. */
+	memset(&e.sa.src, 0, sizeof(e.sa.src));
+	mon_alert_fill(&a, "rotation-failed", &e, NULL, "x", T0, &room);
+	assert_null(a.src);
+	assert_string_equal(a.dst, "2001:db8::2");
+	mon_alert_fill(&a, "xfrm-errors", NULL, NULL, "rose", T0, &room);
+	assert_true(mon_alert_line(&a, line, sizeof(line)) > 0);
+	assert_string_equal(line, "ALERT xfrm-errors link=- spi=- src=- dst=- proto=- age=- "
+				  "event=xfrm-errors msg=rose");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1068,6 +1198,12 @@ int main(void)
 		cmocka_unit_test(test_env_cleaning),
 		cmocka_unit_test(test_env_truncation),
 		cmocka_unit_test(test_env_rejects),
+		cmocka_unit_test(test_alert_line_full),
+		cmocka_unit_test(test_alert_line_absent),
+		cmocka_unit_test(test_alert_line_cleaning),
+		cmocka_unit_test(test_alert_line_truncation),
+		cmocka_unit_test(test_alert_line_rejects),
+		cmocka_unit_test(test_alert_fill),
 	};
 
 	return cmocka_run_group_tests(tests, parse_links, free_links);
