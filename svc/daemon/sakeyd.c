@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -21,9 +22,11 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sakeyd [-c FILE] [--check] [-v] [--version]\n"
+	fprintf(f, "usage: sakeyd [-c FILE] [--check [--plan]] [-v] [--version]\n"
 		   "  -c, --config FILE  configuration (default " CONF_DEFAULT_PATH ")\n"
 		   "      --check        validate the configuration and its secret files, exit 0/1\n"
+		   "      --plan         with --check: print per link what both hosts must agree on\n"
+		   "                     and its digest, to compare with the peer's\n"
 		   "  -v, --verbose      debug logging\n"
 		   "      --version      print the version and exit\n"
 		   "  -h, --help         this text\n");
@@ -116,6 +119,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'C' },
+		{ "plan", no_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -124,7 +128,7 @@ int main(int argc, char **argv)
 	const char *path = CONF_DEFAULT_PATH;
 	struct conf_diag diag = { 0 };
 	struct config *cfg = NULL;
-	bool check = false;
+	bool check = false, plan = false;
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
@@ -134,6 +138,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			check = true;
+			break;
+		case 'P':
+			plan = true;
 			break;
 		case 'v':
 			log_set_level(LOG_LVL_DEBUG);
@@ -153,6 +160,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (plan && !check) {
+		fprintf(stderr, "sakeyd: --plan goes with --check (it prints the plan and exits); "
+				"write: sakeyd --check --plan -c %s\n",
+			path);
+		return 2;
+	}
 
 	/*
 	 * A write to a pipe whose reader went away (the log's reader, a
@@ -170,6 +183,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sakeyd: %s: configuration refused\n", path);
 		conf_free(cfg);
 		return 1;
+	}
+	if (plan) {
+		ret = daemon_print_plan(cfg, (int64_t)time(NULL), stdout);
+		conf_free(cfg);
+		return ret || fflush(stdout) ? 1 : 0;
 	}
 	if (check) {
 		printf("sakeyd: %s: configuration OK (%zu link%s)\n", path, cfg->nlinks,
