@@ -157,7 +157,7 @@ hard_slack = 30s
     explained = False
     while time.time() - start < DURATION:
         time.sleep(0.5)
-        status = {h: json.loads(sactl(h, "status", "--json").stdout or "[]") for h in HOSTS}
+        status = {h: json.loads(sactl(h, "status", "--json").stdout or '{"sas": []}')["sas"] for h in HOSTS}
         for h in HOSTS:
             for s in status[h]:
                 if s["managed"] and s["dir"] == "out":
@@ -187,7 +187,7 @@ hard_slack = 30s
                     f"({['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'][code] if code < 4 else code})")
 
     say("\n== what the two hosts agree on (each direction: sender's outbound = receiver's inbound)")
-    status = {h: json.loads(sactl(h, "status", "--json").stdout or "[]") for h in HOSTS}
+    status = {h: json.loads(sactl(h, "status", "--json").stdout or '{"sas": []}')["sas"] for h in HOSTS}
     pairs = 0
     agree = True
     for s in status["A"]:
