@@ -18,6 +18,7 @@
 #define INI_HANDLER_LINENO 1
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -361,7 +362,8 @@ struct link_lines {
 enum section { SEC_NONE, SEC_DAEMON, SEC_LINK, SEC_BAD };
 
 struct parser {
-	const char *path;
+	const char *path; /* the file being read (cfg->path or a cfg->dropins entry); messages name it */
+	bool dropin;      /* it is a conf.d file: [link NAME] sections only */
 	const char *text;
 	size_t len, pos;
 	unsigned line;
@@ -483,6 +485,7 @@ static struct conf_link *link_new(struct parser *p, const char *name, size_t n)
 	memset(&p->lines[cfg->nlinks], 0, sizeof(p->lines[0]));
 	memcpy(link->name, name, n);
 	link->name[n] = '\0';
+	link->file = p->path;
 	link->line = p->line;
 	link_defaults(link);
 	cfg->nlinks++;
@@ -538,6 +541,14 @@ static void section_start(struct parser *p, const char *s, size_t n)
 	while (n && is_blank(s[n - 1]))
 		n--;
 	if (n == 6 && !memcmp(s, "daemon", 6)) {
+		if (p->dropin) {
+			p->sec = SEC_BAD;
+			err(p, p->line,
+			    "[daemon] in a conf.d file; conf.d files hold [link NAME] sections only: "
+			    "move these settings to the [daemon] section of %s",
+			    p->cfg->path);
+			return;
+		}
 		if (p->daemon_section_line)
 			err(p, p->line,
 			    "second [daemon] section (the first is at line %u); merge them into one",
@@ -568,10 +579,18 @@ static void section_start(struct parser *p, const char *s, size_t n)
 			size_t dup = *name_slot(p, name, nlen);
 
 			if (dup) {
-				err(p, p->line,
-				    "duplicate link name '%s' (first defined at line %u); give each "
-				    "link its own name",
-				    quote(qb, name, nlen), p->cfg->links[dup - 1].line);
+				const struct conf_link *first = &p->cfg->links[dup - 1];
+
+				if (first->file == p->path)
+					err(p, p->line,
+					    "duplicate link name '%s' (first defined at line %u); give "
+					    "each link its own name",
+					    quote(qb, name, nlen), first->line);
+				else
+					err(p, p->line,
+					    "duplicate link name '%s' (first defined at %s:%u); give "
+					    "each link its own name, or remove one of the two",
+					    quote(qb, name, nlen), first->file, first->line);
 				return;
 			}
 		}
@@ -1292,11 +1311,19 @@ static void check_spi_prefixes(struct parser *p)
 			j--;
 		first = &cfg->links[refs[j].link];
 		second = &cfg->links[refs[i].link];
-		err(p, p->lines[refs[i].link].key[LK_SPI_PREFIX],
-		    "links %s and %s (line %u) both use spi_prefix 0x%x; give each link its own "
-		    "spi_prefix",
-		    second->name, first->name, p->lines[refs[j].link].key[LK_SPI_PREFIX],
-		    (unsigned)second->spi_prefix);
+		p->path = second->file;
+		if (first->file == second->file)
+			err(p, p->lines[refs[i].link].key[LK_SPI_PREFIX],
+			    "links %s and %s (line %u) both use spi_prefix 0x%x; give each link its "
+			    "own spi_prefix",
+			    second->name, first->name, p->lines[refs[j].link].key[LK_SPI_PREFIX],
+			    (unsigned)second->spi_prefix);
+		else
+			err(p, p->lines[refs[i].link].key[LK_SPI_PREFIX],
+			    "links %s and %s (%s:%u) both use spi_prefix 0x%x; give each link its "
+			    "own spi_prefix",
+			    second->name, first->name, first->file,
+			    p->lines[refs[j].link].key[LK_SPI_PREFIX], (unsigned)second->spi_prefix);
 	}
 	free(refs);
 }
@@ -1311,10 +1338,11 @@ static void daemon_defaults(struct conf_daemon *d)
 	d->refresh_interval = 10;
 }
 
-int conf_parse(const char *path, const char *text, size_t len, struct config **out,
-	       struct conf_diag *diag)
+int conf_parse_files(const struct conf_text *files, size_t nfiles, struct config **out,
+		     struct conf_diag *diag)
 {
-	struct parser p = { .path = path, .text = text, .len = len, .diag = diag };
+	struct parser p = { .diag = diag };
+	const char *path = files[0].path;
 	int ret;
 
 	*out = NULL;
@@ -1328,14 +1356,42 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 	}
 	strcpy(p.cfg->path, path);
 	daemon_defaults(&p.cfg->daemon);
+	if (nfiles > 1) {
+		p.cfg->dropins = calloc(nfiles - 1, sizeof(*p.cfg->dropins));
+		if (!p.cfg->dropins)
+			p.oom = true;
+	}
 
-	/* on_key() and read_line() report every error themselves; inih's own result adds nothing. */
-	ini_parse_stream(read_line, &p, on_key, &p);
+	for (size_t i = 0; i < nfiles && !p.oom; i++) {
+		if (i) {
+			char *copy = strdup(files[i].path);
+
+			if (!copy) {
+				p.oom = true;
+				break;
+			}
+			p.cfg->dropins[p.cfg->ndropins++] = copy;
+			p.path = copy;
+		} else {
+			p.path = p.cfg->path;
+		}
+		p.dropin = i > 0;
+		p.text = files[i].text;
+		p.len = files[i].len;
+		p.pos = 0;
+		p.line = 0;
+		p.sec = SEC_NONE;
+		/* on_key() and read_line() report every error themselves; inih's result adds nothing. */
+		ini_parse_stream(read_line, &p, on_key, &p);
+	}
 
 	if (!p.oom) {
-		for (size_t i = 0; i < p.cfg->nlinks; i++)
+		for (size_t i = 0; i < p.cfg->nlinks; i++) {
+			p.path = p.cfg->links[i].file;
 			validate_link(&p, &p.cfg->links[i], &p.lines[i]);
+		}
 		check_spi_prefixes(&p);
+		p.path = p.cfg->path;
 		validate_daemon(&p);
 	}
 	p.cfg->daemon.alert_command_line = p.daemon_key[DK_ALERT_COMMAND];
@@ -1351,20 +1407,30 @@ int conf_parse(const char *path, const char *text, size_t len, struct config **o
 	return 0;
 }
 
+int conf_parse(const char *path, const char *text, size_t len, struct config **out,
+	       struct conf_diag *diag)
+{
+	const struct conf_text file = { path, text, len };
+
+	return conf_parse_files(&file, 1, out, diag);
+}
+
 /*
- * Reads and parses path. With trust, the open file and its directories are
- * checked as CONF_TRUST_CONFIG for euid first: *untrusted gets the result
- * and the text is parsed anyway, so that every error is reported.
+ * Reads path into *text (malloc'd, *len bytes). With trust, the open file
+ * and its directories are checked as CONF_TRUST_CONFIG for euid first: the
+ * first refusal goes to *untrusted (if it holds 0) and the text is read
+ * anyway, so that every error is reported.
  */
-static int load(const char *path, bool trust, uid_t euid, int *untrusted, struct config **out,
-		struct conf_diag *diag)
+static int read_text(const char *path, bool trust, uid_t euid, int *untrusted, char **text,
+		     size_t *out_len, struct conf_diag *diag)
 {
 	char *buf = NULL;
 	size_t len = 0, cap;
 	struct stat st;
 	int fd, ret;
 
-	*out = NULL;
+	*text = NULL;
+	*out_len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		ret = -errno;
@@ -1379,11 +1445,15 @@ static int load(const char *path, bool trust, uid_t euid, int *untrusted, struct
 	}
 	if (!S_ISREG(st.st_mode)) {
 		ret = -EINVAL;
-		conf_diag_add(diag, path, 0, "not a regular file; give the path of the config file");
+		conf_diag_add(diag, path, 0, "not a regular file; give the path of the config file "
+					      "(in conf.d: remove it, or rename it not to end in .conf)");
 		goto cleanup;
 	}
-	if (trust)
-		*untrusted = conf_trust_fd(fd, path, CONF_TRUST_CONFIG, euid, NULL, 0, diag);
+	if (trust) {
+		ret = conf_trust_fd(fd, path, CONF_TRUST_CONFIG, euid, NULL, 0, diag);
+		if (ret && !*untrusted)
+			*untrusted = ret;
+	}
 	/* Sized by the file, not the limit: the daemon's memory is locked (mlockall). */
 	cap = st.st_size < CONF_FILE_MAX ? (size_t)st.st_size + 1 : (size_t)CONF_FILE_MAX + 1;
 	buf = malloc(cap);
@@ -1425,10 +1495,158 @@ static int load(const char *path, bool trust, uid_t euid, int *untrusted, struct
 			goto cleanup;
 		}
 	}
-	ret = conf_parse(path, buf, len, out, diag);
+	*text = buf;
+	*out_len = len;
+	buf = NULL;
+	ret = 0;
 cleanup:
 	free(buf);
 	close(fd);
+	return ret;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The conf.d files of path: <dir of path>/conf.d/NAME.conf, NAME not starting
+ * with '.', sorted by strcmp(). *names (each and the array malloc'd) gets
+ * their full paths, *n how many. A missing directory is none; another error
+ * is reported. Returns 0, -ENOMEM, -E2BIG (too many) or -errno of opendir.
+ */
+static int list_dropins(const char *path, char ***names, size_t *n, struct conf_diag *diag)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) : 1, cap = 0, sfx = strlen(CONF_DROPIN_SUFFIX);
+	char dir[PATH_MAX];
+	struct dirent *de;
+	char **list = NULL;
+	DIR *d;
+	int ret = 0;
+
+	*names = NULL;
+	*n = 0;
+	if (dirlen + sizeof("/" CONF_DROPIN_DIR) > sizeof(dir))
+		return -ENAMETOOLONG;
+	if (slash)
+		memcpy(dir, path, dirlen);
+	else
+		dir[0] = '.';
+	memcpy(dir + dirlen, "/" CONF_DROPIN_DIR, sizeof("/" CONF_DROPIN_DIR));
+	d = opendir(dir);
+	if (!d) {
+		ret = -errno;
+		if (ret == -ENOENT)
+			return 0;
+		conf_diag_add(diag, dir, 0, "cannot read the directory: %s; fix its permissions or "
+					    "remove it",
+			      strerror(-ret));
+		return ret;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		char *full;
+
+		if (de->d_name[0] == '.' || len <= sfx ||
+		    strcmp(de->d_name + len - sfx, CONF_DROPIN_SUFFIX))
+			continue;
+		if (*n >= CONF_DROPINS_MAX) {
+			conf_diag_add(diag, dir, 0, "more than %d *.conf files; merge some of them",
+				      CONF_DROPINS_MAX);
+			ret = -E2BIG;
+			break;
+		}
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nl = realloc(list, ncap * sizeof(*nl));
+
+			if (!nl) {
+				ret = -ENOMEM;
+				break;
+			}
+			list = nl;
+			cap = ncap;
+		}
+		full = malloc(strlen(dir) + 1 + len + 1);
+		if (!full) {
+			ret = -ENOMEM;
+			break;
+		}
+		sprintf(full, "%s/%s", dir, de->d_name);
+		list[(*n)++] = full;
+	}
+	if (!ret && errno) {
+		ret = -errno;
+		conf_diag_add(diag, dir, 0, "cannot read the directory: %s", strerror(-ret));
+	}
+	closedir(d);
+	if (ret) {
+		for (size_t i = 0; i < *n; i++)
+			free(list[i]);
+		free(list);
+		*n = 0;
+		return ret;
+	}
+	if (*n)
+		qsort(list, *n, sizeof(*list), cmp_names);
+	*names = list;
+	return 0;
+}
+
+/*
+ * Reads and parses path and its conf.d files (conf_load()). With trust,
+ * each file is checked as read_text() says; *untrusted gets the first
+ * refusal.
+ */
+static int load(const char *path, bool trust, uid_t euid, int *untrusted, struct config **out,
+		struct conf_diag *diag)
+{
+	struct conf_text *files = NULL;
+	char **names = NULL, **texts = NULL;
+	size_t n = 0, nread = 0;
+	int ret, first = 0;
+
+	*out = NULL;
+	ret = list_dropins(path, &names, &n, diag);
+	if (ret)
+		return ret;
+	files = calloc(n + 1, sizeof(*files));
+	texts = calloc(n + 1, sizeof(*texts));
+	if (!files || !texts) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	/* A conf.d file that cannot be read is left out of the parse, whose errors still count. */
+	for (size_t i = 0; i <= n; i++) {
+		const char *name = i ? names[i - 1] : path;
+		size_t len = 0;
+
+		ret = read_text(name, trust, euid, untrusted, &texts[nread], &len, diag);
+		if (ret && !i)
+			goto cleanup; /* no main file: nothing to add conf.d to */
+		if (ret) {
+			first = first ? first : ret;
+			continue;
+		}
+		files[nread] = (struct conf_text){ name, texts[nread], len };
+		nread++;
+	}
+	ret = conf_parse_files(files, nread, out, diag);
+	if (!ret && first) {
+		conf_free(*out);
+		*out = NULL;
+	}
+	ret = ret ? ret : first;
+cleanup:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	for (size_t i = 0; texts && i <= n; i++)
+		free(texts[i]);
+	free(names);
+	free(texts);
+	free(files);
 	return ret;
 }
 
@@ -1471,5 +1689,8 @@ void conf_free(struct config *cfg)
 		cfg->links[i].secret = NULL;
 	}
 	free(cfg->links);
+	for (size_t i = 0; i < cfg->ndropins; i++)
+		free(cfg->dropins[i]);
+	free(cfg->dropins);
 	free(cfg);
 }

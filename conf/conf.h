@@ -79,7 +79,9 @@ extern const struct conf_alg conf_algs[];
 
 struct conf_link {
 	char name[CONF_NAME_MAX];
-	unsigned line; /* line of the [link NAME] header */
+	/* Where the [link NAME] header is: the main file or a conf.d file (owned by the config). */
+	const char *file;
+	unsigned line;
 	struct conf_addr local, remote;
 	enum conf_mode mode;
 	struct conf_addr local_subnet, remote_subnet; /* tunnel mode; family 0 if unset */
@@ -128,6 +130,9 @@ struct conf_daemon {
 
 struct config {
 	char path[PATH_MAX];
+	/* The conf.d files read after path, in the order read (see conf_load()). */
+	char **dropins;
+	size_t ndropins;
 	struct conf_daemon daemon;
 	struct conf_link *links;
 	size_t nlinks;
@@ -195,12 +200,44 @@ char *conf_format_duration(uint64_t secs, char buf[CONF_DURATION_STRLEN]);
  */
 int conf_parse(const char *path, const char *text, size_t len, struct config **out,
 	       struct conf_diag *diag);
-/* Reads path (at most CONF_FILE_MAX bytes) and conf_parse()s it. Returns 0,
- * -EINVAL (see diag), -ENOMEM, or -errno of open/read (also reported in diag). */
+/* The drop-in directory: <directory of the main file>/conf.d. */
+#define CONF_DROPIN_DIR "conf.d"
+#define CONF_DROPIN_SUFFIX ".conf"
+/* Files in conf.d; more is an error. */
+#define CONF_DROPINS_MAX 4096
+
+/*
+ * One more file for conf_parse_files(): its path (for messages and
+ * conf_link.file) and its text.
+ */
+struct conf_text {
+	const char *path;
+	const char *text;
+	size_t len;
+};
+
+/*
+ * conf_parse() of several files read as one: files[0] is the main file,
+ * the others conf.d files, parsed in this order as if appended, each
+ * message naming the file its line is in. A conf.d file holds [link NAME]
+ * sections only ([daemon] there is an error: daemon settings live in the
+ * main file); a link name defined twice, in one file or two, is an error
+ * naming both places. nfiles >= 1. Returns as conf_parse().
+ */
+int conf_parse_files(const struct conf_text *files, size_t nfiles, struct config **out,
+		     struct conf_diag *diag);
+/*
+ * Reads path (at most CONF_FILE_MAX bytes), then every file of
+ * <dir of path>/conf.d whose name ends in ".conf" and does not start with
+ * '.', in strcmp() order (a missing conf.d is no error), and
+ * conf_parse_files() them. Returns 0, -EINVAL (see diag), -ENOMEM, or -errno
+ * of open/read (also reported in diag).
+ */
 int conf_load(const char *path, struct config **out, struct conf_diag *diag);
 /*
- * Loads path as the daemon does (start-up, --check, reload): the config file
- * and its directories must be trusted (conf_trust_fd(), CONF_TRUST_CONFIG),
+ * Loads path as the daemon does (start-up, --check, reload): the config file,
+ * each conf.d file (as conf_load()) and their directories must be trusted
+ * (conf_trust_fd(), CONF_TRUST_CONFIG),
  * its text valid, alert_command and state_dir trusted (conf_check_files()),
  * and every secret file good (conf_load_secrets(), with euid). Every step
  * that can run does, so diag lists every refusal, not the first one. On

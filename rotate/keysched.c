@@ -203,6 +203,72 @@ int rot_auto_spi_prefix(const uint8_t secret[CONF_SECRET_LEN], uint32_t *spi_pre
 	return ret;
 }
 
+/* One side of a link for the digest: its address and the subnet behind it. */
+static size_t put_endpoint(uint8_t *out, const struct conf_addr *addr, const struct conf_addr *net,
+			   size_t alen)
+{
+	memcpy(out, addr->bytes, alen);
+	out[alen] = net->family ? net->prefixlen : 0xff;
+	if (net->family)
+		memcpy(out + alen + 1, net->bytes, alen);
+	else
+		memset(out + alen + 1, 0, alen);
+	return 2 * alen + 1;
+}
+
+int rot_plan_digest(const struct conf_link *link, bool esn, char out[ROT_DIGEST_STRLEN])
+{
+	static const char label[] = "sakeyd-v2 plan digest";
+	static const char bind_label[] = "sakeyd-v2 plan";
+	uint8_t buf[sizeof(label) + 64 + 3 + 16 + 4 + 1 + 2 * 33 + 16];
+	uint8_t md[32];
+	size_t off = 0, alen = conf_addr_len(&link->local), nlen;
+	const struct conf_addr *a_addr = &link->local, *a_net = &link->local_subnet;
+	const struct conf_addr *b_addr = &link->remote, *b_net = &link->remote_subnet;
+	unsigned int mdlen = 0;
+	int ret;
+
+	if (!link->secret || !link->alg || !alen || link->remote.family != link->local.family)
+		return -EINVAL;
+	nlen = strlen(link->alg->name);
+	if (nlen > 63)
+		return -EINVAL;
+	memcpy(buf, label, sizeof(label)); /* with its NUL */
+	off = sizeof(label);
+	memcpy(buf + off, link->alg->name, nlen + 1);
+	off += nlen + 1;
+	buf[off++] = (uint8_t)link->mode;
+	buf[off++] = esn ? 1 : 0;
+	for (int i = 7; i >= 0; i--)
+		buf[off++] = (uint8_t)(link->rotate_every >> (8 * i));
+	for (int i = 7; i >= 0; i--)
+		buf[off++] = (uint8_t)(link->phase >> (8 * i));
+	for (int i = 3; i >= 0; i--)
+		buf[off++] = (uint8_t)(link->spi_prefix >> (8 * i));
+	buf[off++] = alen == 4 ? 4 : 6;
+	if (memcmp(b_addr->bytes, a_addr->bytes, alen) < 0) {
+		a_addr = &link->remote, a_net = &link->remote_subnet;
+		b_addr = &link->local, b_net = &link->local_subnet;
+	}
+	off += put_endpoint(buf + off, a_addr, a_net, alen);
+	off += put_endpoint(buf + off, b_addr, b_net, alen);
+	ret = rot_hkdf(link->secret, (const uint8_t *)bind_label, strlen(bind_label), buf + off,
+		       16);
+	if (ret)
+		goto cleanup;
+	off += 16;
+	if (!EVP_Digest(buf, off, md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof(md)) {
+		ret = -EIO;
+		goto cleanup;
+	}
+	snprintf(out, ROT_DIGEST_STRLEN, "%02x%02x-%02x%02x-%02x%02x-%02x%02x", md[0], md[1], md[2],
+		 md[3], md[4], md[5], md[6], md[7]);
+cleanup:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	OPENSSL_cleanse(md, sizeof(md));
+	return ret;
+}
+
 int rot_resolve_link(struct conf_link *link)
 {
 	uint64_t phase;

@@ -3,6 +3,7 @@
 #ifndef SAKEYD_ROTATE_KEYSCHED_H
 #define SAKEYD_ROTATE_KEYSCHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,29 @@ int rot_resolve_link(struct conf_link *link);
  * to the failing link's index. O(n log n).
  */
 int rot_resolve_links(struct conf_link *links, size_t n, size_t *first, size_t *second);
+
+/* Bytes of the plan digest, and its text: 4 groups of 4 hex digits joined by '-', NUL. */
+#define ROT_DIGEST_LEN 8
+#define ROT_DIGEST_STRLEN 20
+
+/*
+ * The link digest of sakeyd --check --plan: what both hosts of a link must
+ * agree on, hashed so that two operators compare one short word. The first
+ * ROT_DIGEST_LEN bytes of SHA-256 over (doc/sakeyd.8.scd, PLAN DIGEST):
+ *   "sakeyd-v2 plan digest" 0x00 || algorithm name 0x00 || mode (1 byte) ||
+ *   esn (1 byte, 0 or 1) || rotate_every, phase (8 bytes each, big-endian) ||
+ *   spi_prefix (4 bytes, big-endian) || family (1 byte: 4 or 6) ||
+ *   endpoint || endpoint || HKDF("sakeyd-v2 plan", 16)
+ * where an endpoint is address (4 or 16 bytes) || subnet prefix length
+ * (1 byte, 0xff without subnet) || subnet (4 or 16 bytes, zeros without),
+ * local's (local, local_subnet) and remote's (remote, remote_subnet), the
+ * smaller address first (memcmp), so both ends hash the same bytes. The
+ * last part binds the secret without being a key: both ends with different
+ * secrets disagree. The link must be resolved (rot_resolve_link) and hold
+ * its secret; esn is the effective setting (the caller resolves auto).
+ * Writes the text to out. 0, -EINVAL or -errno of the key schedule.
+ */
+int rot_plan_digest(const struct conf_link *link, bool esn, char out[ROT_DIGEST_STRLEN]);
 
 /* Epoch of time t: floor((t - phase) / period), rounding toward minus infinity. */
 int64_t rot_epoch(int64_t t, uint64_t period, uint64_t phase);

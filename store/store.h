@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <string.h>
 
 /*
  * One writer (the daemon) and any number of readers (sactl) share
@@ -66,6 +67,12 @@
 #define STORE_META_LAST_DUMP_AT "last_dump_at"   /* last full resync from a kernel dump */
 #define STORE_META_CONFIG "config"               /* config file path */
 #define STORE_META_VERSION "version"             /* daemon version */
+/*
+ * "schedule_" and the link name in hex (meta keys are [a-z0-9_]): "period=SECONDS
+ * phase=SECONDS" of a running link, resolved (sactl status's next rotation).
+ */
+#define STORE_META_SCHEDULE "schedule_"
+#define STORE_META_SCHEDULE_LEN (sizeof(STORE_META_SCHEDULE) + 2 * 64)
 
 enum store_dir {
 	STORE_DIR_NONE = 0, /* unmanaged: NULL */
@@ -373,5 +380,19 @@ bool store_run_is_key(const char *t, size_t len);
 
 /* Free an array from a store_*_list function; NULL is a no-op. */
 void store_list_free(void *rows);
+
+/* The STORE_META_SCHEDULE key of link into out (STORE_META_SCHEDULE_LEN bytes; names are cut at 64). */
+static inline void store_meta_schedule_key(const char *link, char out[STORE_META_SCHEDULE_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = sizeof(STORE_META_SCHEDULE) - 1;
+
+	memcpy(out, STORE_META_SCHEDULE, o);
+	for (size_t i = 0; link[i] && i < 64; i++) {
+		out[o++] = hex[(unsigned char)link[i] >> 4];
+		out[o++] = hex[(unsigned char)link[i] & 15];
+	}
+	out[o] = '\0';
+}
 
 #endif

@@ -15,6 +15,7 @@ no process or file behind.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -104,6 +105,17 @@ hard_slack = 30s
         log = open(f"{work}/{host}/sakeyd.log", "w")
         daemons[host] = subprocess.Popen([SAKEYD, "-c", f"{work}/{host}/sakeyd.conf"],
                                           stdout=log, stderr=log)
+    # What the two operators compare over the phone before starting: one digest per link.
+    digests = {}
+    for host in HOSTS:
+        r = subprocess.run([SAKEYD, "--check", "--plan", "-c", f"{work}/{host}/sakeyd.conf"],
+                           capture_output=True, text=True)
+        digests[host] = dict(re.findall(r"^link (\S+)  digest (\S+)$", r.stdout, re.M))
+    say("   sakeyd --check --plan: each link's digest on host A and host B")
+    for name, _ in LINKS:
+        say(f"   {name:7} A {digests['A'].get(name, 'missing')}  B {digests['B'].get(name, 'missing')}")
+    check(len(digests["A"]) == len(LINKS) and digests["A"] == digests["B"],
+          "A and B agree on every link's plan digest (sakeyd --check --plan)")
     say(f"   host A ({HOSTS['A']}...) and host B ({HOSTS['B']}...) started; config of A:")
     with open(f"{work}/A/sakeyd.conf") as f:
         say("   | " + "\n   | ".join(f.read().strip().splitlines()[:14]) + "\n   | ...")
@@ -145,7 +157,7 @@ hard_slack = 30s
     explained = False
     while time.time() - start < DURATION:
         time.sleep(0.5)
-        status = {h: json.loads(sactl(h, "status", "--json").stdout or "[]") for h in HOSTS}
+        status = {h: json.loads(sactl(h, "status", "--json").stdout or '{"sas": []}')["sas"] for h in HOSTS}
         for h in HOSTS:
             for s in status[h]:
                 if s["managed"] and s["dir"] == "out":
@@ -175,7 +187,7 @@ hard_slack = 30s
                     f"({['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'][code] if code < 4 else code})")
 
     say("\n== what the two hosts agree on (each direction: sender's outbound = receiver's inbound)")
-    status = {h: json.loads(sactl(h, "status", "--json").stdout or "[]") for h in HOSTS}
+    status = {h: json.loads(sactl(h, "status", "--json").stdout or '{"sas": []}')["sas"] for h in HOSTS}
     pairs = 0
     agree = True
     for s in status["A"]:

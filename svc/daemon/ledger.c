@@ -89,6 +89,7 @@ struct ledger {
 	bool syncing;
 	bool failed;  /* a write failed: reopen and resync */
 	bool adopted; /* rotations found installed at start-up are recorded */
+	bool schedules_stale; /* the links' STORE_META_SCHEDULE rows are to be written */
 	uint64_t txn_seen_ms; /* loop time the open transaction was first seen; 0: none */
 	unsigned long errors;
 	/*
@@ -541,6 +542,35 @@ static void on_config_swap(void *self)
 	struct ledger *l = self;
 
 	lq_flush(l);
+	l->schedules_stale = true;
+}
+
+/*
+ * Each running link's period and resolved phase, for sactl status's next
+ * rotation (sactl reads no secret, so it cannot resolve an auto phase).
+ * Written in the open transaction after a start or reload.
+ */
+static int write_schedules(struct ledger *l)
+{
+	const struct daemon_port *p = &l->port;
+	size_t n = p->nlinks(p->daemon);
+
+	for (size_t i = 0; i < n; i++) {
+		struct daemon_link_view view;
+		char key[STORE_META_SCHEDULE_LEN], value[64];
+		int ret;
+
+		p->link_at(p->daemon, i, &view);
+		store_meta_schedule_key(view.link->name, key);
+		snprintf(value, sizeof(value), "period=%llu phase=%llu",
+			 (unsigned long long)view.link->rotate_every,
+			 (unsigned long long)view.link->phase);
+		ret = store_meta_set(l->store, key, value);
+		if (ret)
+			return ret;
+	}
+	l->schedules_stale = false;
+	return 0;
 }
 
 static void on_resync_begin(void *self)
@@ -671,7 +701,9 @@ static void commit(struct ledger *l)
 		fail(l, -ENOENT, "database file deleted or replaced");
 		return;
 	}
-	ret = store_meta_set_int(l->store, STORE_META_LAST_WRITE_AT, time(NULL));
+	ret = l->schedules_stale ? write_schedules(l) : 0;
+	if (!ret)
+		ret = store_meta_set_int(l->store, STORE_META_LAST_WRITE_AT, time(NULL));
 	if (!ret)
 		ret = store_commit(l->store);
 	if (ret)
@@ -806,6 +838,7 @@ static int open_store(struct ledger *l)
 		ret = store_meta_set(l->store, STORE_META_VERSION, SAKEYD_VERSION);
 	if (!ret)
 		ret = store_commit(l->store);
+	l->schedules_stale = true;
 	if (ret) {
 		log_err("ledger: %s", store_errmsg(l->store));
 		store_close(l->store);

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -21,9 +22,11 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sakeyd [-c FILE] [--check] [-q | -v] [--version]\n"
+	fprintf(f, "usage: sakeyd [-c FILE] [--check [--plan]] [-q | -v] [--version]\n"
 		   "  -c, --config FILE  configuration (default " CONF_DEFAULT_PATH ")\n"
 		   "      --check        validate the configuration and its secret files, exit 0/1\n"
+		   "      --plan         with --check: print per link what both hosts must agree on\n"
+		   "                     and its digest, to compare with the peer's\n"
 		   "  -q, --quiet        log warnings (alerts among them) and errors only\n"
 		   "  -v, --verbose      debug logging\n"
 		   "      --version      print the version and exit\n"
@@ -118,6 +121,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'C' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "plan", no_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -126,7 +130,7 @@ int main(int argc, char **argv)
 	const char *path = CONF_DEFAULT_PATH;
 	struct conf_diag diag = { 0 };
 	struct config *cfg = NULL;
-	bool check = false, quiet = false, verbose = false;
+	bool check = false, plan = false, quiet = false, verbose = false;
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "c:qvh", longopts, NULL)) != -1) {
@@ -139,6 +143,9 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 'P':
+			plan = true;
 			break;
 		case 'v':
 			verbose = true;
@@ -168,6 +175,12 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LVL_WARN);
 	if (verbose)
 		log_set_level(LOG_LVL_DEBUG);
+	if (plan && !check) {
+		fprintf(stderr, "sakeyd: --plan goes with --check (it prints the plan and exits); "
+				"write: sakeyd --check --plan -c %s\n",
+			path);
+		return 2;
+	}
 
 	/*
 	 * A write to a pipe whose reader went away (the log's reader, a
@@ -190,6 +203,11 @@ int main(int argc, char **argv)
 		log_plain(LOG_LVL_ERR, "sakeyd: %s: configuration refused", path);
 		conf_free(cfg);
 		return 1;
+	}
+	if (plan) {
+		ret = daemon_print_plan(cfg, (int64_t)time(NULL), stdout);
+		conf_free(cfg);
+		return ret || fflush(stdout) ? 1 : 0;
 	}
 	if (check) {
 		printf("sakeyd: %s: configuration OK (%zu link%s)\n", path, cfg->nlinks,

@@ -313,6 +313,47 @@ static void print_header(const struct db *db, FILE *f)
 	}
 }
 
+/* The version of the --json objects: 2 wraps the rows in an object (1 was a bare array). */
+#define JSON_SCHEMA 2
+
+/* The start of every --json object: schema, is the daemon running, how old the data is. */
+static void json_head(const struct db *db, FILE *f)
+{
+	fprintf(f, "{\"schema\": %d, \"daemon_running\": %s, \"read_at\": %" PRId64
+		   ", \"data_age_s\": ",
+		JSON_SCHEMA, db->running ? "true" : "false", db->now);
+	if (db->last_write_at)
+		fprintf(f, "%" PRId64, db->now - db->last_write_at);
+	else
+		fputs("null", f);
+}
+
+/*
+ * --link NAME must name a link of the configuration (conf.d included): a
+ * typo would otherwise show nothing, as if the link had no SA. Prints the
+ * error and returns false.
+ */
+static bool link_known(const struct sactl_ctx *ctx, const char *cmd, const struct config *cfg,
+		       const char *name)
+{
+	if (!name)
+		return true;
+	for (size_t i = 0; i < cfg->nlinks; i++)
+		if (!strcmp(cfg->links[i].name, name))
+			return true;
+	fprintf(stderr, "%s: %s: --link %s: no such link in %s%s; ", ctx->prog, cmd, name,
+		cfg->path, cfg->ndropins ? " and its conf.d" : "");
+	if (!cfg->nlinks) {
+		fprintf(stderr, "it has no links\n");
+		return false;
+	}
+	fprintf(stderr, "its links are:");
+	for (size_t i = 0; i < cfg->nlinks && i < 20; i++)
+		fprintf(stderr, " %s", cfg->links[i].name);
+	fprintf(stderr, "%s\n", cfg->nlinks > 20 ? " ..." : "");
+	return false;
+}
+
 /* ---- A text table, columns sized to their content ---- */
 
 #define COL_MAX 12
@@ -432,11 +473,133 @@ static void expiry_str(const struct store_sa *sa, int64_t at, int64_t now, char 
 		snprintf(buf, len, "in %s", mon_human_duration(at - now, h));
 }
 
+/* A link's schedule and current outbound SA, for status. */
+struct link_row {
+	const char *name;
+	bool has_schedule;
+	int64_t epoch, next_rotation;
+	int gen; /* of the current outbound SA; -1 if none */
+};
+
+/*
+ * The links of the config (or only want), each with its epoch and next
+ * rotation (from the daemon's STORE_META_SCHEDULE row, or from the config
+ * when its phase is explicit) and its outbound SA's generation (the newest
+ * live managed outbound row). *out (malloc'd) and *nout; -ENOMEM.
+ */
+static int link_rows(struct db *db, const char *want, const struct store_sa *rows, size_t n,
+		     struct link_row **out, size_t *nout)
+{
+	const struct config *cfg = db->cfg;
+	struct link_row *lr = calloc(cfg->nlinks ? cfg->nlinks : 1, sizeof(*lr));
+	size_t k = 0;
+
+	if (!lr)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->nlinks; i++) {
+		const struct conf_link *l = &cfg->links[i];
+		char key[STORE_META_SCHEDULE_LEN], value[64];
+		unsigned long long period = 0, phase = 0;
+		int64_t best = INT64_MIN;
+
+		if (want && strcmp(want, l->name))
+			continue;
+		lr[k].name = l->name;
+		lr[k].gen = -1;
+		store_meta_schedule_key(l->name, key);
+		if (!store_meta_get(db->s, key, value, sizeof(value)) &&
+		    sscanf(value, "period=%llu phase=%llu", &period, &phase) == 2 && period &&
+		    period <= ROT_PERIOD_MAX && phase < period) {
+			lr[k].has_schedule = true;
+		} else if (!l->phase_auto) {
+			period = l->rotate_every;
+			phase = l->phase;
+			lr[k].has_schedule = true;
+		}
+		if (lr[k].has_schedule) {
+			lr[k].epoch = rot_epoch(db->now, period, phase);
+			lr[k].next_rotation = rot_epoch_start(lr[k].epoch + 1, period, phase);
+		}
+		for (size_t j = 0; j < n; j++) {
+			const struct store_sa *sa = &rows[j];
+
+			if (sa->managed && sa->dir == STORE_DIR_OUT && sa->state != STORE_SA_GONE &&
+			    sa->has_epoch && !strcmp(sa->link, l->name) && sa->epoch > best) {
+				best = sa->epoch;
+				lr[k].gen = rot_spi_gen(sa->spi);
+			}
+		}
+		k++;
+	}
+	*out = lr;
+	*nout = k;
+	return 0;
+}
+
+static void links_json(const struct link_row *lr, size_t n, FILE *f)
+{
+	fputs("\"links\": [", f);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? ",\n  {\"link\": " : "\n  {\"link\": ", f);
+		json_str(f, lr[i].name);
+		fputs(", \"epoch\": ", f);
+		if (lr[i].has_schedule)
+			fprintf(f, "%" PRId64 ", \"next_rotation_at\": %" PRId64, lr[i].epoch,
+				lr[i].next_rotation);
+		else
+			fputs("null, \"next_rotation_at\": null", f);
+		fputs(", \"generation\": ", f);
+		if (lr[i].gen >= 0)
+			fprintf(f, "%d}", lr[i].gen);
+		else
+			fputs("null}", f);
+	}
+	fputs(n ? "\n]" : "]", f);
+}
+
+static int links_text(const struct link_row *lr, size_t n, int64_t now, FILE *f)
+{
+	struct table t = {
+		.ncol = 4,
+		.head = { "LINK", "EPOCH", "GEN", "NEXT ROTATION" },
+		.right = { [1] = true, [2] = true },
+	};
+	char h[MON_HUMAN_LEN], tbuf[32];
+
+	for (size_t i = 0; i < n; i++) {
+		long r = table_row(&t);
+
+		if (r < 0) {
+			free(t.cell);
+			return -ENOMEM;
+		}
+		set(&t, r, 0, "%s", lr[i].name);
+		if (lr[i].has_schedule) {
+			set(&t, r, 1, "%" PRId64, lr[i].epoch);
+			set(&t, r, 3, "in %s (%s)", mon_human_duration(lr[i].next_rotation - now, h),
+			    clock_str(lr[i].next_rotation, tbuf));
+		} else {
+			set(&t, r, 1, "-");
+			set(&t, r, 3, "unknown (auto phase: sakeyd has not recorded it yet)");
+		}
+		if (lr[i].gen >= 0)
+			set(&t, r, 2, "%d", lr[i].gen);
+		else
+			set(&t, r, 2, "-");
+	}
+	if (n) {
+		table_print(&t, f);
+		fputc('\n', f);
+	}
+	free(t.cell);
+	return 0;
+}
+
 static void status_json(const struct store_sa *rows, size_t n, int64_t now, FILE *f)
 {
 	char pbuf[8];
 
-	fputs("[", f);
+	fputs("\"sas\": [", f);
 	for (size_t i = 0; i < n; i++) {
 		const struct store_sa *sa = &rows[i];
 
@@ -479,7 +642,7 @@ static void status_json(const struct store_sa *rows, size_t n, int64_t now, FILE
 		json_str_or_null(f, sa->key_fp);
 		fputs("}", f);
 	}
-	fputs(n ? "\n]\n" : "]\n", f);
+	fputs(n ? "\n]" : "]", f);
 }
 
 static int status_text(const struct store_sa *rows, size_t n, int64_t now, FILE *f)
@@ -541,9 +704,10 @@ int sactl_cmd_status(const struct sactl_ctx *ctx, int argc, char **argv)
 	};
 	struct store_sa_query q = { 0 };
 	struct store_sa *rows = NULL;
+	struct link_row *lr = NULL;
 	struct db db;
 	bool json = false;
-	size_t n = 0;
+	size_t n = 0, nl = 0;
 	int opt, ret;
 
 	while ((opt = getopt_long(argc, argv, "jl:ah", opts, NULL)) != -1) {
@@ -559,8 +723,10 @@ int sactl_cmd_status(const struct sactl_ctx *ctx, int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: %s " STATUS_USAGE "\n"
-			       "  --json       one JSON array of SA objects (DESIGN.md fields)\n"
-			       "  --link NAME  only the SAs of link NAME\n"
+			       "  --json       one JSON object: schema, daemon_running, read_at,\n"
+			       "               data_age_s, links (epoch, next_rotation_at,\n"
+			       "               generation) and sas (DESIGN.md fields)\n"
+			       "  --link NAME  only link NAME (a link of the configuration)\n"
 			       "  --all        also SAs no longer in the kernel\n",
 			       ctx->prog);
 			return SACTL_EXIT_OK;
@@ -573,6 +739,10 @@ int sactl_cmd_status(const struct sactl_ctx *ctx, int argc, char **argv)
 		return SACTL_EXIT_USAGE;
 	if (db_open(ctx, "status", &db))
 		return SACTL_EXIT_FAILURE;
+	if (!link_known(ctx, "status", db.cfg, q.link)) {
+		db_close(&db);
+		return SACTL_EXIT_FAILURE;
+	}
 	ret = store_sa_list(db.s, &q, &rows, &n);
 	if (ret) {
 		fprintf(stderr, "%s: status: reading the SAs: %s\n", ctx->prog, store_errmsg(db.s));
@@ -581,14 +751,25 @@ int sactl_cmd_status(const struct sactl_ctx *ctx, int argc, char **argv)
 	}
 	if (n)
 		qsort(rows, n, sizeof(*rows), cmp_status);
-	if (json) {
+	ret = link_rows(&db, q.link, rows, n, &lr, &nl);
+	if (ret) {
+		/* reported below */
+	} else if (json) {
 		if (!db.running)
 			print_header(&db, stderr);
+		json_head(&db, stdout);
+		fputs(", ", stdout);
+		links_json(lr, nl, stdout);
+		fputs(",\n", stdout);
 		status_json(rows, n, db.now, stdout);
+		fputs("}\n", stdout);
 	} else {
 		print_header(&db, stdout);
-		ret = status_text(rows, n, db.now, stdout);
+		ret = links_text(lr, nl, db.now, stdout);
+		if (!ret)
+			ret = status_text(rows, n, db.now, stdout);
 	}
+	free(lr);
 	store_list_free(rows);
 	db_close(&db);
 	if (fflush(stdout) || ret) {
@@ -889,7 +1070,8 @@ int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			printf("usage: %s " HISTORY_USAGE "\n"
 			       "  --link NAME  only the rotations of link NAME\n"
-			       "  --json       one JSON array of rotation objects\n",
+			       "  --json       one JSON object: schema, daemon_running, read_at,\n"
+			       "               data_age_s and rotations\n",
 			       ctx->prog);
 			return SACTL_EXIT_OK;
 		default:
@@ -901,6 +1083,10 @@ int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
 		return SACTL_EXIT_USAGE;
 	if (db_open(ctx, "history", &db))
 		return SACTL_EXIT_FAILURE;
+	if (!link_known(ctx, "history", db.cfg, link)) {
+		db_close(&db);
+		return SACTL_EXIT_FAILURE;
+	}
 	ret = store_rotation_list(db.s, 0, link, &rows, &n);
 	if (ret) {
 		fprintf(stderr, "%s: history: %s\n", ctx->prog, store_errmsg(db.s));
@@ -910,7 +1096,8 @@ int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
 	if (json) {
 		if (!db.running)
 			print_header(&db, stderr);
-		fputs("[", stdout);
+		json_head(&db, stdout);
+		fputs(", \"rotations\": [", stdout);
 		for (size_t i = 0; i < n; i++) {
 			const struct store_rotation *r = &rows[i];
 
@@ -931,7 +1118,7 @@ int sactl_cmd_history(const struct sactl_ctx *ctx, int argc, char **argv)
 			json_str_or_null(stdout, r->detail);
 			fputs("}", stdout);
 		}
-		fputs(n ? "\n]\n" : "]\n", stdout);
+		fputs(n ? "\n]}\n" : "]}\n", stdout);
 	} else {
 		print_header(&db, stdout);
 		for (size_t i = 0; i < n && !ret; i++) {
@@ -1021,7 +1208,8 @@ int sactl_cmd_events(const struct sactl_ctx *ctx, int argc, char **argv)
 			printf("usage: %s " EVENTS_USAGE "\n"
 			       "  --since DUR  events of the last DUR (default 1h)\n"
 			       "  --link NAME  only the events of link NAME\n"
-			       "  --json       one JSON array of event objects\n",
+			       "  --json       one JSON object: schema, daemon_running, read_at,\n"
+			       "               data_age_s and events\n",
 			       ctx->prog);
 			return SACTL_EXIT_OK;
 		default:
@@ -1033,6 +1221,10 @@ int sactl_cmd_events(const struct sactl_ctx *ctx, int argc, char **argv)
 		return SACTL_EXIT_USAGE;
 	if (db_open(ctx, "events", &db))
 		return SACTL_EXIT_FAILURE;
+	if (!link_known(ctx, "events", db.cfg, link)) {
+		db_close(&db);
+		return SACTL_EXIT_FAILURE;
+	}
 	ret = store_event_list(db.s, db.now - (int64_t)since, link, &rows, &n);
 	if (ret) {
 		fprintf(stderr, "%s: events: %s\n", ctx->prog, store_errmsg(db.s));
@@ -1042,7 +1234,8 @@ int sactl_cmd_events(const struct sactl_ctx *ctx, int argc, char **argv)
 	if (json) {
 		if (!db.running)
 			print_header(&db, stderr);
-		fputs("[", stdout);
+		json_head(&db, stdout);
+		fputs(", \"events\": [", stdout);
 		for (size_t i = 0; i < n; i++) {
 			const struct store_event *ev = &rows[i];
 			const char *kind = store_event_kind_name(ev->kind);
@@ -1064,7 +1257,7 @@ int sactl_cmd_events(const struct sactl_ctx *ctx, int argc, char **argv)
 			json_str(stdout, ev->message);
 			fputs("}", stdout);
 		}
-		fputs(n ? "\n]\n" : "]\n", stdout);
+		fputs(n ? "\n]}\n" : "]}\n", stdout);
 	} else {
 		print_header(&db, stdout);
 		for (size_t i = 0; i < n; i++) {

@@ -411,7 +411,7 @@ for rep in range(args.reps):
         sample("floor:pfkey-dump-daemon-sas", float(r["secs"]))
 try:
     with open(f"{WORK}/status.json") as f:
-        js = json.load(f)
+        js = json.load(f)["sas"]
     check(sum(1 for e in js if e.get("managed")) == SAS_FRESH,
           f"status --json lists {SAS_FRESH} managed SAs")
 except (OSError, ValueError) as e:

@@ -124,7 +124,7 @@ def hand_sa():
     rc, out, err = sactl("status", "--json")
     if rc:
         return None
-    return next((s for s in json.loads(out) if s["spi"] == 0x1234), None)
+    return next((s for s in json.loads(out)["sas"] if s["spi"] == 0x1234), None)
 
 
 check(wait_for(lambda: hand_sa() is not None, 1.5), "the hand-keyed SA appears in status --json")
@@ -188,12 +188,12 @@ rc, out, err = sactl("status", "--all")
 row = next((l for l in out.splitlines() if "0x00001234" in l), "")
 check("gone" in row, f"status --all: the SA shown gone: {row}")
 rc, out, err = sactl("status", "--json", "--all")
-gone = [s for s in json.loads(out) if s["spi"] == 0x1234]
+gone = [s for s in json.loads(out)["sas"] if s["spi"] == 0x1234]
 check(len(gone) == 1 and gone[0]["state"] == "gone", "status --json --all: state gone")
 rc, out, err = sactl("check")
 check(rc == 2 and "hard expir" in out, f"check after the hard expiry: CRITICAL (2): {out.strip()}")
 rc, out, err = sactl("events", "--json")
-kinds = [e["event"] for e in json.loads(out) if e["spi"] == 0x1234]
+kinds = [e["event"] for e in json.loads(out)["events"] if e["spi"] == 0x1234]
 check("expire-soft" in kinds and "expire-hard" in kinds and
       kinds.index("expire-soft") < kinds.index("expire-hard"),
       f"events: the SA's life, soft expiry before hard: {kinds}")

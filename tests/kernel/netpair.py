@@ -271,7 +271,11 @@ hard_slack = 60s
     def sactl_json(self, sactl, ns, *args):
         r = subprocess.run([sactl, "-c", self.conf(ns), *args, "--json"], capture_output=True,
                            text=True)
-        return json.loads(r.stdout) if r.returncode == 0 else None
+        if r.returncode != 0:
+            return None
+        doc = json.loads(r.stdout)
+        # --json objects (schema 2): the rows are under the command's key.
+        return doc[{"status": "sas", "history": "rotations", "events": "events"}[args[0]]]
 
     def sactl(self, sactl, ns, *args):
         r = subprocess.run([sactl, "-c", self.conf(ns), *args], capture_output=True, text=True)

@@ -299,7 +299,7 @@ for ns, local, remote in (("a", A, B), ("b", B, A)):
                             "status", "--json"], capture_output=True, text=True)
         try:
             # An SA is (dst, spi): both directions of an epoch share the SPI.
-            rows = {(x["dst"], x["spi"]): x for x in json.loads(r.stdout)}
+            rows = {(x["dst"], x["spi"]): x for x in json.loads(r.stdout)["sas"]}
         except ValueError:
             rows = {}
         # The daemon goes on rotating: judge the SAs in the kernel both

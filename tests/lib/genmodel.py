@@ -217,7 +217,7 @@ def ledger_wrong(env):
         return 0, [f"sactl status --all: exit {r.returncode}: {r.stderr.strip()}"], {}
     by_name = {link.name: link for link in env.links}
     rows, wrong, seen = 0, [], {}
-    for sa in json.loads(r.stdout):
+    for sa in json.loads(r.stdout)["sas"]:
         if not sa.get("managed"):
             wrong.append(("unmanaged", sa["spi"], sa["src"], sa["dst"]))
             continue

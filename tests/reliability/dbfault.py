@@ -131,7 +131,7 @@ class Locker:
 
 def history_since(t):
     r = env.sactl("history", "--json")
-    rows = json.loads(r.stdout or "[]") if r.returncode == 0 else []
+    rows = json.loads(r.stdout)["rotations"] if r.returncode == 0 else []
     return [h for h in rows if h.get("at", 0) >= t]
 
 

@@ -130,7 +130,7 @@ check("no separate channel for the SADB dump" not in log,
       "every dump ran on its own channel")
 
 r = env.sactl("status", "--json", "--all")
-rows = json.loads(r.stdout) if r.returncode == 0 else []
+rows = json.loads(r.stdout)["sas"] if r.returncode == 0 else []
 check(r.returncode == 0, "sactl status --json --all")
 lives = {}
 for row in rows:
@@ -142,7 +142,7 @@ check(len(lives) == next_spi - 0x70000000,
 check(not twice, f"every foreign SA has exactly one life in the ledger "
       f"({len(twice)} with more: {sorted(twice.items())[:5]})")
 r = env.sactl("events", "--json", "--since", "10m")
-events = json.loads(r.stdout) if r.returncode == 0 else []
+events = json.loads(r.stdout)["events"] if r.returncode == 0 else []
 deletes = [e for e in events if e.get("event") == "delete" and e.get("src") == "203.0.113.1"]
 vanished = [e["spi"] for e in deletes if "vanished" in (e.get("message") or "")]
 check(r.returncode == 0 and len(deletes) >= replaced,

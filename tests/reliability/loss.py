@@ -189,7 +189,7 @@ try:
           "the daemon noticed the losses and resynchronised")
     # The kernel refused nothing: a lost reply is an unknown outcome that the resync
     # settles, not a failed rotation (nor a rotation-failed alert).
-    hist = json.loads(env.sactl("history", "--json").stdout or "[]")
+    hist = json.loads(env.sactl("history", "--json").stdout or '{"rotations": []}')["rotations"]
     failed = [h for h in hist if h.get("result") != "ok"]
     alerts = [line for line in text.splitlines() if "ALERT " in line]
     print(f"     ledger: {len(hist)} rotations, {len(failed)} recorded as failed "

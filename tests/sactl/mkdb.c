@@ -199,6 +199,13 @@ int main(int argc, char **argv)
 		ret = store_meta_set_int(s, STORE_META_LAST_WRITE_AT, last_write);
 	if (!ret)
 		ret = store_meta_set_int(s, STORE_META_LAST_DUMP_AT, last_write);
+	/* As the daemon records l1's resolved schedule (ledger.c); l2's auto phase goes unknown. */
+	if (!ret) {
+		char key[STORE_META_SCHEDULE_LEN];
+
+		store_meta_schedule_key("l1", key);
+		ret = store_meta_set(s, key, "period=3600 phase=960");
+	}
 	if (ret)
 		die("meta", ret);
 	store_close(s);

@@ -104,7 +104,18 @@ golden("status-link", out)
 
 rc, out, err = sactl(base, "status", "--json")
 check(rc == 0 and err == "", "status --json: exit 0, nothing on stderr while the daemon runs")
-sas = json.loads(out)
+doc = json.loads(out)
+check(list(doc.keys()) == ["schema", "daemon_running", "read_at", "data_age_s", "links", "sas"]
+      and doc["schema"] == 2 and doc["daemon_running"] is True and doc["read_at"] == NOW
+      and doc["data_age_s"] == 4,
+      f"status --json: schema 2, daemon running, read at NOW, data 4 s old: {list(doc.keys())}")
+# l1: the schedule the daemon recorded (phase 960): epoch and next rotation; l2: auto phase, none.
+e1 = (NOW - 960) // 3600
+check(doc["links"] == [{"link": "l1", "epoch": e1, "next_rotation_at": (e1 + 1) * 3600 + 960,
+                        "generation": 1},
+                       {"link": "l2", "epoch": None, "next_rotation_at": None, "generation": 15}],
+      f"status --json: each link's epoch, next rotation and outbound generation: {doc['links']}")
+sas = doc["sas"]
 fields = ["link", "dir", "spi", "generation", "src", "dst", "proto", "mode", "algorithm", "epoch", "managed",
           "state", "added_at", "age_s", "soft_expires_at", "hard_expires_at", "bytes", "packets",
           "key_fp"]
@@ -127,19 +138,30 @@ check(h["link"] is None and h["epoch"] is None and h["managed"] is False and
       h["key_fp"] is None and h["algorithm"] is None and h["age_s"] == 125,
       "status --json: the hand-keyed SA: link, epoch, generation, key_fp null; unmanaged")
 rc, out, err = sactl(base, "status", "--json", "--all")
-sas_all = json.loads(out)
+sas_all = json.loads(out)["sas"]
 g = [s for s in sas_all if s["state"] == "gone"]
 check(len(sas_all) == 6 and len(g) == 1 and g[0]["age_s"] == 3700,
       "status --json --all: the gone SA, its whole life as age_s")
 rc, out, err = sactl(base, "status", "--json", "--link", "nosuch")
-check(rc == 0 and json.loads(out) == [], "status --json --link of no SA: []")
+check(rc == 1 and out == "" and "--link nosuch: no such link in" in err and "l1 l2" in err,
+      f"status --link of an unknown link: exit 1, named, the links listed: {err.strip()}")
+for cmd in ("history", "events"):
+    rc, out, err = sactl(base, cmd, "--link", "nosuch")
+    check(rc == 1 and "--link nosuch: no such link" in err, f"{cmd} --link of an unknown link: exit 1")
+rc, out, err = sactl(base, "status", "--json", "--link", "l2")
+doc = json.loads(out)
+check(rc == 0 and [x["link"] for x in doc["links"]] == ["l2"]
+      and {s["link"] for s in doc["sas"]} == {"l2"}, "status --json --link l2: only l2")
 
 # history and events.
 rc, out, err = sactl(base, "history")
 check(rc == 0, "history: exit 0")
 golden("history", out)
 rc, out, err = sactl(base, "history", "--link", "l2", "--json")
-rot = json.loads(out)
+doc = json.loads(out)
+check(doc["schema"] == 2 and doc["daemon_running"] is True and doc["data_age_s"] == 4,
+      "history --json: schema, daemon_running, data_age_s")
+rot = doc["rotations"]
 check(rc == 0 and [r["result"] for r in rot] == ["failed", "ok"] and
       rot[0]["detail"] == 'File exists "quoted"' and rot[0]["old_spi"] is None and
       rot[0]["old_generation"] is None and rot[0]["new_generation"] == 15 and
@@ -156,7 +178,10 @@ check("added by sakeyd" not in out, "events: the default window is 1h")
 rc, out, err = sactl(base, "events", "--since", "2h")
 golden("events-2h", out)
 rc, out, err = sactl(base, "events", "--since", "2h", "--json")
-evs = json.loads(out)
+doc = json.loads(out)
+check(doc["schema"] == 2 and doc["daemon_running"] is True and doc["data_age_s"] == 4,
+      "events --json: schema, daemon_running, data_age_s")
+evs = doc["events"]
 check(rc == 0 and len(evs) == 4 and evs[0]["event"] == "add" and evs[-1]["link"] is None and
       evs[-1]["spi"] == 0x1234 and evs[-1]["proto"] == "esp",
       "events --since 2h --json: 4 events, oldest first")
@@ -203,7 +228,7 @@ conf = make("gens-events", daemon.pid, "gens", "exhausted")
 rc, out, err = sactl(conf, "events")
 golden("events-gens", out)
 rc, out, err = sactl(conf, "events", "--json")
-kinds = [e["event"] for e in json.loads(out)] if rc == 0 else []
+kinds = [e["event"] for e in json.loads(out)["events"]] if rc == 0 else []
 check(rc == 0 and kinds == ["sa-removed", "generation-changed", "replay-unprotected", "add",
                             "generations-exhausted"],
       "events --json: generation-changed, replay-unprotected, generations-exhausted")
@@ -297,8 +322,10 @@ rc, out, err = sactl(conf, "status")
 check(rc == 0 and out.startswith("WARNING: sakeyd is not running, data 4s old"),
       "status: warns when the daemon is not running")
 rc, out, err = sactl(conf, "status", "--json")
-check(rc == 0 and json.loads(out) and "not running" in err,
-      "status --json: JSON on stdout, the warning on stderr")
+doc = json.loads(out) if rc == 0 else {}
+check(rc == 0 and doc.get("daemon_running") is False and doc.get("data_age_s") == 4
+      and "not running" in err,
+      "status --json: JSON on stdout (daemon_running false), the warning on stderr")
 conf = make("nodb-status", None)
 rc, out, err = sactl(conf, "status")
 check(rc == 1 and "no database yet" in err, "status without a database: exit 1, explained")

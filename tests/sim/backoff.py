@@ -59,7 +59,7 @@ def text():
 
 def status():
     out = subprocess.run([SACTL, "-c", CONF, "status", "--json"], capture_output=True, text=True)
-    return json.loads(out.stdout or "[]")
+    return json.loads(out.stdout or '{"sas": []}')["sas"]
 
 
 deadline = time.time() + 15
@@ -85,7 +85,8 @@ check(sorted((s["dir"], s["generation"]) for s in sas if s["dir"] == "out") == [
 check(f"ALERT generation-changed link=l1 spi={spi(model.prefix, epoch, after_refused):#x}" in t,
       "generation-changed announced generation 14")
 hist = json.loads(subprocess.run([SACTL, "-c", CONF, "history", "--json"],
-                                 capture_output=True, text=True).stdout or "[]")
+                                 capture_output=True, text=True).stdout
+                  or '{"rotations": []}')["rotations"]
 check(any(r["result"] == "failed" for r in hist) and any(r["result"] == "ok" for r in hist),
       "the ledger records the failed and the successful rotation")
 daemon.send_signal(signal.SIGTERM)

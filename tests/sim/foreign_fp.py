@@ -85,12 +85,12 @@ try:
     deadline = time.time() + 20
     rows = []
     while time.time() < deadline:
-        rows = json.loads(sactl("status", "--json").stdout or "[]")
+        rows = json.loads(sactl("status", "--json").stdout or '{"sas": []}')["sas"]
         if {r["spi"] for r in rows} >= set(KEYS):
             break
         time.sleep(0.3)
     time.sleep(1.5)  # a metrics write and a ledger turn after the SAs were learnt
-    rows = json.loads(sactl("status", "--json").stdout or "[]")
+    rows = json.loads(sactl("status", "--json").stdout or '{"sas": []}')["sas"]
     hand = [r for r in rows if r["spi"] in KEYS]
     own = [r for r in rows if r.get("managed")]
     check(len(hand) == 2, f"the ledger lists both hand-keyed SAs ({len(hand)})")

@@ -207,7 +207,7 @@ check(switches >= 2 * EPOCHS and violations == 0,
 
 # --- the ledger ----------------------------------------------------------------
 hist = json.loads(subprocess.run([SACTL, "-c", f"{WORK}/sakeyd.conf", "history", "--json"],
-                                 capture_output=True, text=True, check=True).stdout)
+                                 capture_output=True, text=True, check=True).stdout)["rotations"]
 per_link = {}
 for row in hist:
     if row.get("result") == "ok":

@@ -288,7 +288,7 @@ hard_slack = 30s
         r = self.sactl("status", "--json")
         if r.returncode != 0:
             return None
-        return [(sa["spi"], sa["src"], sa["dst"]) for sa in json.loads(r.stdout)
+        return [(sa["spi"], sa["src"], sa["dst"]) for sa in json.loads(r.stdout)["sas"]
                 if sa.get("state") != "gone"]
 
     def ledger_agrees(self, tries=10):

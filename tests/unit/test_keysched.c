@@ -168,6 +168,58 @@ static void test_vector_auto_phase(void **state)
 	assert_int_equal(phase, 960);
 }
 
+/* The plan digest's vectors (doc/sakeyd.8.scd), computed apart with Python's hmac and hashlib. */
+static void test_vector_plan_digest(void **state)
+{
+	struct conf_link link = {
+		.rotate_every = 3600, .phase_auto = true, .spi_prefix_auto = true,
+		.secret = vector_secret, .mode = CONF_MODE_TRANSPORT, .alg = &alg_sha512,
+	};
+	struct conf_link swapped;
+	char d[ROT_DIGEST_STRLEN];
+
+	(void)state;
+	link.local = addr("198.51.100.7");
+	link.remote = addr("192.0.2.1");
+	assert_int_equal(rot_resolve_link(&link), 0);
+	assert_int_equal(rot_plan_digest(&link, false, d), 0);
+	assert_string_equal(d, "809b-d186-9f69-fe75");
+	/* The peer's view: local and remote swapped. */
+	swapped = link;
+	swapped.local = link.remote;
+	swapped.remote = link.local;
+	assert_int_equal(rot_plan_digest(&swapped, false, d), 0);
+	assert_string_equal(d, "809b-d186-9f69-fe75");
+
+	link.local = addr("2001:db8::2");
+	link.remote = addr("2001:db8::1");
+	link.local_subnet = addr("2001:db8:2::");
+	link.local_subnet.prefixlen = 48;
+	link.remote_subnet = addr("2001:db8:1::");
+	link.remote_subnet.prefixlen = 48;
+	link.mode = CONF_MODE_TUNNEL;
+	link.alg = &alg_gcm128;
+	link.spi_prefix_auto = false;
+	link.spi_prefix = 0x2a;
+	assert_int_equal(rot_plan_digest(&link, true, d), 0);
+	assert_string_equal(d, "9623-f846-78b7-3921");
+	swapped = link;
+	swapped.local = link.remote;
+	swapped.remote = link.local;
+	swapped.local_subnet = link.remote_subnet;
+	swapped.remote_subnet = link.local_subnet;
+	assert_int_equal(rot_plan_digest(&swapped, true, d), 0);
+	assert_string_equal(d, "9623-f846-78b7-3921");
+	/* Swapping the addresses but not the subnets is another link. */
+	swapped.local_subnet = link.local_subnet;
+	swapped.remote_subnet = link.remote_subnet;
+	assert_int_equal(rot_plan_digest(&swapped, true, d), 0);
+	assert_string_not_equal(d, "9623-f846-78b7-3921");
+	/* No secret: no digest. */
+	link.secret = NULL;
+	assert_int_equal(rot_plan_digest(&link, true, d), -EINVAL);
+}
+
 static void test_vector_resolve_link(void **state)
 {
 	struct conf_link link = {
@@ -588,6 +640,7 @@ int main(void)
 		cmocka_unit_test(test_vector_auto_spi_prefix),
 		cmocka_unit_test(test_vector_auto_phase),
 		cmocka_unit_test(test_vector_resolve_link),
+		cmocka_unit_test(test_vector_plan_digest),
 		cmocka_unit_test(test_resolve_links_collision),
 		cmocka_unit_test(test_vector_sa),
 		cmocka_unit_test(test_property_hkdf),
