@@ -74,7 +74,7 @@ def start(log_name):
         rc, out, _ = sactl("status")
         rcj, outj, _ = sactl("status", "--json")
         if rc == 0 and f"(pid {p.pid})" in out.split("\n")[0] and rcj == 0 and \
-                len([s for s in json.loads(outj or "[]") if s["managed"]]) >= 2:
+                len([s for s in json.loads(outj or "{}").get("sas", []) if s["managed"]]) >= 2:
             break
         time.sleep(0.2)
     return p, log
