@@ -25,7 +25,7 @@ sed -e "s|/usr/sbin/sakeyd|$SAKEYD|g" -e "s|/usr/sbin/sactl|$SACTL|g" "$UNIT" >"
 
 # What the unit must say (issue #21): a reload that waits for the daemon's
 # verdict, and the watchdog the daemon feeds from its loop.
-for line in 'ExecReload=/usr/sbin/sactl -c /etc/sakeyd/sakeyd.conf reload' 'WatchdogSec=30s' \
+for line in 'ExecReload=/usr/sbin/sactl -c /etc/sakeyd/sakeyd.conf reload' 'WatchdogSec=2min' \
 	'ReadWritePaths=-/var/lib/prometheus/node-exporter' \
 	'ConditionPathExists=/etc/sakeyd/sakeyd.conf'; do
 	if ! grep -qxF "$line" "$UNIT"; then
