@@ -112,6 +112,18 @@ void gen_out_installed(struct daemon *d, struct link_state *ls, const struct rot
 			     "again",
 			     (long long)sa->epoch, sa->gen, sa->spi,
 			     rot_gen_lost_series(sa->gen) ? sa->gen + 1 : sa->gen - 1);
+	/*
+	 * A pass that finished after its epoch ended (a slow start: the
+	 * kernel's algorithm probe, a loaded host) installed an SA the next
+	 * pass replaces; the peer may have dropped that epoch already, and
+	 * would count the probe as a packet for no SA. Its successor is
+	 * generation 0 of the new epoch, which the peer holds anyway.
+	 */
+	if (sa->epoch != rot_epoch(daemon_now(d), ls->link->rotate_every, ls->link->phase)) {
+		log_debug("link %s: no probe: epoch %lld is over", ls->link->name,
+			  (long long)sa->epoch);
+		return;
+	}
 	probe(d, ls);
 }
 
