@@ -56,6 +56,17 @@ def cleanup(*_):
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
+    # A daemon that did not stop cleanly: its last words before the directory goes.
+    for host, p in daemons.items():
+        if p.returncode != 0:
+            try:
+                with open(f"{work}/{host}/sakeyd.log", errors="replace") as f:
+                    tail = f.read().splitlines()[-40:]
+            except OSError:
+                tail = []
+            say(f"== host {host}'s sakeyd exited {p.returncode}; the end of its log:")
+            say("   " + "\n   ".join(tail))
     shutil.rmtree(work, ignore_errors=True)
 
 
