@@ -146,6 +146,27 @@ cleanup:
 	return ret;
 }
 
+int store_set_path_access(const char *path, mode_t mode, gid_t gid, char *err, size_t err_size)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : fail(err, err_size, -errno, "%s: %s", path,
+						  strerror(errno));
+	if (S_ISLNK(st.st_mode))
+		return fail(err, err_size, -EINVAL, "%s: a symbolic link; refused", path);
+	if (!S_ISREG(st.st_mode))
+		return fail(err, err_size, -EINVAL, "%s: not a regular file", path);
+	/* The group first: the mode never shows group bits to a group not yet the file's. */
+	if (gid != (gid_t)-1 && st.st_gid != gid &&
+	    (chmod(path, st.st_mode & 0700) < 0 || lchown(path, (uid_t)-1, gid) < 0))
+		return fail(err, err_size, -errno, "chgrp %lu %s: %s", (unsigned long)gid, path,
+			    strerror(errno));
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0)
+		return fail(err, err_size, -errno, "chmod %s: %s", path, strerror(errno));
+	return 0;
+}
+
 int store_make_db_file(const char *path, char *err, size_t err_size)
 {
 	return store_set_file_access(path, true, 0600, (gid_t)-1, err, err_size);

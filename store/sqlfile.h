@@ -155,6 +155,17 @@ int store_set_file_access(const char *path, bool create, mode_t mode, gid_t gid,
 			  size_t err_size);
 
 /*
+ * The same for an existing file that an open SQLite connection of this
+ * process may hold locks on (a database's -wal and -shm): by path, never
+ * through a descriptor of its own. POSIX record locks belong to the process
+ * and go when any descriptor of the file is closed: closing one of ours
+ * dropped SQLite's lock on the -shm, a reader then took the file for
+ * unused and truncated it, and the writer died of SIGBUS in its mapping.
+ * A missing file is not an error.
+ */
+int store_set_path_access(const char *path, mode_t mode, gid_t gid, char *err, size_t err_size);
+
+/*
  * Create the database file path 0600 before SQLite opens it (SQLite would
  * create it 0644 under the usual umask), or tighten an existing one to 0600:
  * store_set_file_access(path, true, 0600, (gid_t)-1, ...). SQLite gives the

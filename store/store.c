@@ -792,8 +792,8 @@ static int companions_access(struct store *s, const char *path, gid_t gid)
 	for (size_t i = 0; i < ARRAY_LEN(suffix); i++) {
 		if ((size_t)snprintf(name, sizeof(name), "%s%s", path, suffix[i]) >= sizeof(name))
 			return store_sql_fail(&s->sql, -ENAMETOOLONG, "%s: path too long", path);
-		err = store_set_file_access(name, false, db_mode(gid), gid, s->errmsg,
-					    sizeof(s->errmsg));
+		/* By path: the connection may be open (store_set_path_access). */
+		err = store_set_path_access(name, db_mode(gid), gid, s->errmsg, sizeof(s->errmsg));
 		if (err)
 			return err;
 	}

@@ -1259,6 +1259,61 @@ static void batching(void **state)
 	store_close(r);
 }
 
+/*
+ * A process that holds a byte of f's -shm locked, as another process sees it
+ * (F_GETLK reports only other processes' locks): its pid, or 0.
+ */
+static pid_t shm_lock_holder(const struct fixture *f, off_t byte)
+{
+	char shm[200];
+	int fds[2], status;
+	pid_t pid, holder = 0;
+
+	snprintf(shm, sizeof(shm), "%s-shm", f->db);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte,
+				    .l_len = 1 };
+		int fd = open(shm, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+			_exit(1);
+		holder = fl.l_type == F_UNLCK ? 0 : fl.l_pid;
+		_exit(write(fds[1], &holder, sizeof(holder)) == sizeof(holder) ? 0 : 1);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &holder, sizeof(holder)), sizeof(holder));
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return holder;
+}
+
+/*
+ * The writer keeps SQLite's lock on the -shm: the "DMS" byte (128 in
+ * SQLite's unix VFS) that tells a new connection the file is in use. POSIX
+ * locks go when the process closes any descriptor of the file: the writer
+ * used to open and close the -wal and -shm to set their modes after SQLite
+ * had opened them, a reader then took the -shm for unused and truncated it,
+ * and the daemon died of SIGBUS in its mapping (demo-short, CI).
+ */
+static void keeps_shm_lock(void **state)
+{
+	struct fixture *f = *state;
+	struct store *w = open_writer(f);
+
+	assert_int_equal(store_meta_set_int(w, STORE_META_LAST_WRITE_AT, T0), 0);
+	assert_int_equal(shm_lock_holder(f, 128), getpid());
+	store_close(w);
+	/* Reopened over the -wal and -shm the last run left. */
+	w = open_writer(f);
+	assert_int_equal(store_meta_set_int(w, STORE_META_LAST_WRITE_AT, T0 + 1), 0);
+	assert_int_equal(shm_lock_holder(f, 128), getpid());
+	store_close(w);
+}
+
 static void concurrent_reader(void **state)
 {
 	struct fixture *f = *state;
@@ -1723,6 +1778,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(meta_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(prune_by_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(batching, setup, teardown),
+		cmocka_unit_test_setup_teardown(keeps_shm_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(concurrent_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader_cannot_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(busy_database, setup, teardown),
