@@ -96,17 +96,13 @@ int store_make_dir(const char *dir, char *err, size_t err_size)
 	return 0;
 }
 
-int store_set_file_access(const char *path, bool create, mode_t mode, gid_t gid, char *err,
-			  size_t err_size)
+int store_set_file_access(const char *path, mode_t mode, gid_t gid, char *err, size_t err_size)
 {
 	struct stat st;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDWR | (create ? O_CREAT : 0) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
-		  create ? mode : 0);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
 	if (fd < 0) {
-		if (errno == ENOENT && !create)
-			return 0;
 		if (errno == ELOOP)
 			return fail(err, err_size, -EINVAL, "%s: a symbolic link; refused", path);
 		if (errno == EISDIR)
@@ -162,14 +158,19 @@ int store_set_path_access(const char *path, mode_t mode, gid_t gid, char *err, s
 	    (chmod(path, st.st_mode & 0700) < 0 || lchown(path, (uid_t)-1, gid) < 0))
 		return fail(err, err_size, -errno, "chgrp %lu %s: %s", (unsigned long)gid, path,
 			    strerror(errno));
-	if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0)
+	if ((st.st_mode & 07777) == mode)
+		return 0;
+	if (chmod(path, mode) < 0 || lstat(path, &st) < 0)
 		return fail(err, err_size, -errno, "chmod %s: %s", path, strerror(errno));
+	if ((st.st_mode & 07777) != mode)
+		return fail(err, err_size, -EPERM, "%s: mode %o, not %04o", path, st.st_mode & 07777,
+			    (unsigned)mode);
 	return 0;
 }
 
 int store_make_db_file(const char *path, char *err, size_t err_size)
 {
-	return store_set_file_access(path, true, 0600, (gid_t)-1, err, err_size);
+	return store_set_file_access(path, 0600, (gid_t)-1, err, err_size);
 }
 
 int store_share_dir(const char *dir, gid_t gid, char *err, size_t err_size)

@@ -145,14 +145,13 @@ int store_make_dir(const char *dir, char *err, size_t err_size);
 /*
  * Give the file path exactly mode (passed through no umask) and, unless gid
  * is (gid_t)-1, group gid (the group is changed first, with the group and
- * other bits cleared until the mode is set). create: create it (mode) if
- * missing; else a missing file is left missing (0). 0, -EINVAL for a
+ * other bits cleared until the mode is set), created with mode if missing,
+ * through a descriptor of its own. 0, -EINVAL for a
  * symbolic link or a non-regular file, -EPERM if the mode does not stick,
  * or -errno (-EPERM from chown: neither root nor a member of gid); err says
  * why.
  */
-int store_set_file_access(const char *path, bool create, mode_t mode, gid_t gid, char *err,
-			  size_t err_size);
+int store_set_file_access(const char *path, mode_t mode, gid_t gid, char *err, size_t err_size);
 
 /*
  * The same for an existing file that an open SQLite connection of this
@@ -161,14 +160,14 @@ int store_set_file_access(const char *path, bool create, mode_t mode, gid_t gid,
  * and go when any descriptor of the file is closed: closing one of ours
  * dropped SQLite's lock on the -shm, a reader then took the file for
  * unused and truncated it, and the writer died of SIGBUS in its mapping.
- * A missing file is not an error.
+ * A missing file is not an error (0); otherwise as store_set_file_access.
  */
 int store_set_path_access(const char *path, mode_t mode, gid_t gid, char *err, size_t err_size);
 
 /*
  * Create the database file path 0600 before SQLite opens it (SQLite would
  * create it 0644 under the usual umask), or tighten an existing one to 0600:
- * store_set_file_access(path, true, 0600, (gid_t)-1, ...). SQLite gives the
+ * store_set_file_access(path, 0600, (gid_t)-1, ...). SQLite gives the
  * -wal and -shm files the database file's mode (and, run as root, its owner
  * and group).
  */

@@ -813,7 +813,7 @@ static int make_files(struct store *s, const char *dir, const char *path, gid_t 
 		return err;
 	if (gid != (gid_t)-1 && (err = store_share_dir(dir, gid, s->errmsg, sizeof(s->errmsg))))
 		return err;
-	if ((err = store_set_file_access(path, true, db_mode(gid), gid, s->errmsg,
+	if ((err = store_set_file_access(path, db_mode(gid), gid, s->errmsg,
 					 sizeof(s->errmsg))))
 		return err;
 	return companions_access(s, path, gid);
