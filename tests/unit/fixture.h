@@ -11,11 +11,14 @@
 #define SAKEYD_TESTS_FIXTURE_H
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 
@@ -86,6 +89,19 @@ static inline int fixture_rm_entry(const char *path, const struct stat *st, int 
 	if (flag == FTW_DP)
 		chmod(path, 0700);
 	return remove(path);
+}
+
+/* A fresh file at path (whatever was there is unlinked) holding text, then exactly mode. */
+static inline void fixture_write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
 }
 
 /* Remove a test's temporary directory and everything below it. */

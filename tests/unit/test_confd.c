@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "fixture.h"
 
 #define NOBODY 65534
 #define HEX_0_31 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
@@ -35,11 +36,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	fixture_rm_tree(dir);
+	return 0;
 }
 
 /* dir/name, in one of four static buffers. */
@@ -53,17 +52,6 @@ static const char *at(const char *name)
 	return b;
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd;
-
-	unlink(path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-}
 
 static void dump(const struct conf_diag *diag)
 {
@@ -108,15 +96,15 @@ static void order_and_skipped(void **state)
 	const struct conf_link *l;
 
 	(void)state;
-	write_file(at("sakeyd.conf"), MAIN, 0644);
-	write_file(at("conf.d/20-b.conf"), "[link b]\nlocal = 192.0.2.1\nremote = 192.0.2.4\n",
+	fixture_write_file(at("sakeyd.conf"), MAIN, 0644);
+	fixture_write_file(at("conf.d/20-b.conf"), "[link b]\nlocal = 192.0.2.1\nremote = 192.0.2.4\n",
 		   0644);
-	write_file(at("conf.d/10-a.conf"),
+	fixture_write_file(at("conf.d/10-a.conf"),
 		   "# a role's link\n\n[link a]\nlocal = 192.0.2.1\nremote = 192.0.2.3\n", 0644);
 	/* Not read: another suffix, an editor's backup, a dotfile. */
-	write_file(at("conf.d/30-c.conf.dpkg-old"), "[daemon]\nbroken\n", 0644);
-	write_file(at("conf.d/40-d.conf~"), "broken\n", 0644);
-	write_file(at("conf.d/.50-e.conf"), "broken\n", 0644);
+	fixture_write_file(at("conf.d/30-c.conf.dpkg-old"), "[daemon]\nbroken\n", 0644);
+	fixture_write_file(at("conf.d/40-d.conf~"), "broken\n", 0644);
+	fixture_write_file(at("conf.d/.50-e.conf"), "broken\n", 0644);
 
 	assert_int_equal(conf_load(at("sakeyd.conf"), &cfg, &diag), 0);
 	dump(&diag);
@@ -158,13 +146,13 @@ static void errors_name_their_file(void **state)
 	struct config *cfg = (struct config *)1;
 
 	(void)state;
-	write_file(at("sakeyd.conf"), MAIN, 0644);
-	write_file(at("conf.d/a.conf"),
+	fixture_write_file(at("sakeyd.conf"), MAIN, 0644);
+	fixture_write_file(at("conf.d/a.conf"),
 		   "[link a]\nlocal = 192.0.2.1\nremote = 192.0.2.3\nrotate_every = 60\n", 0644);
-	write_file(at("conf.d/b.conf"),
+	fixture_write_file(at("conf.d/b.conf"),
 		   "\n[link b]\nlocal = 192.0.2.1\nremote = 192.0.2.4\nmode = tunnel\n", 0644);
-	write_file(at("conf.d/c.conf"), "[daemon]\nmax_sa_age = 1h\n", 0644);
-	write_file(at("conf.d/d.conf"), "remote = 192.0.2.9\n", 0644);
+	fixture_write_file(at("conf.d/c.conf"), "[daemon]\nmax_sa_age = 1h\n", 0644);
+	fixture_write_file(at("conf.d/d.conf"), "remote = 192.0.2.9\n", 0644);
 	assert_int_equal(conf_load(at("sakeyd.conf"), &cfg, &diag), -EINVAL);
 	assert_null(cfg);
 	/* A value's error, and a link's validation, at the lines of its own file. */
@@ -187,8 +175,8 @@ static void duplicate_across_files(void **state)
 	char first[300];
 
 	(void)state;
-	write_file(at("sakeyd.conf"), MAIN, 0644);
-	write_file(at("conf.d/x.conf"), "\n\n[link main]\nlocal = 192.0.2.1\nremote = 192.0.2.5\n",
+	fixture_write_file(at("sakeyd.conf"), MAIN, 0644);
+	fixture_write_file(at("conf.d/x.conf"), "\n\n[link main]\nlocal = 192.0.2.1\nremote = 192.0.2.5\n",
 		   0644);
 	assert_int_equal(conf_load(at("sakeyd.conf"), &cfg, &diag), -EINVAL);
 	assert_null(cfg);
@@ -199,9 +187,9 @@ static void duplicate_across_files(void **state)
 	conf_diag_fini(&diag);
 
 	/* Between two conf.d files, and an explicit spi_prefix shared across files. */
-	write_file(at("conf.d/x.conf"),
+	fixture_write_file(at("conf.d/x.conf"),
 		   "[link p]\nlocal = 192.0.2.1\nremote = 192.0.2.5\nspi_prefix = 0x42\n", 0644);
-	write_file(at("conf.d/y.conf"),
+	fixture_write_file(at("conf.d/y.conf"),
 		   "[link p]\nlocal = 192.0.2.1\nremote = 192.0.2.6\n"
 		   "[link q]\nlocal = 192.0.2.1\nremote = 192.0.2.7\nspi_prefix = 0x42\n",
 		   0644);
@@ -223,13 +211,13 @@ static void untrusted_dropin_refused(void **state)
 	char text[512];
 
 	(void)state;
-	write_file(at("l.key"), HEX_0_31, 0600);
+	fixture_write_file(at("l.key"), HEX_0_31, 0600);
 	snprintf(text, sizeof(text), "[daemon]\nkernel = sim\nstate_dir = %s\n", at("state"));
-	write_file(at("sakeyd.conf"), text, 0644);
+	fixture_write_file(at("sakeyd.conf"), text, 0644);
 	snprintf(text, sizeof(text),
 		 "[link a]\nlocal = 192.0.2.1\nremote = 192.0.2.3\nsecret_file = %s\n",
 		 at("l.key"));
-	write_file(at("conf.d/a.conf"), text, 0644);
+	fixture_write_file(at("conf.d/a.conf"), text, 0644);
 	assert_int_equal(conf_load_daemon(at("sakeyd.conf"), geteuid(), NULL, &cfg, &diag), 0);
 	dump(&diag);
 	assert_int_equal(cfg->nlinks, 1);
@@ -274,9 +262,9 @@ static void unreadable_dropin(void **state)
 	struct config *cfg = (struct config *)1;
 
 	(void)state;
-	write_file(at("sakeyd.conf"), MAIN, 0644);
+	fixture_write_file(at("sakeyd.conf"), MAIN, 0644);
 	assert_int_equal(mkdir(at("conf.d/dir.conf"), 0755), 0);
-	write_file(at("conf.d/z.conf"), "[link z]\nlocal = 192.0.2.1\n", 0644);
+	fixture_write_file(at("conf.d/z.conf"), "[link z]\nlocal = 192.0.2.1\n", 0644);
 	assert_int_equal(conf_load(at("sakeyd.conf"), &cfg, &diag), -EINVAL);
 	assert_null(cfg);
 	assert_true(has_msg(&diag, "conf.d/dir.conf", 0, "not a regular file"));

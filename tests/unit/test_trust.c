@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "conf/conf.h"
+#include "fixture.h"
 
 #define NOBODY 65534
 #define HEX_0_31 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
@@ -55,17 +56,6 @@ static const char *at(const char *name)
 	return b;
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd;
-
-	unlink(path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	assert_int_equal(fchmod(fd, mode), 0);
-	close(fd);
-}
 
 static void need_root(void)
 {
@@ -130,10 +120,10 @@ static void config_good(void **state)
 	const char *conf = at("sakeyd.conf");
 
 	(void)state;
-	write_file(conf, "[daemon]\n", 0644);
+	fixture_write_file(conf, "[daemon]\n", 0644);
 	config_file(conf, geteuid(), 0, 0, NULL);
 	/* The daemon's own user may own it too, and /tmp (sticky, 1777) is above it. */
-	write_file(conf, "[daemon]\n", 0600);
+	fixture_write_file(conf, "[daemon]\n", 0600);
 	config_file(conf, geteuid(), 0, 0, NULL);
 }
 
@@ -143,10 +133,10 @@ static void config_world_writable(void **state)
 	char fix[300];
 
 	(void)state;
-	write_file(conf, "[daemon]\n", 0666);
+	fixture_write_file(conf, "[daemon]\n", 0666);
 	snprintf(fix, sizeof(fix), "fix: chmod go-w %s", conf);
 	config_file(conf, geteuid(), -EPERM, 1, "mode 0666", "may change it", fix, NULL);
-	write_file(conf, "[daemon]\n", 0620);
+	fixture_write_file(conf, "[daemon]\n", 0620);
 	config_file(conf, geteuid(), -EPERM, 1, "mode 0620", NULL);
 }
 
@@ -157,7 +147,7 @@ static void config_owned_by_nobody(void **state)
 
 	(void)state;
 	need_root();
-	write_file(conf, "[daemon]\n", 0644);
+	fixture_write_file(conf, "[daemon]\n", 0644);
 	assert_int_equal(chown(conf, NOBODY, NOBODY), 0);
 	snprintf(fix, sizeof(fix), "fix: chown root: %s", conf);
 	config_file(conf, 0, -EPERM, 1, "owned by uid 65534, not by root", fix, NULL);
@@ -176,7 +166,7 @@ static void config_parent_group_writable(void **state)
 
 	(void)state;
 	assert_int_equal(mkdir(sub, 0700), 0);
-	write_file(conf, "[daemon]\n", 0644);
+	fixture_write_file(conf, "[daemon]\n", 0644);
 	assert_int_equal(chmod(sub, 0770), 0);
 	snprintf(fix, sizeof(fix), "fix: chmod go-w %s", sub);
 	config_file(conf, geteuid(), -EPERM, 1, "directory", "has mode 0770", fix,
@@ -200,7 +190,7 @@ static void config_parent_owned_by_nobody(void **state)
 	(void)state;
 	need_root();
 	assert_int_equal(mkdir(sub, 0755), 0);
-	write_file(conf, "[daemon]\n", 0644);
+	fixture_write_file(conf, "[daemon]\n", 0644);
 	assert_int_equal(chown(sub, NOBODY, NOBODY), 0);
 	snprintf(fix, sizeof(fix), "fix: chown root: %s", sub);
 	config_file(conf, 0, -EPERM, 1, "is owned by uid 65534, who could replace", fix, NULL);
@@ -218,7 +208,7 @@ static void config_through_symlink(void **state)
 	assert_int_equal(mkdir(real, 0700), 0);
 	assert_int_equal(chmod(real, 0770), 0);
 	assert_int_equal(symlink(real, link), 0);
-	write_file(conf, "[daemon]\n", 0644);
+	fixture_write_file(conf, "[daemon]\n", 0644);
 	config_file(conf, geteuid(), -EPERM, 1, "/real (above", "has mode 0770", NULL);
 }
 
@@ -264,9 +254,9 @@ static void alert_command_good(void **state)
 	const char *hook = at("hook"), *st = at("state");
 
 	(void)state;
-	write_file(hook, "#!/bin/sh\n", 0755);
+	fixture_write_file(hook, "#!/bin/sh\n", 0755);
 	check_files(hook, st, geteuid(), 0, 0, 0, NULL, NULL);
-	write_file(hook, "#!/bin/sh\n", 0700);
+	fixture_write_file(hook, "#!/bin/sh\n", 0700);
 	check_files(hook, st, geteuid(), 0, 0, 0, NULL, NULL);
 	/* A symbolic link to a good program is good (/usr/local/bin/x -> ...). */
 	assert_int_equal(symlink(hook, at("hook-link")), 0);
@@ -280,7 +270,7 @@ static void alert_command_owned_by_nobody(void **state)
 
 	(void)state;
 	need_root();
-	write_file(hook, "#!/bin/sh\n", 0755);
+	fixture_write_file(hook, "#!/bin/sh\n", 0755);
 	assert_int_equal(chown(hook, NOBODY, NOBODY), 0);
 	snprintf(fix, sizeof(fix), "fix: chown root: %s", hook);
 	check_files(hook, st, 0, -EPERM, 1, 3, "alert_command /tmp/sakeyd-test-trust-",
@@ -294,10 +284,10 @@ static void alert_command_group_writable(void **state)
 	char fix[300];
 
 	(void)state;
-	write_file(hook, "#!/bin/sh\n", 0775);
+	fixture_write_file(hook, "#!/bin/sh\n", 0775);
 	snprintf(fix, sizeof(fix), "fix: chmod go-w %s", hook);
 	check_files(hook, st, geteuid(), -EPERM, 1, 3, "mode 0775", fix);
-	write_file(hook, "#!/bin/sh\n", 0757);
+	fixture_write_file(hook, "#!/bin/sh\n", 0757);
 	check_files(hook, st, geteuid(), -EPERM, 1, 3, "mode 0757", NULL);
 }
 
@@ -309,7 +299,7 @@ static void alert_command_symlink_to_bad(void **state)
 	(void)state;
 	assert_int_equal(mkdir(sub, 0777), 0);
 	assert_int_equal(chmod(sub, 0777), 0);
-	write_file(hook, "#!/bin/sh\n", 0755);
+	fixture_write_file(hook, "#!/bin/sh\n", 0755);
 	assert_int_equal(symlink(hook, link), 0);
 	check_files(link, at("state"), geteuid(), -EPERM, 1, 3, "/bin (above", "mode 0777");
 }
@@ -319,7 +309,7 @@ static void alert_command_not_runnable(void **state)
 	const char *hook = at("hook"), *st = at("state");
 
 	(void)state;
-	write_file(hook, "#!/bin/sh\n", 0644);
+	fixture_write_file(hook, "#!/bin/sh\n", 0644);
 	check_files(hook, st, geteuid(), -EACCES, 1, 3, "is not executable", "chmod 755");
 	unlink(hook);
 	check_files(hook, st, geteuid(), -ENOENT, 1, 3, "does not exist",
@@ -366,7 +356,7 @@ static void state_dir_rules(void **state)
 	assert_int_equal(chmod(st, 01777), 0);
 	check_files(NULL, st, geteuid(), -EPERM, 1, 4, "mode 1777", NULL);
 	rmdir(st);
-	write_file(st, "", 0600);
+	fixture_write_file(st, "", 0600);
 	check_files(NULL, st, geteuid(), -EINVAL, 1, 4, "is not a directory (a regular file)",
 		    NULL);
 }
@@ -397,7 +387,7 @@ static void secret_parent_writable(void **state)
 
 	(void)state;
 	assert_int_equal(mkdir(sub, 0700), 0);
-	write_file(key, HEX_0_31, 0600);
+	fixture_write_file(key, HEX_0_31, 0600);
 	assert_int_equal(conf_load_secret(key, geteuid(), &secret, &diag), 0);
 	assert_int_equal(diag.count, 0);
 	OPENSSL_secure_clear_free(secret, CONF_SECRET_LEN);
@@ -417,7 +407,7 @@ static void secret_rules(void **state)
 	int fd;
 
 	(void)state;
-	write_file(key, HEX_0_31, 0640);
+	fixture_write_file(key, HEX_0_31, 0640);
 	assert_int_equal(link(key, at("other.key")), 0);
 	fd = open(key, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
@@ -443,9 +433,9 @@ static void load_daemon_reports_all(void **state)
 		 "[daemon]\nkernel = sim\nstate_dir = %s/state\nalert_command = %s\n"
 		 "[link l]\nlocal = 192.0.2.1\nremote = 192.0.2.2\nsecret_file = %s\n",
 		 dir, hook, key);
-	write_file(conf, text, 0644);
-	write_file(hook, "#!/bin/sh\n", 0755);
-	write_file(key, HEX_0_31, 0600);
+	fixture_write_file(conf, text, 0644);
+	fixture_write_file(hook, "#!/bin/sh\n", 0755);
+	fixture_write_file(key, HEX_0_31, 0600);
 	assert_int_equal(conf_load_daemon(conf, geteuid(), NULL, &cfg, &diag), 0);
 	assert_int_equal(diag.count, 0);
 	assert_non_null(cfg->links[0].secret);
