@@ -2,6 +2,7 @@
 """PF_KEYv2 (RFC 2367), just enough for the test drivers: the header, a parse
 of the SA and address extensions, and the requests another tool makes to take
 SAs away (SADB_DELETE of one SA, SADB_FLUSH, SADB_X_SPDFLUSH)."""
+import os
 import socket
 import struct
 
@@ -29,7 +30,7 @@ def spdflush_request(seq, pid):
     return header(SADB_X_SPDFLUSH, SADB_SATYPE_UNSPEC, 2, seq, pid)
 
 
-def _address(exttype, ip):
+def _address(exttype, ip, proto=0):
     """An address extension (RFC 2367 2.3.3) with a full-length prefix."""
     if ":" in ip:
         sa = struct.pack("=H", socket.AF_INET6) + bytes(6) + socket.inet_pton(socket.AF_INET6, ip) \
@@ -40,7 +41,20 @@ def _address(exttype, ip):
             + bytes(8)
         plen = 32
     sa += bytes(-len(sa) % 8)
-    return struct.pack("=HHBBH", 1 + len(sa) // 8, exttype, 0, plen, 0) + sa
+    return struct.pack("=HHBBH", 1 + len(sa) // 8, exttype, proto, plen, 0) + sa
+
+
+def hand_add_request(seq, pid, spi, soft_s, hard_s, src="203.0.113.5", dst="203.0.113.9"):
+    """SADB_ADD of an ESP SA keyed by hand with random keys, as `setkey -c` "add" sends it:
+    AES-256-CBC + HMAC-SHA512, transport, replay window 32, these add-time lifetimes (s)."""
+    body = struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spi), 32, 0, 7, 12, 0)
+    body += struct.pack("=HHIQQQ", 4, 3, 0, 0, hard_s, 0)
+    body += struct.pack("=HHIQQQ", 4, 4, 0, 0, soft_s, 0)
+    body += _address(5, src, 255) + _address(6, dst, 255)
+    body += struct.pack("=HHHH", 9, 8, 512, 0) + os.urandom(64)
+    body += struct.pack("=HHHH", 5, 9, 256, 0) + os.urandom(32)
+    body += struct.pack("=HHBBHII", 2, 19, 1, 0, 0, 0, 0)
+    return header(SADB_ADD, SADB_SATYPE_ESP, 2 + len(body) // 8, seq, pid) + body
 
 
 def delete_request(seq, pid, spi, src, dst, satype=SADB_SATYPE_ESP):

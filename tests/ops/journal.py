@@ -22,17 +22,15 @@ import os
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import Checks  # noqa: E402
-from keysched import write_secret  # noqa: E402
-from pfkey import SADB_ADD, header  # noqa: E402
+from pfkey import hand_add_request  # noqa: E402
 from proc import connect_unix, wait_for  # noqa: E402
+from simconf import write_one_link  # noqa: E402
 
 SAKEYD = sys.argv[1]
 WORK = tempfile.mkdtemp(prefix="sakeyd-journal-")
@@ -59,42 +57,11 @@ def dev_ino(path):
     return f"{st.st_dev}:{st.st_ino}"
 
 
-secret = os.urandom(32)
-write_secret(f"{WORK}/l.key", secret)
-CONF = f"{WORK}/sakeyd.conf"
-with open(CONF, "w") as f:
-    f.write(f"""[daemon]
-kernel = sim
-state_dir = {WORK}/state
-control_socket = {WORK}/control.sock
-sim_socket = {WORK}/sim.sock
-refresh_interval = 1s
-
-[link l1]
-local = 192.0.2.1
-remote = 192.0.2.2
-secret_file = {WORK}/l.key
-rotate_every = 1h
-""")
+CONF = write_one_link(WORK, daemon_extra=f"sim_socket = {WORK}/sim.sock\nrefresh_interval = 1s\n")
+with open(f"{WORK}/l.key") as f:
+    secret = bytes.fromhex(f.read().strip())
 with open(CONF) as f:
     BOGUS_LINE = len(f.read().splitlines()) + 1  # where a broken reload adds its line
-
-
-def addr_ext(t, ip):
-    return struct.pack("=HHBBH", 3, t, 255, 32, 0) + \
-        struct.pack("=HH4s8s", socket.AF_INET, 0, socket.inet_aton(ip), b"\0" * 8)
-
-
-def hand_keyed_add():
-    """An SADB_ADD of SPI 0x1234 with 1 s soft and 2 s hard lifetimes, as another tool's."""
-    m = header(SADB_ADD, 3, 34, 1, 999)
-    m += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(0x1234), 32, 0, 7, 12, 0)
-    m += struct.pack("=HHIQQQ", 4, 3, 0, 0, 2, 0) + struct.pack("=HHIQQQ", 4, 4, 0, 0, 1, 0)
-    m += addr_ext(5, "203.0.113.5") + addr_ext(6, "203.0.113.9")
-    m += struct.pack("=HHHH", 9, 8, 512, 0) + os.urandom(64)
-    m += struct.pack("=HHHH", 5, 9, 256, 0) + os.urandom(32)
-    m += struct.pack("=HHBBHII", 2, 19, 1, 0, 0, 0, 0)
-    return m
 
 
 def run(name, journal, args=()):
@@ -126,7 +93,8 @@ def run(name, journal, args=()):
         # The first pass meets the refused ADD (a warning even with -q), then our ADD goes.
         check(wait_for(lambda: "ALERT rotation-failed" in text(), 10),
               f"{name}: the refused ADD raised rotation-failed")
-        obs.send(hand_keyed_add())
+        # SPI 0x1234, 1 s soft and 2 s hard lifetimes, as another tool's.
+        obs.send(hand_add_request(1, 999, 0x1234, 1, 2))
         check(wait_for(lambda: "ALERT expire-hard" in text(), 10),
               f"{name}: the hand-keyed SA's expiries were alerted")
         obs.close()

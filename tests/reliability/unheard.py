@@ -23,35 +23,16 @@ go to registered sockets only. Asserted:
 usage: unheard.py SAKEYD SACTL SIMD LOGDIR
 """
 import os
-import socket
-import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
 import simlib  # noqa: E402
 import genmodel  # noqa: E402,I100 (tests/lib: simlib puts it on the path)
-from pfkey import SADB_ADD, header  # noqa: E402
+from pfkey import hand_add_request  # noqa: E402
 
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 check = simlib.Checks()
-
-
-def addr_ext(t, ip):
-    return struct.pack("=HHBBH", 3, t, 255, 32, 0) + \
-        struct.pack("=HH4s8s", socket.AF_INET, 0, socket.inet_aton(ip), b"\0" * 8)
-
-
-def hand_add(obs, spi, soft_s, hard_s, seq):
-    """A hand-keyed ESP SA 203.0.113.5 -> 203.0.113.9 with these add-time lifetimes."""
-    m = header(SADB_ADD, 3, 34, seq, 999)
-    m += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(spi), 32, 0, 7, 12, 0)
-    m += struct.pack("=HHIQQQ", 4, 3, 0, 0, hard_s, 0) + struct.pack("=HHIQQQ", 4, 4, 0, 0, soft_s, 0)
-    m += addr_ext(5, "203.0.113.5") + addr_ext(6, "203.0.113.9")
-    m += struct.pack("=HHHH", 9, 8, 512, 0) + os.urandom(64)
-    m += struct.pack("=HHHH", 5, 9, 256, 0) + os.urandom(32)
-    m += struct.pack("=HHBBHII", 2, 19, 1, 0, 0, 0, 0)
-    obs.send(m)
 
 
 def alerts(text, event, spi):
@@ -62,8 +43,8 @@ def alerts(text, event, spi):
 link = simlib.make_links(1, 60)[0]
 env = simlib.Env(SAKEYD, SACTL, SIMD, LOGDIR, [link], daemon_extra="refresh_interval = 6s")
 try:
-    hand_add(env.obs, 0xa11ce, 2, 120, 1)
-    hand_add(env.obs, 0xb0b, 1, 3, 2)
+    env.obs.send(hand_add_request(1, 999, 0xa11ce, 2, 120))
+    env.obs.send(hand_add_request(2, 999, 0xb0b, 1, 3))
     time.sleep(0.2)
     check({0xa11ce, 0xb0b} <= {spi for spi, _, _ in env.dump()}, "both hand-keyed SAs are in simd")
     check(env.simctl("fail 7 105 1") == "ok", "simd refuses the next REGISTER")
