@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from checks import Checks  # noqa: E402
 from proc import connect_unix  # noqa: E402
 from keysched import write_secret  # noqa: E402
-from pfkey import SADB_ADD, SADB_DELETE, header  # noqa: E402
+from pfkey import SADB_DELETE, hand_add_request, header  # noqa: E402
 
 SAKEYD, SACTL, LOGDIR = sys.argv[1:4]
 WORK = tempfile.mkdtemp(prefix="sakeyd-alerts-")
@@ -89,14 +89,7 @@ def drain(timeout):
 
 
 # A hand-keyed SA, as another tool would add it.
-hand = header(SADB_ADD, 3, 34, 1, 999)
-hand += struct.pack("=HHIBBBBI", 2, 1, socket.htonl(0x1234), 32, 0, 7, 12, 0)
-hand += struct.pack("=HHIQQQ", 4, 3, 0, 0, 4, 0) + struct.pack("=HHIQQQ", 4, 4, 0, 0, 2, 0)
-hand += addr_ext(5, "203.0.113.5") + addr_ext(6, "203.0.113.9")
-hand += struct.pack("=HHHH", 9, 8, 512, 0) + os.urandom(64)
-hand += struct.pack("=HHHH", 5, 9, 256, 0) + os.urandom(32)
-hand += struct.pack("=HHBBHII", 2, 19, 1, 0, 0, 0, 0)
-obs.send(hand)
+obs.send(hand_add_request(1, 999, 0x1234, 2, 4))
 time.sleep(2)
 # Another tool deletes the managed inbound SA.
 with open(f"{WORK}/sakeyd.log") as f:
