@@ -228,6 +228,17 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	"CREATE INDEX event_at ON event(at);"
 	"CREATE INDEX event_sa ON event(sa_id);"
 	"CREATE INDEX event_kind_at ON event(kind, at);",
+
+	/*
+	 * v5 -> v6: no fingerprint of a key sakeyd did not derive (#20). Until
+	 * 3d87e46 the writer stored an unsalted hash of every SA's key, a
+	 * hand-keyed one's included: an offline oracle for a weak hand-typed
+	 * key. Those are cleared; secure_delete (on for the writer) zeroes the
+	 * bytes the shorter rows free, and migrate() checkpoints the WAL into
+	 * the file and truncates it, so no page of the database or its WAL
+	 * keeps them.
+	 */
+	"UPDATE sa SET key_fp = NULL WHERE managed = 0 AND key_fp IS NOT NULL;",
 };
 
 enum stmt_id {
@@ -765,6 +776,16 @@ static int migrate(struct store *s, int target)
 	if ((err = store_sql_migrate_steps(&s->sql, migrations, version, target)))
 		goto cleanup;
 	s->version = version < target ? target : (int)version;
+	/*
+	 * v6 cleared fingerprints: their old pages may still be in the WAL's
+	 * earlier frames or in the file until a checkpoint. Copy every page
+	 * into the file and empty the WAL now. A reader that holds a snapshot
+	 * past the busy timeout keeps it from finishing: the pages then reach
+	 * the file at the next automatic checkpoint, and the WAL's frames are
+	 * overwritten as it is reused.
+	 */
+	if (version < 6 && target >= 6)
+		sqlite3_wal_checkpoint_v2(s->sql.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	return 0;
 
 cleanup:
@@ -920,8 +941,13 @@ static int open_db(struct store *s, const char *dir, bool readonly, gid_t gid, i
 	 * parent table (v4: sa) must not null the children's references when
 	 * it drops the old copy (the pragma is a no-op inside a transaction).
 	 */
+	/*
+	 * secure_delete: what a prune or a migration frees is zeroed, not left
+	 * in free pages (Debian's SQLite is built with it on; others are not).
+	 */
 	if ((err = store_sql_exec(&s->sql,
-				  "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY",
+				  "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; "
+				  "PRAGMA secure_delete = ON",
 				  "pragmas")) ||
 	    (err = migrate(s, target)) ||
 	    (err = store_sql_exec(&s->sql, "PRAGMA foreign_keys = ON", "pragmas")))

@@ -42,7 +42,7 @@
  */
 #define STORE_GROUP_NAME "sakeyd"
 /* Current schema version (PRAGMA user_version); see store.c for each migration. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* How long a reader waits for a lock. */
 #define STORE_BUSY_TIMEOUT_MS 2000
 /*

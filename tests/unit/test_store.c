@@ -296,6 +296,79 @@ static const char v1_rows[] =
 	"VALUES (1700000000, 'l1', 491234, 'ok', '', 10753, 10754);"
 	"INSERT INTO meta (key, value) VALUES ('pid', '77');";
 
+/* Whether the bytes of needle are anywhere in the file at path (absent file: no). */
+static bool file_holds(const char *path, const char *needle)
+{
+	size_t n = strlen(needle), len = 0, cap = 0;
+	char *data = NULL;
+	bool found = false;
+	FILE *fp = fopen(path, "rb");
+
+	if (!fp)
+		return false;
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 65536;
+			data = realloc(data, cap);
+			assert_non_null(data);
+		}
+		size_t got = fread(data + len, 1, cap - len, fp);
+
+		if (!got)
+			break;
+		len += got;
+	}
+	fclose(fp);
+	for (size_t i = 0; !found && i + n <= len; i++)
+		found = !memcmp(data + i, needle, n);
+	free(data);
+	return found;
+}
+
+/*
+ * v6: a ledger written before hand-keyed SAs lost their fingerprints keeps
+ * none of them, in no page of the database or its WAL; the link's own keep
+ * theirs.
+ */
+static void migration_clears_foreign_fingerprints(void **state)
+{
+	struct fixture *f = *state;
+	char wal[200];
+	struct store *s;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_int_equal(mkdir(f->dir, 0700), 0);
+	assert_int_equal(store_test_create(f->dir, 5), 0);
+	assert_int_equal(store_test_exec(f->dir, v1_rows), 0);
+	/* Two hand-keyed SAs as a v5 writer recorded them: one live, one gone. */
+	assert_int_equal(store_test_exec(f->dir,
+			 "INSERT INTO sa (spi, src, dst, proto, state, added_at, key_fp) "
+			 "VALUES (8192, '10.0.0.1', '10.0.0.2', 50, 'mature', 1700000000, "
+			 "'f00dfacecafe0001');"
+			 "INSERT INTO sa (spi, src, dst, proto, state, added_at, gone_at, key_fp) "
+			 "VALUES (8193, '10.0.0.1', '10.0.0.2', 50, 'gone', 1700000000, "
+			 "1700000050, 'f00dfacecafe0002');"),
+			 0);
+	assert_true(file_holds(f->db, "f00dfacecafe0001") || file_holds(wal, "f00dfacecafe0001"));
+
+	s = open_writer(f);
+	assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM sa WHERE key_fp IS NOT NULL"), 1);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM sa WHERE key_fp = '735063a3ff9b6832' "
+				      "AND managed = 1"),
+			 1);
+	/* Neither in the file nor in the WAL, with the writer still open. */
+	for (int i = 1; i <= 2; i++) {
+		char fp[20];
+
+		snprintf(fp, sizeof(fp), "f00dfacecafe%04d", i);
+		assert_false(file_holds(f->db, fp));
+		assert_false(file_holds(wal, fp));
+	}
+	assert_true(file_holds(f->db, "735063a3ff9b6832") || file_holds(wal, "735063a3ff9b6832"));
+	store_close(s);
+}
+
 /* The file deleted, or replaced by another, under an open writer: noticed. */
 static void notices_file_replaced(void **state)
 {
@@ -1766,6 +1839,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(tightens_existing_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_odd_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(migrates_from_every_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(migration_clears_foreign_fingerprints, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_leaves_unchanged_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(reader_needs_current_schema, setup, teardown),
