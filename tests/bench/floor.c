@@ -604,23 +604,20 @@ static double nl_run(int fd, int add, enum nl_which which, long n, uint8_t epoch
 
 	cur_epoch = epoch;
 	for (;;) {
+		struct nlmsghdr *last = NULL;
 		size_t off = 0;
 		long b = 0;
 
 		for (; i < n && b < NLBATCH; i++) {
 			if (which != NL_ALL && sa_is_out(i) != (which == NL_OUT))
 				continue;
-			/* The batch's last asks the ack: the next of which, or the end. */
-			long j = i + 1;
-
-			while (j < n && which != NL_ALL && sa_is_out(j) != (which == NL_OUT))
-				j++;
 			b++;
-			off += nl_build(buf + off, add, i, ++seq,
-					b == NLBATCH || j >= n ? NLM_F_ACK : 0);
+			last = (struct nlmsghdr *)(buf + off);
+			off += nl_build(buf + off, add, i, ++seq, 0);
 		}
-		if (!off)
+		if (!last)
 			break;
+		last->nlmsg_flags |= NLM_F_ACK; /* the batch's last asks the ack */
 		if (send(fd, buf, off, 0) < 0)
 			die("send(netlink)");
 		nl_wait_ack(fd, seq, err);
@@ -828,12 +825,21 @@ static int start_ready(char **argv, double timeout)
 	}
 	for (;;) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
-		int status;
+		int status = 0;
+		bool exited = waitpid(pid, &status, WNOHANG) == pid;
 
 		/* A daemon that exits (a refused config) never says READY=1. */
-		if (now_s() - t0 > timeout || waitpid(pid, &status, WNOHANG) == pid) {
-			printf("RESULT method=%s phase=ready n=0 secs=%.6f ok=0 err=1 lost=0 pid=%d\n",
-			       opt_label, now_s() - t0, (int)pid);
+		if (exited || now_s() - t0 > timeout) {
+			/* exit=N, signal=N, or still running when the time was up. */
+			char how[32] = "exit=running";
+
+			if (exited && WIFEXITED(status))
+				snprintf(how, sizeof(how), "exit=%d", WEXITSTATUS(status));
+			else if (exited && WIFSIGNALED(status))
+				snprintf(how, sizeof(how), "signal=%d", WTERMSIG(status));
+			printf("RESULT method=%s phase=ready n=0 secs=%.6f ok=0 err=1 lost=0 pid=%d "
+			       "%s\n",
+			       opt_label, now_s() - t0, (int)pid, how);
 			return 1;
 		}
 		if (poll(&pfd, 1, 100) <= 0)

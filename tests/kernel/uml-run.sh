@@ -6,7 +6,8 @@
 #
 #   uml-run.sh OUTDIR SHIM COMMAND [ARG...]
 #
-# The guest mounts a private /tmp unless OUTDIR is under /tmp. SHIM is the
+# UML_MEM (default 768M) is the guest's memory, UML_TIMEOUT (600 s) its
+# time. The guest mounts a private /tmp unless OUTDIR is under /tmp. SHIM is the
 # uml_xstate LD_PRELOAD library (see uml_xstate.c); pass "" to go without.
 # Exit 77 (skip) only when linux.uml is not installed; anything else that
 # goes wrong in the guest is a failure.
@@ -38,7 +39,7 @@ if [ -n "$SHIM" ]; then
 	export LD_PRELOAD="$SHIM"
 fi
 # Each boot gets a fresh copy-on-write kernel: no state leaks between tests.
-timeout "${UML_TIMEOUT:-600}" "$UML" mem=768M root=/dev/root rootfstype=hostfs rootflags=/ rw \
+timeout "${UML_TIMEOUT:-600}" "$UML" mem="${UML_MEM:-768M}" root=/dev/root rootfstype=hostfs rootflags=/ rw \
 	init="$HERE/uml-init.sh" UMLOUT="$OUT" con=null con0=fd:0,fd:1 \
 	</dev/null >"$OUT/console.txt" 2>&1
 uml_status=$?
