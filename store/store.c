@@ -784,7 +784,7 @@ static int migrate(struct store *s, int target)
 	 * the file at the next automatic checkpoint, and the WAL's frames are
 	 * overwritten as it is reused.
 	 */
-	if (version < 6 && target >= 6)
+	if (version >= 1 && version < 6 && target >= 6) /* not a new file: nothing to clear */
 		sqlite3_wal_checkpoint_v2(s->sql.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	return 0;
 
