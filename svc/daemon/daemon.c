@@ -1325,6 +1325,13 @@ static void pass_finish(struct daemon *d)
 			 "to a new epoch; %zu SAs in the kernel",
 			 p->added, p->deleted, p->failed, (double)(uv_hrtime() - p->started_ns) / 1e9,
 			 p->rotated, p->rotated == 1 ? "" : "s", mon_table_count(d->table));
+	if (d->book) {
+		struct genbook_stats gs = genbook_stats(d->book);
+
+		log_debug("%s since start: %llu replay lookups, %llu read from the file, %llu "
+			  "checks of the file", GENS_DB_NAME, (unsigned long long)gs.replay_lookups,
+			  (unsigned long long)gs.db_reads, (unsigned long long)gs.file_checks);
+	}
 	pass_free(p);
 	d->pass = NULL;
 	if (!d->ready_sent) {
@@ -1547,6 +1554,11 @@ static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
 	 */
 	if (!d->book)
 		return -EIO; /* daemon_start opens it: no outbound SA without its records */
+	/* Once per pass: the inbound adds' replay lookups (gen_add_options) do not stat it. */
+	ret = genbook_check_file(d->book);
+	if (ret)
+		log_err("%s/%s cannot be opened again: %s", d->cfg->daemon.state_dir, GENS_DB_NAME,
+			strerror(-ret));
 	p->capdesired = d->nlinks * 4 + ROT_PLAN_GENS_MAX;
 	p->desired = malloc(p->capdesired * sizeof(*p->desired));
 	p->actual = malloc((mon_table_count(d->table) + 1) * sizeof(*p->actual));
