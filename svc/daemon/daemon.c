@@ -2187,6 +2187,7 @@ int daemon_run(struct config *cfg, const char *config_path)
 	 */
 	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY, .timeout_ms = 500 };
 	struct daemon_port port;
+	uint64_t opened_ns;
 	int ret;
 
 	if (!d)
@@ -2196,8 +2197,11 @@ int daemon_run(struct config *cfg, const char *config_path)
 		goto out;
 	daemon_port_init(d, &port);
 	ret = daemon_backend_open(d, &o);
-	if (!ret && !(ret = ledger_new(&port, &d->ledger)))
+	opened_ns = uv_hrtime();
+	if (!ret && !(ret = ledger_new(&port, &d->ledger))) {
 		daemon_observe(d, ledger_observer(d->ledger));
+		log_info("ledger opened in %.3f s", (double)(uv_hrtime() - opened_ns) / 1e9);
+	}
 	/* After the ledger: an alert the sinks raise follows the rows that led to it. */
 	if (!ret && !(ret = sinks_new(&port, &d->sinks)))
 		daemon_observe(d, sinks_observer(d->sinks));
