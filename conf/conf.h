@@ -301,6 +301,28 @@ enum conf_trust_kind {
  */
 int conf_trust_fd(int fd, const char *path, enum conf_trust_kind kind, uid_t euid,
 		  const char *file, unsigned line, struct conf_diag *diag);
+/*
+ * The directories a load has already found safe, so that 2,000 secret files
+ * in one directory cost one walk up to /, not 2,000 (each a readlink and an
+ * lstat per component). A file whose directory (as written) is in the memo
+ * is checked as by conf_trust_fd, except the walk: its name in the
+ * directory's real path must still be the open file (as after realpath()),
+ * else the whole walk is taken. Only directories that passed are kept:
+ * every file under a refused one reports it. Zero-initialised; one load
+ * (its files are checked within moments of each other), then
+ * conf_trust_memo_fini.
+ */
+#define CONF_TRUST_MEMO_MAX 64
+struct conf_trust_dir;
+struct conf_trust_memo {
+	struct conf_trust_dir *dir;
+	size_t n;
+};
+void conf_trust_memo_fini(struct conf_trust_memo *m);
+/* conf_trust_fd with a memo (NULL: none). */
+int conf_trust_fd_memo(int fd, const char *path, enum conf_trust_kind kind, uid_t euid,
+		       const char *file, unsigned line, struct conf_trust_memo *memo,
+		       struct conf_diag *diag);
 /* The same for path (following symbolic links); -ENOENT if it does not exist. */
 int conf_trust_path(const char *path, enum conf_trust_kind kind, uid_t euid, const char *file,
 		    unsigned line, struct conf_diag *diag);

@@ -111,8 +111,8 @@ static int read_all(int fd, char *buf, size_t size, size_t *len)
 	return 0;
 }
 
-int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
-		     struct conf_diag *diag)
+static int load_secret(const char *path, uid_t expected_uid, struct conf_trust_memo *memo,
+		       uint8_t **secret_out, struct conf_diag *diag)
 {
 	char text[READ_MAX + 1];
 	uint8_t *secret = NULL;
@@ -138,7 +138,7 @@ int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
 				      strerror(-ret));
 		return ret;
 	}
-	ret = conf_trust_fd(fd, path, CONF_TRUST_SECRET, expected_uid, NULL, 0, diag);
+	ret = conf_trust_fd_memo(fd, path, CONF_TRUST_SECRET, expected_uid, NULL, 0, memo, diag);
 	if (ret)
 		goto cleanup;
 	ret = read_all(fd, text, sizeof(text) - 1, &len);
@@ -196,20 +196,28 @@ cleanup:
 	return ret;
 }
 
+int conf_load_secret(const char *path, uid_t expected_uid, uint8_t **secret_out,
+		     struct conf_diag *diag)
+{
+	return load_secret(path, expected_uid, NULL, secret_out, diag);
+}
+
 int conf_load_secrets(struct config *cfg, uid_t expected_uid, struct conf_diag *diag)
 {
+	struct conf_trust_memo memo = { 0 };
 	int first = 0;
 
 	for (size_t i = 0; i < cfg->nlinks; i++) {
 		struct conf_link *link = &cfg->links[i];
 		uint8_t *secret = NULL;
-		int ret = conf_load_secret(link->secret_file, expected_uid, &secret, diag);
+		int ret = load_secret(link->secret_file, expected_uid, &memo, &secret, diag);
 
 		OPENSSL_secure_clear_free(link->secret, CONF_SECRET_LEN);
 		link->secret = secret;
 		if (ret && !first)
 			first = ret;
 	}
+	conf_trust_memo_fini(&memo);
 	if (first) {
 		for (size_t i = 0; i < cfg->nlinks; i++) {
 			OPENSSL_secure_clear_free(cfg->links[i].secret, CONF_SECRET_LEN);

@@ -295,17 +295,108 @@ static int check_dirs(const struct where *w, const char *dir, uid_t euid, struct
 	return ret;
 }
 
+/*
+ * A directory of a load already through check_parents: path's directory as
+ * written (dir) and its realpath() (real), whose directories up to / passed
+ * check_dirs for euid. Failures are never kept: each file under a bad
+ * directory reports it.
+ */
+struct conf_trust_dir {
+	char *dir, *real;
+	uid_t euid;
+};
+
+void conf_trust_memo_fini(struct conf_trust_memo *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->dir[i].dir);
+		free(m->dir[i].real);
+	}
+	free(m->dir);
+	memset(m, 0, sizeof(*m));
+}
+
+/* path's directory as written (up to its last slash, "/" for a file in /); false if none. */
+static bool dir_of(const char *path, char out[PATH_MAX])
+{
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+
+	if (!slash || len >= PATH_MAX)
+		return false;
+	if (len == 0)
+		len = 1;
+	memcpy(out, path, len);
+	out[len] = '\0';
+	return true;
+}
+
+static const struct conf_trust_dir *memo_find(const struct conf_trust_memo *m, const char *dir,
+					      uid_t euid)
+{
+	for (size_t i = 0; m && i < m->n; i++)
+		if (m->dir[i].euid == euid && !strcmp(m->dir[i].dir, dir))
+			return &m->dir[i];
+	return NULL;
+}
+
+/* Best effort: a memo that cannot grow only costs the next file the whole walk. */
+static void memo_add(struct conf_trust_memo *m, const char *dir, const char *real, uid_t euid)
+{
+	struct conf_trust_dir *n;
+
+	if (!m || m->n >= CONF_TRUST_MEMO_MAX || memo_find(m, dir, euid))
+		return;
+	if (!(n = realloc(m->dir, (m->n + 1) * sizeof(*n))))
+		return;
+	m->dir = n;
+	n = &m->dir[m->n];
+	n->dir = strdup(dir);
+	n->real = strdup(real);
+	n->euid = euid;
+	if (!n->dir || !n->real) {
+		free(n->dir);
+		free(n->real);
+		return;
+	}
+	m->n++;
+}
+
+/*
+ * With a directory of the memo: its real path + the file's name must still
+ * name st (the same test as check_parents' after realpath()); then its
+ * directories need no second walk. False: take the whole walk.
+ */
+static bool memo_names(const struct conf_trust_memo *m, const struct where *w,
+		       const struct stat *st, uid_t euid)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const struct conf_trust_dir *d;
+	const char *base = strrchr(w->path, '/');
+	struct stat now;
+	int n;
+
+	if (!m || !dir_of(w->path, dir) || !(d = memo_find(m, dir, euid)))
+		return false;
+	n = snprintf(real, sizeof(real), "%s/%s", strcmp(d->real, "/") ? d->real : "", base + 1);
+	return n > 0 && (size_t)n < sizeof(real) && !lstat(real, &now) &&
+	       now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
 /* The parents of path, whose file is st: through realpath(), which must still name st. */
 static int check_parents(const struct where *w, const struct stat *st, uid_t euid,
-			 struct conf_diag *diag)
+			 struct conf_trust_memo *m, struct conf_diag *diag)
 {
-	char real[PATH_MAX];
+	char real[PATH_MAX], dir[PATH_MAX];
 	struct stat now;
 	char *slash;
+	bool keep;
+	int ret;
 
+	if (memo_names(m, w, st, euid))
+		return 0;
 	if (!realpath(w->path, real)) {
-		int ret = -errno;
-
+		ret = -errno;
 		conf_diag_add(diag, w->file, w->line, "cannot resolve %s: %s", w->path,
 			      strerror(-ret));
 		return ret;
@@ -317,15 +408,24 @@ static int check_parents(const struct where *w, const struct stat *st, uid_t eui
 		return -EAGAIN;
 	}
 	slash = strrchr(real, '/');
+	/*
+	 * Remembered only when the file's name is its real one: one reached
+	 * through a symbolic link as its last component (conf_trust_path) has
+	 * its parents elsewhere than the directory it is named in.
+	 */
+	keep = m && dir_of(w->path, dir) && !strcmp(strrchr(w->path, '/') + 1, slash + 1);
 	if (slash == real)
 		slash[1] = '\0';
 	else
 		*slash = '\0';
-	return check_dirs(w, real, euid, diag);
+	ret = check_dirs(w, real, euid, diag);
+	if (!ret && keep)
+		memo_add(m, dir, real, euid);
+	return ret;
 }
 
 static int check(const struct where *w, int fd, const struct stat *st, uid_t euid,
-		 struct conf_diag *diag)
+		 struct conf_trust_memo *m, struct conf_diag *diag)
 {
 	const struct rules *r = w->r;
 	int ret = check_stat(w, st, euid, diag), err;
@@ -357,12 +457,19 @@ static int check(const struct where *w, int fd, const struct stat *st, uid_t eui
 			ret = ret ? ret : -EPERM;
 		}
 	}
-	err = check_parents(w, st, euid, diag);
+	err = check_parents(w, st, euid, m, diag);
 	return ret ? ret : err;
 }
 
 int conf_trust_fd(int fd, const char *path, enum conf_trust_kind kind, uid_t euid,
 		  const char *file, unsigned line, struct conf_diag *diag)
+{
+	return conf_trust_fd_memo(fd, path, kind, euid, file, line, NULL, diag);
+}
+
+int conf_trust_fd_memo(int fd, const char *path, enum conf_trust_kind kind, uid_t euid,
+		       const char *file, unsigned line, struct conf_trust_memo *memo,
+		       struct conf_diag *diag)
 {
 	struct where w;
 	struct stat st;
@@ -375,7 +482,7 @@ int conf_trust_fd(int fd, const char *path, enum conf_trust_kind kind, uid_t eui
 			      strerror(-ret));
 		return ret;
 	}
-	return check(&w, fd, &st, euid, diag);
+	return check(&w, fd, &st, euid, memo, diag);
 }
 
 int conf_trust_path(const char *path, enum conf_trust_kind kind, uid_t euid, const char *file,
@@ -398,7 +505,7 @@ int conf_trust_path(const char *path, enum conf_trust_kind kind, uid_t euid, con
 				      strerror(-ret));
 		return ret;
 	}
-	return check(&w, -1, &st, euid, diag);
+	return check(&w, -1, &st, euid, NULL, diag);
 }
 
 /*

@@ -1325,6 +1325,13 @@ static void pass_finish(struct daemon *d)
 			 "to a new epoch; %zu SAs in the kernel",
 			 p->added, p->deleted, p->failed, (double)(uv_hrtime() - p->started_ns) / 1e9,
 			 p->rotated, p->rotated == 1 ? "" : "s", mon_table_count(d->table));
+	if (d->book) {
+		struct genbook_stats gs = genbook_stats(d->book);
+
+		log_debug("%s since start: %llu replay lookups, %llu read from the file, %llu "
+			  "checks of the file", GENS_DB_NAME, (unsigned long long)gs.replay_lookups,
+			  (unsigned long long)gs.db_reads, (unsigned long long)gs.file_checks);
+	}
 	pass_free(p);
 	d->pass = NULL;
 	if (!d->ready_sent) {
@@ -1547,6 +1554,11 @@ static int pass_gather(struct daemon *d, struct pass *p, int64_t now)
 	 */
 	if (!d->book)
 		return -EIO; /* daemon_start opens it: no outbound SA without its records */
+	/* Once per pass: the inbound adds' replay lookups (gen_add_options) do not stat it. */
+	ret = genbook_check_file(d->book);
+	if (ret)
+		log_err("%s/%s cannot be opened again: %s", d->cfg->daemon.state_dir, GENS_DB_NAME,
+			strerror(-ret));
 	p->capdesired = d->nlinks * 4 + ROT_PLAN_GENS_MAX;
 	p->desired = malloc(p->capdesired * sizeof(*p->desired));
 	p->actual = malloc((mon_table_count(d->table) + 1) * sizeof(*p->actual));
@@ -2175,6 +2187,7 @@ int daemon_run(struct config *cfg, const char *config_path)
 	 */
 	struct kern_opts o = { .backend = KERN_BACKEND_PFKEY, .timeout_ms = 500 };
 	struct daemon_port port;
+	uint64_t opened_ns;
 	int ret;
 
 	if (!d)
@@ -2184,8 +2197,11 @@ int daemon_run(struct config *cfg, const char *config_path)
 		goto out;
 	daemon_port_init(d, &port);
 	ret = daemon_backend_open(d, &o);
-	if (!ret && !(ret = ledger_new(&port, &d->ledger)))
+	opened_ns = uv_hrtime();
+	if (!ret && !(ret = ledger_new(&port, &d->ledger))) {
 		daemon_observe(d, ledger_observer(d->ledger));
+		log_info("ledger opened in %.3f s", (double)(uv_hrtime() - opened_ns) / 1e9);
+	}
 	/* After the ledger: an alert the sinks raise follows the rows that led to it. */
 	if (!ret && !(ret = sinks_new(&port, &d->sinks)))
 		daemon_observe(d, sinks_observer(d->sinks));

@@ -96,6 +96,21 @@ int genbook_stage_replay(struct genbook *b, const struct link_gens *g, const str
 /* The replay state recorded for sa's identity in sa's epoch: 1 (state in *r, or r->bmp_len 0: traffic, no state), 0 none, -errno. */
 int genbook_replay_of(struct genbook *b, const struct rot_sa *sa, struct kern_replay *r);
 
+/*
+ * Once per pass, not per SA: reopen generations.db if it was deleted or
+ * replaced (and write the records held), so the pass's lookups see the
+ * file the next start reads. 0 or -errno (the next write retries).
+ */
+int genbook_check_file(struct genbook *b);
+
+/* What the book asked of the file system and SQLite (debug log, tests). */
+struct genbook_stats {
+	uint64_t replay_lookups; /* genbook_replay_of calls */
+	uint64_t db_reads;       /* of them, the ones a row of the SA's epoch sent to SQLite */
+	uint64_t file_checks;    /* stat of generations.db: deleted or replaced? */
+};
+struct genbook_stats genbook_stats(const struct genbook *b);
+
 /* Link key text of link (GENS_LINK_LEN). */
 void genbook_link_key(const struct conf_link *link, char out[GENS_LINK_LEN]);
 

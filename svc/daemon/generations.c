@@ -321,6 +321,7 @@ void gen_dump_done(struct daemon *d)
 
 int gen_start(struct daemon *d)
 {
+	uint64_t started = uv_hrtime();
 	char err[512] = "";
 	int ret;
 
@@ -332,6 +333,8 @@ int gen_start(struct daemon *d)
 			d->cfg->daemon.state_dir, GENS_DB_NAME, err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	log_info("%s/%s opened and read in %.3f s", d->cfg->daemon.state_dir, GENS_DB_NAME,
+		 (double)(uv_hrtime() - started) / 1e9);
 	uv_timer_init(&d->loop, &d->gen_commit);
 	d->gen_commit.data = d;
 	if (genbook_was_fresh(d->book))

@@ -128,6 +128,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = CONF_DEFAULT_PATH;
+	struct timespec load_started, loaded;
 	struct conf_diag diag = { 0 };
 	struct config *cfg = NULL;
 	bool check = false, plan = false, quiet = false, verbose = false;
@@ -191,6 +192,7 @@ int main(int argc, char **argv)
 	harden(check);
 	/* The config, its alert_command, state_dir and secrets: every refusal, not the first. */
 	quiet_heap = check;
+	clock_gettime(CLOCK_MONOTONIC, &load_started);
 	ret = conf_load_daemon(path, geteuid(), secure_heap, &cfg, &diag);
 	/* Each "FILE:LINE: ..." as it is, an error to journald (<3>) when stderr is the journal. */
 	for (size_t i = 0; i < diag.count; i++)
@@ -215,6 +217,12 @@ int main(int argc, char **argv)
 		conf_free(cfg);
 		return 0;
 	}
+	/* Start-up's first phase (#22: parsing, the files' checks, the secrets). */
+	clock_gettime(CLOCK_MONOTONIC, &loaded);
+	log_info("configuration and %zu secret file%s loaded in %.3f s", cfg->nlinks,
+		 cfg->nlinks == 1 ? "" : "s",
+		 (double)(loaded.tv_sec - load_started.tv_sec) +
+			 (double)(loaded.tv_nsec - load_started.tv_nsec) / 1e9);
 	ret = daemon_run(cfg, path);
 	conf_free(cfg);
 	CRYPTO_secure_malloc_done();

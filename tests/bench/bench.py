@@ -15,7 +15,10 @@ table. The steps, all in this boot:
      and ip -batch, REPS times each; then the kernel's share of a rotation
      (floor nl-rotate), REPS times;
   2. phase A, sakeyd with N links, rotate_every 1d (no change point during
-     the phase): start-up from an empty SADB, then start-up with its 17N SAs
+     the phase): start-up from an empty SADB and state directory (REPS
+     times: exec -> READY=1, and exec -> the kernel's SA count at 17N seen
+     from outside, against the floor adding the same 17N SAs: floor -K 17),
+     then start-up with its 17N SAs
      already installed (REPS restarts), sactl status --json and the table
      against a PF_KEY dump of the same SAs, SADB_EXPIRE -> alert_command
      latency with 17N SAs present, peak RSS;
@@ -42,6 +45,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -241,6 +245,29 @@ for rep in range(args.reps):
         for k in ("in_add", "out_replace", "in_del"):
             sample(f"floor:nl-rotate:{k}", float(r[k]))
 
+# The floor of a cold start (#22): the SAs a fresh daemon installs (floor -K 17:
+# per link outbound generation 15 and inbound generations 0..15, the links' SPIs),
+# added by the method its backend's pass is closest to. An untimed add first grows
+# the kernel's hash tables to 17N, as the daemon's own first start leaves them.
+COLD_SPIS = ["-K", "17", "-L", hex(SPI_PREFIX0)]
+COLD_FLOOR = "netlink-batch-esn" if args.kernel == "xfrm" else "pfkey-mmsg"
+floor("-m", "warmup", *COLD_SPIS, "nl-add-batch", str(SAS_FRESH))
+time.sleep(SETTLE_ADD)
+floor("-m", "warmup", *COLD_SPIS, "nl-del-batch", str(SAS_FRESH))
+time.sleep(SETTLE_DEL)
+for rep in range(args.reps):
+    add, dele = methods[COLD_FLOOR]
+    r = floor("-m", f"cold-{COLD_FLOOR}", *COLD_SPIS, *add, str(SAS_FRESH))
+    time.sleep(SETTLE_ADD)
+    expect_count(SAS_FRESH, f"floor {COLD_FLOOR} add of a cold start's SAs")
+    if r:
+        check(int(r.get("lost", 0)) == 0 and int(r.get("err", 0)) == 0,
+              f"floor {COLD_FLOOR} cold add: no error, no lost reply")
+        sample("floor:cold-start:add", float(r["secs"]))
+    floor("-m", f"cold-{COLD_FLOOR}", *COLD_SPIS, *dele, str(SAS_FRESH))
+    time.sleep(SETTLE_DEL)
+    expect_count(0, f"floor {COLD_FLOOR} delete of a cold start's SAs")
+
 # --- the daemon's configuration ---------------------------------------------
 KEYS = f"{WORK}/keys"
 os.makedirs(KEYS, mode=0o700, exist_ok=True)
@@ -368,14 +395,44 @@ DAY = 86400
 write_config(CONF_A, STATE_A, DAY, (int(time.time()) + DAY // 2) % DAY, 60)
 open(LOG_A, "w").close()
 
-d = Daemon(CONF_A, LOG_A, "startup-empty")
-sample("sakeyd:startup-empty", d.secs)
+
+
+def cold_start():
+    """sakeyd on an empty SADB and state directory: exec -> READY=1, and exec -> the
+    kernel's SA count reaching SAS_FRESH, seen from outside (floor wait-count)."""
+    w = subprocess.Popen([FLOOR, "-m", "cold-start", "wait-count", "ge", str(SAS_FRESH), "900"],
+                         stdout=subprocess.PIPE, text=True)
+    d = Daemon(CONF_A, LOG_A, "startup-empty")
+    sample("sakeyd:startup-empty", d.secs)
+    r = parse_result(w.communicate(timeout=900)[0])
+    ok = bool(r) and r[0].get("ok") == "1" and "forked_at" in d.result
+    check(ok, f"cold start: the SAD count reached {SAS_FRESH} ({r})")
+    if ok:
+        sample("sakeyd:cold-start-count", float(r[0]["at"]) - float(d.result["forked_at"]))
+    return d
+
+
+d = cold_start()
 ps = passes(LOG_A)
 check(len(ps) == 1 and ps[0][0] == SAS_FRESH and ps[0][2] == 0,
       f"start-up from empty: one pass adding {SAS_FRESH} SAs ({ps})")
 if ps:
     sample("sakeyd:initial-pass", ps[0][3])
 expect_count(SAS_FRESH, "phase A installed")
+# More cold starts: the SADB flushed and the state directory emptied before each.
+for rep in range(1, args.reps):
+    d.stop()
+    flush()
+    shutil.rmtree(STATE_A)
+    os.makedirs(STATE_A)
+    d = cold_start()
+    more = passes(LOG_A)[len(ps):]
+    check(len(more) == 1 and more[0][0] == SAS_FRESH and more[0][2] == 0,
+          f"cold start {rep + 1}: one pass adding {SAS_FRESH} SAs ({more})")
+    if more:
+        sample("sakeyd:initial-pass", more[0][3])
+    ps = passes(LOG_A)
+    expect_count(SAS_FRESH, f"cold start {rep + 1} installed")
 # The ESN floor stands for the daemon's SAs only if they are the same: check one.
 if args.kernel == "xfrm":
     st = subprocess.run(["ip", "xfrm", "state", "list", "src", ip4(2, 0), "dst", ip4(1, 0)],
@@ -643,6 +700,11 @@ rows.append(f"| start-up, exec -> READY=1, {SAS_FRESH} SAs present (s) | {cell('
             f"| | | |")
 rows.append(f"| start-up, exec -> READY=1, empty SADB, installs {SAS_FRESH} (s) | "
             f"{cell('sakeyd:startup-empty')} | initial pass {cell('sakeyd:initial-pass')} | | |")
+cold_floor = med("floor:cold-start:add")
+rows.append(f"| cold start of {N} links: exec -> the kernel's SA count at {SAS_FRESH} (outside, "
+            f"floor wait-count) (s) | {cell('sakeyd:cold-start-count')} | {COLD_FLOOR} adding the "
+            f"same {SAS_FRESH} SAs {cell('floor:cold-start:add')} | "
+            f"{ratio(cold_floor, med('sakeyd:cold-start-count'))}x | >= 0.5x |")
 
 
 def goal(name, value, ok):
@@ -660,6 +722,11 @@ if "ip-batch" in methods:
 if args.kernel == "xfrm":
     rot_nl = floor_rot[XFRM_FLOOR] / d_rot if d_rot > 0 else float("nan")
     goal(f"rotation / {XFRM_FLOOR} >= 0.5 (#9)", rot_nl, rot_nl >= 0.5)
+adopt = med("sakeyd:startup-adopt") / dump if dump > 0 else float("nan")
+goal(f"start-up with {SAS_FRESH} SAs present / pfkey dump of them <= 2 (#22)", adopt, adopt <= 2)
+cold = cold_floor / med("sakeyd:cold-start-count") if med("sakeyd:cold-start-count") > 0 \
+    else float("nan")
+goal(f"cold start: {COLD_FLOOR} floor / exec -> {SAS_FRESH} SAs >= 0.5 (#22)", cold, cold >= 0.5)
 st = med("sactl:status-json") / dump if dump > 0 else float("nan")
 goal("status --json / pfkey dump < 10", st, st < 10)
 hwm = max(samples.get("sakeyd:vmhwm-kB:adopt", [float("nan")])) / 1024

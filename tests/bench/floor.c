@@ -16,9 +16,10 @@
  *
  *   floor [-E] [-K PERLINK] [-L PREFIX] [-r RCVBUF] [-w WINDOW] [-b BATCH] [-s FIRSTSPI] [-m LABEL] [-o FILE] COMMAND ...
  *
- *   -K PERLINK: SAs per link, 2 (default: one outbound, one inbound) or 4
+ *   -K PERLINK: SAs per link, 2 (default: one outbound, one inbound), 4
  *   (key schedule v2 between rotations: outbound generation 0, inbound
- *   generation 0 and its spares 1 and 15), as sa_addrs and spi_of lay them out
+ *   generation 0 and its spares 1 and 15) or 17 (v2's fresh start: outbound
+ *   generation 15, inbound generations 0..15), as sa_addrs and spi_of lay them out
  *
  *   add-sync N | del-sync N   PF_KEY SADB_ADD/DELETE, send one, read its reply
  *   add-pipe N | del-pipe N   PF_KEY, WINDOW requests in flight (0 = all N),
@@ -41,7 +42,8 @@
  *   timeit N -- CMD...        run CMD, time it from fork to exit (-o FILE:
  *                             CMD's stdout goes there)
  *   start-ready -- CMD...     run CMD with NOTIFY_SOCKET set; time fork ->
- *                             READY=1, print that and CMD's pid, then wait
+ *                             READY=1, print that, CMD's pid and the fork's
+ *                             CLOCK_REALTIME (forked_at=), then wait
  *                             for CMD and exit with its status
  *   expire-lat N INTERVAL_MS SOFT_S OUT
  *                             add N SAs (SPIs from FIRSTSPI, addresses
@@ -191,10 +193,13 @@ static uint8_t cur_epoch; /* nl-rotate: the epoch byte of the SPIs built now (wi
 static uint32_t spi_of(long i)
 {
 	static const uint8_t gen[4] = { 0, 0, 1, 15 };
+	long k = i % opt_per_link;
+	/* -K 17: a fresh start's outbound generation 15, then inbound 0..15. */
+	uint32_t g = opt_per_link == 17 ? (k ? (uint32_t)k - 1 : 15) : gen[k];
 
 	if (opt_link_prefix)
-		return (uint32_t)(opt_link_prefix + i / opt_per_link) << 8 |
-		       (uint32_t)gen[i % opt_per_link] << 4 | (cur_epoch & 0xf);
+		return (uint32_t)(opt_link_prefix + i / opt_per_link) << 8 | g << 4 |
+		       (cur_epoch & 0xf);
 	return opt_spi0 + (uint32_t)i;
 }
 
@@ -803,6 +808,7 @@ static int start_ready(char **argv, double timeout)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char name[64], buf[512];
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct timespec forked_at;
 	socklen_t len;
 	double t0;
 	pid_t pid;
@@ -813,6 +819,8 @@ static int start_ready(char **argv, double timeout)
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, len))
 		die("notify socket");
 	setenv("NOTIFY_SOCKET", name, 1);
+	/* wait-count's at= is CLOCK_REALTIME too: exec -> SAs installed, seen from outside. */
+	clock_gettime(CLOCK_REALTIME, &forked_at);
 	t0 = now_s();
 	pid = fork();
 	if (pid < 0)
@@ -850,8 +858,10 @@ static int start_ready(char **argv, double timeout)
 			continue;
 		buf[r] = 0;
 		if (strstr(buf, "READY=1") && !strstr(buf, "RELOADING")) {
-			printf("RESULT method=%s phase=ready n=0 secs=%.6f ok=1 err=0 lost=0 pid=%d\n",
-			       opt_label, now_s() - t0, (int)pid);
+			printf("RESULT method=%s phase=ready n=0 secs=%.6f ok=1 err=0 lost=0 pid=%d "
+			       "forked_at=%.6f\n",
+			       opt_label, now_s() - t0, (int)pid,
+			       (double)forked_at.tv_sec + forked_at.tv_nsec / 1e9);
 			fflush(stdout);
 			/* Stay its parent: the driver stops it and waits for us. */
 			close(fd);
@@ -1101,7 +1111,7 @@ int main(int argc, char **argv)
 			break;
 		case 'K':
 			opt_per_link = strtol(optarg, NULL, 0);
-			if (opt_per_link != 2 && opt_per_link != 4)
+			if (opt_per_link != 2 && opt_per_link != 4 && opt_per_link != 17)
 				usage();
 			break;
 		case 'L':

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -212,6 +213,87 @@ static void replay_states(void **state)
 	genbook_close(b);
 }
 
+/*
+ * A fresh start adds 17 inbound SAs per link: a lookup of an SA with no
+ * replay row of its epoch reads neither SQLite nor the file system; one
+ * with a row does (one read).
+ */
+static void replay_lookups_without_rows_cost_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct genbook *b = open_book(f);
+	struct link_gens *g = genbook_link(b, &f->link, 10);
+	struct rot_sa sa = { .dst = f->link.local, .epoch = 10 };
+	struct kern_replay r = { .window = 128, .seq = 99, .bmp_len = 4 }, got;
+	struct genbook_stats st;
+
+	for (uint8_t gen = 0; gen <= ROT_GEN_MAX; gen++) {
+		sa.gen = gen;
+		sa.spi = rot_spi(f->link.spi_prefix, 10, gen);
+		assert_int_equal(genbook_replay_of(b, &sa, &got), 0);
+	}
+	st = genbook_stats(b);
+	assert_int_equal(st.replay_lookups, ROT_GEN_MAX + 1);
+	assert_int_equal(st.db_reads, 0);
+	assert_int_equal(st.file_checks, 0);
+
+	sa.gen = 3;
+	sa.spi = rot_spi(f->link.spi_prefix, 10, 3);
+	assert_int_equal(genbook_stage_replay(b, g, &sa, &r, 77), 0);
+	assert_int_equal(genbook_commit(b), 0);
+	assert_int_equal(genbook_replay_of(b, &sa, &got), 1);
+	assert_int_equal(got.seq, 99);
+	assert_int_equal(genbook_stats(b).db_reads, 1);
+	sa.epoch = 26; /* the same SPI 16 epochs later: the row is of another epoch */
+	assert_int_equal(genbook_replay_of(b, &sa, &got), 0);
+	assert_int_equal(genbook_stats(b).db_reads, 1);
+	genbook_close(b);
+
+	/* Loaded at open: the row is found after a restart. */
+	b = open_book(f);
+	sa.epoch = 10;
+	assert_int_equal(genbook_replay_of(b, &sa, &got), 1);
+	assert_int_equal(got.seq, 99);
+	genbook_close(b);
+}
+
+/* A generations.db put back under a running book (a restored copy): its replay rows are seen. */
+static void replay_rows_of_a_restored_file(void **state)
+{
+	struct fx *f = *state;
+	struct genbook *b = open_book(f);
+	struct link_gens *g = genbook_link(b, &f->link, 10);
+	struct rot_sa sa = { .dst = f->link.local, .epoch = 10, .gen = 2 };
+	struct kern_replay r = { .window = 128, .seq = 5150, .bmp_len = 4 }, got;
+	char other[64], from[128], to[128];
+	struct genbook *fresh;
+	char err[512];
+
+	sa.spi = rot_spi(f->link.spi_prefix, 10, 2);
+	assert_int_equal(genbook_stage_replay(b, g, &sa, &r, 77), 0);
+	assert_int_equal(genbook_commit(b), 0);
+	genbook_close(b); /* the last connection: the WAL is checkpointed into the file */
+
+	snprintf(other, sizeof(other), "/tmp/test-genbook-XXXXXX");
+	assert_non_null(mkdtemp(other));
+	assert_int_equal(genbook_open(other, &fresh, err, sizeof(err)), 0);
+	assert_non_null(genbook_link(fresh, &f->link, 10));
+	assert_int_equal(genbook_replay_of(fresh, &sa, &got), 0);
+	/* As an operator restores it: the old file's WAL goes too, or SQLite would apply it. */
+	snprintf(to, sizeof(to), "%s/%s-wal", other, GENS_DB_NAME);
+	assert_int_equal(unlink(to), 0);
+	snprintf(to, sizeof(to), "%s/%s-shm", other, GENS_DB_NAME);
+	assert_int_equal(unlink(to), 0);
+	snprintf(from, sizeof(from), "%s/%s", f->dir, GENS_DB_NAME);
+	snprintf(to, sizeof(to), "%s/%s", other, GENS_DB_NAME);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(genbook_check_file(fresh), 0);
+	assert_int_equal(genbook_replay_of(fresh, &sa, &got), 1);
+	assert_int_equal(got.seq, 5150);
+	genbook_close(fresh);
+	fixture_rm_tree(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +302,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(series_used_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(promotion, setup, teardown),
 		cmocka_unit_test_setup_teardown(replay_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(replay_lookups_without_rows_cost_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(replay_rows_of_a_restored_file, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

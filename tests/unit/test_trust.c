@@ -465,6 +465,84 @@ static void load_daemon_reports_all(void **state)
 	conf_diag_fini(&diag);
 }
 
+/* Checks path as a secret (by fd) with memo, expecting want and diag.count == nmsgs. */
+static void secret_memo(const char *path, struct conf_trust_memo *memo, int want, size_t nmsgs,
+			const char *phrase)
+{
+	struct conf_diag diag = { 0 };
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(conf_trust_fd_memo(fd, path, CONF_TRUST_SECRET, geteuid(), NULL, 0, memo,
+					    &diag),
+			 want);
+	close(fd);
+	if (phrase)
+		expect_msgs(&diag, phrase, NULL);
+	assert_int_equal(diag.count, nmsgs);
+	conf_diag_fini(&diag);
+}
+
+/* A directory the memo holds spares the walk, never a file's own checks. */
+static void memo_checks_every_file(void **state)
+{
+	struct conf_trust_memo memo = { 0 };
+	char fix[160];
+
+	(void)state;
+	assert_int_equal(mkdir(at("keys"), 0700), 0);
+	fixture_write_file(at("keys/a.key"), HEX_0_31, 0600);
+	fixture_write_file(at("keys/b.key"), HEX_0_31, 0640);
+	secret_memo(at("keys/a.key"), &memo, 0, 0, NULL);
+	assert_int_equal(memo.n, 1);
+	snprintf(fix, sizeof(fix), "fix: chmod 600 %s", at("keys/b.key"));
+	secret_memo(at("keys/b.key"), &memo, -EPERM, 1, fix);
+	assert_int_equal(chmod(at("keys/b.key"), 0600), 0);
+	secret_memo(at("keys/b.key"), &memo, 0, 0, NULL);
+	assert_int_equal(memo.n, 1);
+	conf_trust_memo_fini(&memo);
+}
+
+/* A refused directory is not remembered: every file under it says so. */
+static void memo_keeps_no_refused_directory(void **state)
+{
+	struct conf_trust_memo memo = { 0 };
+
+	(void)state;
+	assert_int_equal(mkdir(at("open"), 0700), 0);
+	assert_int_equal(chmod(at("open"), 0777), 0);
+	fixture_write_file(at("open/a.key"), HEX_0_31, 0600);
+	fixture_write_file(at("open/b.key"), HEX_0_31, 0600);
+	secret_memo(at("open/a.key"), &memo, -EPERM, 1, "has mode 0777");
+	secret_memo(at("open/b.key"), &memo, -EPERM, 1, "has mode 0777");
+	assert_int_equal(memo.n, 0);
+	conf_trust_memo_fini(&memo);
+}
+
+/*
+ * The directory as written leads elsewhere now (a symbolic link moved to a
+ * directory others may write): the memo's real path no longer names the
+ * file, so the whole walk runs and refuses it.
+ */
+static void memo_follows_a_moved_link(void **state)
+{
+	struct conf_trust_memo memo = { 0 };
+
+	(void)state;
+	assert_int_equal(mkdir(at("good"), 0700), 0);
+	assert_int_equal(mkdir(at("bad"), 0700), 0);
+	assert_int_equal(chmod(at("bad"), 0777), 0);
+	fixture_write_file(at("good/k.key"), HEX_0_31, 0600);
+	fixture_write_file(at("bad/k.key"), HEX_0_31, 0600);
+	assert_int_equal(symlink(at("good"), at("keys")), 0);
+	secret_memo(at("keys/k.key"), &memo, 0, 0, NULL);
+	assert_int_equal(memo.n, 1);
+	assert_int_equal(unlink(at("keys")), 0);
+	assert_int_equal(symlink(at("bad"), at("keys")), 0);
+	secret_memo(at("keys/k.key"), &memo, -EPERM, 1, "has mode 0777");
+	conf_trust_memo_fini(&memo);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -486,6 +564,9 @@ int main(void)
 		T(secret_parent_writable),
 		T(secret_rules),
 		T(load_daemon_reports_all),
+		T(memo_checks_every_file),
+		T(memo_keeps_no_refused_directory),
+		T(memo_follows_a_moved_link),
 	};
 #undef T
 
