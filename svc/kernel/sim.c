@@ -1270,6 +1270,34 @@ void sim_tick(struct sim *s)
 	}
 }
 
+unsigned sim_expire_now(struct sim *s, bool soft, bool hard)
+{
+	struct sim_sa *sa, *next;
+	unsigned sent = 0;
+
+	/* As sim_tick, with every mature SA's limit reached: one EXPIRE each, in one go. */
+	if (soft) {
+		for (sa = s->sas; sa; sa = sa->next) {
+			if (sa->state != ST_MATURE)
+				continue;
+			sa->state = ST_DYING;
+			send_expire(s, sa, false);
+			sent++;
+		}
+	}
+	if (hard) {
+		for (sa = s->sas; sa; sa = next) {
+			next = sa->next;
+			if (sa->state == ST_LARVAL)
+				continue;
+			send_expire(s, sa, true);
+			unlink_sa(s, sa);
+			sent++;
+		}
+	}
+	return sent;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	sim_tick(container_of(t, struct sim, tick));
