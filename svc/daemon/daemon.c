@@ -382,12 +382,18 @@ void daemon_alert(struct daemon *d, const char *event, const struct mon_sa *e,
 	va_end(ap);
 	if (e && !link)
 		link = e->sa.link;
-	/* The fields alert_command gets too (sinks.c), as key=value (sakeyd(8) LOG AND ALERTS). */
-	mon_alert_fill(&al, event, e, link, msg, wall_s(), &addrs);
-	if (mon_alert_line(&al, line, sizeof(line)) >= 0)
-		log_warn("%s", line);
-	else
-		log_err("an alert without an event name: %s", msg);
+	/*
+	 * The sinks log the ALERT line, a burst's first ones and its summary
+	 * (sinks.h: SINKS_BURST_FIRST); before they exist, it is logged here.
+	 * The fields alert_command gets too, as key=value (sakeyd(8) LOG AND ALERTS).
+	 */
+	if (!d->sinks) {
+		mon_alert_fill(&al, event, e, link, msg, wall_s(), &addrs);
+		if (mon_alert_line(&al, line, sizeof(line)) >= 0)
+			log_warn("%s", line);
+		else
+			log_err("an alert without an event name: %s", msg);
+	}
 	TELL(d, alert, event, e, link, msg);
 }
 
