@@ -19,7 +19,12 @@
 
 #define KEY_MAX 128
 #define DEFAULT_ACQ_EXPIRES 30
-#define SNDBUF (8 * 1024 * 1024)
+/*
+ * What a client may leave unread: the daemon's PF_KEY receive buffer
+ * (channel.c: DEFAULT_RCVBUF), so a burst the kernel would queue for it
+ * (10,000 EXPIREs at once: tests/sim/burst.py) is not lost here alone.
+ */
+#define SNDBUF (32 * 1024 * 1024)
 
 enum sa_state { ST_LARVAL = 0, ST_MATURE = 1, ST_DYING = 2, ST_DEAD = 3 };
 
