@@ -60,6 +60,7 @@ struct burst {
 	bool open;
 	uint64_t opened_ms; /* loop time the window opened */
 	int64_t started;    /* Unix seconds, the same moment */
+	uint64_t opened_ns, last_ns; /* uv_hrtime() then, and at the last folded alert */
 	unsigned long alerted, folded, managed; /* managed: folded alerts of a link */
 	uint32_t first_spi, last_spi;
 	char first_link[CONF_NAME_MAX], last_link[CONF_NAME_MAX];
@@ -872,6 +873,7 @@ static bool burst_admit(struct sinks *a, const char *event, const struct mon_sa 
 		b->open = true;
 		b->opened_ms = uv_now(a->port.loop);
 		b->started = a->port.now(a->port.daemon);
+		b->opened_ns = uv_hrtime();
 		if (!uv_is_active((uv_handle_t *)&a->burst_timer))
 			uv_timer_start(&a->burst_timer, burst_cb, SINKS_BURST_WINDOW_MS, 0);
 	}
@@ -886,6 +888,7 @@ static bool burst_admit(struct sinks *a, const char *event, const struct mon_sa 
 	b->last_spi = e ? e->sa.spi : 0;
 	snprintf(b->last_link, sizeof(b->last_link), "%s", link ? link->name : "");
 	b->managed += link != NULL;
+	b->last_ns = uv_hrtime();
 	a->stats.folded++;
 	return false;
 }
@@ -902,11 +905,12 @@ static void burst_close(struct sinks *a, size_t i)
 	a->stats.summaries++;
 	snprintf(msg, sizeof(msg),
 		 "%lu more %s alerts in the %u s after the first %u (first: spi %#x link %s; "
-		 "last: spi %#x link %s; %lu of managed links), summarised here; each is in "
-		 "the ledger (sactl events)",
+		 "last: spi %#x link %s, %.3f s after the window's first; %lu of managed "
+		 "links), summarised here; each is in the ledger (sactl events)",
 		 b->folded, event_names[i], SINKS_BURST_WINDOW_MS / 1000, SINKS_BURST_FIRST,
 		 b->first_spi, b->first_link[0] ? b->first_link : "-", b->last_spi,
-		 b->last_link[0] ? b->last_link : "-", b->managed);
+		 b->last_link[0] ? b->last_link : "-", (double)(b->last_ns - b->opened_ns) / 1e9,
+		 b->managed);
 	log_alert(a, event_names[i], NULL, NULL, msg);
 	run_command(a, event_names[i], NULL, NULL, msg, b);
 }
