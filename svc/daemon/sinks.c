@@ -58,6 +58,8 @@ struct job {
  */
 struct burst {
 	bool open;
+	bool flood;	    /* opened right after a window that folded: folds all */
+	uint64_t flood_until; /* loop time: a window opened before it is a flood's */
 	uint64_t opened_ms; /* loop time the window opened */
 	int64_t started;    /* Unix seconds, the same moment */
 	uint64_t opened_ns, last_ns; /* uv_hrtime() then, and at the last folded alert */
@@ -869,15 +871,19 @@ static bool burst_admit(struct sinks *a, const char *event, const struct mon_sa 
 		return true;
 	b = &a->bursts[i];
 	if (!b->open) {
+		uint64_t flood_until = b->flood_until;
+
 		memset(b, 0, sizeof(*b));
 		b->open = true;
+		b->flood_until = flood_until;
+		b->flood = uv_now(a->port.loop) < flood_until;
 		b->opened_ms = uv_now(a->port.loop);
 		b->started = a->port.now(a->port.daemon);
 		b->opened_ns = uv_hrtime();
 		if (!uv_is_active((uv_handle_t *)&a->burst_timer))
 			uv_timer_start(&a->burst_timer, burst_cb, SINKS_BURST_WINDOW_MS, 0);
 	}
-	if (b->alerted < SINKS_BURST_FIRST) {
+	if (!b->flood && b->alerted < SINKS_BURST_FIRST) {
 		b->alerted++;
 		return true;
 	}
@@ -902,14 +908,16 @@ static void burst_close(struct sinks *a, size_t i)
 	b->open = false;
 	if (!b->folded)
 		return;
+	b->flood_until = uv_now(a->port.loop) + SINKS_BURST_WINDOW_MS;
 	a->stats.summaries++;
 	snprintf(msg, sizeof(msg),
-		 "%lu more %s alerts in the %u s after the first %u (first: spi %#x link %s; "
-		 "last: spi %#x link %s, %.3f s after the window's first; %lu of managed "
-		 "links), summarised here; each is in the ledger (sactl events)",
-		 b->folded, event_names[i], SINKS_BURST_WINDOW_MS / 1000, SINKS_BURST_FIRST,
+		 "%lu %s%s alerts in %u s%s (first: spi %#x link %s; last: spi %#x link %s, "
+		 "%.3f s before this summary; %lu of managed links), summarised here; "
+		 "each is in the ledger (sactl events)",
+		 b->folded, b->flood ? "" : "more ", event_names[i], SINKS_BURST_WINDOW_MS / 1000,
+		 b->flood ? " (a flood goes on)" : " after the first one by one",
 		 b->first_spi, b->first_link[0] ? b->first_link : "-", b->last_spi,
-		 b->last_link[0] ? b->last_link : "-", (double)(b->last_ns - b->opened_ns) / 1e9,
+		 b->last_link[0] ? b->last_link : "-", (double)(uv_hrtime() - b->last_ns) / 1e9,
 		 b->managed);
 	log_alert(a, event_names[i], NULL, NULL, msg);
 	run_command(a, event_names[i], NULL, NULL, msg, b);

@@ -19,12 +19,16 @@ struct sinks;
  * the first alert of that kind when none is open) are logged and run
  * alert_command one by one; the window's further alerts of that kind are
  * counted, and when it closes one summary ALERT line and one summary
- * alert_command stand for them all. So a hook runs at most
- * SINKS_BURST_FIRST + 1 times per kind and window, whatever the kernel
- * sends; the ledger still records every alert (its observer is told first).
+ * alert_command stand for them all. A window opened within a window's
+ * length of one that folded alerts folds all of its own (a flood goes on:
+ * one summary a window). So a hook runs at most SINKS_BURST_FIRST times
+ * plus once a window per kind during a flood, whatever the kernel sends,
+ * while a steady stream below the limit (25 expiries a second) is reported
+ * alert by alert; the ledger still records every alert (its observer is
+ * told first).
  */
-#define SINKS_BURST_FIRST 10
-#define SINKS_BURST_WINDOW_MS 10000
+#define SINKS_BURST_FIRST 100
+#define SINKS_BURST_WINDOW_MS 1000
 /* The metrics file is rewritten at most this often (changes in between are coalesced). */
 #define SINKS_METRICS_MS 1000
 
