@@ -110,6 +110,10 @@ struct daemon {
 	unsigned long cancelled; /* requests in flight when the stop closed the channel */
 	bool dump_overlapped; /* a pass ran during the running dump */
 	uint64_t resync_started_ns; /* uv_hrtime() of the running dump's start */
+	/* The dump's end waits for what the main channel still holds (resync_done). */
+	uv_timer_t resync_wait;
+	unsigned resync_waits;
+	unsigned long resync_n;
 	int64_t now_s;              /* daemon_now()'s wall clock, read at loop time now_turn */
 	uint64_t now_turn;
 

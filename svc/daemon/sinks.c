@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,10 @@ static const char *const event_names[] = {
 };
 #define NEVENTS (sizeof(event_names) / sizeof(event_names[0]))
 
+/* Variables of a job beyond mon_alert_env's: SAKEYD_COUNT, and a burst summary's 7 more. */
+#define JOB_EXTRA_N 8
+#define JOB_EXTRA_BUF 512
+
 /* One alert_command run: queued, then a child with its kill timer. */
 struct job {
 	struct sinks *a;
@@ -42,8 +47,25 @@ struct job {
 	uv_timer_t timer; /* the job is freed when it is closed */
 	bool timed_out;
 	char event[32];
-	char *envp[MON_ALERT_ENV_N];
+	char *envp[MON_ALERT_ENV_N + JOB_EXTRA_N];
 	char buf[MON_ALERT_ENV_BUF];
+	char extra[JOB_EXTRA_BUF]; /* SAKEYD_COUNT and the summary's variables */
+};
+
+/*
+ * The burst window of one event kind (SINKS_BURST_FIRST): how many alerts
+ * went out one by one, and what the folded ones were.
+ */
+struct burst {
+	bool open;
+	bool flood;	    /* opened right after a window that folded: folds all */
+	uint64_t flood_until; /* loop time: a window opened before it is a flood's */
+	uint64_t opened_ms; /* loop time the window opened */
+	int64_t started;    /* Unix seconds, the same moment */
+	uint64_t opened_ns, last_ns; /* uv_hrtime() then, and at the last folded alert */
+	unsigned long alerted, folded, managed; /* managed: folded alerts of a link */
+	uint32_t first_spi, last_spi;
+	char first_link[CONF_NAME_MAX], last_link[CONF_NAME_MAX];
 };
 
 /* Rotation counters of one link name (they outlive a reload that drops the link). */
@@ -64,6 +86,8 @@ struct sinks {
 	size_t nlive, live_cap;
 	struct sinks_stats stats;
 	uint64_t events[NEVENTS];
+	struct burst bursts[NEVENTS]; /* by event_names index; other kinds are never folded */
+	uv_timer_t burst_timer;	     /* closes the earliest open window */
 	struct link_count *links;
 	size_t nlinks, links_cap;
 	size_t *by_name; /* open addressing: index + 1 into links, 0 = empty */
@@ -387,12 +411,57 @@ static void drain(struct sinks *a)
 	}
 }
 
+/* name=value (printf) as the next variable of j's environment; false if there is no room. */
+static bool __attribute__((format(printf, 5, 6)))
+add_var(struct job *j, size_t *n, size_t *off, const char *name, const char *fmt, ...)
+{
+	size_t room = sizeof(j->extra) - *off;
+	va_list ap;
+	int len, vlen;
+
+	if (*n + 1 >= sizeof(j->envp) / sizeof(j->envp[0]))
+		return false;
+	len = snprintf(j->extra + *off, room, "%s=", name);
+	if (len < 0 || (size_t)len >= room)
+		return false;
+	va_start(ap, fmt);
+	vlen = vsnprintf(j->extra + *off + len, room - (size_t)len, fmt, ap);
+	va_end(ap);
+	if (vlen < 0 || (size_t)(len + vlen) >= room)
+		return false;
+	j->envp[(*n)++] = j->extra + *off;
+	j->envp[*n] = NULL;
+	*off += (size_t)(len + vlen) + 1;
+	return true;
+}
+
+/* SAKEYD_COUNT after mon_alert_env's n variables, and a burst summary's (b) own. */
+static bool add_burst_vars(struct job *j, size_t n, const struct burst *b)
+{
+	size_t off = 0;
+	bool ok;
+
+	if (!b)
+		return add_var(j, &n, &off, "SAKEYD_COUNT", "1");
+	ok = add_var(j, &n, &off, "SAKEYD_COUNT", "%lu", b->folded) &&
+	     add_var(j, &n, &off, "SAKEYD_WINDOW", "%u", SINKS_BURST_WINDOW_MS / 1000) &&
+	     add_var(j, &n, &off, "SAKEYD_WINDOW_START", "%lld", (long long)b->started) &&
+	     add_var(j, &n, &off, "SAKEYD_FIRST_SPI", "%#x", b->first_spi) &&
+	     add_var(j, &n, &off, "SAKEYD_FIRST_LINK", "%s", b->first_link) &&
+	     add_var(j, &n, &off, "SAKEYD_LAST_SPI", "%#x", b->last_spi) &&
+	     add_var(j, &n, &off, "SAKEYD_LAST_LINK", "%s", b->last_link) &&
+	     add_var(j, &n, &off, "SAKEYD_MANAGED", "%lu", b->managed);
+	return ok;
+}
+
+/* Queue an alert_command run for one alert, or with b for the summary of b's burst. */
 static void run_command(struct sinks *a, const char *event, const struct mon_sa *e,
-			const struct conf_link *link, const char *msg)
+			const struct conf_link *link, const char *msg, const struct burst *b)
 {
 	struct mon_alert_addrs addrs;
 	struct mon_alert al;
 	struct job *j;
+	int n;
 
 	if (a->stopping || !config_of(a)->daemon.alert_command[0])
 		return;
@@ -414,7 +483,8 @@ static void run_command(struct sinks *a, const char *event, const struct mon_sa 
 	snprintf(j->event, sizeof(j->event), "%s", event);
 	/* The same fields as the log's ALERT line (daemon_alert). */
 	mon_alert_fill(&al, event, e, link, msg, time(NULL), &addrs);
-	if (mon_alert_env(&al, j->envp, MON_ALERT_ENV_N, j->buf, sizeof(j->buf)) < 0) {
+	n = mon_alert_env(&al, j->envp, MON_ALERT_ENV_N, j->buf, sizeof(j->buf));
+	if (n < 0 || !add_burst_vars(j, (size_t)n, b)) {
 		log_err("alert_command: cannot build the environment of %s", event);
 		a->stats.failed++;
 		free(j);
@@ -742,8 +812,6 @@ static void metrics_touch(struct sinks *a)
 		uv_timer_start(&a->metrics, metrics_cb, SINKS_METRICS_MS, 0);
 }
 
-/* --- hooks --------------------------------------------------------------- */
-
 static void on_sa_added(void *self, const struct mon_sa *e, bool from_dump)
 {
 	struct sinks *a = self;
@@ -761,13 +829,133 @@ static void on_sa_gone(void *self, const struct mon_sa *e, const char *why)
 	metrics_touch(a);
 }
 
+/* --- bursts (SINKS_BURST_FIRST) ----------------------------------------- */
+
+/* The alert's ALERT line (sakeyd(8) LOG AND ALERTS), at warning. */
+static void log_alert(struct sinks *a, const char *event, const struct mon_sa *e,
+		      const struct conf_link *link, const char *msg)
+{
+	char line[MON_ALERT_LINE_LEN];
+	struct mon_alert_addrs addrs;
+	struct mon_alert al;
+
+	mon_alert_fill(&al, event, e, link, msg, a->port.now(a->port.daemon), &addrs);
+	if (mon_alert_line(&al, line, sizeof(line)) >= 0)
+		log_warn("%s", line);
+	else
+		log_err("an alert without an event name: %s", msg);
+}
+
+static size_t event_index(const char *name)
+{
+	for (size_t i = 0; i < NEVENTS; i++)
+		if (!strcmp(event_names[i], name))
+			return i;
+	return NEVENTS;
+}
+
+static void burst_cb(uv_timer_t *t);
+
+/*
+ * Whether this alert goes out one by one (logged, alert_command): the first
+ * SINKS_BURST_FIRST of its kind in the window; the others are counted in
+ * the window, for its summary (burst_close).
+ */
+static bool burst_admit(struct sinks *a, const char *event, const struct mon_sa *e,
+			const struct conf_link *link)
+{
+	size_t i = event_index(event);
+	struct burst *b;
+
+	if (i == NEVENTS || a->stopping)
+		return true;
+	b = &a->bursts[i];
+	if (!b->open) {
+		uint64_t flood_until = b->flood_until;
+
+		memset(b, 0, sizeof(*b));
+		b->open = true;
+		b->flood_until = flood_until;
+		b->flood = uv_now(a->port.loop) < flood_until;
+		b->opened_ms = uv_now(a->port.loop);
+		b->started = a->port.now(a->port.daemon);
+		b->opened_ns = uv_hrtime();
+		if (!uv_is_active((uv_handle_t *)&a->burst_timer))
+			uv_timer_start(&a->burst_timer, burst_cb, SINKS_BURST_WINDOW_MS, 0);
+	}
+	if (!b->flood && b->alerted < SINKS_BURST_FIRST) {
+		b->alerted++;
+		return true;
+	}
+	if (!b->folded++) {
+		b->first_spi = e ? e->sa.spi : 0;
+		snprintf(b->first_link, sizeof(b->first_link), "%s", link ? link->name : "");
+	}
+	b->last_spi = e ? e->sa.spi : 0;
+	snprintf(b->last_link, sizeof(b->last_link), "%s", link ? link->name : "");
+	b->managed += link != NULL;
+	b->last_ns = uv_hrtime();
+	a->stats.folded++;
+	return false;
+}
+
+/* Close the window of kind i: one summary alert (line and command) for what it folded. */
+static void burst_close(struct sinks *a, size_t i)
+{
+	struct burst *b = &a->bursts[i];
+	char msg[MON_MSG_LEN];
+
+	b->open = false;
+	if (!b->folded)
+		return;
+	b->flood_until = uv_now(a->port.loop) + SINKS_BURST_WINDOW_MS;
+	a->stats.summaries++;
+	snprintf(msg, sizeof(msg),
+		 "%lu %s%s alerts in %u s%s (first: spi %#x link %s; last: spi %#x link %s, "
+		 "%.3f s before this summary; %lu of managed links), summarised here; "
+		 "each is in the ledger (sactl events)",
+		 b->folded, b->flood ? "" : "more ", event_names[i], SINKS_BURST_WINDOW_MS / 1000,
+		 b->flood ? " (a flood goes on)" : " after the first one by one",
+		 b->first_spi, b->first_link[0] ? b->first_link : "-", b->last_spi,
+		 b->last_link[0] ? b->last_link : "-", (double)(uv_hrtime() - b->last_ns) / 1e9,
+		 b->managed);
+	log_alert(a, event_names[i], NULL, NULL, msg);
+	run_command(a, event_names[i], NULL, NULL, msg, b);
+}
+
+/* Close the windows that ended; wake again at the end of the earliest still open. */
+static void burst_cb(uv_timer_t *t)
+{
+	struct sinks *a = t->data;
+	uint64_t now = uv_now(a->port.loop), next = 0;
+
+	for (size_t i = 0; i < NEVENTS; i++) {
+		struct burst *b = &a->bursts[i];
+		uint64_t end = b->opened_ms + SINKS_BURST_WINDOW_MS;
+
+		if (!b->open)
+			continue;
+		if (end <= now)
+			burst_close(a, i);
+		else if (!next || end < next)
+			next = end;
+	}
+	if (next)
+		uv_timer_start(t, burst_cb, next - now, 0);
+}
+
+/* --- hooks --------------------------------------------------------------- */
+
 static void on_alert(void *self, const char *event, const struct mon_sa *e,
 		     const struct conf_link *link, const char *msg)
 {
 	struct sinks *a = self;
 
 	count_event(a, event);
-	run_command(a, event, e, link, msg);
+	if (burst_admit(a, event, e, link)) {
+		log_alert(a, event, e, link, msg);
+		run_command(a, event, e, link, msg, NULL);
+	}
 	metrics_touch(a);
 }
 
@@ -890,6 +1078,8 @@ int sinks_new(const struct daemon_port *port, struct sinks **out)
 	};
 	uv_timer_init(port->loop, &a->metrics);
 	a->metrics.data = a;
+	uv_timer_init(port->loop, &a->burst_timer);
+	a->burst_timer.data = a;
 	/*
 	 * What a command leaves behind (setsid sleep &, a double fork) is
 	 * re-parented to the daemon, not to init, when its parent exits: the
@@ -924,6 +1114,10 @@ void sinks_stop(struct sinks *a)
 		return;
 	/* The file left behind says sakeyd is down (sakeyd_up 0), with the last SA ages. */
 	write_metrics(a, false);
+	/* The open windows' summaries: their lines are logged, their commands dropped below. */
+	for (size_t i = 0; i < NEVENTS; i++)
+		if (a->bursts[i].open)
+			burst_close(a, i);
 	a->stopping = true;
 	while (a->head) {
 		struct job *j = a->head;
@@ -957,6 +1151,8 @@ void sinks_stop(struct sinks *a)
 	}
 	if (!uv_is_closing((uv_handle_t *)&a->metrics))
 		uv_close((uv_handle_t *)&a->metrics, NULL);
+	if (!uv_is_closing((uv_handle_t *)&a->burst_timer))
+		uv_close((uv_handle_t *)&a->burst_timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&a->sigchld))
 		uv_close((uv_handle_t *)&a->sigchld, NULL);
 }

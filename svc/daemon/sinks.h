@@ -13,6 +13,22 @@ struct sinks;
 #define SINKS_TIMEOUT_MS 10000 /* then SIGKILL */
 #define SINKS_MAX_RUNNING 4    /* children at once */
 #define SINKS_MAX_QUEUED 1000  /* alerts waiting for a free slot; more are dropped (counted) */
+/*
+ * Bursts (sakeyd(8) LOG AND ALERTS): per event kind, the first
+ * SINKS_BURST_FIRST alerts of a window of SINKS_BURST_WINDOW_MS (opened by
+ * the first alert of that kind when none is open) are logged and run
+ * alert_command one by one; the window's further alerts of that kind are
+ * counted, and when it closes one summary ALERT line and one summary
+ * alert_command stand for them all. A window opened within a window's
+ * length of one that folded alerts folds all of its own (a flood goes on:
+ * one summary a window). So a hook runs at most SINKS_BURST_FIRST times
+ * plus once a window per kind during a flood, whatever the kernel sends,
+ * while a steady stream below the limit (25 expiries a second) is reported
+ * alert by alert; the ledger still records every alert (its observer is
+ * told first).
+ */
+#define SINKS_BURST_FIRST 100
+#define SINKS_BURST_WINDOW_MS 1000
 /* The metrics file is rewritten at most this often (changes in between are coalesced). */
 #define SINKS_METRICS_MS 1000
 
@@ -24,6 +40,8 @@ struct sinks_stats {
 	unsigned long timeouts; /* killed after the time limit */
 	unsigned long leftovers; /* processes a command left behind, killed by a sweep */
 	unsigned long dropped; /* queue full, or still queued at stop */
+	unsigned long folded;  /* alerts folded into a burst summary (not logged one by one) */
+	unsigned long summaries; /* burst summaries raised */
 	unsigned long running_max; /* most children at once */
 	unsigned long too_old;     /* sa-too-old alerts raised */
 	unsigned long xfrm_alerts; /* xfrm-errors alerts raised */
@@ -33,10 +51,14 @@ struct sinks_stats {
 /*
  * The output sinks on port's loop (port is copied); they learn through
  * their observer (sinks_observer), which the caller adds to the daemon
- * after the ledger's. On every alert, if
- * alert_command is set, it runs without a shell (argv {alert_command}) in
+ * after the ledger's. Every alert is logged (its ALERT line) and, if
+ * alert_command is set, runs it, both subject to the burst rule above. It
+ * runs without a shell (argv {alert_command}) in
  * "/", with only SAKEYD_EVENT, SAKEYD_LINK, SAKEYD_SPI, SAKEYD_SRC,
- * SAKEYD_DST, SAKEYD_PROTO, SAKEYD_AGE, SAKEYD_MESSAGE and PATH in its
+ * SAKEYD_DST, SAKEYD_PROTO, SAKEYD_AGE, SAKEYD_MESSAGE, SAKEYD_COUNT (1, or
+ * a burst summary's count, which also gets SAKEYD_WINDOW,
+ * SAKEYD_WINDOW_START, SAKEYD_FIRST_SPI, SAKEYD_FIRST_LINK,
+ * SAKEYD_LAST_SPI, SAKEYD_LAST_LINK and SAKEYD_MANAGED) and PATH in its
  * environment, stdin /dev/null, stdout and stderr the daemon's stderr (so
  * what it prints lands in the daemon's log). SINKS_MAX_RUNNING run at
  * once, SINKS_MAX_QUEUED more wait; each is killed (SIGKILL, its process

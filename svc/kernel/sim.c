@@ -19,7 +19,12 @@
 
 #define KEY_MAX 128
 #define DEFAULT_ACQ_EXPIRES 30
-#define SNDBUF (8 * 1024 * 1024)
+/*
+ * What a client may leave unread: the daemon's PF_KEY receive buffer
+ * (channel.c: DEFAULT_RCVBUF), so a burst the kernel would queue for it
+ * (10,000 EXPIREs at once: tests/sim/burst.py) is not lost here alone.
+ */
+#define SNDBUF (32 * 1024 * 1024)
 
 enum sa_state { ST_LARVAL = 0, ST_MATURE = 1, ST_DYING = 2, ST_DEAD = 3 };
 
@@ -1268,6 +1273,34 @@ void sim_tick(struct sim *s)
 			send_expire(s, sa, false);
 		}
 	}
+}
+
+unsigned sim_expire_now(struct sim *s, bool soft, bool hard)
+{
+	struct sim_sa *sa, *next;
+	unsigned sent = 0;
+
+	/* As sim_tick, with every mature SA's limit reached: one EXPIRE each, in one go. */
+	if (soft) {
+		for (sa = s->sas; sa; sa = sa->next) {
+			if (sa->state != ST_MATURE)
+				continue;
+			sa->state = ST_DYING;
+			send_expire(s, sa, false);
+			sent++;
+		}
+	}
+	if (hard) {
+		for (sa = s->sas; sa; sa = next) {
+			next = sa->next;
+			if (sa->state == ST_LARVAL)
+				continue;
+			send_expire(s, sa, true);
+			unlink_sa(s, sa);
+			sent++;
+		}
+	}
+	return sent;
 }
 
 static void tick_cb(uv_timer_t *t)

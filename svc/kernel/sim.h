@@ -82,6 +82,14 @@ int sim_listen(struct sim *s, const char *path);
 void sim_tick(struct sim *s);
 
 /*
+ * Expire every SA now, as if its limits were reached (tests: a burst of
+ * EXPIREs in one loop turn): with soft, each mature SA becomes dying with a
+ * soft EXPIRE; then with hard, each SA but larval ones goes with a hard
+ * EXPIRE (no DELETE). Returns the number of EXPIRE messages sent.
+ */
+unsigned sim_expire_now(struct sim *s, bool soft, bool hard);
+
+/*
  * One outbound ESP packet from src to dst: the outbound policy covering it
  * picks an SA as Linux does (non-dying first, then newest add time, then
  * latest inserted). xfrm_output_one's order: byte/packet limits are checked

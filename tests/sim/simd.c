@@ -40,6 +40,9 @@
  *                             get an error reply ERRNO (sim_fail_count)
  *   inject HEX             -> "ok": these raw bytes (e.g. a malformed
  *                             message) to every client (sim_inject)
+ *   expire soft|hard|both  -> "N": every mature SA's soft EXPIRE, every SA's
+ *                             hard EXPIRE (gone), or soft then hard, at once
+ *                             (sim_expire_now); N EXPIREs were sent
  *   stats                  -> "requests N replies N broadcasts N dropped N
  *                             malformed N sas N in_no_states N
  *                             in_state_seq_errors N in_state_expired N
@@ -186,6 +189,19 @@ static void command(struct conn *c, char *line)
 		}
 		sim_inject(sim, -1, raw, n);
 		reply(c, "ok\n");
+		return;
+	}
+	if (!strncmp(line, "expire ", 7)) {
+		const char *kind = line + 7;
+		bool soft = !strcmp(kind, "soft") || !strcmp(kind, "both");
+		bool hard = !strcmp(kind, "hard") || !strcmp(kind, "both");
+
+		if (!soft && !hard) {
+			reply(c, "error\n");
+			return;
+		}
+		snprintf(out, sizeof(out), "%u\n", sim_expire_now(sim, soft, hard));
+		reply(c, out);
 		return;
 	}
 	if (!strcmp(line, "stats")) {

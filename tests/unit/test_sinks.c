@@ -169,6 +169,11 @@ static bool all_done(struct fixture *f, void *arg)
 	return s->ok + s->failed + s->timeouts >= want;
 }
 
+static bool summaries_at_least(struct fixture *f, void *arg)
+{
+	return sinks_get_stats(f->s)->summaries >= (unsigned long)(uintptr_t)arg;
+}
+
 static struct mon_sa sample_sa(struct fixture *f)
 {
 	struct mon_sa e = { 0 };
@@ -222,6 +227,7 @@ static void test_environment(void **state)
 		NULL /* AGE */,
 		"SAKEYD_MESSAGE=soft lifetime reached: refresh its keys",
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+		"SAKEYD_COUNT=1",
 	};
 	char buf[4096], args[512], expect_args[256];
 	size_t len, nvars = 0;
@@ -237,14 +243,14 @@ static void test_environment(void **state)
 	for (size_t off = 0; off < len; off += strlen(buf + off) + 1) {
 		const char *var = buf + off;
 
-		assert_true(nvars < 9);
+		assert_true(nvars < 10);
 		if (expect[nvars])
 			assert_string_equal(var, expect[nvars]);
 		else
 			assert_true(!strcmp(var, "SAKEYD_AGE=5") || !strcmp(var, "SAKEYD_AGE=6"));
 		nvars++;
 	}
-	assert_int_equal(nvars, 9); /* nothing else: not SAKEYD_TEST_SECRET, not HOME... */
+	assert_int_equal(nvars, 10); /* nothing else: not SAKEYD_TEST_SECRET, not HOME... */
 	assert_null(memmem(buf, len, "leak", 4));
 	read_first(f, "args.", args, sizeof(args));
 	snprintf(expect_args, sizeof(expect_args), "0 %s/record /\n", f->dir);
@@ -696,6 +702,31 @@ static void test_xfrm_errors(void **state)
 	assert_int_equal(s->xfrm_alerts, 1);
 }
 
+/*
+ * A burst: SINKS_BURST_FIRST alerts of a kind one by one, the window's others
+ * folded into one summary when it closes; a kind that folded nothing makes
+ * none; a window right after a folded one (the flood goes on) folds all.
+ */
+static void test_burst(void **state)
+{
+	struct fixture *f = *state;
+	struct mon_sa e = sample_sa(f);
+	const struct sinks_stats *st = sinks_get_stats(f->s);
+
+	for (int i = 0; i < SINKS_BURST_FIRST + 150; i++)
+		f->d.obs->alert(f->d.obs->self, "expire-soft", &e, e.sa.link, "soft");
+	f->d.obs->alert(f->d.obs->self, "expire-hard", &e, e.sa.link, "hard");
+	assert_int_equal(st->folded, 150);
+	assert_int_equal(st->summaries, 0);
+	assert_true(run_until(f, summaries_at_least, (void *)(uintptr_t)1, 5000));
+	assert_int_equal(st->summaries, 1);
+	for (int i = 0; i < 5; i++)
+		f->d.obs->alert(f->d.obs->self, "expire-soft", &e, e.sa.link, "soft");
+	assert_int_equal(st->folded, 155);
+	assert_true(run_until(f, summaries_at_least, (void *)(uintptr_t)2, 5000));
+	assert_int_equal(st->summaries, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -713,6 +744,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_traps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xfrm_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_burst, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
