@@ -40,6 +40,7 @@ struct hookcg {
 	int dir; /* the delegated cgroup */
 	char path[PATH_MAX];
 	bool active, pids;
+	bool clone3; /* CLONE_INTO_CGROUP works; else fork, and the child joins before exec */
 	unsigned next_id;
 	struct cgent *ents;
 	size_t nents, cap;
@@ -502,7 +503,7 @@ static int setup(struct hookcg *hc, char *why, size_t size)
 	/* cgroup v2 has no internal processes (cgroups(7)): the daemon first moves to a leaf. */
 	if (mkdirat(hc->dir, HOOKCG_DAEMON_LEAF, 0755) && errno != EEXIST) {
 		ret = -errno;
-		snprintf(why, size, "%s/%s: %s (ProtectControlGroups=yes?)", hc->path,
+		snprintf(why, size, "%s/%s: %s (read-only: ProtectControlGroups=yes, or not in ReadWritePaths=?)", hc->path,
 			 HOOKCG_DAEMON_LEAF, strerror(-ret));
 		return ret;
 	}
@@ -513,6 +514,13 @@ static int setup(struct hookcg *hc, char *why, size_t size)
 			 strerror(-ret));
 		return ret;
 	}
+	/*
+	 * clone3 may be refused: systemd's RestrictNamespaces= makes it ENOSYS
+	 * (src/shared/seccomp-util.c: seccomp_restrict_namespaces, "we cannot
+	 * filter on individual flags to clone3()"). With no arguments the
+	 * kernel says EINVAL (kernel/fork.c: copy_clone_args_from_user).
+	 */
+	hc->clone3 = !(syscall(SYS_clone3, NULL, 0) < 0 && errno == ENOSYS);
 	n = read_at(hc->dir, "cgroup.controllers", controllers, sizeof(controllers));
 	if (n > 0 && has_word(controllers, "pids")) {
 		ret = write_at(hc->dir, "cgroup.subtree_control", "+pids");
@@ -551,13 +559,14 @@ struct hookcg *hookcg_new(uv_loop_t *loop)
 	hc->active = true;
 	hc->next_id = 1;
 	if (hc->pids)
-		log_info("alert_command containment: cgroup %s/" HOOKCG_PREFIX "N per hook, "
-			 "pids.max %d (daemon in %s/" HOOKCG_DAEMON_LEAF ")",
-			 hc->path, HOOKCG_PIDS_MAX, hc->path);
+		snprintf(why, sizeof(why), "pids.max %d", HOOKCG_PIDS_MAX);
 	else
-		log_info("alert_command containment: cgroup %s/" HOOKCG_PREFIX "N per hook, "
-			 "no pids controller (daemon in %s/" HOOKCG_DAEMON_LEAF ")",
-			 hc->path, hc->path);
+		snprintf(why, sizeof(why), "no pids controller");
+	log_info("alert_command containment: cgroup %s/" HOOKCG_PREFIX "N per hook, %s, "
+		 "started %s (daemon in %s/" HOOKCG_DAEMON_LEAF ")",
+		 hc->path, why,
+		 hc->clone3 ? "in it by clone3" : "by fork, joining it before exec (clone3 refused)",
+		 hc->path);
 	clear_leftovers(hc);
 	return hc;
 }
@@ -572,7 +581,8 @@ bool hookcg_active(const struct hookcg *hc)
 struct child_args {
 	const char *path;
 	char *const *argv, *const *envp;
-	int err; /* the write end of the pipe that reports exec's errno */
+	int err;   /* the write end of the pipe that reports exec's errno */
+	int procs; /* the hook cgroup's cgroup.procs to join first (fork), or -1 (clone3) */
 };
 
 /*
@@ -586,6 +596,9 @@ static _Noreturn void child(const struct child_args *c)
 	sigset_t none;
 	int e, fd;
 
+	/* Forked: into the hook's cgroup before anything of the hook can run. */
+	if (c->procs >= 0 && write(c->procs, "0", 1) != 1)
+		goto fail;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	for (int s = 1; s < NSIG; s++)
@@ -616,25 +629,71 @@ fail:
 /* Give up the cgroups for good after err (one line), if it cannot get better. */
 static int clone_failed(struct hookcg *hc, int err)
 {
-	if (err == ENOSYS || err == EPERM || err == EINVAL || err == EOPNOTSUPP) {
+	if (err == EPERM || err == EINVAL || err == EOPNOTSUPP) {
 		hc->active = false;
-		log_err("alert_command: clone3(CLONE_INTO_CGROUP): %s: containment by the subreaper "
-			"and /proc sweep from now on",
-			strerror(err));
+		log_err("alert_command: %s: %s: containment by the subreaper and /proc sweep from "
+			"now on",
+			hc->clone3 ? "clone3(CLONE_INTO_CGROUP)" : "fork", strerror(err));
 	} else {
-		log_err("alert_command: clone3(CLONE_INTO_CGROUP): %s: this hook runs uncontained "
-			"(subreaper and /proc sweep)",
-			strerror(err));
+		log_err("alert_command: %s: %s: this hook runs uncontained (subreaper and /proc "
+			"sweep)",
+			hc->clone3 ? "clone3(CLONE_INTO_CGROUP)" : "fork", strerror(err));
 	}
 	return -EAGAIN;
+}
+
+/*
+ * A child that runs c, in the cgroup at fd from its first instruction
+ * (clone3), or joining it before exec (fork: where clone3 is refused, the
+ * next best; the hook's own code still never runs outside). The pid, or
+ * -errno. Every signal is blocked around it: no handler of the daemon runs
+ * in the child before child() has reset them.
+ */
+static long start_child(struct hookcg *hc, int fd, struct child_args *c)
+{
+	struct clone_args args;
+	sigset_t all, old;
+	long pid;
+	int err;
+
+	sigfillset(&all);
+	if (hc->clone3) {
+		memset(&args, 0, sizeof(args));
+		args.flags = CLONE_INTO_CGROUP;
+		args.exit_signal = SIGCHLD;
+		args.cgroup = (uint64_t)fd;
+		c->procs = -1;
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pid = syscall(SYS_clone3, &args, sizeof(args));
+		if (pid == 0)
+			child(c);
+		err = errno;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid >= 0 || err != ENOSYS)
+			return pid >= 0 ? pid : -err;
+		/* Refused since the probe (a seccomp filter added later): fork from now on. */
+		hc->clone3 = false;
+		log_warn("alert_command: clone3: %s: hooks are forked and join their cgroup "
+			 "before exec from now on",
+			 strerror(err));
+	}
+	c->procs = openat(fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (c->procs < 0)
+		return -errno;
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		child(c);
+	err = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(c->procs);
+	return pid >= 0 ? pid : -err;
 }
 
 int hookcg_spawn(struct hookcg *hc, const char *path, char *const argv[], char *const envp[],
 		 pid_t *pid, unsigned *cg)
 {
-	struct clone_args args;
 	struct child_args c = { .path = path, .argv = argv, .envp = envp };
-	sigset_t all, old;
 	char name[32], max[16];
 	int fd, pipefd[2], err = 0, ret;
 	unsigned id;
@@ -680,23 +739,13 @@ int hookcg_spawn(struct hookcg *hc, const char *path, char *const argv[], char *
 		return -EAGAIN;
 	}
 	c.err = pipefd[1];
-	memset(&args, 0, sizeof(args));
-	args.flags = CLONE_INTO_CGROUP;
-	args.exit_signal = SIGCHLD;
-	args.cgroup = (uint64_t)fd;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	child_pid = syscall(SYS_clone3, &args, sizeof(args));
-	if (child_pid == 0)
-		child(&c);
-	err = errno;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	child_pid = start_child(hc, fd, &c);
 	close(pipefd[1]);
 	if (child_pid < 0) {
 		close(pipefd[0]);
 		close(fd);
 		remove_released(hc);
-		return clone_failed(hc, err);
+		return clone_failed(hc, (int)-child_pid);
 	}
 	/* EOF: the exec succeeded (the pipe closed on it); else the child's errno. */
 	do

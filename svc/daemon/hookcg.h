@@ -55,7 +55,10 @@ struct hookcg *hookcg_new(uv_loop_t *loop);
 
 /*
  * Start argv[0] (path) with envp in a new cgroup of its own, from its first
- * instruction (clone3 CLONE_INTO_CGROUP), as posix_spawn would with
+ * instruction (clone3 CLONE_INTO_CGROUP; where a seccomp filter refuses
+ * clone3, as systemd's RestrictNamespaces= does, fork and the child joins
+ * the cgroup before anything else: the command never runs outside), as
+ * posix_spawn would with
  * POSIX_SPAWN_SETSID, every signal default and unblocked, stdin /dev/null,
  * stdout to stderr, cwd /, no descriptor above 2. 0 with *pid and *cg (the
  * cgroup's id for hookcg_kill / hookcg_release); -errno if the command

@@ -15,13 +15,19 @@ Checks: the log line names cgroup containment; the daemon sits in its leaf;
 each hook ran in hook-N of its own; the crashed run's hook-7 and its process
 are gone; forks stop below pids.max; after the first hook's exit and the
 second's timeout nothing of either runs, and each hook's cgroup is removed.
+Then the rotation-failed part again with clone3 refused (ENOSYS, as
+systemd's RestrictNamespaces= makes it): hooks are forked and join their
+cgroup before exec.
 
 usage: hook_cgroup.py SAKEYD OUTDIR [SACTL]
 """
+import ctypes
+import errno
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,29 +71,6 @@ def into(cgroup):
 # What a crashed earlier run left: a hook's cgroup with a process in it.
 os.mkdir(f"{CG}/hook-7")
 stale = subprocess.Popen(["sleep", "4710"], preexec_fn=into(f"{CG}/hook-7"))
-
-with open(f"{WORK}/hook", "w") as f:
-    f.write(f"""#!/bin/sh
-export {MARK}
-mkdir {WORK}/once.$SAKEYD_EVENT 2>/dev/null || exit 0
-cat /proc/self/cgroup > {WORK}/cg.$SAKEYD_EVENT
-case "$SAKEYD_EVENT" in
-rotation-failed)
-	setsid sh -c 'echo $$ > {WORK}/rf1; exec sleep 4711' &
-	( setsid sh -c 'echo $$ > {WORK}/rf2; exec sleep 4712' & )
-	while [ ! -s {WORK}/rf1 ] || [ ! -s {WORK}/rf2 ]; do sleep 0.01; done
-	exit 0 ;;
-sa-too-old)
-	# Forks without exec (cheap even in UML), each blocked on a FIFO, until refused.
-	mkfifo {WORK}/fifo
-	( while :; do ( read x < {WORK}/fifo ) & echo $! >> {WORK}/forks; done ) 2> {WORK}/forks.err
-	echo done > {WORK}/forked
-	sleep 4713 ;;
-esac
-""")
-os.chmod(f"{WORK}/hook", 0o700)
-CONF = write_one_link(WORK, daemon_extra=f"alert_command = {WORK}/hook\n"
-                      "max_sa_age = 3s\nrefresh_interval = 1s\n")
 
 
 def marked():
@@ -138,6 +121,33 @@ def hook_dirs():
     return sorted(d for d in os.listdir(CG) if d.startswith("hook-"))
 
 
+def prepare():
+    """The hook and the configuration in WORK; the configuration's path."""
+    with open(f"{WORK}/hook", "w") as f:
+        f.write(f"""#!/bin/sh
+export {MARK}
+mkdir {WORK}/once.$SAKEYD_EVENT 2>/dev/null || exit 0
+cat /proc/self/cgroup > {WORK}/cg.$SAKEYD_EVENT
+case "$SAKEYD_EVENT" in
+rotation-failed)
+	setsid sh -c 'echo $$ > {WORK}/rf1; exec sleep 4711' &
+	( setsid sh -c 'echo $$ > {WORK}/rf2; exec sleep 4712' & )
+	while [ ! -s {WORK}/rf1 ] || [ ! -s {WORK}/rf2 ]; do sleep 0.01; done
+	exit 0 ;;
+sa-too-old)
+	# Forks without exec (cheap even in UML), each blocked on a FIFO, until refused.
+	mkfifo {WORK}/fifo
+	( while :; do ( read x < {WORK}/fifo ) & echo $! >> {WORK}/forks; done ) 2> {WORK}/forks.err
+	echo done > {WORK}/forked
+	sleep 4713 ;;
+esac
+""")
+    os.chmod(f"{WORK}/hook", 0o700)
+    return write_one_link(WORK, daemon_extra=f"alert_command = {WORK}/hook\n"
+                          "max_sa_age = 3s\nrefresh_interval = 1s\n")
+
+
+CONF = prepare()
 log = open(f"{WORK}/sakeyd.log", "w")
 daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=log, stderr=log,
                           preexec_fn=into(CG),
@@ -221,6 +231,68 @@ finally:
         stale.kill()
     log.close()
     shutil.copy(f"{WORK}/sakeyd.log", f"{OUTDIR}/sakeyd.log")
+check(code == 0, "SIGTERM: clean exit 0")
+shutil.rmtree(WORK, ignore_errors=True)
+
+
+def refuse_clone3():
+    """A preexec_fn: join CG, then clone3 says ENOSYS, as systemd's RestrictNamespaces= makes it."""
+    into(CG)()
+    # struct sock_filter {u16 code; u8 jt, jf; u32 k}: syscall nr == clone3 ? ERRNO(ENOSYS) : ALLOW.
+    prog = [(0x20, 0, 0, 0), (0x15, 0, 1, 435), (0x06, 0, 0, 0x00050000 | errno.ENOSYS),
+            (0x06, 0, 0, 0x7fff0000)]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    fprog = Fprog(len(prog), ctypes.addressof(code))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
+        os.write(2, b"seccomp: %d\n" % ctypes.get_errno())
+        os._exit(99)
+
+
+# 3. Where clone3 is refused: forked, the hook joins its cgroup before exec. A fresh
+# unit cgroup, as systemd makes one at each start.
+UNIT = "sakeyd-noclone3.service"
+CG = f"{MNT}/{UNIT}"
+os.mkdir(CG)
+os.setxattr(CG, "trusted.delegate", b"1")
+WORK = tempfile.mkdtemp(prefix="sakeyd-hookcg-")
+MARK = f"SAKEYD_HOOKTEST={WORK}"
+CONF = prepare()
+log = open(f"{WORK}/sakeyd.log", "w")
+daemon = subprocess.Popen([SAKEYD, "-c", CONF, "-v"], stdout=log, stderr=log,
+                          preexec_fn=refuse_clone3,
+                          env=dict(os.environ, SAKEYD_SIM_FAIL="3:105:1"))
+try:
+    check(wait_for(lambda: "by fork, joining it before exec" in logged(), 20),
+          "clone3 refused: the daemon logged that hooks join their cgroup before exec")
+    check(wait_for(lambda: read(f"{WORK}/rf2"), 20),
+          "the rotation-failed hook ran and left two sleepers")
+    rf = hook_cgroup("rotation-failed")
+    check(rf is not None and re.fullmatch(f"/{UNIT}/hook-[0-9]+", rf) is not None,
+          f"it ran in a hook cgroup of its own ({rf})")
+    check(wait_for(lambda: "rotation-failed: killed 2 processes it left behind" in logged(), 10),
+          "the daemon logged that it killed the 2 processes the hook left")
+    check(wait_for(lambda: not marked(), 10), f"nothing of the hook is left ({marked()})")
+    check(rf and wait_for(lambda: not os.path.exists(MNT + rf), 5),
+          f"its cgroup {rf} was removed")
+    check(daemon.poll() is None, "the daemon is still running")
+finally:
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        code = daemon.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        code = daemon.wait()
+    for pid in marked():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    log.close()
+    shutil.copy(f"{WORK}/sakeyd.log", f"{OUTDIR}/sakeyd-noclone3.log")
 check(code == 0, "SIGTERM: clean exit 0")
 shutil.rmtree(WORK, ignore_errors=True)
 check.finish()
