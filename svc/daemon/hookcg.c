@@ -503,8 +503,9 @@ static int setup(struct hookcg *hc, char *why, size_t size)
 	/* cgroup v2 has no internal processes (cgroups(7)): the daemon first moves to a leaf. */
 	if (mkdirat(hc->dir, HOOKCG_DAEMON_LEAF, 0755) && errno != EEXIST) {
 		ret = -errno;
-		snprintf(why, size, "%s/%s: %s (read-only: ProtectControlGroups=yes, or not in ReadWritePaths=?)", hc->path,
-			 HOOKCG_DAEMON_LEAF, strerror(-ret));
+		snprintf(why, size,
+			 "%s/%s: %s (read-only? ProtectControlGroups=yes, or not in ReadWritePaths=)",
+			 hc->path, HOOKCG_DAEMON_LEAF, strerror(-ret));
 		return ret;
 	}
 	snprintf(leaf, sizeof(leaf), "%s/cgroup.procs", HOOKCG_DAEMON_LEAF);
