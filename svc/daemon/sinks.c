@@ -21,6 +21,7 @@
 #include "monitor/metrics.h"
 #include "rotate/keysched.h"
 #include "svc/base/log.h"
+#include "svc/daemon/hookcg.h"
 #include "svc/daemon/observer.h"
 #include "svc/daemon/sinks.h"
 
@@ -44,6 +45,7 @@ struct job {
 	struct sinks *a;
 	struct job *next; /* in the queue */
 	pid_t pid;
+	unsigned cg; /* its cgroup (hookcg), 0 if it runs without one */
 	uv_timer_t timer; /* the job is freed when it is closed */
 	bool timed_out;
 	char event[32];
@@ -94,6 +96,8 @@ struct sinks {
 	size_t by_name_size; /* a power of two, more than twice nlinks */
 	uv_timer_t metrics; /* coalesces metrics writes */
 	uv_signal_t sigchld; /* reaps the children (posix_spawn, not uv_spawn) */
+	struct hookcg *cg; /* a cgroup per hook, if systemd delegated one; else NULL */
+	bool sweep_orphans; /* a hook ran without a cgroup: what it left is found by the sweep */
 	bool metrics_dirty, stopping;
 	int64_t last_update;
 	bool xfrm_warned;
@@ -270,15 +274,37 @@ static unsigned sweep(struct sinks *a, pid_t group)
 	return killed;
 }
 
-/* Sweep, and log what went as left behind by the command for event. */
-static void sweep_after(struct sinks *a, pid_t group, const char *event)
+static void log_killed(struct sinks *a, const char *event, unsigned killed)
 {
-	unsigned killed = sweep(a, group);
-
 	if (killed)
 		log_warn("alert_command %s for %s: killed %u process%s it left behind",
 			 config_of(a)->daemon.alert_command, event, killed,
 			 killed == 1 ? "" : "es");
+}
+
+/* Sweep, and log what went as left behind by the command for event. */
+static void sweep_after(struct sinks *a, pid_t group, const char *event)
+{
+	log_killed(a, event, sweep(a, group));
+}
+
+/*
+ * Kill what j started besides its main process, and log it: the whole of
+ * its cgroup if it has one (a process cannot leave it: a hook's tree of any
+ * depth goes at once, forks in flight included), else a sweep of its
+ * process group and of the daemon's children.
+ */
+static void kill_leftovers(struct sinks *a, struct job *j)
+{
+	unsigned killed;
+
+	if (!j->cg) {
+		sweep_after(a, j->pid, j->event);
+		return;
+	}
+	killed = hookcg_kill(a->cg, j->cg, j->pid);
+	a->stats.leftovers += killed;
+	log_killed(a, j->event, killed);
 }
 
 /*
@@ -303,16 +329,21 @@ static void sigchld_cb(uv_signal_t *h, int signum)
 			break;
 		j = live_job(a, si.si_pid);
 		if (j)
-			sweep_after(a, j->pid, j->event);
+			kill_leftovers(a, j);
 		if (waitpid(si.si_pid, &wstatus, WNOHANG) != si.si_pid)
 			break; /* cannot happen: it is a zombie of ours */
-		if (j)
+		if (j) {
+			unsigned cg = j->cg;
+
 			job_exited(j, wstatus);
-		else
+			if (cg)
+				hookcg_release(a->cg, cg); /* removed once empty */
+		} else {
 			orphan_reaped = true;
+		}
 	}
-	/* A leftover's children are the daemon's now. */
-	if (orphan_reaped)
+	/* A leftover's children are the daemon's now (in a cgroup: killed with it). */
+	if (orphan_reaped && a->sweep_orphans)
 		sweep_after(a, 0, "an earlier alert");
 	drain(a);
 }
@@ -327,34 +358,28 @@ static void timeout_cb(uv_timer_t *t)
 	log_err("alert_command %s for %s: still running after %u ms: killed",
 		config_of(a)->daemon.alert_command, j->event, a->timeout_ms);
 	/*
-	 * Its own process group (POSIX_SPAWN_SETSID) and what has already left
-	 * the group and its parent (setsid, a double fork). What its death
-	 * orphans goes when sigchld_cb reaps it.
+	 * Its cgroup; or its own process group (POSIX_SPAWN_SETSID) and what
+	 * has already left the group and its parent (setsid, a double fork).
+	 * What its death orphans goes when sigchld_cb reaps it.
 	 */
-	sweep_after(a, j->pid, j->event);
+	kill_leftovers(a, j);
 	kill(j->pid, SIGKILL); /* if it left its group */
 }
 
 /*
- * Spawn j now; on failure j is released. posix_spawn, not uv_spawn: glibc
- * starts the child with vfork semantics (CLONE_VM), where fork() copies the
- * page tables of a daemon holding 10,000 links and marks every page
- * copy-on-write, which delays the alert and slows the daemon after it.
+ * Start cmd for j without a cgroup; 0 or an errno. posix_spawn, not
+ * uv_spawn: glibc starts the child with vfork semantics (CLONE_VM), where
+ * fork() copies the page tables of a daemon holding 10,000 links and marks
+ * every page copy-on-write, which delays the alert and slows the daemon
+ * after it.
  */
-static void spawn(struct sinks *a, struct job *j)
+static int spawn_posix(struct sinks *a, struct job *j, const char *cmd, char *args[])
 {
-	const char *cmd = config_of(a)->daemon.alert_command;
-	char *args[] = { (char *)cmd, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
 	int ret;
 
-	if (!cmd[0]) { /* a reload removed it while this alert waited */
-		explicit_bzero(j->buf, sizeof(j->buf));
-		free(j);
-		return;
-	}
 	sigemptyset(&none);
 	sigfillset(&all);
 	posix_spawn_file_actions_init(&fa);
@@ -379,6 +404,35 @@ static void spawn(struct sinks *a, struct job *j)
 		ret = posix_spawn(&j->pid, cmd, &fa, &attr, args, j->envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
+	if (!ret)
+		a->sweep_orphans = true;
+	return ret;
+}
+
+/*
+ * Spawn j now; on failure j is released. In a cgroup of its own where the
+ * daemon has them (hookcg_spawn: a fork-like clone3, whose cost the cgroup
+ * is worth); else, or if that fails for want of containment, posix_spawn.
+ */
+static void spawn(struct sinks *a, struct job *j)
+{
+	const char *cmd = config_of(a)->daemon.alert_command;
+	char *args[] = { (char *)cmd, NULL };
+	int ret = -EAGAIN;
+
+	if (!cmd[0]) { /* a reload removed it while this alert waited */
+		explicit_bzero(j->buf, sizeof(j->buf));
+		free(j);
+		return;
+	}
+	j->cg = 0;
+	if (hookcg_active(a->cg)) {
+		ret = hookcg_spawn(a->cg, cmd, args, j->envp, &j->pid, &j->cg);
+		if (ret != -EAGAIN)
+			ret = -ret;
+	}
+	if (ret == -EAGAIN)
+		ret = spawn_posix(a, j, cmd, args);
 	if (ret) {
 		a->stats.failed++;
 		log_err("alert_command %s for %s: cannot run it: %s", cmd, j->event, strerror(ret));
@@ -1080,6 +1134,9 @@ int sinks_new(const struct daemon_port *port, struct sinks **out)
 	a->metrics.data = a;
 	uv_timer_init(port->loop, &a->burst_timer);
 	a->burst_timer.data = a;
+	/* A cgroup per hook where systemd delegates one; it logs which containment is used. */
+	a->cg = hookcg_new(port->loop);
+	a->sweep_orphans = !a->cg;
 	/*
 	 * What a command leaves behind (setsid sleep &, a double fork) is
 	 * re-parented to the daemon, not to init, when its parent exits: the
@@ -1149,6 +1206,7 @@ void sinks_stop(struct sinks *a)
 		a->running--;
 		job_close(j); /* removes it from live */
 	}
+	hookcg_stop(a->cg);
 	if (!uv_is_closing((uv_handle_t *)&a->metrics))
 		uv_close((uv_handle_t *)&a->metrics, NULL);
 	if (!uv_is_closing((uv_handle_t *)&a->burst_timer))
@@ -1161,6 +1219,7 @@ void sinks_free(struct sinks *a)
 {
 	if (!a)
 		return;
+	hookcg_free(a->cg);
 	free(a->live);
 	free(a->links);
 	free(a->by_name);
