@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: ISC
 """Shell commands and waiting for a condition."""
+import os
 import socket
 import subprocess
 import time
@@ -34,3 +35,22 @@ def connect_unix(path, timeout, kind=socket.SOCK_SEQPACKET):
             if time.time() >= end:
                 raise
             time.sleep(0.05)
+
+
+def marked(mark):
+    """Live (not zombie) processes whose environment holds the entry mark ("NAME=value")."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if mark.encode() not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            found.append(int(name))
+    return found

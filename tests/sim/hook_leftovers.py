@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from checks import Checks  # noqa: E402
+import proc  # noqa: E402
 from proc import wait_for  # noqa: E402
 from simconf import write_one_link  # noqa: E402
 
@@ -60,22 +61,8 @@ CONF = write_one_link(WORK, daemon_extra=f"alert_command = {WORK}/hook\n"
 
 
 def marked():
-    """Live (not zombie) processes whose environment holds this run's marker."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if MARK.encode() not in f.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[1].split()[0] != "Z":
-            found.append(int(name))
-    return found
+    """Live processes whose environment holds this run's marker (MARK as it is now)."""
+    return proc.marked(MARK)
 
 
 def zombies_of(pid):
