@@ -654,7 +654,7 @@ for m in ("netlink-batch", "netlink-batch-esn"):
     rows.append(f"| same, against {m} (the XFRM floor; {what}"
                 f"{': the SAs this run installs' if m == XFRM_FLOOR else ''}) | | {m} "
                 f"{floor_rot[m]:.3f} s | {ratio(floor_rot[m], d_rot)}x | "
-                f"{'(#9: >= 0.5x)' if m == XFRM_FLOOR and args.kernel == 'xfrm' else ''} |")
+                f"{'(#22: >= 0.8x)' if m == XFRM_FLOOR and args.kernel == 'xfrm' else ''} |")
 nl_rot = med("floor:nl-rotate")
 rows.append(f"| the kernel's share of the same rotation: its three bursts by batched netlink, in "
             f"sakeyd's order, its SAs present and of its shape (floor nl-rotate) (s) | "
@@ -695,7 +695,7 @@ if lat:
                   if spawn else "")
     rows.append(f"| SADB_EXPIRE -> alert_command running, {len(lat)} samples, {SAS_FRESH} SAs (ms) | "
                 f"p50 {pct(lat, .5):.2f}, p99 {pct(lat, .99):.2f}, max {max(lat):.2f} | "
-                f"{floor_cell} | | p99 < 5 ms |")
+                f"{floor_cell} | | p99 <= floor p99 + 1 ms |")
 rows.append(f"| start-up, exec -> READY=1, {SAS_FRESH} SAs present (s) | {cell('sakeyd:startup-adopt')} "
             f"| | | |")
 rows.append(f"| start-up, exec -> READY=1, empty SADB, installs {SAS_FRESH} (s) | "
@@ -712,16 +712,22 @@ def goal(name, value, ok):
     rows.append(f"| {name} | {value:.2f} | {mark} |")
 
 
-# The goals of issue #8, as ratios to the floor of this boot (a report, not a test).
+# The goals of issues #8, #9, #19 and #22, as ratios to the floor of this boot
+# (a report, not a test).
 rows += ["", "| goal | value | |", "|---|---|---|"]
 rot_pipe = floor_rot["pfkey-pipe"] / d_rot if d_rot > 0 else float("nan")
-goal("rotation / pfkey-pipe floor >= 0.8", rot_pipe, rot_pipe >= 0.8)
+if args.kernel == "pfkey":
+    goal("rotation / pfkey-pipe floor >= 1 (#22)", rot_pipe, rot_pipe >= 1)
+else:
+    goal("rotation / pfkey-pipe floor >= 0.8", rot_pipe, rot_pipe >= 0.8)
 if "ip-batch" in methods:
     rot_ip = floor_rot["ip-batch"] / d_rot if d_rot > 0 else float("nan")
     goal("rotation / ip -batch >= 20", rot_ip, rot_ip >= 20)
 if args.kernel == "xfrm":
     rot_nl = floor_rot[XFRM_FLOOR] / d_rot if d_rot > 0 else float("nan")
-    goal(f"rotation / {XFRM_FLOOR} >= 0.5 (#9)", rot_nl, rot_nl >= 0.5)
+    goal(f"rotation / {XFRM_FLOOR} >= 0.8 (#22)", rot_nl, rot_nl >= 0.8)
+ledger = med("sakeyd:ledger-per-rotation") / d_rot if d_rot > 0 else float("nan")
+goal("ledger after the passes / the passes <= 0.25 (#22)", ledger, ledger <= 0.25)
 adopt = med("sakeyd:startup-adopt") / dump if dump > 0 else float("nan")
 goal(f"start-up with {SAS_FRESH} SAs present / pfkey dump of them <= 2 (#22)", adopt, adopt <= 2)
 cold = cold_floor / med("sakeyd:cold-start-count") if med("sakeyd:cold-start-count") > 0 \
@@ -731,8 +737,13 @@ st = med("sactl:status-json") / dump if dump > 0 else float("nan")
 goal("status --json / pfkey dump < 10", st, st < 10)
 hwm = max(samples.get("sakeyd:vmhwm-kB:adopt", [float("nan")])) / 1024
 goal(f"peak RSS with {SAS_FRESH} SAs (MiB) < 64", hwm, hwm < 64)
-if lat:
-    goal("EXPIRE -> alert p99 (ms) < 5", pct(lat, .99), pct(lat, .99) < 5)
+hwm_b = max(samples.get("sakeyd:vmhwm-kB:rotation", [float("nan")])) / 1024
+goal(f"peak RSS after {ROTATIONS} rotations (MiB) < 64 (#22)", hwm_b, hwm_b < 64)
+if lat and spawn:
+    # #22 replaced #8's "p99 < 5 ms", which no process-per-alert design meets on this
+    # kernel, with the same-boot posix_spawn floor's p99 plus 1 ms.
+    over = pct(lat, .99) - pct(spawn, .99)
+    goal("EXPIRE -> alert p99 - posix_spawn floor p99 (ms) <= 1 (#22)", over, over <= 1)
 table = "\n".join(rows)
 
 
