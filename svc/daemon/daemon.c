@@ -1912,7 +1912,7 @@ static void arm_retire(struct daemon *d);
 static void retire_cb(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
-	int64_t now = wall_s();
+	int64_t now = wall_ms();
 	size_t kept = 0;
 
 	for (size_t i = 0; i < d->nretiring; i++) {
@@ -1921,7 +1921,7 @@ static void retire_cb(uv_timer_t *t)
 		size_t cur = 0;
 		struct mon_sa *e;
 
-		if (r->remove_at > now) {
+		if (r->remove_at_ms > now) {
 			d->retiring[kept++] = *r;
 			continue;
 		}
@@ -1962,13 +1962,13 @@ static void arm_retire(struct daemon *d)
 	int64_t next = INT64_MAX;
 
 	for (size_t i = 0; i < d->nretiring; i++)
-		if (d->retiring[i].remove_at < next)
-			next = d->retiring[i].remove_at;
+		if (d->retiring[i].remove_at_ms < next)
+			next = d->retiring[i].remove_at_ms;
 	if (next == INT64_MAX || d->stopping) {
 		uv_timer_stop(&d->retire);
 		return;
 	}
-	next = next * 1000 - wall_ms() + 5;
+	next = next - wall_ms() + 5;
 	uv_timer_start(&d->retire, retire_cb, next > 0 ? (uint64_t)next : 0, 0);
 }
 
@@ -1979,7 +1979,7 @@ static void arm_retire(struct daemon *d)
  */
 static void retire_removed(struct daemon *d, const struct config *old)
 {
-	int64_t now = wall_s();
+	int64_t now = wall_ms();
 
 	for (size_t i = 0; i < old->nlinks; i++) {
 		const struct conf_link *o = &old->links[i];
@@ -2003,7 +2003,7 @@ static void retire_removed(struct daemon *d, const struct config *old)
 		d->retiring = grown;
 		d->retiring[d->nretiring].link = *o;
 		d->retiring[d->nretiring].link.secret = NULL;
-		d->retiring[d->nretiring].remove_at = now + (int64_t)o->grace;
+		d->retiring[d->nretiring].remove_at_ms = now + (int64_t)o->grace * 1000;
 		d->nretiring++;
 		log_info("link %s removed: its SAs and policies go in %llus (its grace)", o->name,
 			 (unsigned long long)o->grace);

@@ -66,7 +66,7 @@ struct link_state {
 /* A link removed by a reload: its SAs and policies go once its grace has passed. */
 struct retiring_link {
 	struct conf_link link; /* a copy without the secret */
-	int64_t remove_at;
+	int64_t remove_at_ms; /* wall clock, ms: a whole grace, not up to a second less */
 };
 
 struct daemon {
