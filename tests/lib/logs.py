@@ -47,3 +47,10 @@ def started(path, start=0):
     text = read(path, start)
     return "ready: " in text and ("registering for EXPIRE" not in text or
                                   "registered for EXPIRE" in text)
+
+
+def logged_at(path, pattern, start=0):
+    """Unix time of the first time-stamped log line from offset start that matches pattern,
+    or None."""
+    rx = re.compile(pattern)
+    return next((t for t, line in stamped(read(path, start)) if rx.search(line)), None)
