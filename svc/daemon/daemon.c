@@ -696,6 +696,9 @@ static void close_dump_channel(struct daemon *d)
 	d->dump_stale = false;
 }
 
+/* Bytes asked for the PF_KEY dump channel's receive buffer (the kernel doubles it). */
+#define DUMP_RCVBUF_PFKEY (256 * 1024)
+
 /*
  * Open the resync's channel. Without one (the kernel refuses a socket, no
  * simulator to connect to) the dump runs on the main channel, as before.
@@ -712,6 +715,18 @@ static struct kern *dump_channel(struct daemon *d)
 	 * datagram (a netlink dump packs a 32 KiB datagram, ~80 SAs).
 	 */
 	o.read_budget = o.backend == KERN_BACKEND_XFRM ? 1 : 64;
+	/*
+	 * PF_KEY refills a dump's socket whenever it is below a third full, up
+	 * to two thirds (af_key.c: pfkey_recvmsg, pfkey_can_dump), walking the
+	 * SAs under xfrm_state_lock with bottom halves off (xfrm_state.c:
+	 * xfrm_state_walk). With the default 32 MiB (64 MiB once doubled) one
+	 * refill walked some 40,000 SAs in one system call: the kernel's
+	 * lifetime timers, and so every SADB_EXPIRE, waited for it, and came
+	 * out seconds late in a burst. A small buffer keeps each refill to a
+	 * few hundred SAs.
+	 */
+	if (o.backend == KERN_BACKEND_PFKEY)
+		o.rcvbuf = DUMP_RCVBUF_PFKEY;
 	if (!ret)
 		ret = kern_open(&d->loop, &o, &d->dump_kern);
 	if (!ret && !(d->dump_news = mon_table_new()))
