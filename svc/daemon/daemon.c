@@ -922,6 +922,8 @@ static void resync_conclude(struct daemon *d, unsigned long n)
 	if (d->book)
 		gen_dump_done(d);
 	d->synced = true;
+	d->resync_ended_ns = uv_hrtime();
+	d->resync_took_ns = d->resync_ended_ns - d->resync_started_ns;
 	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
 		 "in %.3f s",
 		 n, d->nlinks, vanished, (double)(uv_hrtime() - d->resync_started_ns) / 1e9);
@@ -1846,6 +1848,39 @@ static void clock_cb(uv_timer_t *t)
 	d->clock_offset = offset;
 }
 
+/* A periodic dump waits this many times the last dump's length after its end. */
+#define REFRESH_SPACING 3
+
+/*
+ * Whether the periodic refresh skips this tick: the last dump took a
+ * sizeable part of refresh_interval, and REFRESH_SPACING times its length
+ * has not passed since it ended. A loss or a request still dumps at once.
+ */
+static bool refresh_spaced_out(struct daemon *d)
+{
+	uint64_t interval_ns = (uint64_t)d->cfg->daemon.refresh_interval * 1000000000u;
+	uint64_t gap_ns = REFRESH_SPACING * d->resync_took_ns;
+
+	if (!d->resync_ended_ns || gap_ns <= interval_ns) {
+		if (d->refresh_stretched)
+			log_info("SADB dump back to %.3f s: refreshing every refresh_interval "
+				 "(%llu s) again",
+				 (double)d->resync_took_ns / 1e9,
+				 (unsigned long long)d->cfg->daemon.refresh_interval);
+		d->refresh_stretched = false;
+		return false;
+	}
+	if (!d->refresh_stretched)
+		log_warn("the SADB dump took %.3f s, a sizeable part of refresh_interval (%llu s): "
+			 "periodic dumps wait %d times that after the last one (usage counters and "
+			 "lost broadcasts are refreshed that much later); EXPIRE, ADD and DELETE "
+			 "still come as the kernel sends them",
+			 (double)d->resync_took_ns / 1e9,
+			 (unsigned long long)d->cfg->daemon.refresh_interval, REFRESH_SPACING);
+	d->refresh_stretched = true;
+	return uv_hrtime() - d->resync_ended_ns < gap_ns;
+}
+
 /*
  * Usage counters come from the kernel only by asking: a dump every
  * refresh_interval refreshes them, and also heals any broadcast we lost.
@@ -1856,6 +1891,14 @@ static void refresh_cb(uv_timer_t *t)
 
 	if (!d->registered && !d->registering && !d->stopping)
 		start_register(d);
+	/*
+	 * A dump under way (or owed) refreshes already. One asked for now would
+	 * start the moment it ends: with a dump as long as refresh_interval
+	 * (170,000 SAs took 9-11 s in User-Mode Linux) the daemon dumped
+	 * without a pause, and a pass, which waits for the dump, never started.
+	 */
+	if (d->resync_running || d->resync_wanted || refresh_spaced_out(d))
+		return;
 	d->resync_wanted = true;
 	daemon_kick(d, NULL);
 }
