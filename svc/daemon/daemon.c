@@ -1848,37 +1848,36 @@ static void clock_cb(uv_timer_t *t)
 	d->clock_offset = offset;
 }
 
-/* A periodic dump waits this many times the last dump's length after its end. */
-#define REFRESH_SPACING 3
-
 /*
- * Whether the periodic refresh skips this tick: the last dump took a
- * sizeable part of refresh_interval, and REFRESH_SPACING times its length
- * has not passed since it ended. A loss or a request still dumps at once.
+ * Whether the periodic refresh dumps at this tick (mon_refresh_due); a
+ * stretched interval is logged when it begins and when it ends. A loss, a
+ * reload or sactl reconcile still dumps at once.
  */
-static bool refresh_spaced_out(struct daemon *d)
+static bool refresh_due(struct daemon *d)
 {
-	uint64_t interval_ns = (uint64_t)d->cfg->daemon.refresh_interval * 1000000000u;
-	uint64_t gap_ns = REFRESH_SPACING * d->resync_took_ns;
+	uint64_t now_ns = uv_hrtime();
+	struct mon_refresh r = {
+		.dump_running = d->resync_running || d->resync_wanted,
+		.dumped = d->resync_ended_ns != 0,
+		.last_took_ms = d->resync_took_ns / 1000000u,
+		.since_end_ms = d->resync_ended_ns ? (now_ns - d->resync_ended_ns) / 1000000u : 0,
+		.interval_ms = (uint64_t)d->cfg->daemon.refresh_interval * 1000u,
+	};
+	bool stretched, due = mon_refresh_due(&r, &stretched);
 
-	if (!d->resync_ended_ns || gap_ns <= interval_ns) {
-		if (d->refresh_stretched)
-			log_info("SADB dump back to %.3f s: refreshing every refresh_interval "
-				 "(%llu s) again",
-				 (double)d->resync_took_ns / 1e9,
-				 (unsigned long long)d->cfg->daemon.refresh_interval);
-		d->refresh_stretched = false;
-		return false;
-	}
-	if (!d->refresh_stretched)
+	if (stretched && !d->refresh_stretched)
 		log_warn("the SADB dump took %.3f s, a sizeable part of refresh_interval (%llu s): "
 			 "periodic dumps wait %d times that after the last one (usage counters and "
 			 "lost broadcasts are refreshed that much later); EXPIRE, ADD and DELETE "
 			 "still come as the kernel sends them",
 			 (double)d->resync_took_ns / 1e9,
-			 (unsigned long long)d->cfg->daemon.refresh_interval, REFRESH_SPACING);
-	d->refresh_stretched = true;
-	return uv_hrtime() - d->resync_ended_ns < gap_ns;
+			 (unsigned long long)d->cfg->daemon.refresh_interval, MON_REFRESH_SPACING);
+	else if (!stretched && d->refresh_stretched)
+		log_info("SADB dump back to %.3f s: a dump every refresh_interval (%llu s) again",
+			 (double)d->resync_took_ns / 1e9,
+			 (unsigned long long)d->cfg->daemon.refresh_interval);
+	d->refresh_stretched = stretched;
+	return due;
 }
 
 /*
@@ -1897,7 +1896,7 @@ static void refresh_cb(uv_timer_t *t)
 	 * (170,000 SAs took 9-11 s in User-Mode Linux) the daemon dumped
 	 * without a pause, and a pass, which waits for the dump, never started.
 	 */
-	if (d->resync_running || d->resync_wanted || refresh_spaced_out(d))
+	if (!refresh_due(d))
 		return;
 	d->resync_wanted = true;
 	daemon_kick(d, NULL);

@@ -112,7 +112,7 @@ struct daemon {
 	uint64_t resync_started_ns; /* uv_hrtime() of the running dump's start */
 	/*
 	 * The last dump's length and end (uv_hrtime()): a periodic refresh waits
-	 * REFRESH_SPACING times that after it (refresh_cb), so a dump of many
+	 * MON_REFRESH_SPACING times that after it (refresh_due), so a dump of many
 	 * SAs does not run back to back with the next one.
 	 */
 	uint64_t resync_took_ns, resync_ended_ns;
