@@ -816,6 +816,33 @@ static void catch_up_expiries(struct daemon *d)
 	}
 }
 
+/*
+ * SAs a dump showed dying whose soft EXPIRE was never heard, though the
+ * kernel had described them mature: the broadcast was lost (af_key.c:
+ * pfkey_broadcast_one drops it when the socket's buffer is full). PF_KEY
+ * dumps say SADB_SASTATE_DYING from x->km.dying (af_key.c:
+ * __pfkey_xfrm_state2msg), which the kernel sets when a soft limit is
+ * reached, just before it broadcasts the soft EXPIRE (xfrm_state.c:
+ * xfrm_timer_handler, xfrm_state_check_expire). The main channel was read
+ * up to the dump's end (resync_done): an EXPIRE sent before is not still
+ * on its way. Alerted as the EXPIRE would have been. XFRM dumps carry no
+ * such state; there a lost notification is an ENOBUFS, counted and resynced.
+ */
+static void dying_unheard(struct daemon *d)
+{
+	size_t cur = 0;
+	struct mon_sa *e;
+	struct mon_verdict v;
+
+	while ((e = mon_table_next(d->table, &cur))) {
+		/* Dying when first seen: it expired before we listened (catch_up_expiries). */
+		if (!e->seen || e->soft_alerted || e->state != MON_DYING || !e->was_mature)
+			continue;
+		mon_expire_verdict(e, e->sa.spi, false, &v);
+		expiry_alerted(d, e, false, &v, " (found by a dump: its EXPIRE was lost)");
+	}
+}
+
 /* Loop turns a dump's end waits at most for the main channel (resync_wait_cb). */
 #define RESYNC_WAIT_MAX 1000
 
@@ -896,6 +923,8 @@ static void resync_conclude(struct daemon *d, unsigned long n)
 	/* Unregistered (a REGISTER refused), and the first dump after it succeeded. */
 	if (d->catch_up || !d->registered)
 		catch_up_expiries(d);
+	else
+		dying_unheard(d);
 	/* What the dump did not show is gone (we missed its DELETE or EXPIRE). */
 	while ((e = mon_table_next(d->table, &cur))) {
 		if (e->seen)
