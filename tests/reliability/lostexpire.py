@@ -6,7 +6,7 @@ af_key.c's pfkey_broadcast_one drops a broadcast silently when the socket's
 receive buffer is full; the kernel has meanwhile set the SA's km.dying, which
 its dumps report as SADB_SASTATE_DYING (#22). sakeyd runs on simd
 (sim_connect) with one link and refresh_interval = 2s. The test keys SA A by
-hand (soft lifetime 4 s, hard 120 s), waits for a dump after its ADD, then
+hand (soft lifetime 6 s, hard 120 s), waits for a dump after its ADD, then
 has simd drop every broadcast to its clients (drop 1000) from before A's
 soft lifetime ends until after, so the soft EXPIRE reaches no one. Asserted:
 - simd dropped messages (simd drops broadcasts and replies, not dump
@@ -28,6 +28,7 @@ from pfkey import hand_add_request  # noqa: E402
 
 SAKEYD, SACTL, SIMD, LOGDIR = sys.argv[1:5]
 SPI = 0xa11ce
+SOFT_S = 6
 check = simlib.Checks()
 
 
@@ -43,14 +44,14 @@ try:
     check(env.wait_log("SADB synchronised", timeout=60), "the daemon synchronised")
     check(env.wait_log("registered for EXPIRE and ACQUIRE", timeout=60), "registered for EXPIRE")
     added = time.time()
-    env.obs.send(hand_add_request(1, 999, SPI, 4, 120))
+    env.obs.send(hand_add_request(1, 999, SPI, SOFT_S, 120))
     offset = len(env.log_since(0))
     check(env.wait_log("SADB synchronised", timeout=30, offset=offset),
           "a dump after A's ADD")
-    time.sleep(max(0.0, added + 2.5 - time.time()))
-    check(time.time() < added + 3.5, "the drop starts before A's soft lifetime ends")
+    # The drop starts once a dump has seen A mature, well before its soft limit.
     check(env.simctl("drop 1000 1") == "ok", "simd drops every message")
-    time.sleep(max(0.0, added + 7 - time.time()))
+    check(time.time() < added + SOFT_S - 0.5, "the drop started before A's soft lifetime ended")
+    time.sleep(max(0.0, added + SOFT_S + 3 - time.time()))
     check(env.simctl("drop 0 1") == "ok", "simd delivers again")
     stats = env.sim_stats()
     check(stats.get("dropped", 0) > 0, f"simd dropped messages ({stats.get('dropped')})")
