@@ -576,3 +576,15 @@ int mon_alert_env(const struct mon_alert *a, char **envp, size_t n, char *buf, s
 	envp[nvars + 1] = NULL;
 	return (int)nvars + 1;
 }
+
+bool mon_refresh_due(const struct mon_refresh *r, bool *stretched)
+{
+	uint64_t gap_ms = r->dumped ? MON_REFRESH_SPACING * r->last_took_ms : 0;
+	bool stretch = gap_ms > r->interval_ms;
+
+	if (stretched)
+		*stretched = stretch;
+	if (r->dump_running)
+		return false;
+	return !stretch || r->since_end_ms >= gap_ms;
+}

@@ -69,6 +69,29 @@ void mon_acquire_unanswered(const struct conf_addr *src, const struct conf_addr 
  */
 bool mon_flush_verdict(bool removed_managed, struct mon_verdict *v);
 
+/* ---- The periodic refresh dump ---- */
+
+/* A periodic dump waits this many times the last dump's length after its end. */
+#define MON_REFRESH_SPACING 3
+
+/* What the refresh rule knows of the dumps; all in milliseconds. */
+struct mon_refresh {
+	bool dump_running;     /* a dump is under way, or owed already */
+	bool dumped;           /* a dump has ended before: the two below are known */
+	uint64_t last_took_ms; /* how long the last one took */
+	uint64_t since_end_ms; /* since it ended */
+	uint64_t interval_ms;  /* refresh_interval */
+};
+
+/*
+ * Whether a refresh_interval tick starts a dump: never while one runs (it
+ * refreshes already; one asked for then started the moment it ended, back
+ * to back), and after a dump longer than interval / MON_REFRESH_SPACING
+ * not before MON_REFRESH_SPACING times its length has passed since its
+ * end. *stretched (may be NULL) tells whether that stretch applies.
+ */
+bool mon_refresh_due(const struct mon_refresh *r, bool *stretched);
+
 /* ---- Checks after each dump ---- */
 
 /*

@@ -32,6 +32,7 @@ struct mon_sa {
 	int64_t store_id;    /* ledger row, 0 if none */
 	bool seen;           /* resync mark */
 	bool soft_alerted, hard_alerted, age_alerted;
+	bool was_mature; /* the kernel once described it mature: its soft expiry came later */
 	uint32_t ledger_slot; /* the ledger's queued write of this entry, + 1; 0: none */
 	/* Key schedule v2: its replay state (or, PF_KEY, that it carried traffic) is recorded. */
 	bool replay_recorded;

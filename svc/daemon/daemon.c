@@ -696,6 +696,9 @@ static void close_dump_channel(struct daemon *d)
 	d->dump_stale = false;
 }
 
+/* Bytes asked for the PF_KEY dump channel's receive buffer (the kernel doubles it). */
+#define DUMP_RCVBUF_PFKEY (256 * 1024)
+
 /*
  * Open the resync's channel. Without one (the kernel refuses a socket, no
  * simulator to connect to) the dump runs on the main channel, as before.
@@ -712,6 +715,18 @@ static struct kern *dump_channel(struct daemon *d)
 	 * datagram (a netlink dump packs a 32 KiB datagram, ~80 SAs).
 	 */
 	o.read_budget = o.backend == KERN_BACKEND_XFRM ? 1 : 64;
+	/*
+	 * PF_KEY refills a dump's socket whenever it is below a third full, up
+	 * to two thirds (af_key.c: pfkey_recvmsg, pfkey_can_dump), walking the
+	 * SAs under xfrm_state_lock with bottom halves off (xfrm_state.c:
+	 * xfrm_state_walk). With the default 32 MiB (64 MiB once doubled) one
+	 * refill walked some 40,000 SAs in one system call: the kernel's
+	 * lifetime timers, and so every SADB_EXPIRE, waited for it, and came
+	 * out seconds late in a burst. A small buffer keeps each refill to a
+	 * few hundred SAs.
+	 */
+	if (o.backend == KERN_BACKEND_PFKEY)
+		o.rcvbuf = DUMP_RCVBUF_PFKEY;
 	if (!ret)
 		ret = kern_open(&d->loop, &o, &d->dump_kern);
 	if (!ret && !(d->dump_news = mon_table_new()))
@@ -801,6 +816,33 @@ static void catch_up_expiries(struct daemon *d)
 	}
 }
 
+/*
+ * SAs a dump showed dying whose soft EXPIRE was never heard, though the
+ * kernel had described them mature: the broadcast was lost (af_key.c:
+ * pfkey_broadcast_one drops it when the socket's buffer is full). PF_KEY
+ * dumps say SADB_SASTATE_DYING from x->km.dying (af_key.c:
+ * __pfkey_xfrm_state2msg), which the kernel sets when a soft limit is
+ * reached, just before it broadcasts the soft EXPIRE (xfrm_state.c:
+ * xfrm_timer_handler, xfrm_state_check_expire). The main channel was read
+ * up to the dump's end (resync_done): an EXPIRE sent before is not still
+ * on its way. Alerted as the EXPIRE would have been. XFRM dumps carry no
+ * such state; there a lost notification is an ENOBUFS, counted and resynced.
+ */
+static void dying_unheard(struct daemon *d)
+{
+	size_t cur = 0;
+	struct mon_sa *e;
+	struct mon_verdict v;
+
+	while ((e = mon_table_next(d->table, &cur))) {
+		/* Dying when first seen: it expired before we listened (catch_up_expiries). */
+		if (!e->seen || e->soft_alerted || e->state != MON_DYING || !e->was_mature)
+			continue;
+		mon_expire_verdict(e, e->sa.spi, false, &v);
+		expiry_alerted(d, e, false, &v, " (found by a dump: its EXPIRE was lost)");
+	}
+}
+
 /* Loop turns a dump's end waits at most for the main channel (resync_wait_cb). */
 #define RESYNC_WAIT_MAX 1000
 
@@ -881,6 +923,8 @@ static void resync_conclude(struct daemon *d, unsigned long n)
 	/* Unregistered (a REGISTER refused), and the first dump after it succeeded. */
 	if (d->catch_up || !d->registered)
 		catch_up_expiries(d);
+	else
+		dying_unheard(d);
 	/* What the dump did not show is gone (we missed its DELETE or EXPIRE). */
 	while ((e = mon_table_next(d->table, &cur))) {
 		if (e->seen)
@@ -907,6 +951,8 @@ static void resync_conclude(struct daemon *d, unsigned long n)
 	if (d->book)
 		gen_dump_done(d);
 	d->synced = true;
+	d->resync_ended_ns = uv_hrtime();
+	d->resync_took_ns = d->resync_ended_ns - d->resync_started_ns;
 	log_info("SADB synchronised: %lu SAs (%zu managed links), %lu vanished since last sync, "
 		 "in %.3f s",
 		 n, d->nlinks, vanished, (double)(uv_hrtime() - d->resync_started_ns) / 1e9);
@@ -1832,6 +1878,38 @@ static void clock_cb(uv_timer_t *t)
 }
 
 /*
+ * Whether the periodic refresh dumps at this tick (mon_refresh_due); a
+ * stretched interval is logged when it begins and when it ends. A loss, a
+ * reload or sactl reconcile still dumps at once.
+ */
+static bool refresh_due(struct daemon *d)
+{
+	uint64_t now_ns = uv_hrtime();
+	struct mon_refresh r = {
+		.dump_running = d->resync_running || d->resync_wanted,
+		.dumped = d->resync_ended_ns != 0,
+		.last_took_ms = d->resync_took_ns / 1000000u,
+		.since_end_ms = d->resync_ended_ns ? (now_ns - d->resync_ended_ns) / 1000000u : 0,
+		.interval_ms = (uint64_t)d->cfg->daemon.refresh_interval * 1000u,
+	};
+	bool stretched, due = mon_refresh_due(&r, &stretched);
+
+	if (stretched && !d->refresh_stretched)
+		log_warn("the SADB dump took %.3f s, a sizeable part of refresh_interval (%llu s): "
+			 "periodic dumps wait %d times that after the last one (usage counters and "
+			 "lost broadcasts are refreshed that much later); EXPIRE, ADD and DELETE "
+			 "still come as the kernel sends them",
+			 (double)d->resync_took_ns / 1e9,
+			 (unsigned long long)d->cfg->daemon.refresh_interval, MON_REFRESH_SPACING);
+	else if (!stretched && d->refresh_stretched)
+		log_info("SADB dump back to %.3f s: a dump every refresh_interval (%llu s) again",
+			 (double)d->resync_took_ns / 1e9,
+			 (unsigned long long)d->cfg->daemon.refresh_interval);
+	d->refresh_stretched = stretched;
+	return due;
+}
+
+/*
  * Usage counters come from the kernel only by asking: a dump every
  * refresh_interval refreshes them, and also heals any broadcast we lost.
  */
@@ -1841,6 +1919,14 @@ static void refresh_cb(uv_timer_t *t)
 
 	if (!d->registered && !d->registering && !d->stopping)
 		start_register(d);
+	/*
+	 * A dump under way (or owed) refreshes already. One asked for now would
+	 * start the moment it ends: with a dump as long as refresh_interval
+	 * (170,000 SAs took 9-11 s in User-Mode Linux) the daemon dumped
+	 * without a pause, and a pass, which waits for the dump, never started.
+	 */
+	if (!refresh_due(d))
+		return;
 	d->resync_wanted = true;
 	daemon_kick(d, NULL);
 }

@@ -110,6 +110,13 @@ struct daemon {
 	unsigned long cancelled; /* requests in flight when the stop closed the channel */
 	bool dump_overlapped; /* a pass ran during the running dump */
 	uint64_t resync_started_ns; /* uv_hrtime() of the running dump's start */
+	/*
+	 * The last dump's length and end (uv_hrtime()): a periodic refresh waits
+	 * MON_REFRESH_SPACING times that after it (refresh_due), so a dump of many
+	 * SAs does not run back to back with the next one.
+	 */
+	uint64_t resync_took_ns, resync_ended_ns;
+	bool refresh_stretched; /* the stretch is logged once until it ends */
 	/* The dump's end waits for what the main channel still holds (resync_done). */
 	uv_timer_t resync_wait;
 	unsigned resync_waits;

@@ -99,6 +99,7 @@ void sadb_fill_entry(const struct pfkey_msg *m, struct mon_sa *e, bool created)
 	default:
 		if (e->state != MON_DYING)
 			e->state = MON_MATURE;
+		e->was_mature |= m->state == SADB_SASTATE_MATURE;
 	}
 	if (m->present & PFKEY_EXT_BIT(SADB_EXT_LIFETIME_CURRENT)) {
 		e->added_at = (int64_t)m->current.addtime;

@@ -168,6 +168,51 @@ static bool in_plan(const struct conf_link *link, const struct rot_sa *id, int64
 	return false;
 }
 
+/*
+ * The periodic refresh: never a dump while one runs (a tick during a 10 s dump
+ * of 170,000 SAs started the next the moment it ended: dumps back to back and
+ * no pass, #22); after a long one, three times its length before the next.
+ */
+static void test_refresh_due(void **state)
+{
+	struct mon_refresh r = { .interval_ms = 10000 };
+	bool stretched = true;
+
+	(void)state;
+	/* No dump yet: the first tick dumps. */
+	assert_true(mon_refresh_due(&r, &stretched));
+	assert_false(stretched);
+	/* One running (or owed): no other. */
+	r.dump_running = true;
+	assert_false(mon_refresh_due(&r, &stretched));
+	assert_false(stretched);
+	r.dump_running = false;
+	/* A short dump (a third of the interval at most): every tick. */
+	r.dumped = true;
+	r.last_took_ms = 3333;
+	r.since_end_ms = 0;
+	assert_true(mon_refresh_due(&r, &stretched));
+	assert_false(stretched);
+	/* A long one: not before three times its length after its end. */
+	r.last_took_ms = 10000;
+	r.since_end_ms = 29999;
+	assert_false(mon_refresh_due(&r, &stretched));
+	assert_true(stretched);
+	r.since_end_ms = 30000;
+	assert_true(mon_refresh_due(&r, &stretched));
+	assert_true(stretched);
+	r.dump_running = true;
+	assert_false(mon_refresh_due(&r, NULL));
+	/* Just above a third of the interval stretches. */
+	r.dump_running = false;
+	r.last_took_ms = 3334;
+	r.since_end_ms = 10001;
+	assert_false(mon_refresh_due(&r, &stretched));
+	assert_true(stretched);
+	r.since_end_ms = 10002;
+	assert_true(mon_refresh_due(&r, NULL));
+}
+
 static void test_still_planned(void **state)
 {
 	struct conf_link link = *l1;
@@ -1168,6 +1213,7 @@ int main(void)
 		cmocka_unit_test(test_expire_larval),
 		cmocka_unit_test(test_expire_hard),
 		cmocka_unit_test(test_expire_soft),
+		cmocka_unit_test(test_refresh_due),
 		cmocka_unit_test(test_still_planned),
 		cmocka_unit_test(test_removal),
 		cmocka_unit_test(test_acquire_answered),
