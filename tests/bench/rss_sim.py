@@ -78,7 +78,7 @@ def daemon_pid():
             try:
                 with open(f"/proc/{d}/cmdline", "rb") as f:
                     argv = f.read().split(b"\0")
-                if argv and argv[0].endswith(b"sakeyd") and env.conf.encode() in argv:
+                if argv and argv[0] == args.sakeyd.encode() and env.conf.encode() in argv:
                     return int(d)
             except OSError:
                 pass
