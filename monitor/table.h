@@ -22,21 +22,22 @@ struct mon_limits {
 
 struct mon_sa {
 	struct rot_sa sa; /* identity, attributes, and management data if managed */
-	enum mon_state state;
-	bool managed;
+	/* Widest fields first (no padding): one entry per SA in the kernel. */
 	int64_t added_at;      /* kernel addtime, Unix seconds */
 	int64_t first_used_at; /* kernel usetime, 0 if never used */
 	uint64_t bytes, packets;
 	struct mon_limits soft, hard;
-	uint32_t origin_pid; /* pid stamped on the ADD that created it (0: netlink, ip xfrm) */
 	int64_t store_id;    /* ledger row, 0 if none */
+	enum mon_state state;
+	uint32_t origin_pid; /* pid stamped on the ADD that created it (0: netlink, ip xfrm) */
+	uint32_t ledger_slot; /* the ledger's queued write of this entry, + 1; 0: none */
+	/* Key schedule v2: its replay state (or, PF_KEY, that it carried traffic) is recorded. */
+	uint32_t replay_seq; /* the sequence number recorded */
+	bool replay_recorded;
+	bool managed;
 	bool seen;           /* resync mark */
 	bool soft_alerted, hard_alerted, age_alerted;
 	bool was_mature; /* the kernel once described it mature: its soft expiry came later */
-	uint32_t ledger_slot; /* the ledger's queued write of this entry, + 1; 0: none */
-	/* Key schedule v2: its replay state (or, PF_KEY, that it carried traffic) is recorded. */
-	bool replay_recorded;
-	uint32_t replay_seq; /* the sequence number recorded */
 	bool quiet_sent;     /* XFRM: its first-packet reports were turned off */
 };
 
