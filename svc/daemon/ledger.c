@@ -43,8 +43,9 @@ static uint64_t prune_ms(const struct config *cfg)
  * waited for the next batch. Outside a resync the ledger therefore queues
  * what the hooks report and writes it, in order, when the kernel has
  * answered everything (or after COMMIT_MAX_MS), LQ_CHUNK items a loop turn,
- * then commits. The commit came at that moment before too, so a crash
- * loses the same writes as before. What the queue holds:
+ * committing each chunk. The commit came at that moment before too, so a
+ * crash loses no more writes than before (a pass's rows may now be partly
+ * committed: the start-up resync records what the kernel holds). What the queue holds:
  *  - LQ_SA: a live table entry whose row is to be written (added or
  *    changed; e->ledger_slot points back here, so one item per entry);
  *  - LQ_GONE_ROW: the row of an entry that left the table, whose row was
@@ -75,8 +76,8 @@ struct lq_item {
 
 #define LQ_BLOCK 1024
 /*
- * Items written per loop turn at the commit: a whole pass's rows in one go
- * made an EXPIRE or ACQUIRE wait behind all of them.
+ * Items written and committed per loop turn at the commit: a whole pass's
+ * rows in one go made an EXPIRE or ACQUIRE wait behind all of them.
  */
 #define LQ_CHUNK 2000
 
@@ -802,6 +803,18 @@ static void commit_cb(uv_prepare_t *h)
 		if (!l->write_started_ns)
 			l->write_started_ns = uv_hrtime();
 		lq_write(l, LQ_CHUNK);
+		/*
+		 * Each chunk committed: a whole pass's rows in one transaction
+		 * dirtied more pages than SQLite's page cache holds (2 MiB), which
+		 * spilled them into the WAL and read them back, a pread()/pwrite()
+		 * a page. A chunk's pages stay in the cache until its commit.
+		 */
+		if (l->store && store_in_transaction(l->store)) {
+			int ret = store_commit(l->store);
+
+			if (ret)
+				fail(l, ret, "commit");
+		}
 		if (l->store) {
 			uv_idle_start(&l->more, more_cb);
 			return;
