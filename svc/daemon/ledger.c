@@ -814,6 +814,8 @@ static void commit_cb(uv_prepare_t *h)
 
 			if (ret)
 				fail(l, ret, "commit");
+			else
+				checkpoint(l);
 		}
 		if (l->store) {
 			uv_idle_start(&l->more, more_cb);
