@@ -1092,6 +1092,13 @@ int store_ckpt_open(const struct store *s, struct store_ckpt **out, char *err, s
 			snprintf(err, err_size, "the ledger is not open for writing");
 		return -EINVAL;
 	}
+	/* Two connections on two threads share SQLite's global state (its caches, its allocator). */
+	if (!sqlite3_threadsafe()) {
+		if (err && err_size)
+			snprintf(err, err_size, "this SQLite library is built without threads "
+						"(SQLITE_THREADSAFE=0)");
+		return -ENOTSUP;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
