@@ -16,6 +16,8 @@ struct ckpt;
  * path (sqlite3_wal_checkpoint_v2 down to pwrite) uses a few KiB.
  */
 #define CKPT_STACK_BYTES (256 << 10)
+/* Its nice value, above the loop's (less CPU when both want it). */
+#define CKPT_NICE 10
 
 /*
  * Start the thread and its own connection to s's file (store_ckpt_open),
