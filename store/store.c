@@ -882,7 +882,8 @@ static int open_db(struct store *s, const char *dir, bool readonly, gid_t gid, i
 		flags = SQLITE_OPEN_READWRITE;
 	}
 	flags |= SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX;
-	rc = sqlite3_open_v2(path, &s->sql.db, flags, NULL);
+	/* The writer's WAL in runs (store_sql_walbuf_vfs); a reader writes none. */
+	rc = sqlite3_open_v2(path, &s->sql.db, flags, readonly ? NULL : store_sql_walbuf_vfs());
 	if (rc != SQLITE_OK) {
 		err = store_sql_db_fail(&s->sql, rc, path);
 		return err;
