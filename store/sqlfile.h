@@ -130,6 +130,14 @@ void store_sql_close(struct store_sql *q);
 int store_sqlite_errno(sqlite3 *db, int rc);
 
 /*
+ * The name of a VFS that writes a WAL's frames in runs, one pwrite() for many
+ * (each transaction's frames in the file before its commit returns; see
+ * sqlfile.c), registered on first call; NULL (the default VFS) if SQLite's
+ * default VFS lacks what it needs. Not thread-safe on the first call.
+ */
+const char *store_sql_walbuf_vfs(void);
+
+/*
  * Whether text t holds a key-shaped run (store_run_is_key, store.h): never
  * stored. Defined in store.c, beside store_run_is_key.
  */

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -841,6 +842,19 @@ static int make_files(struct store *s, const char *dir, const char *path, gid_t 
 }
 
 /*
+ * SQLite starts the WAL over once all of it is checkpointed, but never
+ * shrinks the file: cut it back to STORE_WAL_KEEP_BYTES then, so a
+ * rotation's burst does not stay on disk (a no-op for smaller files).
+ */
+static int wal_keep(struct store *s)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", STORE_WAL_KEEP_BYTES);
+	return store_sql_query_int(&s->sql, sql, &(int64_t){ 0 });
+}
+
+/*
  * Open the database for the writer or a reader, with the schema at target
  * (writer) or current; the writer shares it with group gid unless (gid_t)-1.
  */
@@ -868,7 +882,8 @@ static int open_db(struct store *s, const char *dir, bool readonly, gid_t gid, i
 		flags = SQLITE_OPEN_READWRITE;
 	}
 	flags |= SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX;
-	rc = sqlite3_open_v2(path, &s->sql.db, flags, NULL);
+	/* The writer's WAL in runs (store_sql_walbuf_vfs); a reader writes none. */
+	rc = sqlite3_open_v2(path, &s->sql.db, flags, readonly ? NULL : store_sql_walbuf_vfs());
 	if (rc != SQLITE_OK) {
 		err = store_sql_db_fail(&s->sql, rc, path);
 		return err;
@@ -949,7 +964,7 @@ static int open_db(struct store *s, const char *dir, bool readonly, gid_t gid, i
 				  "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; "
 				  "PRAGMA secure_delete = ON",
 				  "pragmas")) ||
-	    (err = migrate(s, target)) ||
+	    (err = wal_keep(s)) || (err = migrate(s, target)) ||
 	    (err = store_sql_exec(&s->sql, "PRAGMA foreign_keys = ON", "pragmas")))
 		return err;
 	/* WAL mode made the -wal and -shm files: as the database, whoever created them. */
@@ -1026,6 +1041,145 @@ int store_schema_version(const struct store *s)
 void store_set_busy_timeout(struct store *s, int ms)
 {
 	sqlite3_busy_timeout(s->sql.db, ms);
+}
+
+int store_autocheckpoint(struct store *s, bool on)
+{
+	int rc;
+
+	if (s->readonly)
+		return -EROFS;
+	rc = sqlite3_wal_autocheckpoint(s->sql.db, on ? 1000 : 0);
+	if (rc != SQLITE_OK)
+		return store_sql_db_fail(&s->sql, rc, "wal_autocheckpoint");
+	return 0;
+}
+
+struct store_ckpt {
+	sqlite3 *db;
+	char wal[PATH_MAX + 8]; /* the -wal file, whose size is the bound's measure */
+	char errmsg[STORE_ERRMSG_LEN];
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int ckpt_fail(struct store_ckpt *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static int ckpt_db_fail(struct store_ckpt *c, int rc, const char *what)
+{
+	int err = store_sqlite_errno(c->db, rc);
+
+	return ckpt_fail(c, err ? err : -EIO, "%s: %s: %s", c->wal, what,
+			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+}
+
+int store_ckpt_open(const struct store *s, struct store_ckpt **out, char *err, size_t err_size)
+{
+	struct store_ckpt *c;
+	int persist = -1, rc, ret;
+
+	*out = NULL;
+	if (s->readonly || !s->sql.have_ino) {
+		if (err && err_size)
+			snprintf(err, err_size, "the ledger is not open for writing");
+		return -EINVAL;
+	}
+	/* Two connections on two threads share SQLite's global state (its caches, its allocator). */
+	if (!sqlite3_threadsafe()) {
+		if (err && err_size)
+			snprintf(err, err_size, "this SQLite library is built without threads "
+						"(SQLITE_THREADSAFE=0)");
+		return -ENOTSUP;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	snprintf(c->wal, sizeof(c->wal), "%s-wal", s->sql.path);
+	rc = sqlite3_open_v2(s->sql.path, &c->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_extended_result_codes(c->db, 1);
+	/*
+	 * synchronous = NORMAL as the writer: a checkpoint syncs the WAL
+	 * before it copies and the database file after, in either mode. The
+	 * copy goes through no page cache: keep this connection's small.
+	 */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -64", NULL,
+				  NULL, NULL);
+	/* A shared ledger keeps its -wal and -shm (store_open_shared): so does this one. */
+	if (rc == SQLITE_OK &&
+	    sqlite3_file_control(s->sql.db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist) ==
+		    SQLITE_OK &&
+	    persist > 0)
+		rc = sqlite3_file_control(c->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	if (rc != SQLITE_OK) {
+		ret = ckpt_db_fail(c, rc, "checkpoint connection");
+		if (err && err_size)
+			snprintf(err, err_size, "%s", c->errmsg);
+		store_ckpt_close(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+int store_ckpt_run(struct store_ckpt *c, bool final, struct store_ckpt_stat *st)
+{
+	struct stat wst;
+	int frames = 0, rc;
+
+	if (st)
+		*st = (struct store_ckpt_stat){ 0 };
+	c->errmsg[0] = '\0';
+	rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, &frames, NULL);
+	if (rc != SQLITE_OK)
+		return ckpt_db_fail(c, rc, "checkpoint");
+	if (st)
+		st->wal_frames = frames;
+	if (stat(c->wal, &wst) < 0)
+		return errno == ENOENT ? 0 : ckpt_fail(c, -errno, "%s: %s", c->wal, strerror(errno));
+	if (st)
+		st->wal_bytes = (int64_t)wst.st_size;
+	if (!final && wst.st_size <= STORE_WAL_BOUND_BYTES)
+		return 0;
+	/*
+	 * TRUNCATE holds the write lock while it waits for readers: the
+	 * writer waits behind it for up to STORE_WRITER_BUSY_TIMEOUT_MS, so
+	 * this waits much less, and gives up (-EBUSY) until the next run.
+	 */
+	sqlite3_busy_timeout(c->db, final ? STORE_CKPT_FINAL_WAIT_MS : STORE_CKPT_WAIT_MS);
+	rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(c->db, 0);
+	if (rc != SQLITE_OK)
+		return ckpt_db_fail(c, rc, final ? "final checkpoint" : "checkpoint of a long WAL");
+	if (st) {
+		st->truncated = true;
+		st->wal_bytes = stat(c->wal, &wst) == 0 ? (int64_t)wst.st_size : 0;
+	}
+	return 0;
+}
+
+const char *store_ckpt_errmsg(const struct store_ckpt *c)
+{
+	return c ? c->errmsg : "no checkpoint connection";
+}
+
+void store_ckpt_close(struct store_ckpt *c)
+{
+	if (!c)
+		return;
+	sqlite3_close_v2(c->db);
+	free(c);
 }
 
 bool store_file_replaced(const struct store *s)

@@ -228,6 +228,45 @@ void store_set_busy_timeout(struct store *s, int ms);
 bool store_file_replaced(const struct store *s);
 
 /*
+ * The WAL checkpoint away from the writer (the daemon's loop): a checkpoint
+ * copies every page of the WAL into the database file (a pread() and a
+ * pwrite() a page), and SQLite's automatic one ran inside whichever commit
+ * crossed wal_autocheckpoint pages, three quarters of a rotation's ledger
+ * I/O. store_autocheckpoint(s, false) stops the writer's own checkpoints; a
+ * store_ckpt is a second connection to the same file whose store_ckpt_run
+ * does them instead, on another thread (svc/daemon/ckpt.c). A store_ckpt is
+ * used by one thread at a time and never by two connections' threads at once
+ * (SQLITE_OPEN_NOMUTEX, as every connection here).
+ *
+ * store_ckpt_run: a PASSIVE checkpoint (it takes no lock the writer waits
+ * for, and copies what no reader's snapshot still needs). If the -wal file
+ * is then larger than STORE_WAL_BOUND_BYTES (readers such as sactl held old
+ * snapshots, or the writer outran the copy), or if final, a TRUNCATE
+ * checkpoint: it holds the write lock while it waits for readers, so it
+ * waits at most STORE_CKPT_WAIT_MS (final: STORE_CKPT_FINAL_WAIT_MS), well
+ * under the writer's STORE_WRITER_BUSY_TIMEOUT_MS, and is tried again at the
+ * next run if it could not finish. 0, or -EBUSY (a lock held: try later),
+ * -ENOSPC (disk full: the WAL keeps every committed page until there is
+ * room), another -errno (store_ckpt_errmsg says what).
+ */
+#define STORE_WAL_BOUND_BYTES (64 << 20)
+#define STORE_CKPT_WAIT_MS 25
+#define STORE_CKPT_FINAL_WAIT_MS 500
+/* The writer's -wal file is cut back to this when SQLite starts it over. */
+#define STORE_WAL_KEEP_BYTES (16 << 20)
+struct store_ckpt;
+struct store_ckpt_stat {
+	int64_t wal_frames; /* pages in the WAL when the PASSIVE checkpoint ran */
+	int64_t wal_bytes; /* the -wal file's size after the run */
+	bool truncated; /* a TRUNCATE checkpoint emptied it */
+};
+int store_autocheckpoint(struct store *s, bool on);
+int store_ckpt_open(const struct store *s, struct store_ckpt **out, char *err, size_t err_size);
+int store_ckpt_run(struct store_ckpt *c, bool final, struct store_ckpt_stat *st);
+const char *store_ckpt_errmsg(const struct store_ckpt *c);
+void store_ckpt_close(struct store_ckpt *c);
+
+/*
  * Batching: store_begin takes the write lock (BEGIN IMMEDIATE; -EBUSY if
  * another writer holds it past the busy timeout); the writes up to
  * store_commit are one transaction, as the daemon does per loop turn.

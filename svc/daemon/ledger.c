@@ -13,6 +13,7 @@
 #include "rotate/keysched.h"
 #include "store/store.h"
 #include "svc/base/log.h"
+#include "svc/daemon/ckpt.h"
 #include "svc/daemon/ledger.h"
 #include "svc/daemon/observer.h"
 #include "svc/daemon/sadb.h"
@@ -42,8 +43,9 @@ static uint64_t prune_ms(const struct config *cfg)
  * waited for the next batch. Outside a resync the ledger therefore queues
  * what the hooks report and writes it, in order, when the kernel has
  * answered everything (or after COMMIT_MAX_MS), LQ_CHUNK items a loop turn,
- * then commits. The commit came at that moment before too, so a crash
- * loses the same writes as before. What the queue holds:
+ * committing each chunk. The commit came at that moment before too, so a
+ * crash loses no more writes than before (a pass's rows may now be partly
+ * committed: the start-up resync records what the kernel holds). What the queue holds:
  *  - LQ_SA: a live table entry whose row is to be written (added or
  *    changed; e->ledger_slot points back here, so one item per entry);
  *  - LQ_GONE_ROW: the row of an entry that left the table, whose row was
@@ -74,8 +76,8 @@ struct lq_item {
 
 #define LQ_BLOCK 1024
 /*
- * Items written per loop turn at the commit: a whole pass's rows in one go
- * made an EXPIRE or ACQUIRE wait behind all of them.
+ * Items written and committed per loop turn at the commit: a whole pass's
+ * rows in one go made an EXPIRE or ACQUIRE wait behind all of them.
  */
 #define LQ_CHUNK 2000
 
@@ -83,6 +85,12 @@ struct ledger {
 	struct daemon_port port;
 	struct daemon_observer observer;
 	struct store *store;
+	/*
+	 * The store's WAL checkpoints, on their own thread (ckpt.c); NULL if
+	 * it could not start: the writer then checkpoints as SQLite does.
+	 */
+	struct ckpt *ckpt;
+	bool ckpt_failing; /* its last run failed (logged once) */
 	uv_prepare_t commit; /* before the loop blocks: commit the turn's writes */
 	uv_timer_t reopen;
 	uv_timer_t prune;
@@ -106,6 +114,22 @@ struct ledger {
 };
 
 static void reopen_cb(uv_timer_t *t);
+
+/* Close the store, its checkpoint thread first (which uses the file's locks while it runs). */
+static void close_store(struct ledger *l, bool final)
+{
+	char msg[256] = "";
+	int ret;
+
+	ret = ckpt_stop(l->ckpt, final, msg, sizeof(msg));
+	l->ckpt = NULL;
+	if (ret)
+		log_warn("ledger: the checkpoint at close failed (%s): the WAL keeps what it "
+			 "holds, and the next start copies it into the file",
+			 msg);
+	store_close(l->store);
+	l->store = NULL;
+}
 
 static int64_t now_of(struct ledger *l)
 {
@@ -133,8 +157,7 @@ static void fail(struct ledger *l, int err, const char *what)
 	if (l->store) {
 		snprintf(msg, sizeof(msg), "%s", store_errmsg(l->store));
 		store_rollback(l->store);
-		store_close(l->store);
-		l->store = NULL;
+		close_store(l, false);
 	}
 	if (!uv_is_active((uv_handle_t *)&l->reopen))
 		uv_timer_start(&l->reopen, reopen_cb, REOPEN_MS, 0);
@@ -679,6 +702,30 @@ static void on_synced(void *self, unsigned long n)
 	l->syncing = false;
 }
 
+/*
+ * After a commit: wake the checkpoint thread, and say once when its runs
+ * start or stop failing. A failed checkpoint loses nothing (the WAL keeps
+ * every committed page); -EBUSY (a reader or a locker) is retried quietly.
+ */
+static void checkpoint(struct ledger *l)
+{
+	char msg[256] = "";
+	int ret;
+
+	if (!l->ckpt)
+		return;
+	ret = ckpt_result(l->ckpt, NULL, msg, sizeof(msg));
+	if (ret < 0 && ret != -EBUSY && !l->ckpt_failing)
+		log_warn("ledger: WAL checkpoint failed: %s (%s); the WAL grows until it "
+			 "works again (free space in %s)",
+			 strerror(-ret), msg, config_of(l)->daemon.state_dir);
+	else if (ret == 0 && l->ckpt_failing)
+		log_info("ledger: WAL checkpoints work again");
+	if (ret <= 0)
+		l->ckpt_failing = ret < 0 && ret != -EBUSY;
+	ckpt_wake(l->ckpt);
+}
+
 /* Queues at least this long are timed and logged when committed (a pass's rows). */
 #define LQ_LOG_MIN 1000
 
@@ -706,9 +753,12 @@ static void commit(struct ledger *l)
 		ret = store_meta_set_int(l->store, STORE_META_LAST_WRITE_AT, time(NULL));
 	if (!ret)
 		ret = store_commit(l->store);
-	if (ret)
+	if (ret) {
 		fail(l, ret, "commit");
-	else if (queued >= LQ_LOG_MIN)
+		return;
+	}
+	checkpoint(l);
+	if (queued >= LQ_LOG_MIN)
 		log_info("ledger: %zu queued writes written and committed in %.3f s", queued,
 			 (double)(uv_hrtime() - started) / 1e9);
 }
@@ -753,6 +803,20 @@ static void commit_cb(uv_prepare_t *h)
 		if (!l->write_started_ns)
 			l->write_started_ns = uv_hrtime();
 		lq_write(l, LQ_CHUNK);
+		/*
+		 * Each chunk committed: a whole pass's rows in one transaction
+		 * dirtied more pages than SQLite's page cache holds (2 MiB), which
+		 * spilled them into the WAL and read them back, a pread()/pwrite()
+		 * a page. A chunk's pages stay in the cache until its commit.
+		 */
+		if (l->store && store_in_transaction(l->store)) {
+			int ret = store_commit(l->store);
+
+			if (ret)
+				fail(l, ret, "commit");
+			else
+				checkpoint(l);
+		}
 		if (l->store) {
 			uv_idle_start(&l->more, more_cb);
 			return;
@@ -841,10 +905,15 @@ static int open_store(struct ledger *l)
 	l->schedules_stale = true;
 	if (ret) {
 		log_err("ledger: %s", store_errmsg(l->store));
-		store_close(l->store);
-		l->store = NULL;
+		close_store(l, false);
+		return ret;
 	}
-	return ret;
+	ret = ckpt_start(l->store, &l->ckpt, err, sizeof(err));
+	if (ret)
+		log_warn("ledger: no checkpoint thread (%s): the loop's commits checkpoint "
+			 "the WAL themselves",
+			 err);
+	return 0;
 }
 
 static void reopen_cb(uv_timer_t *t)
@@ -930,8 +999,7 @@ void ledger_stop(struct ledger *l)
 	}
 	if (l->store) {
 		store_meta_set(l->store, STORE_META_PID, NULL);
-		store_close(l->store);
-		l->store = NULL;
+		close_store(l, true);
 	}
 }
 

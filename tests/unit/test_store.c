@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 #include "fixture.h"
 
 #include "store/store.h"
@@ -1832,10 +1833,103 @@ static void many_sas_in_one_transaction(void **state)
 	store_close(s);
 }
 
+/*
+ * A VFS under the writer's (store_sql_walbuf_vfs wraps the default VFS it
+ * finds): the default one, counting the writes that reach a WAL file.
+ * Registered as the default in main(), before any store is opened.
+ */
+static sqlite3_vfs counting_vfs;
+static sqlite3_io_methods counting_methods;
+static const sqlite3_io_methods *unix_methods;
+static unsigned long wal_writes;
+static unsigned long long wal_bytes_written;
+
+static int counting_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 ofst)
+{
+	wal_writes++;
+	wal_bytes_written += (unsigned long long)n;
+	return unix_methods->xWrite(file, data, n, ofst);
+}
+
+static int counting_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
+			 int *out_flags)
+{
+	sqlite3_vfs *real = vfs->pAppData;
+	int rc = real->xOpen(real, name, file, flags, out_flags);
+
+	if (rc == SQLITE_OK && (flags & SQLITE_OPEN_WAL) && file->pMethods) {
+		if (!unix_methods) {
+			unix_methods = file->pMethods;
+			counting_methods = *unix_methods;
+			counting_methods.xWrite = counting_write;
+		}
+		if (file->pMethods == unix_methods)
+			file->pMethods = &counting_methods;
+	}
+	return rc;
+}
+
+static void count_wal_writes(void)
+{
+	sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+
+	assert_non_null(real);
+	counting_vfs = *real;
+	counting_vfs.zName = "test-counting";
+	counting_vfs.pAppData = real;
+	counting_vfs.xOpen = counting_open;
+	assert_int_equal(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+}
+
+/*
+ * The writer's WAL frames reach the file in runs, not two write()s a page
+ * (store_sql_walbuf_vfs), and every transaction, whatever its size and
+ * wherever its commit frame falls in the buffer, is in the file when its
+ * commit returns: a reader on its own connection sees all of it.
+ */
+static void wal_written_in_runs(void **state)
+{
+	const struct fixture *f = *state;
+	struct store *w = open_writer(f), *r;
+	struct store_event ev = { .at = T0, .kind = STORE_EV_RESYNC };
+	uint64_t total = 0, seen;
+
+	memset(ev.message, 'm', sizeof(ev.message) - 1);
+	/* 1, 11, 22, ... 1089 events: commits of 1 to ~20 frames, each length of the last run. */
+	for (int i = 0; i < 100; i++) {
+		unsigned long writes = wal_writes;
+		unsigned long long bytes = wal_bytes_written;
+
+		assert_int_equal(store_begin(w), 0);
+		for (int k = 0; k < (i ? i * 11 : 1); k++, total++)
+			assert_int_equal(store_event_add(w, &ev, NULL), 0);
+		assert_int_equal(store_commit(w), 0);
+		r = open_reader(f);
+		assert_int_equal(store_event_count(r, STORE_EV_RESYNC, 0, &seen), 0);
+		assert_int_equal(seen, total);
+		store_close(r);
+		/*
+		 * Without the buffer: two writes per frame of 16 KiB + 24 bytes.
+		 * (Counted in bytes written, not by the file's growth: the WAL
+		 * starts over after a checkpoint, cut back to journal_size_limit.)
+		 */
+		{
+			unsigned long frames =
+				(unsigned long)((wal_bytes_written - bytes) / (16384 + 24));
+
+			assert_true(frames > 0);
+			assert_true(wal_writes - writes <= 2 + frames / 7);
+		}
+	}
+	store_close(w);
+}
+
 int main(void)
 {
+	count_wal_writes();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(creates_dir_and_db, setup, teardown),
+		cmocka_unit_test_setup_teardown(wal_written_in_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(tightens_existing_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_odd_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(migrates_from_every_version, setup, teardown),
