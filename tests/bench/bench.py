@@ -493,7 +493,11 @@ def stamp_latencies(starts, event):
     if os.path.exists(STAMPS):
         with open(STAMPS) as f:
             for line in f:
-                ev, spi, ns = line.split()
+                # Commands still running append to the file: a line may be partly written.
+                parts = line.split()
+                if len(parts) != 3 or not parts[2].isdigit():
+                    continue
+                ev, spi, ns = parts
                 if ev == event and spi.startswith("0x"):
                     got.setdefault(int(spi, 16), int(ns))
     return [(got[s] - t0[s]) / 1e6 for s in t0 if s in got]
