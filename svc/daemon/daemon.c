@@ -332,8 +332,10 @@ int daemon_set_config(struct daemon *d, struct config *cfg)
 		links[i].retry_at = was->retry_at;
 		links[i].last_epoch = was->last_epoch;
 		/* An add whose reply was lost: the next resync still tells (same SPI). */
-		if (o->spi_prefix == n->spi_prefix)
+		if (o->spi_prefix == n->spi_prefix) {
 			links[i].unsure_out_epoch = was->unsure_out_epoch;
+			links[i].unsure_out_gen = was->unsure_out_gen;
+		}
 		/* Same selectors and mode: its policies stand, no SPD churn. */
 		links[i].policy_installed =
 			was->policy_installed && o->policy == n->policy && o->mode == n->mode &&
@@ -745,8 +747,10 @@ static void rotated(struct daemon *d, struct link_state *ls, const struct rot_sa
 
 /*
  * An outbound add whose reply was lost: the dump shows whether it took
- * effect. If its SA is there, the link rotated, and the history records it
- * (the reply would have); if not, the next pass adds it again.
+ * effect. If its SA is there, what the reply would have done is done now:
+ * a new epoch's rotation is recorded in the history; a new generation after
+ * a loss is recorded too, raises generation-changed and sends the probe
+ * (gen_out_installed). If not, the next pass adds it again.
  */
 static void resolve_unsure_rotations(struct daemon *d)
 {
@@ -758,20 +762,19 @@ static void resolve_unsure_rotations(struct daemon *d)
 		if (!ls->unsure_out_epoch)
 			continue;
 		id.dst = ls->link->remote;
-		/* Whichever generation it was: the newest the kernel holds of that epoch. */
-		e = NULL;
-		for (uint8_t g = 0; g <= ROT_GEN_MAX; g++) {
-			struct mon_sa *x;
-
-			id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch, g);
-			x = mon_table_get(d->table, &id);
-			if (x && (!e || x->added_at > e->added_at))
-				e = x;
-		}
-		if (e && e->managed && e->sa.link == ls->link && e->sa.dir == ROT_DIR_OUT &&
-		    e->sa.epoch == ls->unsure_out_epoch && e->sa.epoch > ls->last_epoch)
-			rotated(d, ls, &e->sa, "reply lost; the resync found the SA installed");
+		id.spi = rot_spi(ls->link->spi_prefix, ls->unsure_out_epoch, ls->unsure_out_gen);
+		e = mon_table_get(d->table, &id);
 		ls->unsure_out_epoch = 0;
+		if (!e || !e->managed || e->sa.link != ls->link || e->sa.dir != ROT_DIR_OUT)
+			continue;
+		if (e->sa.epoch > ls->last_epoch)
+			rotated(d, ls, &e->sa, "reply lost; the resync found the SA installed");
+		else if (e->sa.gen == ls->new_out)
+			rotated(d, ls, &e->sa, "a new generation after a loss; reply lost, the resync "
+					       "found the SA installed");
+		else
+			continue;
+		gen_out_installed(d, ls, &e->sa);
 	}
 }
 
@@ -1207,9 +1210,10 @@ static void op_done(struct kern *k, int err, const struct pfkey_msg *reply, void
 		log_warn("link %s: %s spi %#x: no reply (lost); the resync will tell",
 			 c->ls->link->name, step == ROT_OP_ADD ? "adding" : "deleting", c->sa.spi);
 		c->ls->unsure_this_pass = true;
-		if (step == ROT_OP_ADD && c->sa.dir == ROT_DIR_OUT &&
-		    c->sa.epoch != c->ls->last_epoch)
+		if (step == ROT_OP_ADD && c->sa.dir == ROT_DIR_OUT) {
 			c->ls->unsure_out_epoch = c->sa.epoch;
+			c->ls->unsure_out_gen = c->sa.gen;
+		}
 		d->resync_wanted = true;
 		d->kick_pending = true;
 	} else if (!rot_op_result_ok(step, err)) {

@@ -37,8 +37,13 @@ struct link_state {
 	bool unsure_this_pass; /* a reply was lost: the outcome waits for the resync */
 	/* In the running pass: its adds not answered yet, and its deletes (send_breaks). */
 	unsigned makes_pending;
-	/* Epoch of an outbound SA whose add went unanswered: the resync tells if it rotated. */
+	/*
+	 * An outbound SA whose add went unanswered (epoch 0: none) and its generation:
+	 * the resync tells whether it was installed, and then what its reply would have
+	 * done is done (the rotation recorded, generation-changed raised, the probe sent).
+	 */
 	int64_t unsure_out_epoch;
+	uint8_t unsure_out_gen;
 	size_t first_break; /* 1 + index of its entry in the pass's rot_pass.link; 0 = none */
 	bool policy_installed;
 	bool conflict_alerted;
