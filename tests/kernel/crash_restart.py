@@ -417,12 +417,23 @@ for ns in "ab":
     slept = [ep for ep in range(first, last + 1)
              if any(x == ns and k <= pair.start(ep) and pair.start(ep + 1) <= r
                     for x, k, r in downs)]
-    want_epochs = [ep for ep in range(first, last + 1) if ep not in slept]
+    # Such an epoch is in the history all the same if a daemon of this host asked the
+    # kernel for its outbound SA within that downtime (a crash-point daemon killed in its
+    # first pass, before it was ever ready, right after that add: its successor adopts
+    # the SA and records it at start-up).
+    asked = set()
+    for path in glob.glob(f"{OUT}/sakeyd-{ns}*.log"):
+        with open(path, errors="replace") as f:
+            asked |= {int(x) for x in re.findall(r"link ab: (?:add|re-add) out spi \S+ epoch (\d+)",
+                                                  f.read())}
+    want_epochs = [ep for ep in range(first, last + 1)
+                   if ep not in slept or (ep in asked and ep in epochs)]
     check(epochs == want_epochs and last >= first + 10 and not odd,
           f"{ns}: the history has every epoch's rotation exactly once per generation sent "
           f"({len(rows)} rotations, epochs {first}..{last}, generation changes {g_out}; "
           f"{sum(1 for h in hist if 'recorded at start-up' in (h.get('detail') or ''))} recorded "
-          f"at start-up; epochs the host was down for throughout: {slept}"
+          f"at start-up; epochs the host was down for throughout: {slept}, of which its "
+          f"outbound SA was asked for: {[ep for ep in slept if ep in asked]}"
           f"{'' if epochs == want_epochs else '; ' + str(epochs)}"
           f"{'; unexplained (epoch, generation) ' + str(odd) if odd else ''})")
 wakes = points = 0
