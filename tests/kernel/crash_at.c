@@ -16,6 +16,12 @@
  * inside its sendmsg) and the requests behind it do not; then the process
  * dies as by kill -9, before it reads the reply. Nothing happens without
  * SAKEYD_TEST_CRASH_AT; only sockets of PF_KEY are looked at.
+ *
+ * Just before dying it writes one line to stderr (the daemon's log in the
+ * tests), "crash_at: SIGKILL after add in spi 0x... (request I of N of the
+ * batch, N-I held back)": the daemon logs every request of a batch before it
+ * sends the batch, so its last logged request is not the last one the kernel
+ * got when a pass (e.g. a start-up catch-up) batches several kinds.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -26,6 +32,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +106,30 @@ static bool matches(const void *buf, size_t len)
 	return !strcmp(at, out ? "out" : "in");
 }
 
+/* The SPI (host order) of msg's SA extension, or 0 if absent. */
+static uint32_t ext_spi(const uint8_t *msg, size_t len)
+{
+	size_t off = sizeof(struct sadb_msg);
+
+	while (off + sizeof(struct sadb_ext) <= len) {
+		struct sadb_ext ext;
+		size_t ext_len;
+
+		memcpy(&ext, msg + off, sizeof(ext));
+		ext_len = (size_t)ext.sadb_ext_len * 8;
+		if (ext_len < sizeof(ext) || off + ext_len > len)
+			return 0;
+		if (ext.sadb_ext_type == SADB_EXT_SA && ext_len >= sizeof(struct sadb_sa)) {
+			struct sadb_sa sa;
+
+			memcpy(&sa, msg + off, sizeof(sa));
+			return ntohl(sa.sadb_sa_spi);
+		}
+		off += ext_len;
+	}
+	return 0;
+}
+
 static bool msg_matches(const struct mmsghdr *m)
 {
 	return m->msg_hdr.msg_iovlen == 1 &&
@@ -127,7 +158,18 @@ int sendmmsg(int fd, struct mmsghdr *mm, unsigned int vlen, int flags)
 	n = real_sendmmsg(fd, mm, upto, flags);
 	for (int i = 0; i < n; i++)
 		seen += msg_matches(&mm[i]);
-	if (die && n == (int)upto)
+	if (die && n == (int)upto) {
+		const struct iovec *iov = mm[upto - 1].msg_hdr.msg_iov;
+		char line[160];
+		int len = snprintf(line, sizeof(line),
+				   "crash_at: SIGKILL after %s spi 0x%x (request %u of %u of the batch, "
+				   "%u held back)\n",
+				   getenv("SAKEYD_TEST_CRASH_AT"), ext_spi(iov->iov_base, iov->iov_len),
+				   upto, vlen, vlen - upto);
+
+		if (len > 0 && write(STDERR_FILENO, line, (size_t)len) < 0)
+			len = 0; /* nothing to do: the kill below is what matters */
 		raise(SIGKILL);
+	}
 	return n;
 }

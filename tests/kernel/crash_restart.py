@@ -84,6 +84,34 @@ rng = random.Random(seed)
 print(f"     seed {seed} (CRASH_SEED={seed} repeats the kill instants' draws)")
 
 pair = Pair(SAKEYD, OUT, WORK, PERIOD, LEAD, GRACE)
+
+
+LOOKS = 8  # tries at a look that fits between two change points
+
+
+def look_at(label, ns, ledger):
+    """
+    One host's kernel SAs (and its ledger if asked) read within one stretch between
+    change points, from its start (sactl is slow under UML, slower under load: a look
+    begun anywhere in a stretch, of both hosts at once, ran into the next change point
+    five times in a row). (desired (must, may) at that stretch, kernel, ledger rows),
+    or None if no try fitted: then nothing is judged on a look that straddled a change
+    point (it mixes two desired sets).
+    """
+    for _ in range(LOOKS):
+        t1 = pair.wait_quiet(need=1.4)
+        got = pair.sa_set(ns)
+        rows = pair.sactl_json(SACTL, ns, "status") if ledger else None
+        t2 = time.time()
+        rec = pair.gen_records(ns)
+        want = pair.desired_v2(ns, t1, rec)
+        if pair.desired_v2(ns, t2, rec) == want and pair.epoch_at(t1) == pair.epoch_at(t2):
+            return want, got, rows
+        print(f"     {label} {ns}: a change point fell inside the look ({t2 - t1:.2f} s); "
+              f"looking again", flush=True)
+    return None
+
+
 for ns in ("a", "b"):
     pair.launch(ns)
 for ns in ("a", "b"):
@@ -92,12 +120,11 @@ policies_ref = {ns: pair.policies(ns) for ns in ("a", "b")}
 check(all(policies_ref[ns] == ["in", "out"] for ns in "ab"),
       f"the link's policies are installed {policies_ref}")
 # Fresh start, no traffic yet: generation 15 outbound, all 16 inbound generations.
-t_q = pair.wait_quiet()
 for ns in "ab":
-    got = set(pair.sa_set(ns))
     rec = pair.gen_records(ns)
-    must, may = pair.desired_v2(ns, t_q, rec)
-    check(rec[0] is not None and must <= got <= must | may,
+    (must, may), got, _ = look_at("fresh start", ns, False) or ((set(), set()), [], None)
+    got = set(got)
+    check(rec[0] is not None and must and must <= got <= must | may,
           f"fresh start {ns}: first epoch {rec[0]}, SA set = "
           f"{[(d, hex(s)) for d, s in sorted(must)]}" +
           ("" if must <= got <= must | may else f", kernel has {[(d, hex(s)) for d, s in sorted(got)]}"))
@@ -175,32 +202,23 @@ def kill_instant(kind, lo, hi):
 
 
 def verify(label, target):
-    """
-    At an instant clear of change points: kernel == desired, ledger == kernel.
-    The kernel and the ledger are read within one stretch between change points
-    (sactl is slow under UML); if a change point fell inside, read again.
-    """
-    for attempt in range(5):
-        t1 = pair.wait_quiet()
-        got = {ns: pair.sa_set(ns) for ns in "ab"}
-        rows = {ns: pair.sactl_json(SACTL, ns, "status") for ns in target}
-        t2 = time.time()
-        rec = {ns: pair.gen_records(ns) for ns in "ab"}
-        want = {ns: pair.desired_v2(ns, t1, rec[ns]) for ns in "ab"}
-        if all(pair.desired_v2(ns, t2, rec[ns]) == want[ns] for ns in "ab"):
-            break
-        print(f"     {label}: a change point fell inside the look; looking again", flush=True)
+    """At an instant clear of change points: kernel == desired, ledger == kernel."""
     for ns in "ab":
-        must, may = want[ns]
-        ok = must <= set(got[ns]) <= must | may
+        seen = look_at(label, ns, ns in target)
+        if not check(seen is not None,
+                     f"{label} {ns}: the kernel (and ledger) read between two change points "
+                     f"(no look of {LOOKS} fitted: the machine is too slow to judge the SA set)"):
+            continue
+        (must, may), got, rows = seen
+        ok = must <= set(got) <= must | may
         check(ok, f"{label} {ns}: SA set = desired set {[(d, hex(s)) for d, s in sorted(must)]}"
               + (f" (may also hold {[(d, hex(s)) for d, s in sorted(may)]})" if may else "")
-              + ("" if ok else f", kernel has {[(d, hex(s)) for d, s in got[ns]]}"))
-    for ns in target:
-        live = sorted((r["dir"], r["spi"]) for r in rows[ns] or [] if r["state"] != "gone")
-        check(rows[ns] is not None and live == got[ns],
-              f"{label} {ns}: the ledger lists exactly the kernel's SAs as live"
-              + ("" if live == got[ns] else f" (ledger {live})"))
+              + ("" if ok else f", kernel has {[(d, hex(s)) for d, s in got]}"))
+        if ns in target:
+            live = sorted((r["dir"], r["spi"]) for r in rows or [] if r["state"] != "gone")
+            check(rows is not None and live == got,
+                  f"{label} {ns}: the ledger lists exactly the kernel's SAs as live"
+                  + ("" if live == got else f" (ledger {live})"))
 
 
 downs = []  # (ns, t_kill, t_ready)
@@ -243,9 +261,12 @@ for i in range(KILLS):
             pair.procs[ns].wait()
             pair.launch(ns)
     for ns in target:
-        t_ready = pair.wait_ready(ns)
-        check(t_ready is not None, f"kill {i + 1} {ns}: the restarted daemon reconciled")
-        downs.append((ns, effective_down(killed_log[ns], t0), t_ready or time.time()))
+        seen = pair.wait_ready(ns)
+        check(seen is not None, f"kill {i + 1} {ns}: the restarted daemon reconciled")
+        # Back when its log says so: waiting on a, then b, notices b late (b ready at
+        # 36.53 was taken as 39.72, and an epoch it rotated as one it slept through).
+        t_ready = (pair.ready_at(pair.logs[ns]) if seen else None) or time.time()
+        downs.append((ns, effective_down(killed_log[ns], t0), t_ready))
         with open(pair.logs[ns]) as f:
             first = log_time(f.readline()) or t0
         # Where a downtime goes: kill to the daemon's first log line (exec, libraries,
@@ -280,9 +301,7 @@ for j, (point, kind) in enumerate(CRASH_POINTS):
     pair.procs[ns].wait()
     armed = pair.go(spare)
     spare = pair.prepare(ns)
-    t_ready = pair.wait_ready(ns)
-    if t_ready:
-        downs.append((ns, t0, t_ready))
+    pair.wait_ready(ns)
     end = time.time() + PERIOD + 3
     while pair.procs[ns].poll() is None and time.time() < end:
         time.sleep(0.002)
@@ -296,11 +315,32 @@ for j, (point, kind) in enumerate(CRASH_POINTS):
     pair.go(spare)
     t_back = pair.wait_ready(ns)
     check(t_back is not None, f"{label}: the restarted daemon reconciled")
-    downs.append((ns, t_death, t_back or time.time()))
+    t_back = (pair.ready_at(pair.logs[ns]) if t_back else None) or time.time()
     with open(armed) as f:
-        ops = OPLINE.findall(f.read())
-    check(ops and "-".join(ops[-1]) == point,
-          f"{label}: the last request logged before death was {point} ({'-'.join(ops[-1]) if ops else ''})")
+        text = f.read()
+    # The downtimes, from the logs. Under load the armed daemon can sit in its start-up
+    # past a change point and die in its first pass, before it was ever ready: then the
+    # host was down from the arming kill until the next daemon was ready, one downtime.
+    # Otherwise two: arming kill to armed ready, then death (the last line the armed
+    # daemon logged: the shim kills right after that request; or the change point
+    # whose pass it pre-empted) to ready again.
+    armed_ready = pair.ready_at(armed)
+    stamps = [t for t in map(log_time, text.splitlines()) if t]
+    if armed_ready:
+        downs.append((ns, t0, armed_ready))
+        downs.append((ns, effective_down(armed, stamps[-1] if stamps else t_death), t_back))
+    else:
+        downs.append((ns, t0, t_back))
+    # The shim names the request it let through last; the daemon logs a batch's requests
+    # before it sends the batch, so its last logged one may be one the shim held back
+    # (seen: a start-up catch-up pass "add in, add in, add in, add out", cut after the
+    # first add in).
+    m = re.search(r"^crash_at: SIGKILL after (\S+) spi (0x[0-9a-f]+)(.*)$", text, re.M)
+    sent = m and re.search(r"link ab: %s spi %s " % (m.group(1).replace("-", " "), m.group(2)),
+                           text[:m.start()])
+    check(bool(m and m.group(1) == point and sent),
+          f"{label}: the last request sent before death was {point} and the daemon logged it "
+          f"({m.group(0) if m else 'no crash_at line in ' + os.path.basename(armed)})")
     print(f"     {label}: {ns} died {t_death - t0:.1f} s after arming; down "
           f"{downs[-1][2] - downs[-1][1]:.3f} s", flush=True)
     verify(label, (ns,))
@@ -351,9 +391,11 @@ for direction, (sent, got) in results.items():
     print(f"     {direction}: sent {len(sent)}, received {len(got)}, lost or refused "
           f"{len(gone)}, of which explained by a downtime: {len(excused)}")
     check(len(sent) > (t_end - t_traffic - 5) * 50, f"{direction}: the stream ran")
-    check(len(gone) == len(excused),
-          f"{direction}: no loss but what a downtime explains ({len(gone) - len(excused)} "
-          f"unexplained{': ' if gone else ''}{gone[:5] if gone else ''})")
+    unexplained = [x for x in gone if x not in excused]
+    check(not unexplained,
+          f"{direction}: no loss but what a downtime explains ({len(unexplained)} "
+          f"unexplained{': ' if unexplained else ''}{unexplained[:5] if unexplained else ''}"
+          f"{' .. ' + str(unexplained[-1]) if len(unexplained) > 5 else ''})")
 
 for ns in "ab":
     stat = pair.xfrm_stat(ns)
@@ -375,12 +417,23 @@ for ns in "ab":
     slept = [ep for ep in range(first, last + 1)
              if any(x == ns and k <= pair.start(ep) and pair.start(ep + 1) <= r
                     for x, k, r in downs)]
-    want_epochs = [ep for ep in range(first, last + 1) if ep not in slept]
+    # Such an epoch is in the history all the same if a daemon of this host asked the
+    # kernel for its outbound SA within that downtime (a crash-point daemon killed in its
+    # first pass, before it was ever ready, right after that add: its successor adopts
+    # the SA and records it at start-up).
+    asked = set()
+    for path in glob.glob(f"{OUT}/sakeyd-{ns}*.log"):
+        with open(path, errors="replace") as f:
+            asked |= {int(x) for x in re.findall(r"link ab: (?:add|re-add) out spi \S+ epoch (\d+)",
+                                                  f.read())}
+    want_epochs = [ep for ep in range(first, last + 1)
+                   if ep not in slept or (ep in asked and ep in epochs)]
     check(epochs == want_epochs and last >= first + 10 and not odd,
           f"{ns}: the history has every epoch's rotation exactly once per generation sent "
           f"({len(rows)} rotations, epochs {first}..{last}, generation changes {g_out}; "
           f"{sum(1 for h in hist if 'recorded at start-up' in (h.get('detail') or ''))} recorded "
-          f"at start-up; epochs the host was down for throughout: {slept}"
+          f"at start-up; epochs the host was down for throughout: {slept}, of which its "
+          f"outbound SA was asked for: {[ep for ep in slept if ep in asked]}"
           f"{'' if epochs == want_epochs else '; ' + str(epochs)}"
           f"{'; unexplained (epoch, generation) ' + str(odd) if odd else ''})")
 wakes = points = 0

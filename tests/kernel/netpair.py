@@ -189,9 +189,20 @@ hard_slack = 60s
         points = self.change_points(e) + self.change_points(e + 1) + self.change_points(e - 1)
         return min(abs(t - p) for p in points)
 
-    def wait_quiet(self, margin=0.35):
-        """Sleep until at least margin seconds from any change point (and return the time)."""
-        while self.distance_to_change(time.time()) < margin:
+    def next_change(self, t):
+        """Seconds from t to the next change point of the link (after t)."""
+        e = self.epoch_at(t)
+        return min(p - t for x in (e, e + 1) for p in self.change_points(x) if p > t)
+
+    def wait_quiet(self, margin=0.35, need=0.0):
+        """
+        Sleep until at least margin seconds from any change point and at least need
+        seconds before the next one (and return the time). need: how long the caller's
+        look may take (at most the gap between change points less margin); a look
+        begun 0.36 s before a change point seldom ends before it under load.
+        """
+        while self.distance_to_change(time.time()) < margin or \
+                self.next_change(time.time()) < need:
             time.sleep(0.02)
         return time.time()
 
@@ -270,6 +281,14 @@ hard_slack = 60s
                 return None
             time.sleep(0.005)
         return None
+
+    @staticmethod
+    def ready_at(path):
+        """The instant a daemon's log says it was ready (its first "ready:" line), or None.
+        The daemon's own record, not when a test noticed: a test waiting on two daemons
+        in turn notices the second one late."""
+        with open(path, errors="replace") as f:
+            return next((log_time(line) for line in f if re.search(r"\bready: ", line)), None)
 
     def sactl_json(self, sactl, ns, *args):
         r = subprocess.run([sactl, "-c", self.conf(ns), *args, "--json"], capture_output=True,
