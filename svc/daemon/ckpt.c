@@ -81,6 +81,16 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* Its connection closed, its synchronisation objects destroyed, k freed (the thread gone). */
+static void ckpt_free(struct ckpt *k)
+{
+	store_ckpt_close(k->c);
+	pthread_cond_destroy(&k->idle);
+	pthread_cond_destroy(&k->wake);
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
 int ckpt_start(struct store *s, struct ckpt **out, char *err, size_t err_size)
 {
 	struct ckpt *k = calloc(1, sizeof(*k));
@@ -124,11 +134,7 @@ int ckpt_start(struct store *s, struct ckpt **out, char *err, size_t err_size)
 	}
 	if (err && err_size)
 		snprintf(err, err_size, "checkpoint thread: %s", strerror(-ret));
-	store_ckpt_close(k->c);
-	pthread_cond_destroy(&k->idle);
-	pthread_cond_destroy(&k->wake);
-	pthread_mutex_destroy(&k->mu);
-	free(k);
+	ckpt_free(k);
 	return ret;
 }
 
@@ -180,10 +186,6 @@ int ckpt_stop(struct ckpt *k, bool final, char *msg, size_t msg_size)
 	ret = final ? k->result : 0;
 	if (msg && msg_size)
 		snprintf(msg, msg_size, "%s", final ? k->msg : "");
-	store_ckpt_close(k->c);
-	pthread_cond_destroy(&k->idle);
-	pthread_cond_destroy(&k->wake);
-	pthread_mutex_destroy(&k->mu);
-	free(k);
+	ckpt_free(k);
 	return ret;
 }
