@@ -28,7 +28,6 @@ side then needs esn = no, since PF_KEY has no ESN and both ends must agree).
 usage: two_hosts.py SAKEYD OUTDIR [SACTL] [--kernels K,K] [--alg NAME] [--esn auto|no]
 """
 import argparse
-import calendar
 import json
 import os
 import re
@@ -41,6 +40,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import keysched  # noqa: E402
 from checks import Checks  # noqa: E402
+import logs  # noqa: E402
 from ipxfrm import parse_states  # noqa: E402
 from proc import sh  # noqa: E402
 
@@ -220,25 +220,22 @@ for ns in ("a", "b"):
 PROBE_AT, PROBE_SPI, INSTALLED_AT = {}, {}, {}
 
 
-def stamp(line):
-    return calendar.timegm(time.strptime(line[:19], "%Y-%m-%dT%H:%M:%S")) + int(line[20:23]) / 1000
-
-
 for ns in ("a", "b"):
     with open(f"{OUT}/sakeyd-{ns}.log") as f:
-        lines = f.read().splitlines()
-    probe = next((x for x in lines if "no generation records: sends with generation 15" in x), None)
-    PROBE_AT[ns] = stamp(probe) if probe else None
-    m = re.search(r"\(spi (0x[0-9a-f]+)\)", probe or "")
+        lines = logs.stamped(f.read())
+    PROBE_AT[ns], probe = next(((t, x) for t, x in lines
+                                if "no generation records: sends with generation 15" in x),
+                               (None, ""))
+    m = re.search(r"\(spi (0x[0-9a-f]+)\)", probe)
     PROBE_SPI[ns] = int(m.group(1), 16) if m else None
     INSTALLED_AT[ns], pending = {}, []
-    for x in lines:
+    for t, x in lines:
         m = re.search(r"send_op: link ab: add in spi (0x[0-9a-f]+) ", x)
         if m:
             pending.append(int(m.group(1), 16))
         elif "pass_finish: reconcile pass: " in x or "pass_finish: ready: " in x:
             for spi in pending:
-                INSTALLED_AT[ns].setdefault(spi, stamp(x))
+                INSTALLED_AT[ns].setdefault(spi, t)
             pending = []
 for ns in ("a", "b"):
     gens = {}
