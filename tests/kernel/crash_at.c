@@ -58,8 +58,11 @@ static bool is_pfkey(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &n) == 0 && domain == PF_KEY;
 }
 
-/* The IPv4 address of extension type in msg, or 0 if absent. */
-static uint32_t ext_addr(const uint8_t *msg, size_t len, uint16_t type)
+/*
+ * The extension of type in msg, at least min_len bytes long: its offset, or
+ * 0 if absent (or the message is malformed before it).
+ */
+static size_t find_ext(const uint8_t *msg, size_t len, uint16_t type, size_t min_len)
 {
 	size_t off = sizeof(struct sadb_msg);
 
@@ -71,16 +74,24 @@ static uint32_t ext_addr(const uint8_t *msg, size_t len, uint16_t type)
 		ext_len = (size_t)ext.sadb_ext_len * 8;
 		if (ext_len < sizeof(ext) || off + ext_len > len)
 			return 0;
-		if (ext.sadb_ext_type == type &&
-		    ext_len >= sizeof(struct sadb_address) + sizeof(struct sockaddr_in)) {
-			struct sockaddr_in sin;
-
-			memcpy(&sin, msg + off + sizeof(struct sadb_address), sizeof(sin));
-			return sin.sin_family == AF_INET ? sin.sin_addr.s_addr : 0;
-		}
+		if (ext.sadb_ext_type == type && ext_len >= min_len)
+			return off;
 		off += ext_len;
 	}
 	return 0;
+}
+
+/* The IPv4 address of extension type in msg, or 0 if absent. */
+static uint32_t ext_addr(const uint8_t *msg, size_t len, uint16_t type)
+{
+	size_t off = find_ext(msg, len, type,
+			      sizeof(struct sadb_address) + sizeof(struct sockaddr_in));
+	struct sockaddr_in sin;
+
+	if (!off)
+		return 0;
+	memcpy(&sin, msg + off + sizeof(struct sadb_address), sizeof(sin));
+	return sin.sin_family == AF_INET ? sin.sin_addr.s_addr : 0;
 }
 
 static bool matches(const void *buf, size_t len)
@@ -109,25 +120,13 @@ static bool matches(const void *buf, size_t len)
 /* The SPI (host order) of msg's SA extension, or 0 if absent. */
 static uint32_t ext_spi(const uint8_t *msg, size_t len)
 {
-	size_t off = sizeof(struct sadb_msg);
+	size_t off = find_ext(msg, len, SADB_EXT_SA, sizeof(struct sadb_sa));
+	struct sadb_sa sa;
 
-	while (off + sizeof(struct sadb_ext) <= len) {
-		struct sadb_ext ext;
-		size_t ext_len;
-
-		memcpy(&ext, msg + off, sizeof(ext));
-		ext_len = (size_t)ext.sadb_ext_len * 8;
-		if (ext_len < sizeof(ext) || off + ext_len > len)
-			return 0;
-		if (ext.sadb_ext_type == SADB_EXT_SA && ext_len >= sizeof(struct sadb_sa)) {
-			struct sadb_sa sa;
-
-			memcpy(&sa, msg + off, sizeof(sa));
-			return ntohl(sa.sadb_sa_spi);
-		}
-		off += ext_len;
-	}
-	return 0;
+	if (!off)
+		return 0;
+	memcpy(&sa, msg + off, sizeof(sa));
+	return ntohl(sa.sadb_sa_spi);
 }
 
 static bool msg_matches(const struct mmsghdr *m)
