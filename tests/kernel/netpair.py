@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import keysched  # noqa: E402
+import logs  # noqa: E402
 from ipxfrm import parse_states  # noqa: E402
 from proc import sh  # noqa: E402
 
@@ -287,8 +288,7 @@ hard_slack = 60s
         """The instant a daemon's log says it was ready (its first "ready:" line), or None.
         The daemon's own record, not when a test noticed: a test waiting on two daemons
         in turn notices the second one late."""
-        with open(path, errors="replace") as f:
-            return next((log_time(line) for line in f if re.search(r"\bready: ", line)), None)
+        return logs.logged_at(path, r"\bready: ")
 
     def sactl_json(self, sactl, ns, *args):
         r = subprocess.run([sactl, "-c", self.conf(ns), *args, "--json"], capture_output=True,
