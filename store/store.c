@@ -240,6 +240,25 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 	 * keeps them.
 	 */
 	"UPDATE sa SET key_fp = NULL WHERE managed = 0 AND key_fp IS NOT NULL;",
+
+	/*
+	 * v6 -> v7: an SA life's add and delete events in its own row. A
+	 * rotation wrote an event row beside every SA row it added or ended
+	 * (80,000 a rotation of 10,000 links, each with three indexes): most
+	 * of the ledger's work after the passes. The row now says when its add
+	 * and its delete were recorded (add_ev_at, del_ev_at), with what message,
+	 * and where they stand among the events (add_ev, del_ev: numbers from
+	 * the event ids' series, meta event_next). Readers list them among the
+	 * event rows as kind 'add' and 'delete' (ST_EV_EACH); rows written
+	 * before v7 keep their event rows, and an event that cannot go in its
+	 * SA's row (none written, or a second delete) is an event row still.
+	 */
+	"ALTER TABLE sa ADD COLUMN add_ev INTEGER;"
+	"ALTER TABLE sa ADD COLUMN add_ev_at INTEGER;"
+	"ALTER TABLE sa ADD COLUMN add_ev_msg TEXT;"
+	"ALTER TABLE sa ADD COLUMN del_ev INTEGER;"
+	"ALTER TABLE sa ADD COLUMN del_ev_at INTEGER;"
+	"ALTER TABLE sa ADD COLUMN del_ev_msg TEXT;",
 };
 
 enum stmt_id {
@@ -251,6 +270,7 @@ enum stmt_id {
 	ST_SA_UPDATE,
 	ST_SA_COUNTERS,
 	ST_SA_STATE,
+	ST_SA_GONE_EV,
 	ST_SA_GET,
 	ST_SA_FIND_LIVE,
 	ST_SA_EACH,
@@ -282,6 +302,11 @@ enum stmt_id {
 	"origin_pid"
 #define EV_COLS "id, at, kind, sa_id, link, spi, src, dst, proto, message, origin_pid"
 #define ROT_COLS "id, at, link, epoch, result, detail, old_spi, new_spi"
+/* EV_COLS of the add (e "add") or delete (e "del") event an SA row holds (v7). */
+#define SA_EV_COLS(e, kind)                                                                        \
+	e "_ev, " e "_ev_at, '" kind "', id, link, nullif(spi, 0), "                               \
+	"CASE WHEN src = '-' THEN NULL ELSE src END, CASE WHEN src = '-' THEN NULL ELSE dst END, " \
+	"proto, " e "_ev_msg, origin_pid"
 
 static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -291,8 +316,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			     "WHERE dst = ?1 AND spi = ?2 AND proto = ?3 AND state != 'gone'",
 	[ST_SA_INSERT] = "INSERT INTO sa (link, dir, spi, src, dst, proto, mode, algorithm, epoch, "
 			 "managed, state, added_at, soft_expires_at, hard_expires_at, bytes, "
-			 "packets, last_counters_at, key_fp, origin_pid) VALUES (?1, ?2, ?3, ?4, "
-			 "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+			 "packets, last_counters_at, key_fp, origin_pid, add_ev, add_ev_at, "
+			 "add_ev_msg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+			 "?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
 	[ST_SA_UPDATE] = "UPDATE sa SET link = ?2, dir = ?3, mode = ?4, algorithm = ?5, epoch = ?6, "
 			 "managed = ?7, state = ?8, soft_expires_at = ?9, hard_expires_at = ?10, "
 			 "bytes = ?11, packets = ?12, last_counters_at = ?13, key_fp = ?14, "
@@ -301,6 +327,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			   "WHERE id = ?1",
 	[ST_SA_STATE] = "UPDATE sa SET state = ?2, gone_at = CASE WHEN ?2 = 'gone' "
 			"THEN max(?3, added_at) END WHERE id = ?1 AND state != 'gone'",
+	/* The life's end and its delete event, in one row (a row already gone keeps its end). */
+	[ST_SA_GONE_EV] = "UPDATE sa SET state = 'gone', gone_at = CASE WHEN state = 'gone' "
+			  "THEN gone_at ELSE max(?2, added_at) END, del_ev = ?3, del_ev_at = ?2, "
+			  "del_ev_msg = ?4 WHERE id = ?1 AND del_ev IS NULL",
 	[ST_SA_GET] = "SELECT " SA_COLS " FROM sa WHERE id = ?1",
 	[ST_SA_FIND_LIVE] = "SELECT " SA_COLS " FROM sa "
 			    "WHERE dst = ?1 AND spi = ?2 AND proto = ?3 AND state != 'gone'",
@@ -313,13 +343,27 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_SYNC_END] = "UPDATE main.sa SET state = 'gone', gone_at = max(?1, added_at) "
 			"WHERE state != 'gone' AND id NOT IN (SELECT id FROM temp.sync_seen)",
 	[ST_EV_INSERT] = "INSERT INTO event (at, kind, sa_id, link, spi, src, dst, proto, message, "
-			 "origin_pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			 "origin_pid, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[ST_EV_FROM_SA] = "INSERT INTO event (at, kind, sa_id, link, spi, src, dst, proto, message, "
-			  "origin_pid) SELECT ?1, ?2, id, link, nullif(spi, 0), src, dst, proto, ?3, "
-			  "origin_pid FROM sa WHERE id = ?4",
+			  "origin_pid, id) SELECT ?1, ?2, id, link, nullif(spi, 0), src, dst, proto, "
+			  "?3, origin_pid, ?5 FROM sa WHERE id = ?4",
+	/*
+	 * The event rows and the add and delete events kept in SA rows (v7),
+	 * in the order they were recorded. The SA row's part is what
+	 * store_event_add would have stored from the entry: no address when
+	 * the source is unspecified ("-"), no SPI 0.
+	 */
 	[ST_EV_EACH] = "SELECT " EV_COLS " FROM event WHERE at >= ?1 "
-		       "AND (?2 IS NULL OR link = ?2) ORDER BY at, id",
-	[ST_EV_COUNT] = "SELECT count(*) FROM event WHERE kind = ?1 AND at >= ?2",
+		       "AND (?2 IS NULL OR link = ?2) "
+		       "UNION ALL SELECT " SA_EV_COLS("add", "add") " FROM sa WHERE add_ev IS NOT NULL "
+		       "AND add_ev_at >= ?1 AND (?2 IS NULL OR link = ?2) "
+		       "UNION ALL SELECT " SA_EV_COLS("del", "delete") " FROM sa WHERE del_ev IS NOT NULL "
+		       "AND del_ev_at >= ?1 AND (?2 IS NULL OR link = ?2) "
+		       "ORDER BY 2, 1",
+	[ST_EV_COUNT] = "SELECT (SELECT count(*) FROM event WHERE kind = ?1 AND at >= ?2) + "
+			"CASE ?1 WHEN 'add' THEN (SELECT count(*) FROM sa WHERE add_ev IS NOT NULL "
+			"AND add_ev_at >= ?2) WHEN 'delete' THEN (SELECT count(*) FROM sa "
+			"WHERE del_ev IS NOT NULL AND del_ev_at >= ?2) ELSE 0 END",
 	[ST_ROT_INSERT] = "INSERT INTO rotation (at, link, epoch, result, detail, old_spi, new_spi) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_ROT_EACH] = "SELECT " ROT_COLS " FROM rotation WHERE at >= ?1 "
@@ -346,6 +390,12 @@ struct store {
 	bool readonly;
 	bool syncing;
 	int version;
+	/*
+	 * The writer's event ids (v7): every event, in an event row or in an
+	 * SA row, takes the next, so the events list in the order they were
+	 * recorded. ev_saved is what meta event_next holds as committed.
+	 */
+	int64_t ev_next, ev_saved;
 	sqlite3_stmt *stmt[ST_COUNT_];
 	char errmsg[STORE_ERRMSG_LEN];
 };
@@ -794,6 +844,52 @@ cleanup:
 	return err;
 }
 
+/*
+ * The writer's next event id: past every event row and past what meta
+ * event_next says the SA rows' events took (it is written in the
+ * transaction that took them, so no committed id is above it).
+ */
+static int ev_load(struct store *s)
+{
+	int64_t next = 0, saved = 0;
+	int err;
+
+	if ((err = store_sql_query_int(&s->sql, "SELECT coalesce(max(id), 0) + 1 FROM event",
+				       &next)) ||
+	    (err = store_sql_query_int(&s->sql,
+				       "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta "
+				       "WHERE key = '" STORE_META_EVENT_NEXT "'), 0)",
+				       &saved)))
+		return err;
+	s->ev_next = next > saved ? next : saved;
+	s->ev_saved = saved;
+	return 0;
+}
+
+static int ev_save(struct store *s)
+{
+	int err;
+
+	if (s->ev_next == s->ev_saved)
+		return 0;
+	if ((err = store_meta_set_int(s, STORE_META_EVENT_NEXT, s->ev_next)))
+		return err;
+	if (!s->sql.in_txn)
+		s->ev_saved = s->ev_next;
+	return 0;
+}
+
+/* An id for a new event; outside a transaction its meta row is written at once. */
+static int ev_take(struct store *s, int64_t *id)
+{
+	if (s->readonly)
+		return store_sql_fail(&s->sql, -EROFS, "event: the ledger is open readonly");
+	if (s->ev_next <= 0)
+		return store_sql_fail(&s->sql, -EINVAL, "event id: the ledger is not open for writing");
+	*id = s->ev_next++;
+	return s->sql.in_txn ? 0 : ev_save(s);
+}
+
 /* The mode of the ledger's files: readable by the group the directory is shared with, if any. */
 static mode_t db_mode(gid_t gid)
 {
@@ -974,7 +1070,7 @@ static int open_db(struct store *s, const char *dir, bool readonly, gid_t gid, i
 	    (err = store_sql_exec(&s->sql, "CREATE TEMP TABLE sync_seen (id INTEGER PRIMARY KEY)",
 				  "sync table")))
 		return err;
-	return 0;
+	return target >= 1 ? ev_load(s) : 0;
 }
 
 static struct store *store_alloc(void)
@@ -1197,7 +1293,15 @@ int store_begin(struct store *s)
 int store_commit(struct store *s)
 {
 	bool open = s->sql.in_txn;
-	int err = store_sql_commit(&s->sql, ST_COMMIT, ST_ROLLBACK);
+	int err = open ? ev_save(s) : 0;
+
+	if (err) {
+		store_rollback(s);
+		return err;
+	}
+	err = store_sql_commit(&s->sql, ST_COMMIT, ST_ROLLBACK);
+	if (!err && open)
+		s->ev_saved = s->ev_next;
 
 	/* On failure the turn's changes are lost, the caller resyncs. */
 	if (err && open)
@@ -1252,9 +1356,29 @@ static int close_live(struct store *s, const char *dst, uint32_t spi, uint8_t pr
 	return store_sql_run(&s->sql, st, "sa close");
 }
 
-/* Insert a checked SA with added_at; close any live row of its identity first. */
+/* An event kept in an SA row (v7): its id, when, and its cleaned message. */
+struct ev_note {
+	int64_t id, at;
+	char message[STORE_MSG_LEN];
+};
+
+/* note for an event at at with message msg (a string shorter than STORE_MSG_LEN). */
+static int ev_note_make(struct store *s, int64_t at, const char *msg, struct ev_note *note)
+{
+	/* Not fits(): msg may be a string literal, shorter than the buffer fits() would read. */
+	if (!msg || strnlen(msg, sizeof(note->message)) == sizeof(note->message))
+		return store_sql_fail(&s->sql, -EINVAL, "event message: missing or too long");
+	clean_text(msg, note->message);
+	note->at = at;
+	return ev_take(s, &note->id);
+}
+
+/*
+ * Insert a checked SA with added_at and, if add is not NULL, its add event;
+ * close any live row of its identity first.
+ */
 static int insert_sa(struct store *s, const struct store_sa *sa, const struct sa_in *in,
-		     int64_t added_at, int64_t *id)
+		     int64_t added_at, const struct ev_note *add, int64_t *id)
 {
 	sqlite3_stmt *st;
 	int err, rc;
@@ -1283,6 +1407,15 @@ static int insert_sa(struct store *s, const struct store_sa *sa, const struct sa
 	store_sql_keep(&rc, bind_opt(st, 17, sa->last_counters_at));
 	store_sql_keep(&rc, bind_text(st, 18, sa->key_fp));
 	store_sql_keep(&rc, bind_opt(st, 19, sa->origin_pid));
+	if (add) {
+		store_sql_keep(&rc, sqlite3_bind_int64(st, 20, add->id));
+		store_sql_keep(&rc, sqlite3_bind_int64(st, 21, add->at));
+		store_sql_keep(&rc, sqlite3_bind_text(st, 22, add->message, -1, SQLITE_STATIC));
+	} else {
+		store_sql_keep(&rc, sqlite3_bind_null(st, 20));
+		store_sql_keep(&rc, sqlite3_bind_null(st, 21));
+		store_sql_keep(&rc, sqlite3_bind_null(st, 22));
+	}
 	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
 	    (err = store_sql_run(&s->sql, st, "sa add")))
 		return err;
@@ -1300,7 +1433,23 @@ int store_sa_add(struct store *s, const struct store_sa *sa, int64_t *id)
 		return err;
 	if (sa->added_at == 0)
 		return store_sql_fail(&s->sql, -EINVAL, "sa add: added_at not set");
-	return insert_sa(s, sa, &in, sa->added_at, id);
+	return insert_sa(s, sa, &in, sa->added_at, NULL, id);
+}
+
+int store_sa_add_logged(struct store *s, const struct store_sa *sa, int64_t at, const char *msg,
+			int64_t *id)
+{
+	struct ev_note add;
+	struct sa_in in;
+	int err;
+
+	if ((err = store_sql_write_ok(&s->sql)) || (err = check_sa(s, sa, &in)))
+		return err;
+	if (sa->added_at == 0)
+		return store_sql_fail(&s->sql, -EINVAL, "sa add: added_at not set");
+	if ((err = ev_note_make(s, at, msg, &add)))
+		return err;
+	return insert_sa(s, sa, &in, sa->added_at, &add, id);
 }
 
 static int update_sa(struct store *s, int64_t id, const struct store_sa *sa)
@@ -1368,6 +1517,28 @@ int store_sa_set_state(struct store *s, int64_t id, enum store_sa_state state, i
 		return err;
 	if (sqlite3_changes(s->sql.db) == 0)
 		return store_sql_fail(&s->sql, -ENOENT, "sa state: no live row %" PRId64, id);
+	return 0;
+}
+
+int store_sa_gone_logged(struct store *s, int64_t id, int64_t at, const char *msg)
+{
+	struct ev_note del;
+	sqlite3_stmt *st;
+	int err, rc;
+
+	if ((err = store_sql_write_ok(&s->sql)) || (err = ev_note_make(s, at, msg, &del)) ||
+	    (err = store_sql_stmt_get(&s->sql, ST_SA_GONE_EV, &st)))
+		return err;
+	rc = sqlite3_bind_int64(st, 1, id);
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 2, at));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 3, del.id));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 4, del.message, -1, SQLITE_STATIC));
+	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
+	    (err = store_sql_run(&s->sql, st, "sa gone")))
+		return err;
+	if (sqlite3_changes(s->sql.db) == 0)
+		return store_sql_fail(&s->sql, -ENOENT,
+				      "sa gone: no row %" PRId64 " without a delete event", id);
 	return 0;
 }
 
@@ -1457,7 +1628,7 @@ int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64
 		return update_sa(s, row.id, sa);
 	}
 	/* Not the life we know: the old SA went while we were not looking. */
-	return insert_sa(s, sa, &in, sa->added_at ? sa->added_at : now, id);
+	return insert_sa(s, sa, &in, sa->added_at ? sa->added_at : now, NULL, id);
 }
 
 int store_sa_sync_end(struct store *s, int64_t now, uint64_t *gone)
@@ -1487,6 +1658,7 @@ int store_sa_sync_end(struct store *s, int64_t now, uint64_t *gone)
 int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
 {
 	char src[STORE_ADDR_LEN], dst[STORE_ADDR_LEN], message[STORE_MSG_LEN];
+	int64_t ev_id = 0;
 	sqlite3_stmt *st;
 	int err, rc;
 
@@ -1500,7 +1672,7 @@ int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
 	if (!fits(ev->message, sizeof(ev->message)))
 		return store_sql_fail(&s->sql, -EINVAL, "event message: not terminated");
 	clean_text(ev->message, message);
-	if ((err = store_sql_stmt_get(&s->sql, ST_EV_INSERT, &st)))
+	if ((err = ev_take(s, &ev_id)) || (err = store_sql_stmt_get(&s->sql, ST_EV_INSERT, &st)))
 		return err;
 	rc = sqlite3_bind_int64(st, 1, ev->at);
 	store_sql_keep(
@@ -1513,11 +1685,12 @@ int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
 	store_sql_keep(&rc, bind_opt(st, 8, ev->proto));
 	store_sql_keep(&rc, sqlite3_bind_text(st, 9, message, -1, SQLITE_STATIC));
 	store_sql_keep(&rc, bind_opt(st, 10, ev->origin_pid));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 11, ev_id));
 	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
 	    (err = store_sql_run(&s->sql, st, "event add")))
 		return err;
 	if (id)
-		*id = sqlite3_last_insert_rowid(s->sql.db);
+		*id = ev_id;
 	return 0;
 }
 
@@ -1525,6 +1698,7 @@ int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
 			   enum store_event_kind kind, const char *msg)
 {
 	char message[STORE_MSG_LEN];
+	int64_t ev_id = 0;
 	sqlite3_stmt *st;
 	int err, rc;
 
@@ -1536,13 +1710,14 @@ int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
 	if (!msg || strnlen(msg, sizeof(message)) == sizeof(message))
 		return store_sql_fail(&s->sql, -EINVAL, "event message: missing or too long");
 	clean_text(msg, message);
-	if ((err = store_sql_stmt_get(&s->sql, ST_EV_FROM_SA, &st)))
+	if ((err = ev_take(s, &ev_id)) || (err = store_sql_stmt_get(&s->sql, ST_EV_FROM_SA, &st)))
 		return err;
 	rc = sqlite3_bind_int64(st, 1, at);
 	store_sql_keep(&rc,
 		       sqlite3_bind_text(st, 2, store_event_kind_name(kind), -1, SQLITE_STATIC));
 	store_sql_keep(&rc, sqlite3_bind_text(st, 3, message, -1, SQLITE_STATIC));
 	store_sql_keep(&rc, sqlite3_bind_int64(st, 4, sa_id));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 5, ev_id));
 	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
 	    (err = store_sql_run(&s->sql, st, "event for SA")))
 		return err;

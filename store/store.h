@@ -42,7 +42,7 @@
  */
 #define STORE_GROUP_NAME "sakeyd"
 /* Current schema version (PRAGMA user_version); see store.c for each migration. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 /* How long a reader waits for a lock. */
 #define STORE_BUSY_TIMEOUT_MS 2000
 /*
@@ -67,6 +67,8 @@
 #define STORE_META_LAST_DUMP_AT "last_dump_at"   /* last full resync from a kernel dump */
 #define STORE_META_CONFIG "config"               /* config file path */
 #define STORE_META_VERSION "version"             /* daemon version */
+/* The next event id (v7: add and delete events kept in SA rows take theirs too). */
+#define STORE_META_EVENT_NEXT "event_next"
 /*
  * "schedule_" and the link name in hex (meta keys are [a-z0-9_]): "period=SECONDS
  * phase=SECONDS" of a running link, resolved (sactl status's next rotation).
@@ -334,6 +336,22 @@ int store_event_add(struct store *s, const struct store_event *ev, int64_t *id);
 int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
 			   enum store_event_kind kind, const char *msg);
 int store_rotation_add(struct store *s, const struct store_rotation *rot, int64_t *id);
+
+/*
+ * The cheap forms of an SA row with its add event and of an SA life's end
+ * with its delete event (v7): the event is kept in the SA's row, not in a
+ * row of its own, and the event queries list it as the event it is (kind
+ * add or delete, at, msg, the row's link, SPI, addresses, protocol and
+ * origin). store_sa_add_logged is store_sa_add with that add event.
+ * store_sa_gone_logged ends row id's life at at (as store_sa_set_state to
+ * STORE_SA_GONE; a row already gone keeps its end) with that delete event:
+ * -ENOENT if there is no such row or it holds a delete event already (the
+ * caller then appends the event with store_event_add_for_sa or
+ * store_event_add). msg: a string shorter than STORE_MSG_LEN.
+ */
+int store_sa_add_logged(struct store *s, const struct store_sa *sa, int64_t at, const char *msg,
+			int64_t *id);
+int store_sa_gone_logged(struct store *s, int64_t id, int64_t at, const char *msg);
 
 /*
  * Meta key/value pairs (STORE_META_*). store_meta_set with value NULL

@@ -296,6 +296,22 @@ static const char *add_message(struct ledger *l, const struct mon_sa *e)
 
 static void write_sa(struct ledger *l, struct mon_sa *e, bool added, int64_t at)
 {
+	struct store *s;
+	struct store_sa row;
+	int ret;
+
+	/*
+	 * A new row and its add event: one row (store_sa_add_logged). What
+	 * else happens to be an add (a row there already, a resync) is written
+	 * as before, the event in a row of its own.
+	 */
+	if (added && !l->syncing && !e->store_id && (s = writable(l))) {
+		to_row(e, &row, at);
+		ret = store_sa_add_logged(s, &row, at, add_message(l, e), &e->store_id);
+		if (ret && ret != -EINVAL)
+			fail(l, ret, "SA");
+		return;
+	}
 	record(l, e, at);
 	if (added)
 		event(l, at, "add", e, NULL, add_message(l, e));
@@ -313,13 +329,33 @@ static bool end_row(struct ledger *l, struct store *s, int64_t store_id, int64_t
 	return true;
 }
 
+/*
+ * Row store_id's end and its delete event, in the row (store_sa_gone_logged):
+ * 1 done, 0 if the row cannot hold it (none, or it holds a delete already),
+ * -1 if s failed.
+ */
+static int end_row_logged(struct ledger *l, struct store *s, int64_t store_id, const char *why,
+			  int64_t at)
+{
+	int ret = store_sa_gone_logged(s, store_id, at, why);
+
+	if (ret == 0)
+		return 1;
+	if (ret == -ENOENT || ret == -EINVAL)
+		return 0;
+	fail(l, ret, "SA gone");
+	return -1;
+}
+
 static void write_gone(struct ledger *l, const struct mon_sa *e, const char *why, int64_t at)
 {
 	struct store *s = writable(l);
+	int done = 0;
 
-	if (s && e->store_id)
+	if (s && e->store_id && (done = end_row_logged(l, s, e->store_id, why, at)) == 0)
 		end_row(l, s, e->store_id, at);
-	event(l, at, "delete", e, NULL, why);
+	if (done == 0)
+		event(l, at, "delete", e, NULL, why);
 }
 
 /* write_gone for an entry whose row is written, from the row: the entry has gone. */
@@ -328,7 +364,9 @@ static void write_gone_row(struct ledger *l, int64_t store_id, const char *why, 
 	struct store *s = writable(l);
 	int ret;
 
-	if (!s || !end_row(l, s, store_id, at))
+	if (!s || (ret = end_row_logged(l, s, store_id, why, at)) != 0)
+		return;
+	if (!end_row(l, s, store_id, at))
 		return;
 	ret = store_event_add_for_sa(s, store_id, at, STORE_EV_DELETE, why);
 	if (ret && ret != -ENOENT && ret != -EINVAL)

@@ -25,6 +25,7 @@
 #include "fixture.h"
 #include "rotate/keysched.h"
 #include "store/store.h"
+#include "store/store_test.h"
 #include "svc/daemon/ledger.h"
 
 struct fixture {
@@ -156,6 +157,15 @@ static size_t events(struct fixture *f, struct store_event **rows)
 	return n;
 }
 
+/* Rows of the event table: an add or delete the ledger wrote is kept in its SA's row (v7). */
+static int64_t event_rows(struct fixture *f)
+{
+	int64_t n = -1;
+
+	assert_int_equal(store_test_query_int(f->dir, "SELECT count(*) FROM event", &n), 0);
+	return n;
+}
+
 static int64_t live_id(struct fixture *f, uint32_t spi, struct store_sa *out)
 {
 	struct store *s = reader(f);
@@ -221,6 +231,7 @@ static void test_gone_before_commit(void **state)
 	assert_true(ev[2].sa_id > 0);
 	assert_int_equal(ev[2].sa_id, ev[0].sa_id);
 	store_list_free(ev);
+	assert_int_equal(event_rows(f), 0);
 	assert_int_equal(live_id(f, 0x12345603, &row), 0); /* gone */
 	s = reader(f);
 	{
@@ -255,6 +266,7 @@ static void test_gone_after_commit(void **state)
 	turn(f);
 	assert_int_equal(live_id(f, 0x12345609, &row), 0);
 	assert_int_equal(events(f, &ev), 2);
+	assert_int_equal(event_rows(f), 0);
 	assert_int_equal(ev[1].kind, STORE_EV_DELETE);
 	assert_int_equal(ev[1].sa_id, id);
 	assert_int_equal(ev[1].spi, 0x12345609);

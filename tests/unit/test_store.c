@@ -983,6 +983,114 @@ static void event_for_sa(void **state)
 	store_close(s);
 }
 
+/* The kinds of events[0..n) in order, as one string ("add,delete,..."). */
+static const char *kinds_of(const struct store_event *rows, size_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+					store_event_kind_name(rows[i].kind));
+	return buf;
+}
+
+/*
+ * v7: an add or delete event kept in its SA's row lists as the event it is,
+ * with the row's fields, in the order the events were recorded among the
+ * event rows (all in the same second here), also after a reopen; a second
+ * delete is refused (-ENOENT: the caller writes an event row); a rolled-back
+ * transaction leaves nothing; the counts include them.
+ */
+static void events_kept_in_sa_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_writer(f);
+	struct store_sa a = make_sa(0x3a01, "192.0.2.1", "198.51.100.7", T0);
+	struct store_sa b = make_sa(0x3a02, "192.0.2.1", "198.51.100.7", T0);
+	struct store_sa c = make_sa(0x3a03, "192.0.2.1", "198.51.100.7", T0);
+	struct store_event ev = { .at = T0, .kind = STORE_EV_EXPIRE_SOFT };
+	struct store_event *rows;
+	int64_t ida = 0, idb = 0, idc = 0;
+	struct store_sa row;
+	uint64_t n = 0;
+	size_t nrows;
+	char kinds[256];
+
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_sa_add_logged(s, &a, T0, "added by sakeyd", &ida), 0);
+	assert_int_equal(store_event_add(s, &ev, NULL), 0);
+	assert_int_equal(store_sa_add_logged(s, &b, T0, "added via netlink (ip xfrm)", &idb), 0);
+	assert_int_equal(store_sa_gone_logged(s, ida, T0, "deleted (rotation)"), 0);
+	assert_int_equal(store_sa_gone_logged(s, ida, T0, "again"), -ENOENT);
+	assert_int_equal(store_sa_gone_logged(s, ida + 100, T0, "none"), -ENOENT);
+	assert_int_equal(store_commit(s), 0);
+
+	assert_int_equal(store_event_list(s, 0, NULL, &rows, &nrows), 0);
+	assert_string_equal(kinds_of(rows, nrows, kinds, sizeof(kinds)),
+			    "add,expire-soft,add,delete");
+	assert_int_equal(rows[0].sa_id, ida);
+	assert_string_equal(rows[0].link, "l1");
+	assert_int_equal(rows[0].spi, 0x3a01);
+	assert_string_equal(rows[0].src, "192.0.2.1");
+	assert_string_equal(rows[0].dst, "198.51.100.7");
+	assert_int_equal(rows[0].proto, 50);
+	assert_int_equal(rows[0].origin_pid, 4242);
+	assert_string_equal(rows[0].message, "added by sakeyd");
+	assert_string_equal(rows[2].message, "added via netlink (ip xfrm)");
+	assert_int_equal(rows[3].sa_id, ida);
+	assert_string_equal(rows[3].message, "deleted (rotation)");
+	for (size_t i = 1; i < nrows; i++)
+		assert_true(rows[i].id > rows[i - 1].id);
+	store_list_free(rows);
+	assert_int_equal(store_sa_get(s, ida, &row), 0);
+	assert_int_equal(row.state, STORE_SA_GONE);
+	assert_int_equal(row.gone_at, T0);
+
+	/* A rolled-back add and delete leave no event behind. */
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(store_sa_add_logged(s, &c, T0 + 1, "added by sakeyd", &idc), 0);
+	assert_int_equal(store_sa_gone_logged(s, idb, T0 + 1, "deleted (rotation)"), 0);
+	store_rollback(s);
+	store_close(s);
+
+	/* After a reopen, new events come after the old ones, rows or not. */
+	s = open_writer(f);
+	assert_int_equal(store_sa_add_logged(s, &c, T0, "added by sakeyd", &idc), 0);
+	assert_int_equal(store_sa_set_state(s, idb, STORE_SA_GONE, T0 + 5), 0);
+	/* A row already gone keeps its end and takes the delete event. */
+	assert_int_equal(store_sa_gone_logged(s, idb, T0 + 9, "deleted (expired)"), 0);
+	assert_int_equal(store_sa_get(s, idb, &row), 0);
+	assert_int_equal(row.gone_at, T0 + 5);
+	assert_int_equal(store_event_add(s, &ev, NULL), 0);
+	store_close(s);
+
+	s = open_reader(f);
+	assert_int_equal(store_event_list(s, 0, NULL, &rows, &nrows), 0);
+	assert_string_equal(kinds_of(rows, nrows, kinds, sizeof(kinds)),
+			    "add,expire-soft,add,delete,add,expire-soft,delete");
+	assert_int_equal(rows[4].sa_id, idc);
+	assert_int_equal(rows[6].at, T0 + 9);
+	store_list_free(rows);
+	assert_int_equal(store_event_list(s, T0 + 1, NULL, &rows, &nrows), 0);
+	assert_int_equal(nrows, 1);
+	store_list_free(rows);
+	assert_int_equal(store_event_count(s, STORE_EV_ADD, 0, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_event_count(s, STORE_EV_DELETE, 0, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_event_count(s, STORE_EV_DELETE, T0 + 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_event_count(s, STORE_EV_EXPIRE_SOFT, 0, &n), 0);
+	assert_int_equal(n, 2);
+	/* Only a link's own. */
+	assert_int_equal(store_event_list(s, 0, "l2", &rows, &nrows), 0);
+	assert_int_equal(nrows, 0);
+	store_list_free(rows);
+	assert_int_equal(store_sa_add_logged(s, &a, T0, "x", NULL), -EROFS);
+	store_close(s);
+}
+
 static void events_round_trip(void **state)
 {
 	struct fixture *f = *state;
@@ -1942,6 +2050,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sa_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_reconciles, setup, teardown),
 		cmocka_unit_test_setup_teardown(events_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(events_kept_in_sa_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(rotations_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(meta_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(prune_by_retention, setup, teardown),
