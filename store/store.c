@@ -1648,6 +1648,18 @@ int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64
 	return insert_sa(s, sa, &in, sa->added_at ? sa->added_at : now, NULL, id);
 }
 
+int store_sa_seen_id(struct store *s, int64_t id)
+{
+	int err;
+
+	if (!s->syncing)
+		return store_sql_fail(&s->sql, -EINVAL,
+				      "sync: store_sa_seen_id without store_sa_sync_begin");
+	if ((err = store_sql_write_ok(&s->sql)))
+		return err;
+	return sync_mark(s, id);
+}
+
 int store_sa_sync_end(struct store *s, int64_t now, uint64_t *gone)
 {
 	sqlite3_stmt *st;
