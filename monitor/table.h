@@ -45,6 +45,12 @@ struct mon_sa {
 	bool soft_alerted : 1, hard_alerted : 1, age_alerted : 1;
 	bool was_mature : 1; /* the kernel once described it mature: its soft expiry came later */
 	bool quiet_sent : 1; /* XFRM: its first-packet reports were turned off */
+	/*
+	 * Its key_fp is the one sakeyd derives for it (a pass compared them):
+	 * later passes need not derive it again. Cleared when the kernel
+	 * reports another key (sadb_fill_entry) and at every configuration swap.
+	 */
+	bool fp_checked : 1;
 };
 
 struct mon_table;
