@@ -28,17 +28,29 @@ struct mon_sa {
 	uint64_t bytes, packets;
 	struct mon_limits soft, hard;
 	int64_t store_id;    /* ledger row, 0 if none */
-	enum mon_state state;
+	/*
+	 * The ledger's digest of what it last wrote to that row (0: none): a
+	 * refresh dump that finds the entry as it was touches no row.
+	 */
+	uint64_t ledger_sum;
 	uint32_t origin_pid; /* pid stamped on the ADD that created it (0: netlink, ip xfrm) */
 	uint32_t ledger_slot; /* the ledger's queued write of this entry, + 1; 0: none */
 	/* Key schedule v2: its replay state (or, PF_KEY, that it carried traffic) is recorded. */
 	uint32_t replay_seq; /* the sequence number recorded */
-	bool replay_recorded;
-	bool managed;
-	bool seen;           /* resync mark */
-	bool soft_alerted, hard_alerted, age_alerted;
-	bool was_mature; /* the kernel once described it mature: its soft expiry came later */
-	bool quiet_sent;     /* XFRM: its first-packet reports were turned off */
+	uint8_t state;       /* enum mon_state */
+	/* Flags, one bit each: an entry per SA in the kernel. */
+	bool replay_recorded : 1;
+	bool managed : 1;
+	bool seen : 1; /* resync mark */
+	bool soft_alerted : 1, hard_alerted : 1, age_alerted : 1;
+	bool was_mature : 1; /* the kernel once described it mature: its soft expiry came later */
+	bool quiet_sent : 1; /* XFRM: its first-packet reports were turned off */
+	/*
+	 * Its key_fp is the one sakeyd derives for it (a pass compared them):
+	 * later passes need not derive it again. Cleared when the kernel
+	 * reports another key (sadb_fill_entry) and at every configuration swap.
+	 */
+	bool fp_checked : 1;
 };
 
 struct mon_table;

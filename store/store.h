@@ -325,6 +325,11 @@ int store_sa_set_state(struct store *s, int64_t id, enum store_sa_state state, i
  */
 int store_sa_sync_begin(struct store *s);
 int store_sa_seen(struct store *s, const struct store_sa *sa, int64_t now, int64_t *id);
+/*
+ * store_sa_seen of an SA the caller knows row id holds as it is (the row
+ * it last wrote, live, in this store): the row is only marked seen.
+ */
+int store_sa_seen_id(struct store *s, int64_t id);
 int store_sa_sync_end(struct store *s, int64_t now, uint64_t *gone);
 
 /* Append an event / a rotation; *id (if not NULL) the new row. */

@@ -99,6 +99,12 @@ struct ledger {
 	bool adopted; /* rotations found installed at start-up are recorded */
 	bool schedules_stale; /* the links' STORE_META_SCHEDULE rows are to be written */
 	uint64_t txn_seen_ms; /* loop time the open transaction was first seen; 0: none */
+	/*
+	 * Opened stores so far: the digests of written rows (mon_sa.ledger_sum,
+	 * row_sum) are taken with it, so a reopened store (a failed write is
+	 * rolled back, a replaced file is empty) matches none of them.
+	 */
+	uint64_t store_gen;
 	unsigned long errors;
 	/*
 	 * Writes held until the commit (see struct lq_item): blocks of
@@ -129,6 +135,7 @@ static void close_store(struct ledger *l, bool final)
 			 msg);
 	store_close(l->store);
 	l->store = NULL;
+	l->store_gen++; /* what the entries' ledger_sum say of its rows no longer holds */
 }
 
 static int64_t now_of(struct ledger *l)
@@ -266,16 +273,53 @@ static void event(struct ledger *l, int64_t at, const char *kind, const struct m
 		fail(l, ret, "event");
 }
 
+/*
+ * A digest of what row says (its counters' time left out: a refresh sets
+ * it every time) in this store (store_gen), never 0: FNV-1a's step on
+ * 64-bit words, each followed by a shift to fold the high bits down. An
+ * equality check against accidents (the rows are the kernel's and
+ * sakeyd's), not a cryptographic hash.
+ */
+static uint64_t row_sum(const struct ledger *l, const struct store_sa *row)
+{
+	const unsigned char *p;
+	uint64_t h = 0xcbf29ce484222325ULL ^ l->store_gen, w;
+	struct store_sa r;
+	size_t i = 0;
+
+	memcpy(&r, row, sizeof(r)); /* padding too: to_row zeroed it first */
+	r.last_counters_at = 0;
+	p = (const unsigned char *)&r;
+	for (; i + sizeof(w) <= sizeof(r); i += sizeof(w)) {
+		memcpy(&w, p + i, sizeof(w));
+		h = (h ^ w) * 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	for (; i < sizeof(r); i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h ? h : 1;
+}
+
 static void record(struct ledger *l, struct mon_sa *e, int64_t now)
 {
 	struct store *s = writable(l);
 	struct store_sa row;
+	uint64_t sum;
 	int ret;
 
 	if (!s)
 		return;
 	to_row(e, &row, now);
-	if (l->syncing)
+	sum = row_sum(l, &row);
+	/*
+	 * A refresh dump tells the ledger of every SA, mostly as it was: an
+	 * entry whose row this store holds as it would write it now is only
+	 * marked seen (the row's find, its comparison and its address
+	 * checks were most of a refresh's cost).
+	 */
+	if (l->syncing && e->store_id && e->ledger_sum == sum)
+		ret = store_sa_seen_id(s, e->store_id);
+	else if (l->syncing)
 		ret = store_sa_seen(s, &row, now, &e->store_id);
 	else if (e->store_id)
 		ret = store_sa_update(s, e->store_id, &row);
@@ -283,6 +327,7 @@ static void record(struct ledger *l, struct mon_sa *e, int64_t now)
 		ret = store_sa_add(s, &row, &e->store_id);
 	if (ret == -ENOENT && !l->syncing)
 		ret = store_sa_add(s, &row, &e->store_id);
+	e->ledger_sum = ret ? 0 : sum;
 	if (ret && ret != -EINVAL)
 		fail(l, ret, "SA");
 }
@@ -308,6 +353,7 @@ static void write_sa(struct ledger *l, struct mon_sa *e, bool added, int64_t at)
 	if (added && !l->syncing && !e->store_id && (s = writable(l))) {
 		to_row(e, &row, at);
 		ret = store_sa_add_logged(s, &row, at, add_message(l, e), &e->store_id);
+		e->ledger_sum = ret ? 0 : row_sum(l, &row);
 		if (ret && ret != -EINVAL)
 			fail(l, ret, "SA");
 		return;

@@ -123,9 +123,16 @@ void sadb_fill_entry(const struct pfkey_msg *m, struct mon_sa *e, bool created)
 		if (m->present & PFKEY_EXT_BIT(SADB_EXT_KEY_AUTH) && m->key_auth.data)
 			alen = (m->key_auth.bits + 7u) / 8;
 		/* Hashed where they lie: no copy of the key bytes to wipe. */
-		if (elen + alen <= ROT_KEYMAT_MAX * 2)
+		if (elen + alen <= ROT_KEYMAT_MAX * 2) {
+			char fp[sizeof(e->sa.key_fp)];
+
 			rot_fingerprint2(m->key_enc.data, elen, alen ? m->key_auth.data : NULL, alen,
-					 e->sa.key_fp);
+					 fp);
+			if (strcmp(fp, e->sa.key_fp) != 0) {
+				memcpy(e->sa.key_fp, fp, sizeof(fp));
+				e->fp_checked = false;
+			}
+		}
 	}
 }
 
@@ -159,7 +166,10 @@ void sadb_fill_own_entry(const struct rot_sa *sa, uint32_t pid, int64_t now, str
 	e->hard = hard;
 	if (created)
 		e->origin_pid = pid;
-	memcpy(e->sa.key_fp, sa->key_fp, sizeof(e->sa.key_fp));
+	if (strcmp(e->sa.key_fp, sa->key_fp) != 0) {
+		memcpy(e->sa.key_fp, sa->key_fp, sizeof(e->sa.key_fp));
+		e->fp_checked = false;
+	}
 }
 
 static void fill_sa_id(struct pfkey_msg *m, uint8_t type, const struct rot_sa *sa)

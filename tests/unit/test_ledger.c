@@ -386,6 +386,83 @@ static void test_store_fails(void **state)
 	drop(f, b, "flushed");
 }
 
+/* A refresh dump as the daemon reports it to the ledger: every entry of the table, then the end. */
+static void refresh(struct fixture *f, struct mon_sa *const *es, size_t n)
+{
+	f->d.obs->resync_begin(f->d.obs->self);
+	for (size_t i = 0; i < n; i++)
+		f->d.obs->sa_changed(f->d.obs->self, es[i]);
+	f->d.obs->synced(f->d.obs->self, n);
+	turn(f);
+}
+
+static int64_t row_int(struct fixture *f, const char *col, int64_t id)
+{
+	char sql[128];
+	int64_t v = -1;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM sa WHERE id = %lld", col, (long long)id);
+	assert_int_equal(store_test_query_int(f->dir, sql, &v), 0);
+	return v;
+}
+
+/*
+ * A refresh that finds an entry as the ledger last wrote it only marks its
+ * row seen: the row stays live, and is not read (a change made behind the
+ * ledger's back stays); a changed entry is written; after the store was
+ * reopened (here: the file replaced), nothing the ledger wrote before is
+ * trusted, and the refresh records the entry in the new file.
+ */
+static void test_refresh_unchanged(void **state)
+{
+	struct fixture *f = *state;
+	struct mon_sa *a = put(f, 0x1234560a), *b = put(f, 0x1234560b);
+	struct mon_sa *both[] = { a, b };
+	struct store_sa row;
+	char path[160];
+	int64_t ida, idb;
+
+	f->d.obs->sa_added(f->d.obs->self, a, false);
+	f->d.obs->sa_added(f->d.obs->self, b, false);
+	turn(f);
+	ida = live_id(f, 0x1234560a, &row);
+	idb = live_id(f, 0x1234560b, &row);
+	assert_true(ida > 0 && idb > 0);
+
+	refresh(f, both, 2);
+	assert_int_equal(live_id(f, 0x1234560a, &row), ida);
+	assert_int_equal(live_id(f, 0x1234560b, &row), idb);
+
+	assert_int_equal(store_test_exec(f->dir, "UPDATE sa SET packets = 77"), 0);
+	b->bytes = 500;
+	refresh(f, both, 2);
+	assert_int_equal(row_int(f, "packets", ida), 77); /* a: only marked seen */
+	assert_int_equal(row_int(f, "bytes", idb), 500); /* b: written */
+	assert_int_equal(row_int(f, "packets", idb), 0);
+	assert_int_equal(live_id(f, 0x1234560a, &row), ida);
+
+	/* Only a in the next dump: b's row ends. */
+	refresh(f, both, 1);
+	assert_int_equal(live_id(f, 0x1234560a, &row), ida);
+	assert_int_equal(live_id(f, 0x1234560b, &row), 0);
+
+	/* The file replaced: the commit notices, the store is reopened (REOPEN_MS later). */
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STORE_DB_NAME);
+	assert_int_equal(unlink(path), 0);
+	a->bytes = 1; /* a write, so that the commit finds the file gone */
+	f->d.obs->sa_changed(f->d.obs->self, a);
+	turn(f);
+	for (int i = 0; i < 200 && access(path, F_OK) != 0; i++) {
+		usleep(50 * 1000);
+		uv_run(&f->d.loop, UV_RUN_NOWAIT);
+	}
+	assert_int_equal(access(path, F_OK), 0);
+	/* a as last written (into the transaction that failed): recorded anew all the same. */
+	refresh(f, both, 1);
+	assert_true(live_id(f, 0x1234560a, &row) > 0);
+	assert_int_equal(row.bytes, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +473,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_alert_after_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_unchanged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
