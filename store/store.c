@@ -1441,20 +1441,9 @@ static int insert_sa(struct store *s, const struct store_sa *sa, const struct sa
 	return sync_mark(s, sqlite3_last_insert_rowid(s->sql.db));
 }
 
-int store_sa_add(struct store *s, const struct store_sa *sa, int64_t *id)
-{
-	struct sa_in in;
-	int err;
-
-	if ((err = store_sql_write_ok(&s->sql)) || (err = check_sa(s, sa, &in)))
-		return err;
-	if (sa->added_at == 0)
-		return store_sql_fail(&s->sql, -EINVAL, "sa add: added_at not set");
-	return insert_sa(s, sa, &in, sa->added_at, NULL, id);
-}
-
-int store_sa_add_logged(struct store *s, const struct store_sa *sa, int64_t at, const char *msg,
-			int64_t *id)
+/* store_sa_add, and if logged its add event at at with msg (store_sa_add_logged). */
+static int add_sa(struct store *s, const struct store_sa *sa, bool logged, int64_t at,
+		  const char *msg, int64_t *id)
 {
 	struct ev_note add;
 	struct sa_in in;
@@ -1464,9 +1453,20 @@ int store_sa_add_logged(struct store *s, const struct store_sa *sa, int64_t at, 
 		return err;
 	if (sa->added_at == 0)
 		return store_sql_fail(&s->sql, -EINVAL, "sa add: added_at not set");
-	if ((err = ev_note_make(s, at, msg, &add)))
+	if (logged && (err = ev_note_make(s, at, msg, &add)))
 		return err;
-	return insert_sa(s, sa, &in, sa->added_at, &add, id);
+	return insert_sa(s, sa, &in, sa->added_at, logged ? &add : NULL, id);
+}
+
+int store_sa_add(struct store *s, const struct store_sa *sa, int64_t *id)
+{
+	return add_sa(s, sa, false, 0, NULL, id);
+}
+
+int store_sa_add_logged(struct store *s, const struct store_sa *sa, int64_t at, const char *msg,
+			int64_t *id)
+{
+	return add_sa(s, sa, true, at, msg, id);
 }
 
 static int update_sa(struct store *s, int64_t id, const struct store_sa *sa)
@@ -1726,8 +1726,7 @@ int store_event_add(struct store *s, const struct store_event *ev, int64_t *id)
 int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
 			   enum store_event_kind kind, const char *msg)
 {
-	char message[STORE_MSG_LEN];
-	int64_t ev_id = 0;
+	struct ev_note note;
 	sqlite3_stmt *st;
 	int err, rc;
 
@@ -1735,18 +1734,15 @@ int store_event_add_for_sa(struct store *s, int64_t sa_id, int64_t at,
 		return err;
 	if (!store_event_kind_name(kind))
 		return store_sql_fail(&s->sql, -EINVAL, "event kind: %d unknown", (int)kind);
-	/* Not fits(): msg is a string literal, shorter than the buffer fits() would read. */
-	if (!msg || strnlen(msg, sizeof(message)) == sizeof(message))
-		return store_sql_fail(&s->sql, -EINVAL, "event message: missing or too long");
-	clean_text(msg, message);
-	if ((err = ev_take(s, &ev_id)) || (err = store_sql_stmt_get(&s->sql, ST_EV_FROM_SA, &st)))
+	if ((err = ev_note_make(s, at, msg, &note)) ||
+	    (err = store_sql_stmt_get(&s->sql, ST_EV_FROM_SA, &st)))
 		return err;
-	rc = sqlite3_bind_int64(st, 1, at);
+	rc = sqlite3_bind_int64(st, 1, note.at);
 	store_sql_keep(&rc,
 		       sqlite3_bind_text(st, 2, store_event_kind_name(kind), -1, SQLITE_STATIC));
-	store_sql_keep(&rc, sqlite3_bind_text(st, 3, message, -1, SQLITE_STATIC));
+	store_sql_keep(&rc, sqlite3_bind_text(st, 3, note.message, -1, SQLITE_STATIC));
 	store_sql_keep(&rc, sqlite3_bind_int64(st, 4, sa_id));
-	store_sql_keep(&rc, sqlite3_bind_int64(st, 5, ev_id));
+	store_sql_keep(&rc, sqlite3_bind_int64(st, 5, note.id));
 	if ((err = store_sql_bind_check(&s->sql, rc, st)) ||
 	    (err = store_sql_run(&s->sql, st, "event for SA")))
 		return err;

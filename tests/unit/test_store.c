@@ -946,6 +946,18 @@ static int stop_cb(const struct store_event *ev, void *arg)
 	return 42;
 }
 
+/* ev is about row sa_id, a make_sa(spi, "192.0.2.1", "198.51.100.7", ...): the row's fields. */
+static void assert_event_of_sa(const struct store_event *ev, int64_t sa_id, uint32_t spi)
+{
+	assert_int_equal(ev->sa_id, sa_id);
+	assert_string_equal(ev->link, "l1");
+	assert_int_equal(ev->spi, spi);
+	assert_string_equal(ev->src, "192.0.2.1");
+	assert_string_equal(ev->dst, "198.51.100.7");
+	assert_int_equal(ev->proto, 50);
+	assert_int_equal(ev->origin_pid, 4242);
+}
+
 /* An event made from an SA row: its fields are the row's; no row, no event. */
 static void event_for_sa(void **state)
 {
@@ -970,13 +982,7 @@ static void event_for_sa(void **state)
 	assert_int_equal(nrows, 2);
 	assert_int_equal(rows[0].at, T0 + 9);
 	assert_int_equal(rows[0].kind, STORE_EV_DELETE);
-	assert_int_equal(rows[0].sa_id, sa_id);
-	assert_string_equal(rows[0].link, "l1");
-	assert_int_equal(rows[0].spi, 0x2a02);
-	assert_string_equal(rows[0].src, "192.0.2.1");
-	assert_string_equal(rows[0].dst, "198.51.100.7");
-	assert_int_equal(rows[0].proto, 50);
-	assert_int_equal(rows[0].origin_pid, 4242);
+	assert_event_of_sa(&rows[0], sa_id, 0x2a02);
 	assert_string_equal(rows[0].message, "deleted (rotation)");
 	assert_null(strstr(rows[1].message, "0123456789abcdef"));
 	store_list_free(rows);
@@ -1029,13 +1035,7 @@ static void events_kept_in_sa_rows(void **state)
 	assert_int_equal(store_event_list(s, 0, NULL, &rows, &nrows), 0);
 	assert_string_equal(kinds_of(rows, nrows, kinds, sizeof(kinds)),
 			    "add,expire-soft,add,delete");
-	assert_int_equal(rows[0].sa_id, ida);
-	assert_string_equal(rows[0].link, "l1");
-	assert_int_equal(rows[0].spi, 0x3a01);
-	assert_string_equal(rows[0].src, "192.0.2.1");
-	assert_string_equal(rows[0].dst, "198.51.100.7");
-	assert_int_equal(rows[0].proto, 50);
-	assert_int_equal(rows[0].origin_pid, 4242);
+	assert_event_of_sa(&rows[0], ida, 0x3a01);
 	assert_string_equal(rows[0].message, "added by sakeyd");
 	assert_string_equal(rows[2].message, "added via netlink (ip xfrm)");
 	assert_int_equal(rows[3].sa_id, ida);
